@@ -1,0 +1,15 @@
+//! Skerry's A/B boot state: which slot the bootloader starts, how many tries a slot on
+//! trial has left, and which slots are known good.
+//!
+//! The decisions live in one pure state machine ([`BootState`]); backends only persist it
+//! in the formats real bootloaders read.
+//!
+//! # Layout
+//! - [`state`]: slots, boot order, the transitions and the bootloader's power-on step.
+//! - [`store`]: the [`BootStore`] trait every backend implements.
+
+pub mod state;
+pub mod store;
+
+pub use state::{BootError, BootState, SlotName, SlotState, SlotStatus, MAX_TRIES};
+pub use store::{BootStore, StoreError};

@@ -1,0 +1,37 @@
+//! `skerryctl`: the operator's one tool. This file only wires subcommands to modules.
+
+use clap::{Parser, Subcommand};
+
+mod boot;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "skerryctl",
+    version,
+    about = "Operate Skerry devices and releases"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Offline A/B boot-state commands for manufacturing and debugging.
+    #[command(subcommand)]
+    Boot(boot::BootCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Boot(cmd) => boot::run(cmd),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("skerryctl: error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

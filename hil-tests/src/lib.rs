@@ -1,0 +1,1 @@
+//! placeholder, replaced by its issue's work
