@@ -8,13 +8,16 @@
 //! - [`state`]: slots, boot order, the transitions and the bootloader's power-on step.
 //! - [`store`]: the [`BootStore`] trait every backend implements.
 //! - [`medium`]: the bytes a store lives in (file, block device, or power-cut memory).
+//! - [`spec`]: store specifications as operators write them (`uboot:PATH,redundant`).
 //! - [`conformance`]: the suite every backend passes, torn writes included.
 
 pub mod conformance;
 pub mod medium;
+pub mod spec;
 pub mod state;
 pub mod store;
 
 pub use medium::{FileMedium, Medium, PowerCutMedium};
 pub use state::{BootError, BootState, SlotName, SlotState, SlotStatus, MAX_TRIES};
+pub use spec::{SpecError, StoreSpec};
 pub use store::{BootStore, StoreError};
