@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod boot;
+mod release;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,12 +21,16 @@ enum Command {
     /// Offline A/B boot-state commands for manufacturing and debugging.
     #[command(subcommand)]
     Boot(boot::BootCommand),
+    /// Keys and the signed release repository (TUF).
+    #[command(subcommand)]
+    Release(release::ReleaseCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Boot(cmd) => boot::run(cmd),
+        Command::Release(cmd) => release::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,196 @@
+//! `skerryctl release …`: keys and the signed release repository (see `release/README.md`).
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use clap::Subcommand;
+use skerry_chunks::ChunkParams;
+use skerry_release::{AddImage, Expiries, KeySet, Repository};
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Create ed25519 keys for the four TUF roles.
+    Keygen {
+        /// Directory to create the keys in (must not hold keys yet).
+        #[arg(long)]
+        out: PathBuf,
+        /// How many root keys to make.
+        #[arg(long, default_value_t = 1)]
+        root_keys: usize,
+    },
+    /// Write the initial root metadata and an empty first release.
+    Init {
+        #[arg(long)]
+        keys: PathBuf,
+        #[arg(long)]
+        repo: PathBuf,
+        /// Root signatures required (at most the number of root keys).
+        #[arg(long, default_value_t = 1)]
+        threshold: u32,
+        /// How long the root stays valid, like 365d.
+        #[arg(long, default_value = "365d")]
+        expires: String,
+    },
+    /// Cut an image into chunks and publish it as a new release of a board.
+    Add {
+        #[arg(long)]
+        keys: PathBuf,
+        #[arg(long)]
+        repo: PathBuf,
+        #[arg(long)]
+        board: String,
+        /// Semantic version, like 1.4.0.
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        image: PathBuf,
+        #[arg(long, default_value = "stable")]
+        channel: String,
+        /// How long targets and snapshot stay valid.
+        #[arg(long, default_value = "90d")]
+        expires: String,
+        /// How long the timestamp stays valid.
+        #[arg(long, default_value = "7d")]
+        timestamp_expires: String,
+        /// zstd level of the chunks.
+        #[arg(long, default_value_t = skerry_release::pack::DEFAULT_LEVEL)]
+        level: i32,
+    },
+    /// Publish a new root with new keys, signed by the old root keys and the new.
+    RotateRoot {
+        /// The current keys.
+        #[arg(long)]
+        keys: PathBuf,
+        /// The new keys (from `keygen`).
+        #[arg(long)]
+        new_keys: PathBuf,
+        #[arg(long)]
+        repo: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        threshold: u32,
+        #[arg(long, default_value = "365d")]
+        expires: String,
+    },
+    /// Re-sign timestamp.json alone (run it more often than it expires).
+    Timestamp {
+        #[arg(long)]
+        keys: PathBuf,
+        #[arg(long)]
+        repo: PathBuf,
+        #[arg(long, default_value = "7d")]
+        expires: String,
+    },
+}
+
+pub fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
+    let now = SystemTime::now();
+    let dur = |s: &str| skerry_tuf::parse_duration(s).context("bad --expires");
+    match cmd {
+        ReleaseCommand::Keygen { out, root_keys } => {
+            KeySet::generate(&out, root_keys)?;
+            println!(
+                "wrote {root_keys} root key(s) and targets, snapshot, timestamp keys to {}",
+                out.display()
+            );
+        }
+        ReleaseCommand::Init {
+            keys,
+            repo,
+            threshold,
+            expires,
+        } => {
+            let exp = Expiries {
+                root: dur(&expires)?,
+                ..Expiries::default()
+            };
+            skerry_release::init(
+                &KeySet::load(&keys)?,
+                &Repository::new(&repo),
+                threshold,
+                &exp,
+                now,
+            )?;
+            println!(
+                "initialized {} (root version 1, threshold {threshold})",
+                repo.display()
+            );
+        }
+        ReleaseCommand::Add {
+            keys,
+            repo,
+            board,
+            version,
+            image,
+            channel,
+            expires,
+            timestamp_expires,
+            level,
+        } => {
+            let exp = Expiries {
+                targets: dur(&expires)?,
+                snapshot: dur(&expires)?,
+                timestamp: dur(&timestamp_expires)?,
+                ..Expiries::default()
+            };
+            let add = AddImage {
+                board: &board,
+                version: &version,
+                channel: &channel,
+                image: &image,
+                params: ChunkParams::DEFAULT,
+                level,
+            };
+            let added = skerry_release::add_image(
+                &KeySet::load(&keys)?,
+                &Repository::new(&repo),
+                &add,
+                &exp,
+                now,
+            )?;
+            println!(
+                "released {board} {version}: {} bytes in {} chunks, pack {} bytes, index {} bytes (targets v{})",
+                added.image_len, added.chunks, added.pack_len, added.index_len, added.targets_version
+            );
+        }
+        ReleaseCommand::RotateRoot {
+            keys,
+            new_keys,
+            repo,
+            threshold,
+            expires,
+        } => {
+            let exp = Expiries {
+                root: dur(&expires)?,
+                ..Expiries::default()
+            };
+            let v = skerry_release::rotate_root(
+                &KeySet::load(&keys)?,
+                &KeySet::load(&new_keys)?,
+                &Repository::new(&repo),
+                threshold,
+                &exp,
+                now,
+            )?;
+            println!("published root version {v}");
+        }
+        ReleaseCommand::Timestamp {
+            keys,
+            repo,
+            expires,
+        } => {
+            let exp = Expiries {
+                timestamp: dur(&expires)?,
+                ..Expiries::default()
+            };
+            let v = skerry_release::resign_timestamp(
+                &KeySet::load(&keys)?,
+                &Repository::new(&repo),
+                &exp,
+                now,
+            )?;
+            println!("published timestamp version {v}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,396 @@
+//! The repository operations: `init`, `add`, root rotation, timestamp re-signing.
+//!
+//! Each operation writes new immutable files first and replaces `timestamp.json` last,
+//! so a client sees either the old repository or the new one, never a mix.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+use skerry_chunks::ChunkParams;
+use skerry_tuf::image::{consistent_path, index_target, pack_target, ImageCustom, ImageRelease};
+use skerry_tuf::{
+    Expiry, MetaFile, Role, RoleKeys, Root, SecretKey, Signed, Snapshot, TargetFile, Targets,
+    Timestamp, TufError, SPEC_VERSION,
+};
+
+use crate::error::ReleaseError;
+use crate::keys::KeySet;
+use crate::pack::pack_image;
+use crate::repo::{tmp_name, write_atomic, Repository};
+
+/// How long each role's metadata stays valid.
+#[derive(Debug, Clone, Copy)]
+pub struct Expiries {
+    pub root: Duration,
+    pub targets: Duration,
+    pub snapshot: Duration,
+    pub timestamp: Duration,
+}
+
+impl Default for Expiries {
+    fn default() -> Self {
+        const DAY: u64 = 86_400;
+        Self {
+            root: Duration::from_secs(365 * DAY),
+            targets: Duration::from_secs(90 * DAY),
+            snapshot: Duration::from_secs(30 * DAY),
+            timestamp: Duration::from_secs(7 * DAY),
+        }
+    }
+}
+
+/// Writes root version 1 and an empty first release.
+pub fn init(
+    keys: &KeySet,
+    repo: &Repository,
+    threshold: u32,
+    exp: &Expiries,
+    now: SystemTime,
+) -> Result<(), ReleaseError> {
+    let first = repo.metadata_dir().join("1.root.json");
+    if first.exists() {
+        return Err(ReleaseError::Exists { path: first });
+    }
+    let root = make_root(keys, threshold, 1, Expiry::after(now, exp.root))?;
+    let signed = Signed::sign(root.clone(), &keys.require_root()?)?;
+    std::fs::create_dir_all(repo.targets_dir()).map_err(ReleaseError::io(repo.targets_dir()))?;
+    repo.write_new_metadata("1.root.json", &signed.to_bytes()?)?;
+    publish(keys, repo, &root, BTreeMap::new(), [1, 1, 1], exp, now)
+}
+
+/// One image to release.
+#[derive(Debug, Clone)]
+pub struct AddImage<'a> {
+    pub board: &'a str,
+    pub version: &'a str,
+    pub channel: &'a str,
+    pub image: &'a Path,
+    pub params: ChunkParams,
+    pub level: i32,
+}
+
+/// What `add` published.
+#[derive(Debug, Clone)]
+pub struct AddedRelease {
+    pub index_target: String,
+    pub pack_target: String,
+    pub image_len: u64,
+    pub pack_len: u64,
+    pub index_len: u64,
+    pub chunks: u64,
+    pub targets_version: u64,
+}
+
+/// Cuts and publishes an image as a new release of its board.
+pub fn add_image(
+    keys: &KeySet,
+    repo: &Repository,
+    add: &AddImage<'_>,
+    exp: &Expiries,
+    now: SystemTime,
+) -> Result<AddedRelease, ReleaseError> {
+    crate::check_board(add.board)?;
+    crate::check_board(add.channel).map_err(|_| ReleaseError::BadName {
+        what: "channel",
+        value: add.channel.into(),
+    })?;
+    let version =
+        semver::Version::parse(add.version).map_err(|source| ReleaseError::BadVersion {
+            value: add.version.into(),
+            source,
+        })?;
+    let version = version.to_string();
+    let current = repo.current()?;
+    let idx_name = index_target(add.board, &version);
+    let pack_name = pack_target(add.board, &version);
+    if current.targets.signed.targets.contains_key(&idx_name) {
+        return Err(ReleaseError::AlreadyReleased {
+            board: add.board.into(),
+            version,
+        });
+    }
+    let dir = repo.targets_dir().join(add.board).join(&version);
+    std::fs::create_dir_all(&dir).map_err(ReleaseError::io(&dir))?;
+    let pack_tmp = tmp_name(&dir.join("image.pack"));
+    let packed = match pack_image(add.image, &pack_tmp, add.params, add.level) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = std::fs::remove_file(&pack_tmp);
+            return Err(e);
+        }
+    };
+    let pack_hex = hex::encode(packed.pack_sha256);
+    let index_hex = hex::encode(Sha256::digest(&packed.index));
+    let head_bytes = packed.head.encode();
+    let pack_path = repo
+        .targets_dir()
+        .join(consistent_path(&pack_name, &pack_hex));
+    std::fs::rename(&pack_tmp, &pack_path).map_err(ReleaseError::io(&pack_path))?;
+    let index_path = repo
+        .targets_dir()
+        .join(consistent_path(&idx_name, &index_hex));
+    write_atomic(&index_path, &packed.index)?;
+
+    let custom = ImageCustom {
+        skerry: ImageRelease {
+            board: add.board.into(),
+            version: version.clone(),
+            channel: add.channel.into(),
+            image_length: packed.image_len,
+            image_sha256: hex::encode(packed.image_sha256),
+            head_length: head_bytes.len() as u64,
+            head_sha256: hex::encode(Sha256::digest(&head_bytes)),
+            pack: pack_name.clone(),
+        },
+    };
+    let custom = serde_json::to_value(custom).map_err(|source| TufError::Json {
+        what: "image release fields".into(),
+        source,
+    })?;
+    let mut targets = current.targets.signed.targets.clone();
+    targets.insert(
+        idx_name.clone(),
+        target_file(packed.index.len() as u64, &index_hex, Some(custom)),
+    );
+    targets.insert(
+        pack_name.clone(),
+        target_file(packed.pack_len, &pack_hex, None),
+    );
+    let versions = next_versions(&current);
+    publish(
+        keys,
+        repo,
+        &current.root.signed,
+        targets,
+        versions,
+        exp,
+        now,
+    )?;
+    Ok(AddedRelease {
+        index_target: idx_name,
+        pack_target: pack_name,
+        image_len: packed.image_len,
+        pack_len: packed.pack_len,
+        index_len: packed.index.len() as u64,
+        chunks: packed.head.chunk_count,
+        targets_version: versions[0],
+    })
+}
+
+/// Re-signs `timestamp.json` alone with a new version and expiry.
+pub fn resign_timestamp(
+    keys: &KeySet,
+    repo: &Repository,
+    exp: &Expiries,
+    now: SystemTime,
+) -> Result<u64, ReleaseError> {
+    let current = repo.current()?;
+    check_role(
+        &current.root.signed,
+        Role::Timestamp,
+        &keys.timestamp,
+        &keys.dir,
+    )?;
+    let mut ts = current.timestamp.signed;
+    ts.version += 1;
+    ts.expires = Expiry::after(now, exp.timestamp);
+    let signed = Signed::sign(ts, &[&keys.timestamp])?;
+    write_atomic(
+        &repo.metadata_dir().join("timestamp.json"),
+        &signed.to_bytes()?,
+    )?;
+    Ok(signed.signed.version)
+}
+
+/// Publishes root `N+1` with `new`'s keys, signed by the old root keys and the new ones,
+/// then re-publishes the current targets under the new keys.
+pub fn rotate_root(
+    old: &KeySet,
+    new: &KeySet,
+    repo: &Repository,
+    threshold: u32,
+    exp: &Expiries,
+    now: SystemTime,
+) -> Result<u64, ReleaseError> {
+    let current = repo.current()?;
+    let old_root = &current.root.signed;
+    let old_ids = &old_root.role(Role::Root)?.keyids;
+    let mut signers: Vec<&SecretKey> = Vec::new();
+    for key in old.require_root()? {
+        if old_ids.contains(&key.key_id()?) {
+            signers.push(key);
+        }
+    }
+    if signers.is_empty() {
+        return Err(ReleaseError::WrongKeys {
+            dir: old.dir.clone(),
+            role: "root".into(),
+        });
+    }
+    let version = old_root.version + 1;
+    let root = make_root(new, threshold, version, Expiry::after(now, exp.root))?;
+    for key in new.require_root()? {
+        let id = key.key_id()?;
+        if !signers
+            .iter()
+            .any(|k| k.key_id().ok().as_ref() == Some(&id))
+        {
+            signers.push(key);
+        }
+    }
+    let signed = Signed::sign(root.clone(), &signers)?;
+    repo.write_new_metadata(&format!("{version}.root.json"), &signed.to_bytes()?)?;
+    let versions = next_versions(&current);
+    publish(
+        new,
+        repo,
+        &root,
+        current.targets.signed.targets,
+        versions,
+        exp,
+        now,
+    )?;
+    Ok(version)
+}
+
+fn next_versions(current: &crate::repo::Current) -> [u64; 3] {
+    [
+        current.targets.signed.version + 1,
+        current.snapshot.signed.version + 1,
+        current.timestamp.signed.version + 1,
+    ]
+}
+
+fn target_file(length: u64, sha256_hex: &str, custom: Option<serde_json::Value>) -> TargetFile {
+    TargetFile {
+        length,
+        hashes: BTreeMap::from([("sha256".to_string(), sha256_hex.to_string())]),
+        custom,
+    }
+}
+
+fn make_root(
+    keys: &KeySet,
+    threshold: u32,
+    version: u64,
+    expires: Expiry,
+) -> Result<Root, ReleaseError> {
+    let root_keys = keys.require_root()?;
+    if threshold == 0 || threshold as usize > root_keys.len() {
+        return Err(TufError::BadThreshold {
+            threshold,
+            keys: root_keys.len(),
+        }
+        .into());
+    }
+    let mut all = BTreeMap::new();
+    let mut ids = |ks: &[&SecretKey]| -> Result<Vec<String>, ReleaseError> {
+        let mut out = Vec::new();
+        for k in ks {
+            let id = k.key_id()?;
+            all.insert(id.clone(), k.public());
+            out.push(id);
+        }
+        Ok(out)
+    };
+    let roles = BTreeMap::from([
+        (
+            "root".to_string(),
+            RoleKeys {
+                keyids: ids(&root_keys)?,
+                threshold,
+            },
+        ),
+        ("targets".to_string(), one(ids(&[&keys.targets])?)),
+        ("snapshot".to_string(), one(ids(&[&keys.snapshot])?)),
+        ("timestamp".to_string(), one(ids(&[&keys.timestamp])?)),
+    ]);
+    Ok(Root {
+        kind: "root".into(),
+        spec_version: SPEC_VERSION.into(),
+        version,
+        expires,
+        consistent_snapshot: true,
+        keys: all,
+        roles,
+    })
+}
+
+fn one(keyids: Vec<String>) -> RoleKeys {
+    RoleKeys {
+        keyids,
+        threshold: 1,
+    }
+}
+
+fn check_role(root: &Root, role: Role, key: &SecretKey, dir: &Path) -> Result<(), ReleaseError> {
+    if root.role(role)?.keyids.contains(&key.key_id()?) {
+        Ok(())
+    } else {
+        Err(ReleaseError::WrongKeys {
+            dir: dir.into(),
+            role: role.name().into(),
+        })
+    }
+}
+
+/// Writes `V.targets.json`, `V.snapshot.json` and then `timestamp.json`.
+fn publish(
+    keys: &KeySet,
+    repo: &Repository,
+    root: &Root,
+    targets: BTreeMap<String, TargetFile>,
+    [targets_v, snapshot_v, timestamp_v]: [u64; 3],
+    exp: &Expiries,
+    now: SystemTime,
+) -> Result<(), ReleaseError> {
+    check_role(root, Role::Targets, &keys.targets, &keys.dir)?;
+    check_role(root, Role::Snapshot, &keys.snapshot, &keys.dir)?;
+    check_role(root, Role::Timestamp, &keys.timestamp, &keys.dir)?;
+    let targets = Targets {
+        kind: "targets".into(),
+        spec_version: SPEC_VERSION.into(),
+        version: targets_v,
+        expires: Expiry::after(now, exp.targets),
+        targets,
+    };
+    let targets_bytes = Signed::sign(targets, &[&keys.targets])?.to_bytes()?;
+    repo.write_new_metadata(&format!("{targets_v}.targets.json"), &targets_bytes)?;
+    let snapshot = Snapshot {
+        kind: "snapshot".into(),
+        spec_version: SPEC_VERSION.into(),
+        version: snapshot_v,
+        expires: Expiry::after(now, exp.snapshot),
+        meta: BTreeMap::from([(
+            "targets.json".to_string(),
+            MetaFile {
+                version: targets_v,
+                length: None,
+                hashes: None,
+            },
+        )]),
+    };
+    let snapshot_bytes = Signed::sign(snapshot, &[&keys.snapshot])?.to_bytes()?;
+    repo.write_new_metadata(&format!("{snapshot_v}.snapshot.json"), &snapshot_bytes)?;
+    let timestamp = Timestamp {
+        kind: "timestamp".into(),
+        spec_version: SPEC_VERSION.into(),
+        version: timestamp_v,
+        expires: Expiry::after(now, exp.timestamp),
+        meta: BTreeMap::from([(
+            "snapshot.json".to_string(),
+            MetaFile {
+                version: snapshot_v,
+                length: Some(snapshot_bytes.len() as u64),
+                hashes: Some(BTreeMap::from([(
+                    "sha256".to_string(),
+                    hex::encode(Sha256::digest(&snapshot_bytes)),
+                )])),
+            },
+        )]),
+    };
+    let ts_bytes = Signed::sign(timestamp, &[&keys.timestamp])?.to_bytes()?;
+    write_atomic(&repo.metadata_dir().join("timestamp.json"), &ts_bytes)
+}

@@ -1,0 +1,48 @@
+//! The `custom` fields Skerry puts on its targets, so a device can find a board's image.
+//!
+//! Each release of a board is two targets: `BOARD/VERSION/image.idx` (the chunk index)
+//! and `BOARD/VERSION/image.pack` (the compressed chunks). The index target carries
+//! [`ImageRelease`] under `custom.skerry`.
+
+use serde::{Deserialize, Serialize};
+
+/// What the signed targets metadata says about one image release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRelease {
+    pub board: String,
+    pub version: String,
+    pub channel: String,
+    pub image_length: u64,
+    pub image_sha256: String,
+    /// Bytes of the index head (header and page table) and its sha256: the device
+    /// fetches the head alone and then only the pages it cannot rebuild from its seed.
+    pub head_length: u64,
+    pub head_sha256: String,
+    /// The target name of the pack.
+    pub pack: String,
+}
+
+/// `custom` of an index target: `{"skerry": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageCustom {
+    pub skerry: ImageRelease,
+}
+
+/// Target names of a release.
+pub fn index_target(board: &str, version: &str) -> String {
+    format!("{board}/{version}/image.idx")
+}
+
+/// Target name of a release's pack.
+pub fn pack_target(board: &str, version: &str) -> String {
+    format!("{board}/{version}/image.pack")
+}
+
+/// Where a consistent-snapshot target lives under `targets/`: the file name gets the
+/// sha256 prefix (`BOARD/VERSION/<sha256>.image.idx`), as TUF clients expect.
+pub fn consistent_path(target: &str, sha256_hex: &str) -> String {
+    match target.rsplit_once('/') {
+        Some((dir, name)) => format!("{dir}/{sha256_hex}.{name}"),
+        None => format!("{sha256_hex}.{target}"),
+    }
+}

@@ -1,0 +1,235 @@
+//! The client's verification chain (TUF 1.0 §5): update root step by step, then
+//! timestamp → snapshot → targets, each signed by its role's threshold, not expired
+//! against a time that never moves backwards, and never older than what was seen before.
+//!
+//! Pure: the caller fetches bytes and persists [`RememberedVersions`]; nothing here does
+//! I/O or reads the clock.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::TufError;
+use crate::expiry::format_time;
+use crate::metadata::{MetaFile, Metadata, Role, Root, Snapshot, Targets, Timestamp, Unverified};
+
+/// Versions the device has trusted before: offering anything older is a rollback.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RememberedVersions {
+    pub timestamp: u64,
+    pub snapshot: u64,
+    pub targets: u64,
+}
+
+/// The verified metadata of one refresh.
+#[derive(Debug, Clone)]
+pub struct VerifiedRelease {
+    pub root: Root,
+    pub timestamp: Timestamp,
+    pub snapshot: Snapshot,
+    pub targets: Targets,
+}
+
+/// The root the device trusts now.
+#[derive(Debug, Clone)]
+pub struct TrustedRoot {
+    root: Root,
+    bytes: Vec<u8>,
+}
+
+impl TrustedRoot {
+    /// Trusts `bytes` as root (it came from the factory or local storage) after checking it
+    /// is root metadata signed by its own threshold.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TufError> {
+        let raw = Unverified::parse("trusted root metadata", bytes)?;
+        let root: Root = raw.decode()?;
+        raw.verify_role("root", root.role(Role::Root)?, &root.keys)?;
+        Ok(Self {
+            root,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
+    /// The bytes of the trusted root, to persist.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn version(&self) -> u64 {
+        self.root.version
+    }
+
+    /// Moves to the next root (`version + 1`): it must be signed by the current root's
+    /// threshold *and* its own. When a role's keys change, what was remembered for it is
+    /// reset (TUF's fast-forward attack recovery).
+    pub fn rotate(
+        &mut self,
+        bytes: &[u8],
+        remembered: &mut RememberedVersions,
+    ) -> Result<(), TufError> {
+        let what = format!("{}.root.json", self.root.version + 1);
+        let raw = Unverified::parse(&what, bytes)?;
+        raw.verify_role("root", self.root.role(Role::Root)?, &self.root.keys)?;
+        let next: Root = raw.decode()?;
+        raw.verify_role("root", next.role(Role::Root)?, &next.keys)?;
+        if next.version != self.root.version + 1 {
+            return Err(TufError::VersionMismatch {
+                role: "root".into(),
+                expected: self.root.version + 1,
+                found: next.version,
+            });
+        }
+        let changed = |role: Role| -> Result<bool, TufError> {
+            Ok(self.root.role(role)? != next.role(role)?)
+        };
+        if changed(Role::Timestamp)? {
+            remembered.timestamp = 0;
+            remembered.snapshot = 0;
+        }
+        if changed(Role::Snapshot)? {
+            remembered.snapshot = 0;
+        }
+        if changed(Role::Targets)? {
+            remembered.targets = 0;
+        }
+        self.root = next;
+        self.bytes = bytes.to_vec();
+        Ok(())
+    }
+
+    /// Fails if the (final) root has expired at `now`.
+    pub fn check_expiry(&self, now: SystemTime) -> Result<(), TufError> {
+        check_expiry(&self.root, now)
+    }
+
+    /// Verifies `timestamp.json`.
+    pub fn verify_timestamp(
+        &self,
+        bytes: &[u8],
+        remembered: &RememberedVersions,
+        now: SystemTime,
+    ) -> Result<Timestamp, TufError> {
+        let ts: Timestamp = self.verify_signed(Role::Timestamp, "timestamp.json", bytes)?;
+        not_older("timestamp", remembered.timestamp, ts.version)?;
+        let snap = meta_entry("timestamp", &ts.meta, "snapshot.json")?;
+        not_older("snapshot", remembered.snapshot, snap.version)?;
+        check_expiry(&ts, now)?;
+        Ok(ts)
+    }
+
+    /// Verifies `N.snapshot.json` against the timestamp that named it.
+    pub fn verify_snapshot(
+        &self,
+        bytes: &[u8],
+        timestamp: &Timestamp,
+        remembered: &RememberedVersions,
+        now: SystemTime,
+    ) -> Result<Snapshot, TufError> {
+        let listed = meta_entry("timestamp", &timestamp.meta, "snapshot.json")?;
+        let what = format!("{}.snapshot.json", listed.version);
+        check_meta_file(&what, bytes, listed)?;
+        let snap: Snapshot = self.verify_signed(Role::Snapshot, &what, bytes)?;
+        exact_version("snapshot", listed.version, snap.version)?;
+        let targets = meta_entry("snapshot", &snap.meta, "targets.json")?;
+        not_older("targets", remembered.targets, targets.version)?;
+        check_expiry(&snap, now)?;
+        Ok(snap)
+    }
+
+    /// Verifies `N.targets.json` against the snapshot that named it.
+    pub fn verify_targets(
+        &self,
+        bytes: &[u8],
+        snapshot: &Snapshot,
+        now: SystemTime,
+    ) -> Result<Targets, TufError> {
+        let listed = meta_entry("snapshot", &snapshot.meta, "targets.json")?;
+        let what = format!("{}.targets.json", listed.version);
+        check_meta_file(&what, bytes, listed)?;
+        let targets: Targets = self.verify_signed(Role::Targets, &what, bytes)?;
+        exact_version("targets", listed.version, targets.version)?;
+        check_expiry(&targets, now)?;
+        Ok(targets)
+    }
+
+    fn verify_signed<T: Metadata>(
+        &self,
+        role: Role,
+        what: &str,
+        bytes: &[u8],
+    ) -> Result<T, TufError> {
+        let raw = Unverified::parse(what, bytes)?;
+        raw.verify_role(role.name(), self.root.role(role)?, &self.root.keys)?;
+        raw.decode()
+    }
+}
+
+fn meta_entry<'a>(
+    role: &str,
+    meta: &'a std::collections::BTreeMap<String, MetaFile>,
+    file: &str,
+) -> Result<&'a MetaFile, TufError> {
+    meta.get(file).ok_or_else(|| TufError::MissingMeta {
+        role: role.into(),
+        file: file.into(),
+    })
+}
+
+fn not_older(role: &str, trusted: u64, offered: u64) -> Result<(), TufError> {
+    if offered < trusted {
+        return Err(TufError::Rollback {
+            role: role.into(),
+            trusted,
+            offered,
+        });
+    }
+    Ok(())
+}
+
+fn exact_version(role: &str, expected: u64, found: u64) -> Result<(), TufError> {
+    if expected != found {
+        return Err(TufError::VersionMismatch {
+            role: role.into(),
+            expected,
+            found,
+        });
+    }
+    Ok(())
+}
+
+fn check_expiry<T: Metadata>(meta: &T, now: SystemTime) -> Result<(), TufError> {
+    if meta.expires().is_expired(now) {
+        return Err(TufError::Expired {
+            role: T::ROLE.name().into(),
+            expires: meta.expires().to_string(),
+            now: format_time(now),
+        });
+    }
+    Ok(())
+}
+
+/// Checks a metadata file's length and sha256 where its parent lists them.
+pub fn check_meta_file(what: &str, bytes: &[u8], listed: &MetaFile) -> Result<(), TufError> {
+    if let Some(length) = listed.length {
+        if bytes.len() as u64 != length {
+            return Err(TufError::LengthMismatch {
+                what: what.into(),
+                expected: length,
+                found: bytes.len() as u64,
+            });
+        }
+    }
+    if let Some(hashes) = &listed.hashes {
+        if let Some(want) = hashes.get("sha256") {
+            if hex::encode(Sha256::digest(bytes)) != want.to_ascii_lowercase() {
+                return Err(TufError::HashMismatch { what: what.into() });
+            }
+        }
+    }
+    Ok(())
+}
