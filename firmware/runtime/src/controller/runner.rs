@@ -1,0 +1,390 @@
+//! One task per controller, plus one watch forwarder per input and output type.
+//!
+//! Forwarders turn watch events into a coalesced set of dirty ids and wake the
+//! runner; however many events arrive while a reconcile runs, the next run sees them
+//! as one set. The runner reconciles on a wake, on the timer the last run asked for,
+//! or on an explicit trigger. A reconcile that errors or panics is recorded in the
+//! controller's status, and the controller is restarted (a full resync) after an
+//! exponential backoff.
+
+use std::collections::{BTreeSet, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::context::{PendingTeardowns, ReconcileContext};
+use super::runtime::RuntimeOptions;
+use super::status::{ControllerStatus, ControllerStatusSpec, STATUS_OWNER};
+use super::{Controller, Input, Output, Requeue};
+use crate::error::{StateError, WatchError};
+use crate::state::{State, WatchEvent, Watcher};
+
+/// Everything a runner needs, handed over by [`Runtime::start`](super::Runtime::start).
+pub(crate) struct RunnerEnv {
+    pub state: State,
+    pub name: Arc<str>,
+    pub inputs: Arc<[Input]>,
+    pub outputs: Arc<[Output]>,
+    pub options: RuntimeOptions,
+    pub status: Arc<Mutex<ControllerStatus>>,
+    pub trigger: Arc<Trigger>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+#[derive(Debug, Default)]
+struct Dirty {
+    ids: HashMap<&'static str, BTreeSet<Arc<str>>>,
+    full: bool,
+    teardowns: bool,
+}
+
+/// The coalesced reasons to reconcile, and the wake-up for the runner.
+#[derive(Debug, Default)]
+pub(crate) struct Trigger {
+    dirty: Mutex<Dirty>,
+    notify: Notify,
+}
+
+impl Trigger {
+    fn with_dirty(&self, f: impl FnOnce(&mut Dirty)) {
+        f(&mut self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
+        self.notify.notify_one();
+    }
+
+    fn mark(&self, type_name: &'static str, ids: impl IntoIterator<Item = Arc<str>>) {
+        self.with_dirty(|d| d.ids.entry(type_name).or_default().extend(ids));
+    }
+
+    pub(crate) fn request_full(&self) {
+        self.with_dirty(|d| d.full = true);
+    }
+
+    fn take(&self) -> Dirty {
+        std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Starts the runner and its forwarders; watches are opened before this returns, so
+/// no change after start-up is missed.
+pub(crate) fn spawn<C: Controller>(controller: C, env: RunnerEnv) -> Vec<JoinHandle<()>> {
+    let pending: PendingTeardowns = Arc::default();
+    let mut tasks = Vec::new();
+    for input in env.inputs.iter() {
+        let watcher = open(&env.state, input.namespace, input.type_name);
+        tasks.push(tokio::spawn(forward_inputs(
+            env.state.clone(),
+            *input,
+            watcher,
+            env.trigger.clone(),
+            env.shutdown.clone(),
+        )));
+    }
+    for output in env.outputs.iter() {
+        let watcher = open(&env.state, output.namespace, output.type_name);
+        tasks.push(tokio::spawn(forward_teardowns(
+            env.state.clone(),
+            *output,
+            watcher,
+            pending.clone(),
+            env.trigger.clone(),
+            env.shutdown.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(run(controller, env, pending)));
+    tasks
+}
+
+fn open(state: &State, namespace: &str, type_name: &str) -> Result<Watcher, WatchError> {
+    state.watch_raw(namespace, type_name, None, Some(state.bookmark()))
+}
+
+/// Resolves once shutdown is requested (or the runtime handle is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow_and_update() {
+            return;
+        }
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Feeds events of one watched kind to `on_events`, re-opening the watch (and asking
+/// for a full resync) if it falls behind the kind's history.
+async fn forward(
+    state: State,
+    namespace: &'static str,
+    type_name: &'static str,
+    mut watcher: Result<Watcher, WatchError>,
+    trigger: Arc<Trigger>,
+    mut shutdown: watch::Receiver<bool>,
+    mut on_events: impl FnMut(Vec<WatchEvent>) + Send,
+) {
+    loop {
+        let Ok(active) = watcher.as_mut() else {
+            trigger.request_full();
+            watcher = open(&state, namespace, type_name);
+            continue;
+        };
+        let first = tokio::select! {
+            event = active.next() => event,
+            () = stopped(&mut shutdown) => return,
+        };
+        let mut batch = Vec::new();
+        let mut failed = first.map(|e| batch.push(e)).err();
+        while failed.is_none() {
+            match active.try_next() {
+                Ok(Some(event)) => batch.push(event),
+                Ok(None) => break,
+                Err(e) => failed = Some(e),
+            }
+        }
+        if !batch.is_empty() {
+            on_events(batch);
+        }
+        match failed {
+            None => {}
+            Some(WatchError::Closed) => return,
+            Some(e) => watcher = Err(e),
+        }
+    }
+}
+
+async fn forward_inputs(
+    state: State,
+    input: Input,
+    watcher: Result<Watcher, WatchError>,
+    trigger: Arc<Trigger>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let marker = trigger.clone();
+    forward(
+        state,
+        input.namespace,
+        input.type_name,
+        watcher,
+        trigger,
+        shutdown,
+        move |events| {
+            let ids = events
+                .iter()
+                .filter_map(|e| e.resource().map(|r| r.metadata.id.clone()));
+            marker.mark(input.type_name, ids);
+        },
+    )
+    .await;
+}
+
+/// Wakes the runner when an output it is tearing down loses its last finalizer.
+async fn forward_teardowns(
+    state: State,
+    output: Output,
+    watcher: Result<Watcher, WatchError>,
+    pending: PendingTeardowns,
+    trigger: Arc<Trigger>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let marker = trigger.clone();
+    forward(
+        state,
+        output.namespace,
+        output.type_name,
+        watcher,
+        trigger,
+        shutdown,
+        move |events| {
+            let pending = pending.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.is_empty() {
+                return;
+            }
+            let released = events
+                .iter()
+                .filter_map(WatchEvent::resource)
+                .any(|r| r.metadata.finalizers.is_empty() && pending.contains(&r.metadata.key()));
+            drop(pending);
+            if released {
+                marker.with_dirty(|d| d.teardowns = true);
+            }
+        },
+    )
+    .await;
+}
+
+/// Destroys pending outputs whose finalizers are gone; true if any finished.
+fn finish_teardowns(state: &State, owner: &str, pending: &PendingTeardowns) -> bool {
+    let keys: Vec<_> = pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .cloned()
+        .collect();
+    let mut finished = false;
+    for key in keys {
+        let done = match state.destroy_raw(&key.namespace, &key.type_name, &key.id, Some(owner)) {
+            Ok(()) | Err(StateError::NotFound { .. }) => true,
+            // Still held, or taken over: keep waiting / stop tracking respectively.
+            Err(StateError::FinalizersPending { .. }) => false,
+            Err(_) => true,
+        };
+        if done {
+            pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            finished = true;
+        }
+    }
+    finished
+}
+
+async fn run<C: Controller>(mut controller: C, env: RunnerEnv, pending: PendingTeardowns) {
+    let mut shutdown = env.shutdown.clone();
+    let mut run_now = true;
+    let mut full = true;
+    let mut timer: Option<Instant> = None;
+    loop {
+        if !run_now {
+            let deadline = timer;
+            tokio::select! {
+                biased;
+                () = stopped(&mut shutdown) => return,
+                () = env.trigger.notify.notified() => {}
+                () = sleep_until(deadline) => {
+                    full = true;
+                    timer = None;
+                }
+            }
+        }
+        run_now = false;
+        let dirty = env.trigger.take();
+        full |= dirty.full;
+        if dirty.teardowns && finish_teardowns(&env.state, &env.name, &pending) {
+            full = true;
+        }
+        if !full && dirty.ids.is_empty() {
+            continue;
+        }
+        let changed = if full { None } else { Some(dirty.ids) };
+        full = false;
+        let mut ctx = ReconcileContext::new(
+            env.state.clone(),
+            env.name.clone(),
+            env.inputs.clone(),
+            env.outputs.clone(),
+            changed,
+            pending.clone(),
+        );
+        let started = std::time::Instant::now();
+        let result = AssertUnwindSafe(controller.reconcile(&mut ctx))
+            .catch_unwind()
+            .await;
+        let elapsed = started.elapsed();
+        let outcome = match result {
+            Ok(Ok(requeue)) => Ok(requeue),
+            Ok(Err(error)) => Err((error_chain(&*error), false)),
+            Err(panic) => Err((format!("panicked: {}", panic_message(&*panic)), true)),
+        };
+        match outcome {
+            Ok(requeue) => {
+                record_success(&env, elapsed);
+                timer = match requeue {
+                    Requeue::OnChange => None,
+                    Requeue::After(delay) => Some(Instant::now() + delay),
+                };
+            }
+            Err((message, panicked)) => {
+                let backoff = record_failure(&env, elapsed, message, panicked);
+                tokio::select! {
+                    biased;
+                    () = stopped(&mut shutdown) => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                env.status.lock().unwrap_or_else(|p| p.into_inner()).backoff = None;
+                run_now = true;
+                full = true;
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn record_success(env: &RunnerEnv, elapsed: Duration) {
+    let recovered = {
+        let mut status = env.status.lock().unwrap_or_else(|p| p.into_inner());
+        status.reconciles += 1;
+        status.last_duration = Some(elapsed);
+        let recovered = status.consecutive_failures > 0;
+        status.consecutive_failures = 0;
+        status.last_error = None;
+        recovered.then(|| status.failures)
+    };
+    if let Some(failures) = recovered {
+        publish(env, None, 0, failures);
+    }
+}
+
+fn record_failure(env: &RunnerEnv, elapsed: Duration, message: String, panicked: bool) -> Duration {
+    let (backoff, consecutive, failures) = {
+        let mut status = env.status.lock().unwrap_or_else(|p| p.into_inner());
+        status.reconciles += 1;
+        status.failures += 1;
+        status.panics += u64::from(panicked);
+        status.consecutive_failures = status.consecutive_failures.saturating_add(1);
+        status.last_duration = Some(elapsed);
+        status.last_error = Some(message.clone());
+        let exponent = (status.consecutive_failures - 1).min(20);
+        let backoff = env
+            .options
+            .backoff_base
+            .saturating_mul(1 << exponent)
+            .min(env.options.backoff_max);
+        status.backoff = Some(backoff);
+        (backoff, status.consecutive_failures, status.failures)
+    };
+    publish(env, Some(message), consecutive, failures);
+    backoff
+}
+
+/// Writes the controller's status resource. Best effort: it is in memory and owned
+/// by the runtime alone, so it only fails if someone else took the id over.
+fn publish(env: &RunnerEnv, last_error: Option<String>, consecutive_failures: u32, failures: u64) {
+    let spec = ControllerStatusSpec {
+        last_error,
+        consecutive_failures,
+        failures,
+    };
+    let _ = env.state.apply_owned(&env.name, Some(STATUS_OWNER), spec);
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
+}
