@@ -16,6 +16,7 @@ pub mod medium;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod uboot;
 
 pub use medium::{FileMedium, Medium, PowerCutMedium};
 pub use state::{BootError, BootState, SlotName, SlotState, SlotStatus, MAX_TRIES};

@@ -1,0 +1,81 @@
+//! The boot state in a U-Boot environment, readable by RAUC's U-Boot boot scripts, and
+//! the U-Boot boot script that implements the model's power-on decision.
+//!
+//! # On-disk mapping
+//!
+//! RAUC's documented variables carry the decision, so an existing RAUC boot script keeps
+//! working; two variables of ours tell a good slot from one on trial and keep `tries`:
+//!
+//! | model                 | `BOOT_<slot>_LEFT` | `SKERRY_<slot>_TRIAL` |
+//! |-----------------------|--------------------|-----------------------|
+//! | `Good`                | `tries`            | absent                |
+//! | `Trial { tries_left }`| `tries_left`       | `1`                   |
+//! | `Bad`                 | `0`                | absent                |
+//!
+//! - `BOOT_ORDER`: every slot, space-separated, in the model's boot order.
+//! - `SKERRY_TRIES`: the attempts a trial gets (1 to 15), so `load` round-trips exactly.
+//!
+//! Counts are canonical decimals. A good slot's count only has to be positive: RAUC's own
+//! script counts good slots down too (and RAUC's mark-good refills them); ours starts a
+//! good slot without consuming anything, so power cuts cannot wear it out (rauc#683).
+//!
+//! # An environment written by plain RAUC tools
+//!
+//! Without `SKERRY_*` variables it loads with RAUC's meaning: a slot with attempts left
+//! is good, one with none is bad, and `tries` is RAUC's default of 3. The first commit
+//! adds our variables. Once Skerry manages an environment, change it with Skerry only:
+//! RAUC's mark-bad (count 0) is honoured, but RAUC's "install and set primary" writes a
+//! positive count that we read as good, not as a trial.
+//!
+//! # Layout
+//! - [`vars`]: ordered variables as bytes (shared with [`crate::grub`]).
+//! - [`env`]: one copy's bytes (CRC, flag, `name=value\0` data).
+//! - [`mapping`]: the table above and the boot script's rules, mirrored in Rust.
+//! - [`store`]: [`UbootEnvStore`], single or redundant, on any [`Medium`](crate::Medium).
+//! - [`script`]: [`boot_script`], the `boot.cmd` source.
+
+pub mod env;
+pub mod mapping;
+pub mod script;
+pub mod store;
+pub mod vars;
+
+pub use script::boot_script;
+pub use store::{UbootEnvStore, UbootLayout, SINGLE_REWRITE_LIMIT};
+
+use crate::medium::PowerCutMedium;
+use crate::state::BootState;
+use crate::store::{BootStore, StoreError};
+
+/// The fuzzing entry point: reads `data` as a single environment filling it, then as a
+/// redundant one with two copies of half its length, and on success runs the boot
+/// script's power-on rules on it. Hostile input gets an error, never a panic.
+pub fn fuzz_parse(data: &[u8]) -> Result<BootState, StoreError> {
+    let single = UbootLayout {
+        offset: 0,
+        size: data.len(),
+        redundant: false,
+    };
+    let redundant = UbootLayout {
+        offset: 0,
+        size: data.len() / 2,
+        redundant: true,
+    };
+    let mut last = None;
+    for layout in [single, redundant] {
+        let mut store = UbootEnvStore::new(PowerCutMedium::new(data.to_vec()), layout);
+        match store.load() {
+            Ok(state) => {
+                // Whatever the script does next must again be a loadable state.
+                if store.simulate_power_on().is_ok() {
+                    debug_assert!(store.load().is_ok(), "power-on broke a loadable env");
+                }
+                return Ok(state);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| StoreError::NoValidCopy {
+        path: "<fuzz input>".into(),
+    }))
+}
