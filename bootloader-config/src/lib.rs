@@ -12,6 +12,7 @@
 //! - [`conformance`]: the suite every backend passes, torn writes included.
 
 pub mod conformance;
+pub mod gpt;
 pub mod medium;
 pub mod spec;
 pub mod state;

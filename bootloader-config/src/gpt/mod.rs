@@ -1,0 +1,96 @@
+//! The boot state in GPT partition attributes, in the ChromeOS scheme that `cgpt`, the
+//! ChromeOS firmware, Flatcar and Bottlerocket use: priority in bits 48–51, tries in
+//! 52–55, successful in bit 56 of each slot partition's attribute field.
+//!
+//! # Mapping of the model
+//!
+//! | model | successful | priority | tries |
+//! | --- | --- | --- | --- |
+//! | good | 1 | rank (> 0) | the configured `tries` |
+//! | on trial, `n` left | 0 | rank (> 0) | `n` |
+//! | bad | 0 | 0 | rank (0 unless the slot sits ahead of a bootable slot) |
+//!
+//! **Boot order** is priority descending, ties broken by the lower partition number:
+//! that is how the ChromeOS firmware picks (highest priority first, and among equal
+//! priorities the first entry of the table). Ranks are as small as the order allows, so
+//! A/B with A first is priorities 1 and 1 (A on the lower partition) or 2 and 1.
+//! The firmware starts an entry only if its priority is above 0 and it is successful or
+//! has tries left, which is exactly the model's "good, or on trial with tries left".
+//!
+//! Two things the model keeps have no field of their own, and both go into tries bits
+//! the firmware never reads, so no bit outside 48–56 and no byte outside the attribute
+//! field is touched:
+//! - **`tries`** (the attempts a trial gets) is kept in the tries field of good slots:
+//!   the firmware ignores tries once the successful bit is set (vboot: "tries field is
+//!   ignored" for a successful entry). There is always a good slot, so it always loads
+//!   back. A table written only by `cgpt` (good slots with tries 0) loads with the
+//!   largest tries of a trial slot, or [`attributes::DEFAULT_TRIES`].
+//! - **the place of a bad slot** that the model keeps ahead of bootable slots (a trial
+//!   that ran out of attempts stays where it was) is kept in the tries field of that
+//!   priority-0 entry; the firmware never starts a priority-0 entry whatever its tries.
+//!   Bad slots at the back of the order are written as priority 0, tries 0,
+//!   successful 0, like `cgpt add -P 0 -T 0 -S 0`.
+//!
+//! A trial whose tries ran out (model: on trial, 0 left) keeps its priority with tries 0
+//! and successful 0; the firmware skips it just as it skips a priority-0 entry. (vboot
+//! itself clears the priority when it uses the last try; the model does that one
+//! power-on later, which starts the same slot.)
+//!
+//! # Atomicity
+//! Both table copies are rewritten, backup first while the primary is valid (see
+//! [`table`]), so after a power cut at any byte load returns the old or the new state.
+//! Sector size 512 is the norm; 4096-byte sectors are found as well.
+//!
+//! # Layout
+//! - [`header`]: the GPT header and its CRC.
+//! - [`table`]: both copies, reading with fallback, power-safe writing.
+//! - [`attributes`]: the ChromeOS bits and the model mapping.
+//! - [`store`]: the store itself, [`GptStore`].
+//! - [`image`]: fresh images for tests and fixtures.
+
+pub mod attributes;
+pub mod header;
+pub mod image;
+pub mod store;
+pub mod table;
+
+pub use store::GptStore;
+
+use crate::medium::PowerCutMedium;
+use crate::state::{BootState, SlotName};
+use crate::store::{BootStore, StoreError};
+
+/// The fuzzing entry point: treats `data` as a disk image with slots A (partition 2) and
+/// B (partition 3), loads it, and commits back. Hostile bytes give an error, never a
+/// panic; it panics only if a state that was committed does not load back unchanged.
+pub fn fuzz_parse(data: &[u8]) -> Result<BootState, StoreError> {
+    let slots = match (SlotName::new("A"), SlotName::new("B")) {
+        (Ok(a), Ok(b)) => vec![(a, 2), (b, 3)],
+        _ => {
+            return Err(StoreError::NoValidCopy {
+                path: "<fuzz>".into(),
+            })
+        }
+    };
+    let mut store = GptStore::new(PowerCutMedium::new(data.to_vec()), slots.clone());
+    let state = match store.load() {
+        Ok(state) => state,
+        Err(e) => {
+            // Still exercise the write path on any table that parses.
+            let names: Vec<SlotName> = slots.iter().map(|(n, _)| n.clone()).collect();
+            let fresh = BootState::new(&names, 3)?;
+            if store.commit(&fresh).is_ok() {
+                let back = store.load()?;
+                assert_eq!(back, fresh, "a committed state must load back unchanged");
+            }
+            return Err(e);
+        }
+    };
+    store.commit(&state)?;
+    let back = store.load()?;
+    assert_eq!(
+        back, state,
+        "a loaded state must survive a commit unchanged"
+    );
+    Ok(state)
+}
