@@ -13,6 +13,7 @@
 
 pub mod conformance;
 pub mod gpt;
+pub mod grub;
 pub mod medium;
 pub mod spec;
 pub mod state;
