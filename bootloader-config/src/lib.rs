@@ -18,6 +18,7 @@ pub mod medium;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod tryboot;
 pub mod uboot;
 
 pub use medium::{FileMedium, Medium, PowerCutMedium};

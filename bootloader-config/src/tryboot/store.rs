@@ -1,0 +1,255 @@
+//! [`TrybootStore`]: the boot state in `autoboot.txt` on the Raspberry Pi boot partition.
+
+use std::path::Path;
+
+use crate::medium::{FileMedium, Medium};
+use crate::state::{BootState, SlotName, SlotState, SlotStatus};
+use crate::store::{BootStore, StoreError};
+
+use super::autoboot::{Autoboot, BootChoice, ParseError};
+use super::{firmware, record};
+
+/// The file the firmware reads, in the first FAT partition.
+pub const AUTOBOOT_FILE: &str = "autoboot.txt";
+/// A trial gets exactly one boot: the one right after `reboot "0 tryboot"`.
+pub const TRYBOOT_TRIES: u8 = 1;
+
+/// `autoboot.txt`, with slots configured as `(slot, partition number)`.
+#[derive(Debug)]
+pub struct TrybootStore<M: Medium> {
+    autoboot: M,
+    slots: Vec<(SlotName, u32)>,
+}
+
+impl TrybootStore<FileMedium> {
+    /// The store for `DIR/autoboot.txt` (DIR is the mounted boot partition, or a plain
+    /// directory offline). The file need not exist yet; the directory must.
+    pub fn open_dir(dir: &Path, slots: Vec<(SlotName, u32)>) -> Result<Self, StoreError> {
+        let meta = std::fs::metadata(dir).map_err(|source| StoreError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(StoreError::Unsupported {
+                path: dir.to_owned(),
+                reason: "the tryboot store needs the boot partition's directory".into(),
+            });
+        }
+        Ok(TrybootStore::new(
+            FileMedium::create(dir.join(AUTOBOOT_FILE)),
+            slots,
+        ))
+    }
+}
+
+impl<M: Medium> TrybootStore<M> {
+    /// A store on `autoboot` (the file's medium).
+    pub fn new(autoboot: M, slots: Vec<(SlotName, u32)>) -> Self {
+        TrybootStore { autoboot, slots }
+    }
+
+    /// Gives the medium back.
+    pub fn into_medium(self) -> M {
+        self.autoboot
+    }
+
+    /// The medium.
+    pub fn medium(&self) -> &M {
+        &self.autoboot
+    }
+
+    fn corrupt(&self, reason: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.autoboot.path().to_owned(),
+            format: "autoboot.txt",
+            reason,
+        }
+    }
+
+    fn parse_error(&self, e: ParseError) -> StoreError {
+        self.corrupt(e.to_string())
+    }
+
+    fn partition(&self, slot: &SlotName) -> Result<u32, StoreError> {
+        self.slots
+            .iter()
+            .find(|(n, _)| n == slot)
+            .map(|(_, p)| *p)
+            .ok_or_else(|| StoreError::Unsupported {
+                path: self.autoboot.path().to_owned(),
+                reason: format!("slot {slot} is not configured for this store"),
+            })
+    }
+
+    /// The file's current content, or an empty file if it does not exist yet.
+    fn read_existing(&self) -> Result<Autoboot, StoreError> {
+        let bytes = match self.autoboot.read_all() {
+            Ok(bytes) => bytes,
+            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        Autoboot::parse(&bytes).map_err(|e| self.parse_error(e))
+    }
+
+    /// Reads the file: the state from the record, checked against what the firmware
+    /// would boot, plus the firmware's view.
+    fn read(&self) -> Result<(BootState, BootChoice), StoreError> {
+        let bytes = self.autoboot.read_all()?;
+        let doc = Autoboot::parse(&bytes).map_err(|e| self.parse_error(e))?;
+        let records = doc.comments_starting(record::PREFIX);
+        let line = match records.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(self.corrupt(format!(
+                    "no `{}` record; write one with `skerryctl boot init`",
+                    record::PREFIX
+                )))
+            }
+            _ => return Err(self.corrupt("more than one skerry-boot-state record".into())),
+        };
+        let slots = record::parse(line).map_err(|e| self.corrupt(e))?;
+        self.check_slot_set(&slots)?;
+        let state = BootState::from_parts(slots, TRYBOOT_TRIES)?;
+        let choice = doc.boot_choice().map_err(|e| self.parse_error(e))?;
+        self.check_agreement(&state, &choice)?;
+        Ok((state, choice))
+    }
+
+    fn check_slot_set(&self, slots: &[SlotState]) -> Result<(), StoreError> {
+        for (i, (name, number)) in self.slots.iter().enumerate() {
+            if self.slots[..i].iter().any(|(_, n)| n == number) {
+                return Err(StoreError::Unsupported {
+                    path: self.autoboot.path().to_owned(),
+                    reason: format!(
+                        "slot {name} uses partition {number}, which another slot uses too"
+                    ),
+                });
+            }
+        }
+        let same = slots.len() == self.slots.len()
+            && self
+                .slots
+                .iter()
+                .all(|(n, _)| slots.iter().any(|s| &s.name == n));
+        if same {
+            Ok(())
+        } else {
+            let found: Vec<&str> = slots.iter().map(|s| s.name.as_str()).collect();
+            let want: Vec<&str> = self.slots.iter().map(|(n, _)| n.as_str()).collect();
+            Err(StoreError::Unsupported {
+                path: self.autoboot.path().to_owned(),
+                reason: format!(
+                    "the state has slots {} but this store is configured with {}",
+                    found.join(","),
+                    want.join(",")
+                ),
+            })
+        }
+    }
+
+    /// The keys the firmware reads must say what the record says.
+    fn check_agreement(&self, state: &BootState, choice: &BootChoice) -> Result<(), StoreError> {
+        let (normal, tryboot) = self.partitions_for(state)?;
+        let mut problems = Vec::new();
+        if !choice.tryboot_a_b {
+            problems.push("tryboot_a_b=1 is missing from [all]".to_owned());
+        }
+        if choice.normal != Some(normal) {
+            problems.push(format!(
+                "[all] boot_partition is {:?}, the record's first good slot is partition {normal}",
+                choice.normal
+            ));
+        }
+        if state.trial().is_some() && choice.tryboot != Some(tryboot) {
+            problems.push(format!(
+                "[tryboot] boot_partition is {:?}, the slot on trial is partition {tryboot}",
+                choice.tryboot
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(self.corrupt(format!(
+                "the firmware keys disagree with the skerry-boot-state record: {}",
+                problems.join("; ")
+            )))
+        }
+    }
+
+    /// `[all]`'s partition (the first good slot) and `[tryboot]`'s (the slot on trial,
+    /// or the same as `[all]` when nothing is on trial).
+    fn partitions_for(&self, state: &BootState) -> Result<(u32, u32), StoreError> {
+        let good = state
+            .slots()
+            .iter()
+            .find(|s| s.status == SlotStatus::Good)
+            .ok_or(crate::state::BootError::NoGoodSlot)?;
+        let normal = self.partition(&good.name)?;
+        let tryboot = match state.trial() {
+            Some(t) => self.partition(t)?,
+            None => normal,
+        };
+        Ok((normal, tryboot))
+    }
+}
+
+impl<M: Medium> BootStore for TrybootStore<M> {
+    fn load(&self) -> Result<BootState, StoreError> {
+        self.read().map(|(state, _)| state)
+    }
+
+    fn commit(&mut self, state: &BootState) -> Result<(), StoreError> {
+        state.check()?;
+        if state.tries() != TRYBOOT_TRIES {
+            return Err(StoreError::Unsupported {
+                path: self.autoboot.path().to_owned(),
+                reason: format!(
+                    "tryboot gives a trial exactly {TRYBOOT_TRIES} boot, so tries must be {TRYBOOT_TRIES}, got {}",
+                    state.tries()
+                ),
+            });
+        }
+        self.check_slot_set(state.slots())?;
+        let (normal, tryboot) = self.partitions_for(state)?;
+        let mut doc = self.read_existing()?;
+        doc.set_partitions(normal, tryboot)
+            .map_err(|e| self.parse_error(e))?;
+        doc.set_top_comment(record::PREFIX, &record::render(state.slots()));
+        self.autoboot.replace_all(&doc.to_bytes())
+    }
+
+    fn max_tries(&self) -> u8 {
+        TRYBOOT_TRIES
+    }
+
+    /// The firmware picks the partition from the file and its one-shot flag (see
+    /// [`firmware`]); the device then records what happened, which is the model's
+    /// power-on step. The two must agree.
+    fn simulate_power_on(&mut self) -> Result<SlotName, StoreError> {
+        let (state, choice) = self.read()?;
+        let flag = firmware::tryboot_flag(&state);
+        let partition = firmware::partition_to_boot(&choice, flag)
+            .ok_or_else(|| self.corrupt("no boot_partition applies to this boot".into()))?;
+        let booted = self
+            .slots
+            .iter()
+            .find(|(_, p)| *p == partition)
+            .map(|(n, _)| n.clone())
+            .ok_or_else(|| {
+                self.corrupt(format!(
+                    "the firmware would boot partition {partition}, which is no slot"
+                ))
+            })?;
+        let mut next = state;
+        let expected = next.power_on()?;
+        if expected != booted {
+            return Err(self.corrupt(format!(
+                "the firmware boots slot {booted} (partition {partition}) but the record expects {expected}"
+            )));
+        }
+        self.commit(&next)?;
+        Ok(booted)
+    }
+}
