@@ -1,1 +1,32 @@
-//! placeholder
+//! The installer engine: verify a signed release, then write its image into the inactive
+//! slot in one pass, reusing every chunk the active slot (the seed) already holds and
+//! fetching only the rest, resumably. It never touches the boot state: the caller flips
+//! it only after [`install`] returns `Ok`.
+//!
+//! # Layout
+//! - [`transport`]: where bytes come from (`file://`, `http(s)://`), with size caps,
+//!   range requests, resume and retry with backoff.
+//! - [`state`]: what the device remembers between runs (trusted root, metadata versions,
+//!   the time floor, installed versions).
+//! - [`refresh`]: the TUF metadata walk over a transport.
+//! - [`select`]: picking the board's release from verified targets.
+//! - [`seed`]: cutting the seed into chunks and naming its index pages.
+//! - [`plan`]: fetching the index head and the pages the seed cannot rebuild, and
+//!   deciding where each chunk of the new image comes from.
+//! - [`write`]: the one-pass writer and the read-back verification.
+//! - [`install`](mod@install): the whole flow and its report.
+
+pub mod error;
+pub mod install;
+pub mod plan;
+pub mod refresh;
+pub mod seed;
+pub mod select;
+pub mod state;
+pub mod transport;
+pub mod write;
+
+pub use error::InstallError;
+pub use install::{install, InstallOptions, InstallReport, Progress};
+pub use state::DeviceState;
+pub use transport::{open_url, FetchError, Fetcher, RetryPolicy, Transport};

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod boot;
+mod install;
 mod release;
 
 #[derive(Debug, Parser)]
@@ -24,6 +25,8 @@ enum Command {
     /// Keys and the signed release repository (TUF).
     #[command(subcommand)]
     Release(release::ReleaseCommand),
+    /// Verify a signed release and write it into a slot (delta against a seed).
+    Install(install::InstallArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +34,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Boot(cmd) => boot::run(cmd),
         Command::Release(cmd) => release::run(cmd),
+        Command::Install(args) => install::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,92 @@
+//! Why an install failed. Every variant names what was wrong; the slot may hold a partial
+//! image afterwards but the boot state was never touched, so the device keeps booting
+//! its current slot.
+
+use std::path::PathBuf;
+
+use crate::transport::FetchError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("fetching {what}")]
+    Fetch {
+        what: String,
+        #[source]
+        source: FetchError,
+    },
+    #[error("refusing {what}")]
+    Metadata {
+        what: String,
+        #[source]
+        source: skerry_tuf::TufError,
+    },
+    #[error("refusing the chunk index of {target}")]
+    Index {
+        target: String,
+        #[source]
+        source: skerry_chunks::IndexError,
+    },
+    #[error("{what} does not match its signed sha256 (tampered or corrupted)")]
+    HashMismatch { what: String },
+    #[error("chunk {chunk} at image offset {offset} does not match its signed hash after {attempts} attempt(s) (tampered or corrupted data)")]
+    TamperedChunk {
+        chunk: usize,
+        offset: u64,
+        attempts: u32,
+    },
+    #[error("chunk {chunk} does not decompress: {reason}")]
+    BadChunk { chunk: usize, reason: String },
+    #[error("the repository has no release for board {board}{}", detail)]
+    NoRelease { board: String, detail: String },
+    #[error(
+        "release {board} {offered} is older than the installed {installed}; refusing a downgrade"
+    )]
+    Downgrade {
+        board: String,
+        offered: String,
+        installed: String,
+    },
+    #[error("the targets metadata describes release {target} inconsistently: {reason}")]
+    BadRelease { target: String, reason: String },
+    #[error("slot {} holds {capacity} bytes, the image needs {needed}", path.display())]
+    SlotTooSmall {
+        path: PathBuf,
+        capacity: u64,
+        needed: u64,
+    },
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("device state in {} is damaged: {reason}", path.display())]
+    BadState { path: PathBuf, reason: String },
+    #[error("read-back of slot {} found chunk {chunk} at offset {offset} different from what was written", path.display())]
+    ReadBack {
+        path: PathBuf,
+        chunk: usize,
+        offset: u64,
+    },
+    #[error("seed {} changed while installing (chunk at offset {offset})", path.display())]
+    SeedChanged { path: PathBuf, offset: u64 },
+    #[error(
+        "the chunk index refers to chunk {chunk} as a repeat, but no earlier chunk has its hash"
+    )]
+    DanglingRepeat { chunk: usize },
+}
+
+impl InstallError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| InstallError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Picking a board's release from verified targets metadata.
+
+use skerry_tuf::image::{consistent_path, index_target, ImageCustom, ImageRelease};
+use skerry_tuf::{TargetFile, Targets};
+
+use crate::error::InstallError;
+
+/// A release chosen for installation, with the repository paths of its files.
+#[derive(Debug, Clone)]
+pub struct SelectedRelease {
+    pub release: ImageRelease,
+    pub version: semver::Version,
+    pub index_target: String,
+    /// `targets/BOARD/VERSION/<sha256>.image.idx`
+    pub index_path: String,
+    pub index_len: u64,
+    pub pack_path: String,
+    pub pack_len: u64,
+}
+
+/// Which release to pick.
+#[derive(Debug, Clone, Default)]
+pub struct Selector<'a> {
+    pub board: &'a str,
+    pub channel: Option<&'a str>,
+    pub version: Option<&'a semver::Version>,
+}
+
+/// The newest release of the board (on the channel, or exactly the version asked for).
+pub fn select(targets: &Targets, want: &Selector<'_>) -> Result<SelectedRelease, InstallError> {
+    let mut best: Option<(semver::Version, &String, ImageRelease)> = None;
+    for (name, file) in &targets.targets {
+        let Some(custom) = &file.custom else { continue };
+        let Ok(custom) = serde_json::from_value::<ImageCustom>(custom.clone()) else {
+            continue;
+        };
+        let release = custom.skerry;
+        if release.board != want.board || want.channel.is_some_and(|c| c != release.channel) {
+            continue;
+        }
+        let Ok(version) = semver::Version::parse(&release.version) else {
+            continue;
+        };
+        if want.version.is_some_and(|v| *v != version) {
+            continue;
+        }
+        if best.as_ref().is_none_or(|(v, _, _)| version > *v) {
+            best = Some((version, name, release));
+        }
+    }
+    let Some((version, name, release)) = best else {
+        let mut detail = String::new();
+        if let Some(c) = want.channel {
+            detail += &format!(" on channel {c}");
+        }
+        if let Some(v) = want.version {
+            detail += &format!(" at version {v}");
+        }
+        return Err(InstallError::NoRelease {
+            board: want.board.into(),
+            detail,
+        });
+    };
+    let bad = |reason: &str| InstallError::BadRelease {
+        target: name.clone(),
+        reason: reason.into(),
+    };
+    if *name != index_target(&release.board, &release.version) || !safe_name(&release.board) {
+        return Err(bad("its name does not match its board and version"));
+    }
+    let index = &targets.targets[name];
+    let pack = targets
+        .targets
+        .get(&release.pack)
+        .ok_or_else(|| bad("its pack is not a target"))?;
+    if !release
+        .pack
+        .starts_with(&format!("{}/{}/", release.board, release.version))
+    {
+        return Err(bad("its pack lies outside the release's directory"));
+    }
+    if release.head_length > index.length {
+        return Err(bad("its index head is longer than its index"));
+    }
+    Ok(SelectedRelease {
+        index_path: target_path(name, index).ok_or_else(|| bad("its index has no sha256"))?,
+        index_len: index.length,
+        pack_path: target_path(&release.pack, pack).ok_or_else(|| bad("its pack has no sha256"))?,
+        pack_len: pack.length,
+        index_target: name.clone(),
+        version,
+        release,
+    })
+}
+
+fn target_path(name: &str, file: &TargetFile) -> Option<String> {
+    let sha = file.hashes.get("sha256")?;
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(format!("targets/{}", consistent_path(name, sha)))
+}
+
+fn safe_name(board: &str) -> bool {
+    !board.is_empty()
+        && !board.starts_with('.')
+        && board
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+}

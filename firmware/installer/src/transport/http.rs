@@ -1,0 +1,89 @@
+//! `http(s)://` repositories: any static server or CDN that honours range requests.
+
+use std::io::Read;
+use std::time::Duration;
+
+use super::{FetchError, Transport};
+
+/// Reads repository files over HTTP with a blocking client (small, no async runtime).
+#[derive(Debug)]
+pub struct HttpTransport {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl HttpTransport {
+    /// `stall_timeout` bounds how long one read may wait for bytes before the
+    /// connection is dropped and resumed.
+    pub fn new(base: &str, stall_timeout: Duration) -> Self {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(15))
+            .timeout_read(stall_timeout)
+            .timeout_write(stall_timeout)
+            .build();
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            agent,
+        }
+    }
+}
+
+impl Transport for HttpTransport {
+    fn open(
+        &self,
+        path: &str,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<Box<dyn Read + Send>, FetchError> {
+        let url = self.url(path);
+        let ranged = start > 0 || end.is_some();
+        let mut request = self.agent.get(&url);
+        if ranged {
+            let range = match end {
+                Some(end) if end <= start => return Ok(Box::new(std::io::empty())),
+                Some(end) => format!("bytes={start}-{}", end - 1),
+                None => format!("bytes={start}-"),
+            };
+            request = request.set("Range", &range);
+        }
+        let response = match request.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(404, _)) => return Err(FetchError::NotFound { url }),
+            Err(ureq::Error::Status(status, _)) => return Err(FetchError::Status { url, status }),
+            Err(ureq::Error::Transport(t)) => {
+                return Err(FetchError::Io {
+                    url,
+                    source: std::io::Error::other(t.to_string()),
+                })
+            }
+        };
+        if ranged {
+            if response.status() != 206 {
+                return Err(FetchError::BadRange {
+                    url,
+                    reason: format!("status {} instead of 206", response.status()),
+                });
+            }
+            let content_range = response.header("Content-Range").unwrap_or("");
+            let first = content_range
+                .strip_prefix("bytes ")
+                .and_then(|r| r.split('-').next())
+                .and_then(|s| s.parse::<u64>().ok());
+            if first != Some(start) {
+                return Err(FetchError::BadRange {
+                    url,
+                    reason: format!("Content-Range \"{content_range}\" does not start at {start}"),
+                });
+            }
+        }
+        let reader = response.into_reader();
+        Ok(match end {
+            Some(end) => Box::new(reader.take(end - start)),
+            None => reader,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base, path)
+    }
+}

@@ -1,0 +1,369 @@
+//! The one-pass writer and the read-back check.
+//!
+//! Two threads share the work: a fetch thread streams the pack ranges (adjacent missing
+//! chunks merged into one range request), decompresses and verifies each chunk; the
+//! writing thread takes chunks in image order from a bounded queue (or from the seed,
+//! or from a repeat already written), hashes the image and writes the slot sequentially.
+//! Memory stays bounded by the queue depth times the largest chunk.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+use sha2::{Digest, Sha256};
+use skerry_chunks::chunk_hash;
+
+use crate::error::InstallError;
+use crate::install::Progress;
+use crate::plan::{Op, Plan, Source};
+use crate::transport::Fetcher;
+
+/// Chunks in flight between the fetch thread and the writer.
+const QUEUE_DEPTH: usize = 64;
+/// Times a chunk that fails its hash is fetched again before the install fails.
+const CHUNK_ATTEMPTS: u32 = 3;
+
+/// What the write pass did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOutcome {
+    pub bytes_written: u64,
+    pub chunks_fetched: u64,
+    pub chunks_reused: u64,
+    pub image_sha256: [u8; 32],
+}
+
+/// Opens the slot for writing and checks it can hold `needed` bytes. A block device or
+/// a non-empty regular file is a fixed-size slot; a missing or empty file grows.
+pub fn open_slot(path: &Path, needed: u64) -> Result<File, InstallError> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(InstallError::io("open the slot", path))?;
+    let meta = file
+        .metadata()
+        .map_err(InstallError::io("inspect the slot", path))?;
+    let capacity = if meta.is_file() {
+        (meta.len() > 0).then_some(meta.len())
+    } else if meta.file_type().is_char_device() {
+        None
+    } else {
+        let end = file
+            .seek(SeekFrom::End(0))
+            .map_err(InstallError::io("size the slot", path))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(InstallError::io("rewind the slot", path))?;
+        Some(end)
+    };
+    if let Some(capacity) = capacity.filter(|&c| c < needed) {
+        return Err(InstallError::SlotTooSmall {
+            path: path.into(),
+            capacity,
+            needed,
+        });
+    }
+    Ok(file)
+}
+
+use std::os::unix::fs::FileTypeExt;
+
+/// Writes the image into `slot` following `plan`, then flushes it.
+pub fn write_slot(
+    plan: &Plan,
+    fetcher: &Fetcher,
+    pack_path: &str,
+    seed: Option<&Path>,
+    slot_path: &Path,
+    progress: &dyn Progress,
+) -> Result<WriteOutcome, InstallError> {
+    let mut slot = open_slot(slot_path, plan.head.image_len)?;
+    let seed_file = match seed {
+        Some(p) => Some((
+            File::open(p).map_err(InstallError::io("open the seed", p))?,
+            p,
+        )),
+        None => None,
+    };
+    progress.phase("writing", plan.head.image_len);
+    let (tx, rx) = sync_channel(QUEUE_DEPTH);
+    std::thread::scope(|scope| {
+        scope.spawn(|| fetch_chunks(&plan.ops, fetcher, pack_path, tx));
+        let result = write_chunks(plan, rx, seed_file.as_ref(), &mut slot, slot_path, progress);
+        // Dropping the receiver (inside write_chunks) stops the fetch thread early on error.
+        result
+    })
+    .and_then(|outcome| {
+        slot.sync_all()
+            .map_err(InstallError::io("flush the slot", slot_path))?;
+        Ok(outcome)
+    })
+}
+
+type Fetched = Result<Vec<u8>, InstallError>;
+
+fn write_chunks(
+    plan: &Plan,
+    rx: Receiver<Fetched>,
+    seed: Option<&(File, &Path)>,
+    slot: &mut File,
+    slot_path: &Path,
+    progress: &dyn Progress,
+) -> Result<WriteOutcome, InstallError> {
+    let mut out = WriteOutcome::default();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; plan.head.params.max as usize];
+    let mut offset = 0u64;
+    for (i, op) in plan.ops.iter().enumerate() {
+        let len = op.len as usize;
+        let fetched;
+        let data: &[u8] = match op.source {
+            Source::Pack { .. } => {
+                fetched = rx.recv().unwrap_or_else(|_| {
+                    Err(InstallError::BadChunk {
+                        chunk: i,
+                        reason: "the fetch thread stopped".into(),
+                    })
+                })?;
+                out.chunks_fetched += 1;
+                &fetched
+            }
+            Source::Seed { offset: at } => {
+                let Some((file, path)) = seed else {
+                    return Err(InstallError::SeedChanged {
+                        path: Default::default(),
+                        offset: at,
+                    });
+                };
+                file.read_exact_at(&mut buf[..len], at)
+                    .map_err(InstallError::io("read the seed", *path))?;
+                if chunk_hash(&buf[..len]) != op.hash {
+                    return Err(InstallError::SeedChanged {
+                        path: path.to_path_buf(),
+                        offset: at,
+                    });
+                }
+                out.chunks_reused += 1;
+                &buf[..len]
+            }
+            Source::Slot { offset: at } => {
+                slot.read_exact_at(&mut buf[..len], at)
+                    .map_err(InstallError::io("read back the slot", slot_path))?;
+                if chunk_hash(&buf[..len]) != op.hash {
+                    return Err(InstallError::ReadBack {
+                        path: slot_path.into(),
+                        chunk: i,
+                        offset: at,
+                    });
+                }
+                out.chunks_reused += 1;
+                &buf[..len]
+            }
+        };
+        hasher.update(data);
+        slot.write_all(data)
+            .map_err(InstallError::io("write the slot", slot_path))?;
+        offset += len as u64;
+        progress.advance(len as u64);
+    }
+    out.bytes_written = offset;
+    out.image_sha256 = hasher.finalize().into();
+    Ok(out)
+}
+
+/// Streams every pack chunk of `ops` in order into `tx`, verified.
+fn fetch_chunks(ops: &[Op], fetcher: &Fetcher, pack_path: &str, tx: SyncSender<Fetched>) {
+    let mut decompressor = match zstd::bulk::Decompressor::new() {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = tx.send(Err(InstallError::BadChunk {
+                chunk: 0,
+                reason: e.to_string(),
+            }));
+            return;
+        }
+    };
+    let packed: Vec<(usize, &Op, u64, u32)> = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, op)| match op.source {
+            Source::Pack { offset, comp_len } => Some((i, op, offset, comp_len)),
+            _ => None,
+        })
+        .collect();
+    let image_offsets = image_offsets(ops);
+    let mut k = 0;
+    let mut comp = Vec::new();
+    while k < packed.len() {
+        // One range request for a run of adjacent chunks in the pack.
+        let start = packed[k].2;
+        let mut end = start + u64::from(packed[k].3);
+        let mut last = k + 1;
+        while last < packed.len() && packed[last].2 == end {
+            end += u64::from(packed[last].3);
+            last += 1;
+        }
+        let mut stream = fetcher.stream(pack_path, start, end - start);
+        for &(i, op, offset, comp_len) in &packed[k..last] {
+            comp.resize(comp_len as usize, 0);
+            let result = stream
+                .read_exact(&mut comp)
+                .map_err(|e| fetch_error(fetcher, pack_path, e))
+                .and_then(|()| {
+                    let first = unpack(&mut decompressor, &comp, op, i);
+                    match first {
+                        Err(InstallError::TamperedChunk { .. })
+                        | Err(InstallError::BadChunk { .. }) => refetch(
+                            fetcher,
+                            &mut decompressor,
+                            pack_path,
+                            offset,
+                            op,
+                            i,
+                            image_offsets[i],
+                        ),
+                        other => other,
+                    }
+                });
+            let failed = result.is_err();
+            if tx.send(result).is_err() || failed {
+                return;
+            }
+        }
+        k = last;
+    }
+}
+
+fn image_offsets(ops: &[Op]) -> Vec<u64> {
+    let mut at = 0u64;
+    ops.iter()
+        .map(|op| {
+            let here = at;
+            at += u64::from(op.len);
+            here
+        })
+        .collect()
+}
+
+fn fetch_error(fetcher: &Fetcher, path: &str, e: std::io::Error) -> InstallError {
+    let source = match e
+        .into_inner()
+        .map(|inner| inner.downcast::<crate::transport::FetchError>())
+    {
+        Some(Ok(fetch)) => *fetch,
+        Some(Err(other)) => crate::transport::FetchError::Io {
+            url: fetcher.url(path),
+            source: std::io::Error::other(other.to_string()),
+        },
+        None => crate::transport::FetchError::Io {
+            url: fetcher.url(path),
+            source: std::io::Error::other("read failed"),
+        },
+    };
+    InstallError::Fetch {
+        what: "the image pack".into(),
+        source,
+    }
+}
+
+/// Decompresses and verifies one chunk.
+fn unpack(
+    decompressor: &mut zstd::bulk::Decompressor<'_>,
+    comp: &[u8],
+    op: &Op,
+    chunk: usize,
+) -> Result<Vec<u8>, InstallError> {
+    let data = decompressor
+        .decompress(comp, op.len as usize)
+        .map_err(|e| InstallError::BadChunk {
+            chunk,
+            reason: e.to_string(),
+        })?;
+    if data.len() != op.len as usize || chunk_hash(&data) != op.hash {
+        return Err(InstallError::TamperedChunk {
+            chunk,
+            offset: 0,
+            attempts: 1,
+        });
+    }
+    Ok(data)
+}
+
+/// A chunk arrived damaged: fetch it alone again a few times before giving up.
+fn refetch(
+    fetcher: &Fetcher,
+    decompressor: &mut zstd::bulk::Decompressor<'_>,
+    pack_path: &str,
+    offset: u64,
+    op: &Op,
+    chunk: usize,
+    image_offset: u64,
+) -> Result<Vec<u8>, InstallError> {
+    let comp_len = match op.source {
+        Source::Pack { comp_len, .. } => u64::from(comp_len),
+        _ => 0,
+    };
+    for _ in 1..CHUNK_ATTEMPTS {
+        let comp = fetcher
+            .get_range(pack_path, offset, comp_len)
+            .map_err(|source| InstallError::Fetch {
+                what: "the image pack".into(),
+                source,
+            })?;
+        if let Ok(data) = unpack(decompressor, &comp, op, chunk) {
+            return Ok(data);
+        }
+    }
+    Err(InstallError::TamperedChunk {
+        chunk,
+        offset: image_offset,
+        attempts: CHUNK_ATTEMPTS,
+    })
+}
+
+/// Reads the written image back and checks every chunk against its signed hash, on two
+/// threads (each takes half of the chunks).
+pub fn verify_slot(
+    plan: &Plan,
+    slot_path: &Path,
+    progress: &dyn Progress,
+) -> Result<(), InstallError> {
+    progress.phase("verifying", plan.head.image_len);
+    let offsets = image_offsets(&plan.ops);
+    let mid = plan.ops.len() / 2;
+    let check = |range: std::ops::Range<usize>| -> Result<(), InstallError> {
+        let file =
+            File::open(slot_path).map_err(InstallError::io("read back the slot", slot_path))?;
+        let mut buf = vec![0u8; plan.head.params.max as usize];
+        for i in range {
+            let op = &plan.ops[i];
+            let data = &mut buf[..op.len as usize];
+            file.read_exact_at(data, offsets[i])
+                .map_err(InstallError::io("read back the slot", slot_path))?;
+            if chunk_hash(data) != op.hash {
+                return Err(InstallError::ReadBack {
+                    path: slot_path.into(),
+                    chunk: i,
+                    offset: offsets[i],
+                });
+            }
+            progress.advance(u64::from(op.len));
+        }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| check(0..mid));
+        let second = check(mid..plan.ops.len());
+        let first = first.join().unwrap_or_else(|_| {
+            Err(InstallError::ReadBack {
+                path: slot_path.into(),
+                chunk: 0,
+                offset: 0,
+            })
+        });
+        first.and(second)
+    })
+}
