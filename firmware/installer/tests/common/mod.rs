@@ -1,0 +1,165 @@
+//! Test fixtures: a release repository in a temp dir, images, and install options.
+#![allow(dead_code)]
+
+pub mod server;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use skerry_chunks::ChunkParams;
+use skerry_installer::transport::FileTransport;
+use skerry_installer::{InstallOptions, RetryPolicy, Transport};
+use skerry_release::{AddImage, Expiries, KeySet, Repository};
+
+/// A repository with keys, in a temp dir.
+pub struct TestRepo {
+    pub tmp: tempfile::TempDir,
+    pub keys: KeySet,
+    pub repo: Repository,
+}
+
+impl TestRepo {
+    pub fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let keys = KeySet::generate(&tmp.path().join("keys"), 1).unwrap();
+        let repo = Repository::new(&tmp.path().join("repo"));
+        skerry_release::init(&keys, &repo, 1, &Expiries::default(), SystemTime::now()).unwrap();
+        Self { tmp, keys, repo }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn root_bytes(&self) -> Vec<u8> {
+        std::fs::read(self.repo.metadata_dir().join("1.root.json")).unwrap()
+    }
+
+    /// Releases `image` for `board` at `version`.
+    pub fn add(&self, board: &str, version: &str, image: &[u8]) {
+        self.add_at(board, version, image, SystemTime::now());
+    }
+
+    /// Releases with metadata signed as if at `now` (in the past: already expired).
+    pub fn add_at(&self, board: &str, version: &str, image: &[u8], now: SystemTime) {
+        let path = self.path().join(format!("{board}-{version}.img"));
+        std::fs::write(&path, image).unwrap();
+        let add = AddImage {
+            board,
+            version,
+            channel: "stable",
+            image: &path,
+            params: ChunkParams::DEFAULT,
+            level: 3,
+        };
+        skerry_release::add_image(&self.keys, &self.repo, &add, &Expiries::default(), now).unwrap();
+    }
+
+    pub fn file_transport(&self) -> Arc<dyn Transport> {
+        Arc::new(FileTransport::new(self.repo.dir.clone()))
+    }
+
+    /// Options to install `board` into `slot` with a fresh state dir `state`.
+    pub fn options(
+        &self,
+        transport: Arc<dyn Transport>,
+        board: &str,
+        slot: &Path,
+    ) -> InstallOptions {
+        InstallOptions {
+            transport,
+            trusted_root: self.root_bytes(),
+            state_dir: self.path().join("state"),
+            board: board.into(),
+            channel: None,
+            version: None,
+            slot: slot.into(),
+            seed: None,
+            retry: fast_retry(),
+            clock: SystemTime::now(),
+        }
+    }
+
+    /// Every file under the repository, relative.
+    pub fn files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, base: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, base, out);
+                } else {
+                    out.push(p.strip_prefix(base).unwrap().to_path_buf());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.repo.dir, &self.repo.dir, &mut out);
+        out.sort();
+        out
+    }
+
+    /// The pack file of a release.
+    pub fn find(&self, suffix: &str) -> PathBuf {
+        self.files()
+            .into_iter()
+            .find(|p| p.to_string_lossy().ends_with(suffix))
+            .map(|p| self.repo.dir.join(p))
+            .unwrap()
+    }
+}
+
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 4,
+        first_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(40),
+    }
+}
+
+/// A deterministic image of `len` bytes: text-like runs, zeros and noise, like a
+/// filesystem with binaries.
+pub fn image(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed | 1);
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let run = 512 + (rng.next() % 8192) as usize;
+        match rng.next() % 4 {
+            0 => out.extend((0..run).map(|_| rng.next() as u8)),
+            1 => out.extend(std::iter::repeat_n(0u8, run)),
+            _ => {
+                let word = rng.next();
+                out.extend(
+                    (0..run).map(|i| b"abcdefgh"[((word >> (i % 8 * 8)) as usize + i / 7) % 8]),
+                );
+            }
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// `base` with `count` random overwrites of `size` bytes.
+pub fn edit(base: &[u8], count: usize, size: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed | 1);
+    let mut out = base.to_vec();
+    for _ in 0..count {
+        let at = (rng.next() as usize) % (out.len() - size);
+        for b in &mut out[at..at + size] {
+            *b = rng.next() as u8;
+        }
+    }
+    out
+}
+
+/// xorshift64: deterministic test randomness.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
