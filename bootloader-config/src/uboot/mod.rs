@@ -48,8 +48,10 @@ use crate::state::BootState;
 use crate::store::{BootStore, StoreError};
 
 /// The fuzzing entry point: reads `data` as a single environment filling it, then as a
-/// redundant one with two copies of half its length, and on success runs the boot
-/// script's power-on rules on it. Hostile input gets an error, never a panic.
+/// redundant one with two copies of half its length, then as the data area of a single
+/// copy with a correct CRC (so random input reaches the variable parser and the mapping,
+/// not only the CRC check), and on success runs the boot script's power-on rules on it.
+/// Hostile input gets an error, never a panic.
 pub fn fuzz_parse(data: &[u8]) -> Result<BootState, StoreError> {
     let single = UbootLayout {
         offset: 0,
@@ -61,9 +63,16 @@ pub fn fuzz_parse(data: &[u8]) -> Result<BootState, StoreError> {
         size: data.len() / 2,
         redundant: true,
     };
+    let mut with_crc = crc32fast::hash(data).to_le_bytes().to_vec();
+    with_crc.extend_from_slice(data);
+    let data_area = UbootLayout {
+        offset: 0,
+        size: with_crc.len(),
+        redundant: false,
+    };
     let mut last = None;
-    for layout in [single, redundant] {
-        let mut store = UbootEnvStore::new(PowerCutMedium::new(data.to_vec()), layout);
+    for (bytes, layout) in [(data, single), (data, redundant), (&with_crc[..], data_area)] {
+        let mut store = UbootEnvStore::new(PowerCutMedium::new(bytes.to_vec()), layout);
         match store.load() {
             Ok(state) => {
                 // Whatever the script does next must again be a loadable state.
