@@ -176,6 +176,29 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_storable_vars_round_trip(
+            entries in proptest::collection::btree_map(
+                "[A-Za-z0-9_][A-Za-z0-9_.:-]{0,11}", proptest::collection::vec(proptest::num::u8::ANY, 0..40), 0..8),
+        ) {
+            let mut vars = Vars::default();
+            for (name, value) in &entries {
+                vars.push(name.as_bytes().to_vec(), value.clone());
+            }
+            let bytes = encode(&vars, 4096).unwrap();
+            proptest::prop_assert_eq!(decode(&bytes).unwrap(), vars);
+        }
+
+        #[test]
+        fn any_bytes_decode_without_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = decode(&body);
+            let mut bytes = SIGNATURE.to_vec();
+            bytes.extend_from_slice(&body);
+            let _ = decode(&bytes);
+        }
+    }
+
     #[test]
     fn full_block_is_refused() {
         let mut v = Vars::default();

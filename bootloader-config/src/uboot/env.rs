@@ -245,6 +245,32 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_storable_vars_round_trip(
+            entries in proptest::collection::btree_map(
+                "[A-Za-z0-9_.:-]{1,12}", proptest::collection::vec(1u8..=255, 0..40), 0..8),
+            redundant in proptest::bool::ANY,
+        ) {
+            let mut vars = Vars::default();
+            for (name, value) in &entries {
+                vars.push(name.as_bytes().to_vec(), value.clone());
+            }
+            let flag = redundant.then_some(3);
+            let bytes = encode(&vars, 0x400, flag).unwrap();
+            proptest::prop_assert_eq!(decode(&bytes, redundant).unwrap(), EnvCopy { flag, vars });
+        }
+
+        #[test]
+        fn any_bytes_decode_without_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = decode(&bytes, false);
+            let _ = decode(&bytes, true);
+            let mut with_crc = crc32fast::hash(&bytes).to_le_bytes().to_vec();
+            with_crc.extend_from_slice(&bytes);
+            let _ = decode(&with_crc, false);
+        }
+    }
+
     #[test]
     fn flag_order_wraps() {
         assert_eq!(newer_copy(1, 2), 1);

@@ -71,7 +71,11 @@ pub fn fuzz_parse(data: &[u8]) -> Result<BootState, StoreError> {
         redundant: false,
     };
     let mut last = None;
-    for (bytes, layout) in [(data, single), (data, redundant), (&with_crc[..], data_area)] {
+    for (bytes, layout) in [
+        (data, single),
+        (data, redundant),
+        (&with_crc[..], data_area),
+    ] {
         let mut store = UbootEnvStore::new(PowerCutMedium::new(bytes.to_vec()), layout);
         match store.load() {
             Ok(state) => {

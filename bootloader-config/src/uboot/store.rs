@@ -13,6 +13,13 @@
 //!   environment; loading works.
 //!
 //! Other variables in the environment (`bootcmd`, `bootargs`, ...) are kept as they are.
+//!
+//! Writes go straight to the medium. That suits files, eMMC/SD partitions and
+//! `/dev/mtdblockN`; raw NOR/NAND through `/dev/mtdN` needs an erase before each write,
+//! which [`Medium`] does not do, so point the store at the block device instead.
+//!
+//! A commit never overwrites bytes that are neither a valid copy nor erased (all 0x00 or
+//! 0xFF, or beyond the end of a file): a wrong offset or device is refused, not clobbered.
 
 use crate::medium::Medium;
 use crate::state::{BootState, SlotName};
