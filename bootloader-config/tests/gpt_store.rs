@@ -23,12 +23,20 @@ fn store(bytes: Vec<u8>) -> GptStore<PowerCutMedium> {
     GptStore::new(PowerCutMedium::new(bytes), ab())
 }
 
+/// A table of four entries (one sector): the suite cuts power at every byte of every
+/// write and reloads, which is quick on a tiny table; the write path does not depend on
+/// the entry count (only changed sectors are written). Standard 128-entry tables are
+/// covered by the other tests here and by the interop tests (`cgpt` refuses tiny ones).
+fn tiny_blank() -> Vec<u8> {
+    image::chromeos_disk_with_entries(512, 12, 3, 1, 4).unwrap()
+}
+
 #[test]
 fn gpt_store_passes_conformance_suite() {
     boot_store_suite(&Harness {
         open: |m| GptStore::new(m, ab()),
         take: |s: GptStore<PowerCutMedium>| s.into_medium(),
-        blank: PowerCutMedium::new(blank(512)),
+        blank: PowerCutMedium::new(tiny_blank()),
         slots: vec![name("A"), name("B")],
     });
 }
@@ -39,7 +47,7 @@ fn three_slots_on_descending_partitions_pass_conformance_suite() {
     boot_store_suite(&Harness {
         open: move |m| GptStore::new(m, slots.clone()),
         take: |s: GptStore<PowerCutMedium>| s.into_medium(),
-        blank: PowerCutMedium::new(blank(512)),
+        blank: PowerCutMedium::new(tiny_blank()),
         slots: vec![name("A"), name("B"), name("C")],
     });
 }

@@ -13,19 +13,42 @@ pub const CHROMEOS_KERNEL: [u8; 16] = [
     0x5D, 0x2A, 0x3A, 0xFE, 0x32, 0x4F, 0xA7, 0x41, 0xB7, 0x25, 0xAC, 0xCC, 0x32, 0x85, 0xA3, 0x09,
 ];
 
-const ENTRY_COUNT: u32 = 128;
+/// The entry count every real table has (16 KiB of entries).
+pub const STANDARD_ENTRIES: u32 = 128;
 
 /// A disk of `total_sectors` sectors of `sector_size` bytes, with `partitions`
-/// partitions of the ChromeOS kernel type, each `partition_sectors` long, numbered from 1.
-/// Returns `None` if they do not fit.
+/// partitions of the ChromeOS kernel type, each `partition_sectors` long, numbered from 1,
+/// in a table of [`STANDARD_ENTRIES`] entries. Returns `None` if they do not fit.
 pub fn chromeos_disk(
     sector_size: usize,
     total_sectors: u64,
     partitions: u32,
     partition_sectors: u64,
 ) -> Option<Vec<u8>> {
+    chromeos_disk_with_entries(
+        sector_size,
+        total_sectors,
+        partitions,
+        partition_sectors,
+        STANDARD_ENTRIES,
+    )
+}
+
+/// Like [`chromeos_disk`] with a table of `entry_count` entries. Tiny tables keep
+/// byte-by-byte torn-write tests fast, but only our store and `sgdisk` (with a warning)
+/// read them: the specification asks for 16 KiB of entries and `cgpt` refuses less.
+pub fn chromeos_disk_with_entries(
+    sector_size: usize,
+    total_sectors: u64,
+    partitions: u32,
+    partition_sectors: u64,
+    entry_count: u32,
+) -> Option<Vec<u8>> {
+    if partitions > entry_count {
+        return None;
+    }
     let ss = sector_size as u64;
-    let array_bytes = u64::from(ENTRY_COUNT) * u64::from(MIN_ENTRY_SIZE);
+    let array_bytes = u64::from(entry_count) * u64::from(MIN_ENTRY_SIZE);
     let array_sectors = array_bytes.div_ceil(ss);
     let last_lba = total_sectors.checked_sub(1)?;
     let first_usable = 2 + array_sectors;
@@ -65,7 +88,7 @@ pub fn chromeos_disk(
         last_usable,
         guid,
         2,
-        ENTRY_COUNT,
+        entry_count,
         crc,
     );
     let backup = primary.relocated(last_lba, 1, backup_entries, crc);

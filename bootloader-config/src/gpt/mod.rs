@@ -61,9 +61,18 @@ use crate::state::{BootState, SlotName};
 use crate::store::{BootStore, StoreError};
 
 /// The fuzzing entry point: treats `data` as a disk image with slots A (partition 2) and
-/// B (partition 3), loads it, and commits back. Hostile bytes give an error, never a
-/// panic; it panics only if a state that was committed does not load back unchanged.
+/// B (partition 3), loads it, and commits back; then does the same with the primary
+/// header's two CRCs recomputed, so mutations reach the checks behind the CRCs. Hostile
+/// bytes give an error, never a panic; it panics only if a state that was committed does
+/// not load back unchanged. Returns the outcome for `data` as given.
 pub fn fuzz_parse(data: &[u8]) -> Result<BootState, StoreError> {
+    if let Some(fixed) = with_primary_crcs_fixed(data) {
+        let _ = load_and_commit(&fixed);
+    }
+    load_and_commit(data)
+}
+
+fn load_and_commit(data: &[u8]) -> Result<BootState, StoreError> {
     let slots = match (SlotName::new("A"), SlotName::new("B")) {
         (Ok(a), Ok(b)) => vec![(a, 2), (b, 3)],
         _ => {
@@ -93,4 +102,29 @@ pub fn fuzz_parse(data: &[u8]) -> Result<BootState, StoreError> {
         "a loaded state must survive a commit unchanged"
     );
     Ok(state)
+}
+
+/// `data` with the 512-byte-sector primary header's entry-array CRC and header CRC made
+/// to match, when the header's sizes are small enough to compute them.
+fn with_primary_crcs_fixed(data: &[u8]) -> Option<Vec<u8>> {
+    let mut d = data.get(..)?.to_vec();
+    let header = d.get(512..1024)?;
+    let field = |at: usize| -> Option<u64> {
+        let b = header.get(at..at + 8)?;
+        Some(u64::from_le_bytes(b.try_into().ok()?))
+    };
+    let size = (field(12)? & 0xFFFF_FFFF) as usize;
+    let count_size = field(80)?;
+    let array = (count_size & 0xFFFF_FFFF).checked_mul(count_size >> 32)?;
+    let at = field(72)?.checked_mul(512)?;
+    if !(92..=512).contains(&size) || array > header::MAX_ENTRY_ARRAY {
+        return None;
+    }
+    let entries = d.get(usize::try_from(at).ok()?..)?.get(..array as usize)?;
+    let entries_crc = crc32fast::hash(entries);
+    d[512 + 88..512 + 92].copy_from_slice(&entries_crc.to_le_bytes());
+    d[512 + 16..512 + 20].fill(0);
+    let crc = crc32fast::hash(&d[512..512 + size]);
+    d[512 + 16..512 + 20].copy_from_slice(&crc.to_le_bytes());
+    Some(d)
 }

@@ -144,17 +144,41 @@ impl Table {
         let crc = crc32fast::hash(entries);
         let array_sectors = h.entries_sectors(self.sector_size);
         let backup_lba = self.backup_lba;
+        if let (Ok(p), Ok(b)) = (&self.primary, &self.backup) {
+            if (p.header.entry_count, p.header.entry_size)
+                != (b.header.entry_count, b.header.entry_size)
+            {
+                return Err(corrupt(
+                    medium,
+                    "the primary and backup tables disagree on the entry array's size; \
+                     repair the table (e.g. sgdisk -v, then sgdisk -e or cgpt repair)"
+                        .into(),
+                ));
+            }
+        }
         let primary_entries = match &self.primary {
             Ok(p) => p.header.entries_lba,
             Err(_) => 2,
         };
         let backup_entries = match &self.backup {
             Ok(b) => b.header.entries_lba,
-            Err(_) => backup_lba
-                .checked_sub(array_sectors)
-                .filter(|&lba| lba > primary_entries + array_sectors - 1)
-                .ok_or_else(|| corrupt(medium, "no room for the backup entry array".into()))?,
+            Err(_) => backup_lba.saturating_sub(array_sectors),
         };
+        // Neither array may reach into a header or the partitions' space.
+        let primary_fits =
+            primary_entries >= 2 && primary_entries.saturating_add(array_sectors) <= h.first_usable;
+        let backup_fits = backup_entries > h.last_usable
+            && backup_entries.saturating_add(array_sectors) <= backup_lba;
+        if !primary_fits || !backup_fits {
+            return Err(corrupt(
+                medium,
+                format!(
+                    "entry arrays at LBA {primary_entries} and {backup_entries} ({array_sectors} \
+                     sectors) overlap a header or the usable range {}..={}",
+                    h.first_usable, h.last_usable
+                ),
+            ));
+        }
         let primary = h.relocated(1, backup_lba, primary_entries, crc);
         let backup = h.relocated(backup_lba, 1, backup_entries, crc);
         let order = if self.primary.is_ok() {
