@@ -8,6 +8,7 @@
 //! - [`state`]: slots, boot order, the transitions and the bootloader's power-on step.
 //! - [`store`]: the [`BootStore`] trait every backend implements.
 //! - [`medium`]: the bytes a store lives in (file, block device, or power-cut memory).
+//! - [`report`]: the state as a table for people and as JSON for scripts.
 //! - [`spec`]: store specifications as operators write them (`uboot:PATH,redundant`).
 //! - [`conformance`]: the suite every backend passes, torn writes included.
 
@@ -15,6 +16,8 @@ pub mod conformance;
 pub mod gpt;
 pub mod grub;
 pub mod medium;
+mod open;
+pub mod report;
 pub mod spec;
 pub mod state;
 pub mod store;
@@ -22,6 +25,6 @@ pub mod tryboot;
 pub mod uboot;
 
 pub use medium::{FileMedium, Medium, PowerCutMedium};
-pub use state::{BootError, BootState, SlotName, SlotState, SlotStatus, MAX_TRIES};
 pub use spec::{SpecError, StoreSpec};
+pub use state::{BootError, BootState, SlotName, SlotState, SlotStatus, MAX_TRIES};
 pub use store::{BootStore, StoreError};

@@ -1,1 +1,18 @@
-//! placeholder, replaced by its issue's work
+//! Skerry's hardware-in-the-loop harness: boards and the scenarios that run on them.
+//!
+//! Today the board is simulated in-process: slot images are files, and the bootloader is
+//! the boot-state backend's own power-on step, acting on the same bytes the real
+//! bootloader reads (a U-Boot or GRUB environment, GPT attributes, `autoboot.txt`).
+//!
+//! # Layout
+//! - [`board`]: [`SimBoard`], a simulated board with A/B slots and a bootloader.
+//! - [`fixtures`]: a fresh boot-state store of each backend in a scratch directory.
+//! - [`scenario`]: the A/B stories (upgrade and commit; failed trial and rollback), run
+//!   on a board, reporting each step.
+
+pub mod board;
+pub mod fixtures;
+pub mod scenario;
+
+pub use board::{BoardError, SimBoard};
+pub use fixtures::Backend;

@@ -1,0 +1,175 @@
+//! A simulated board: A/B slots as files, a bootloader that is the store's own power-on
+//! step, and a health check of the image that runs.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+use skerry_boot_state::{BootError, BootState, BootStore, SlotName, SlotStatus, StoreError};
+
+/// The first bytes of an image that passes its health checks once booted.
+pub const HEALTHY_IMAGE: &[u8] = b"SKERRY-IMAGE healthy\n";
+/// The first bytes of an image that boots but never becomes healthy.
+pub const BROKEN_IMAGE: &[u8] = b"SKERRY-IMAGE broken\n";
+
+/// What went wrong on the board.
+#[derive(Debug, thiserror::Error)]
+pub enum BoardError {
+    #[error("refused: slot {slot} is running; never write the booted slot")]
+    WriteToBootedSlot { slot: SlotName },
+    #[error("slot {slot} has no image file on this board")]
+    NoSuchSlot { slot: SlotName },
+    #[error(
+        "the image written to slot {slot} reads back with sha256 {found}, expected {expected}"
+    )]
+    VerifyFailed {
+        slot: SlotName,
+        expected: String,
+        found: String,
+    },
+    #[error("the board is powered off")]
+    PoweredOff,
+    #[error("cannot access {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    State(#[from] BootError),
+}
+
+/// A board with a boot-state store and one image file per slot.
+pub struct SimBoard {
+    store: Box<dyn BootStore>,
+    images: BTreeMap<SlotName, PathBuf>,
+    running: Option<SlotName>,
+}
+
+impl std::fmt::Debug for SimBoard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimBoard")
+            .field("images", &self.images)
+            .field("running", &self.running)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimBoard {
+    /// A powered-off board whose slots keep their images in `images`.
+    pub fn new(store: Box<dyn BootStore>, images: BTreeMap<SlotName, PathBuf>) -> Self {
+        SimBoard {
+            store,
+            images,
+            running: None,
+        }
+    }
+
+    /// The boot state as persisted.
+    pub fn boot_state(&self) -> Result<BootState, BoardError> {
+        Ok(self.store.load()?)
+    }
+
+    /// The slot running now, if powered on.
+    pub fn running(&self) -> Option<&SlotName> {
+        self.running.as_ref()
+    }
+
+    /// Cuts power (or the watchdog resets the board).
+    pub fn power_off(&mut self) {
+        self.running = None;
+    }
+
+    /// Powers on: the bootloader picks a slot (consuming a trial attempt if it picks a
+    /// slot on trial) and starts it.
+    pub fn power_on(&mut self) -> Result<SlotName, BoardError> {
+        let slot = self.store.simulate_power_on()?;
+        self.running = Some(slot.clone());
+        Ok(slot)
+    }
+
+    /// Whether the running image passes its health checks.
+    pub fn running_is_healthy(&self) -> Result<bool, BoardError> {
+        let slot = self.running.as_ref().ok_or(BoardError::PoweredOff)?;
+        let path = self.image_path(slot)?;
+        let image = std::fs::read(path).map_err(|source| BoardError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(image.starts_with(HEALTHY_IMAGE))
+    }
+
+    /// Installs `image` into the inactive `slot` and starts its trial, the way the update
+    /// engine does: the slot is marked bad first (refused if it is the last good slot),
+    /// the image is written and flushed, read back and compared by hash, and only then
+    /// does the trial begin.
+    pub fn install(&mut self, slot: &SlotName, image: &[u8]) -> Result<(), BoardError> {
+        if self.running.as_ref() == Some(slot) {
+            return Err(BoardError::WriteToBootedSlot { slot: slot.clone() });
+        }
+        let path = self.image_path(slot)?.clone();
+        let mut state = self.store.load()?;
+        if state.status(slot)? != SlotStatus::Bad {
+            state.mark_bad(slot)?;
+            self.store.commit(&state)?;
+        }
+        let io = |source| BoardError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::File::create(&path).map_err(io)?;
+        file.write_all(image).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        let expected = hex(&Sha256::digest(image));
+        let found = hex(&Sha256::digest(std::fs::read(&path).map_err(io)?));
+        if expected != found {
+            return Err(BoardError::VerifyFailed {
+                slot: slot.clone(),
+                expected,
+                found,
+            });
+        }
+        state.begin_trial(slot)?;
+        self.store.commit(&state)?;
+        Ok(())
+    }
+
+    /// What the device does once it runs healthy: a slot on trial is marked good.
+    /// Returns whether anything changed.
+    pub fn commit_if_healthy(&mut self) -> Result<bool, BoardError> {
+        let slot = self.running.clone().ok_or(BoardError::PoweredOff)?;
+        let mut state = self.store.load()?;
+        let on_trial = matches!(state.status(&slot)?, SlotStatus::Trial { .. });
+        if on_trial && self.running_is_healthy()? {
+            state.mark_good(&slot)?;
+            self.store.commit(&state)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// The slot that is not running and not the first good slot: where the next image goes.
+    pub fn inactive_slot(&self) -> Result<SlotName, BoardError> {
+        let running = self.running.as_ref().ok_or(BoardError::PoweredOff)?;
+        self.images
+            .keys()
+            .find(|s| *s != running)
+            .cloned()
+            .ok_or_else(|| BoardError::NoSuchSlot {
+                slot: running.clone(),
+            })
+    }
+
+    fn image_path(&self, slot: &SlotName) -> Result<&PathBuf, BoardError> {
+        self.images
+            .get(slot)
+            .ok_or_else(|| BoardError::NoSuchSlot { slot: slot.clone() })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
