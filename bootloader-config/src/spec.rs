@@ -109,7 +109,8 @@ fn parse_uboot(path: PathBuf, options: &[&str]) -> Result<StoreSpec, String> {
         match option.split_once('=') {
             Some(("offset", n)) => offset = parse_number(n)?,
             Some(("size", n)) => {
-                size = usize::try_from(parse_number(n)?).map_err(|_| format!("size {n} too large"))?
+                size =
+                    usize::try_from(parse_number(n)?).map_err(|_| format!("size {n} too large"))?
             }
             None if *option == "redundant" => redundant = true,
             _ => {
@@ -178,7 +179,11 @@ impl fmt::Display for StoreSpec {
                 size,
                 redundant,
             } => {
-                write!(f, "uboot:{},offset={offset:#x},size={size:#x}", path.display())?;
+                write!(
+                    f,
+                    "uboot:{},offset={offset:#x},size={size:#x}",
+                    path.display()
+                )?;
                 if *redundant {
                     f.write_str(",redundant")?;
                 }
