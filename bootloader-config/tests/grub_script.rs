@@ -133,6 +133,18 @@ fn fragment_decides_like_the_model() {
                         model,
                         "from {state:?}"
                     );
+                    // RAUC's view (OK/TRY) is exactly what a commit of the new state writes.
+                    let mut committed = Vars::default();
+                    mapping::write_state(&mut committed, &model);
+                    for s in model.slots() {
+                        for var in [ok_var(s.name.as_str()), try_var(s.name.as_str())] {
+                            assert_eq!(
+                                after.get(&var),
+                                committed.get(&var),
+                                "{var} from {state:?}"
+                            );
+                        }
+                    }
                 }
                 None => assert_eq!(model, state, "state changed but the fragment did not save"),
             }

@@ -160,6 +160,22 @@ fn printenv_commands(slots: &[SlotName]) -> String {
     cmd
 }
 
+/// RAUC reads only `BOOT_ORDER` and `BOOT_<slot>_LEFT`: after the script they must be
+/// exactly what a commit of the model's new state writes.
+fn assert_rauc_view(vars: &Vars, model: &BootState) {
+    let mut committed = Vars::default();
+    mapping::write_state(&mut committed, model);
+    let mut names = vec!["BOOT_ORDER".to_owned()];
+    names.extend(model.slots().iter().map(|s| left_var(s.name.as_str())));
+    for var in names {
+        assert_eq!(
+            vars.get(&var),
+            committed.get(&var),
+            "{var} after the script, for {model:?}"
+        );
+    }
+}
+
 #[test]
 fn real_uboot_runs_the_script_like_the_model() {
     need("qemu-system-aarch64", "qemu-system-arm");
@@ -226,6 +242,7 @@ fn real_uboot_runs_the_script_like_the_model() {
             model,
             "U-Boot's variables after the script, from {state:?}"
         );
+        assert_rauc_view(&boot.vars, &model);
     }
 
     // No boot state at all: the fallback slot starts and nothing is saved.

@@ -98,6 +98,22 @@ fn run_script(script: &str, env: &Vars, dump: &[String]) -> Outcome {
     }
 }
 
+/// RAUC reads only `BOOT_ORDER` and `BOOT_<slot>_LEFT`: after the script they must be
+/// exactly what a commit of the model's new state writes.
+fn assert_rauc_view(vars: &Vars, model: &BootState) {
+    let mut committed = Vars::default();
+    mapping::write_state(&mut committed, model);
+    let mut names = vec!["BOOT_ORDER".to_owned()];
+    names.extend(model.slots().iter().map(|s| left_var(s.name.as_str())));
+    for var in names {
+        assert_eq!(
+            vars.get(&var),
+            committed.get(&var),
+            "{var} after the script, for {model:?}"
+        );
+    }
+}
+
 #[test]
 fn script_decides_like_the_model() {
     let slots = names(&["A", "B", "C"]);
@@ -123,7 +139,10 @@ fn script_decides_like_the_model() {
             let expected = model.power_on().unwrap();
             assert_eq!(outcome.booted, expected.as_str(), "from {state:?}");
             match outcome.saved {
-                Some(saved) => assert_eq!(mapping::read_state(&saved).unwrap(), model),
+                Some(saved) => {
+                    assert_eq!(mapping::read_state(&saved).unwrap(), model);
+                    assert_rauc_view(&saved, &model);
+                }
                 None => assert_eq!(model, state, "state changed but the script did not save"),
             }
         }

@@ -1,0 +1,186 @@
+//! The generated `grub.cfg` fragment in real GRUB: `grub-emu` (GRUB's own script engine
+//! and `load_env`, run as a host program) reads the block our store wrote, runs the
+//! fragment, and prints the slot it chose and the variables as it would save them. Both
+//! must match the model's power-on, for many states.
+//!
+//! `save_env` cannot write through grub-emu's host filesystem ("sparse file not
+//! allowed"), so the test reads the variables GRUB holds after the fragment, which are
+//! what `save_env` writes, and checks the fragment tried to save exactly when the model's
+//! state changed.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use skerry_boot_state::grub::mapping::{self, left_var, ok_var, try_var};
+use skerry_boot_state::grub::{grub_cfg, GrubEnvStore};
+use skerry_boot_state::uboot::vars::Vars;
+use skerry_boot_state::{BootState, BootStore, FileMedium, SlotName};
+
+fn need(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{tool}` is missing: install the Debian package {package} \
+         (listed in scripts/deps/bootstate-uboot-grub.apt)"
+    );
+}
+
+fn names(list: &[&str]) -> Vec<SlotName> {
+    list.iter().map(|n| SlotName::new(n).unwrap()).collect()
+}
+
+/// Distinct states reached by pseudo-random transitions.
+fn reachable_states(slots: &[SlotName], tries: u8, count: usize) -> Vec<BootState> {
+    let mut rng = 0x1234_5678_9abc_def1_u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut state = BootState::new(slots, tries).unwrap();
+    let mut seen = vec![state.clone()];
+    for _ in 0..count * 20 {
+        let slot = &slots[(next() % slots.len() as u64) as usize];
+        let _ = match next() % 6 {
+            0 => state.begin_trial(slot),
+            1 => state.mark_good(slot),
+            2 => state.mark_bad(slot),
+            _ => state.power_on().map(|_| ()),
+        };
+        if !seen.contains(&state) {
+            seen.push(state.clone());
+        }
+        if seen.len() == count {
+            break;
+        }
+    }
+    seen
+}
+
+struct Boot {
+    chosen: String,
+    default: String,
+    saved: bool,
+    vars: Vars,
+}
+
+fn run_grub(dir: &Path, cfg: &str, wanted: &[String]) -> Boot {
+    std::fs::write(dir.join("grub.cfg"), cfg).unwrap();
+    let out = Command::new("grub-emu")
+        .arg("-r")
+        .arg("host")
+        .arg("-d")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("start grub-emu");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in grub-emu output:\n{text}"))
+            .to_owned()
+    };
+    let mut vars = Vars::default();
+    for line in text.lines() {
+        if let Some((name, value)) = line.split_once('=') {
+            if wanted.iter().any(|w| w == name) {
+                vars.set(name, value);
+            }
+        }
+    }
+    Boot {
+        chosen: field("SKERRY_BOOTED="),
+        default: field("SKERRY_DEFAULT="),
+        saved: field("SKERRY_SAVE=") == "1",
+        vars,
+    }
+}
+
+/// RAUC reads only `<slot>_OK` and `<slot>_TRY`: after the fragment they must be exactly
+/// what a commit of the model's new state writes.
+fn assert_rauc_view(vars: &Vars, model: &BootState) {
+    let mut committed = Vars::default();
+    mapping::write_state(&mut committed, model);
+    for slot in model.slots() {
+        for var in [ok_var(slot.name.as_str()), try_var(slot.name.as_str())] {
+            assert_eq!(
+                vars.get(&var),
+                committed.get(&var),
+                "{var} after the fragment, for {model:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn real_grub_runs_the_fragment_like_the_model() {
+    need("grub-emu", "grub-emu");
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("grubenv");
+    let slots = names(&["A", "B", "C"]);
+    let mut wanted = vec!["ORDER".to_owned(), "SKERRY_TRIES".to_owned()];
+    for s in &slots {
+        wanted.extend([
+            ok_var(s.as_str()),
+            try_var(s.as_str()),
+            left_var(s.as_str()),
+        ]);
+    }
+    let mut cfg = String::from("set pager=0\n");
+    cfg.push_str(&grub_cfg(
+        &BootState::new(&slots, 3).unwrap(),
+        Some(&env.display().to_string()),
+    ));
+    cfg.push_str("echo \"SKERRY_BOOTED=$skerry_slot\"\n");
+    cfg.push_str("echo \"SKERRY_DEFAULT=$default\"\n");
+    cfg.push_str("echo \"SKERRY_SAVE=$skerry_save\"\n");
+    for w in &wanted {
+        cfg.push_str(&format!("echo \"{w}=${w}\"\n"));
+    }
+    cfg.push_str("halt\n");
+
+    let mut runs = 0;
+    for tries in [1, 3, 15] {
+        for state in reachable_states(&slots, tries, 25) {
+            let _ = std::fs::remove_file(&env);
+            GrubEnvStore::new(FileMedium::create(&env))
+                .commit(&state)
+                .unwrap();
+            let boot = run_grub(dir.path(), &cfg, &wanted);
+            let mut model = state.clone();
+            let expected = model.power_on().unwrap();
+            assert_eq!(boot.chosen, expected.as_str(), "from {state:?}");
+            assert_eq!(boot.default, format!("skerry-{expected}"));
+            assert_eq!(
+                boot.saved,
+                model != state,
+                "save_env called? from {state:?}"
+            );
+            assert_eq!(
+                mapping::read_state(&boot.vars).unwrap(),
+                model,
+                "GRUB's variables after the fragment, from {state:?}"
+            );
+            assert_rauc_view(&boot.vars, &model);
+            runs += 1;
+        }
+    }
+    assert!(runs > 40, "only {runs} states checked");
+
+    // No boot state at all: the fallback slot starts and nothing is saved.
+    let _ = std::fs::remove_file(&env);
+    std::fs::write(
+        &env,
+        skerry_boot_state::grub::envblk::encode(&Vars::default(), 1024).unwrap(),
+    )
+    .unwrap();
+    let boot = run_grub(dir.path(), &cfg, &wanted);
+    assert_eq!(boot.chosen, "A");
+    assert!(!boot.saved);
+}
