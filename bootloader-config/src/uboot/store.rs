@@ -18,6 +18,11 @@
 //! `/dev/mtdblockN`; raw NOR/NAND through `/dev/mtdN` needs an erase before each write,
 //! which [`Medium`] does not do, so point the store at the block device instead.
 //!
+//! Redundant copies use the incremental flag (the newest copy has the other's flag plus
+//! one), which U-Boot's common loader (MMC, NAND, SPI flash, UBI) and libubootenv read.
+//! U-Boot's parallel NOR driver (`env/flash.c`) only knows the active/obsolete pair
+//! (1/0) and is not supported with a redundant environment.
+//!
 //! A commit never overwrites bytes that are neither a valid copy nor erased (all 0x00 or
 //! 0xFF, or beyond the end of a file): a wrong offset or device is refused, not clobbered.
 
