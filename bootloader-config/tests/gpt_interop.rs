@@ -241,3 +241,27 @@ fn gpt_interop_fresh_test_images_verify_with_sgdisk_and_cgpt() {
     let shown = cgpt(&["show", p]);
     assert!(shown.contains("Label: \"KERN-B\""), "{shown}");
 }
+
+#[test]
+fn gpt_interop_cgpt_marks_our_trial_good_and_counts_a_try() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = sgdisk_disk(dir.path());
+    let mut store = open(&disk);
+    let mut state = BootState::new(&[name("A"), name("B")], 3).unwrap();
+    state.begin_trial(&name("B")).unwrap();
+    store.commit(&state).unwrap();
+
+    // The firmware used a try (tries 3 -> 2), as vboot does on the way to the kernel.
+    cgpt(&["add", "-i", "3", "-T", "2", &disk]);
+    let mut expected = state.clone();
+    expected.power_on().unwrap();
+    assert_eq!(open(&disk).load().unwrap(), expected);
+
+    // The booted system marks itself good the ChromeOS way: successful, tries 0.
+    cgpt(&["add", "-i", "3", "-S", "1", "-T", "0", &disk]);
+    let loaded = open(&disk).load().unwrap();
+    assert_eq!(loaded.status(&name("B")).unwrap(), SlotStatus::Good);
+    assert_eq!(loaded.next_boot(), Some(&name("B")));
+    assert_eq!(loaded.tries(), 3, "A still records the configured tries");
+    assert_verified(&disk);
+}
