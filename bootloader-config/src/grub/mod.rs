@@ -29,8 +29,8 @@
 //! # Layout
 //! - [`envblk`]: the block's bytes (signature, escaped `name=value` lines, `#` padding).
 //! - [`mapping`]: the table above and the fragment's rules, mirrored in Rust.
-//! - [`store`]: [`GrubEnvStore`].
-//! - [`script`]: [`grub_cfg`], the fragment.
+//! - [`store`]: the store, [`GrubEnvStore`].
+//! - [`script`]: the fragment, [`grub_cfg`].
 
 pub mod envblk;
 pub mod mapping;

@@ -31,8 +31,8 @@
 //! - [`vars`]: ordered variables as bytes (shared with [`crate::grub`]).
 //! - [`env`](mod@env): one copy's bytes (CRC, flag, `name=value\0` data).
 //! - [`mapping`]: the table above and the boot script's rules, mirrored in Rust.
-//! - [`store`]: [`UbootEnvStore`], single or redundant, on any [`Medium`](crate::Medium).
-//! - [`script`]: [`boot_script`], the `boot.cmd` source.
+//! - [`store`]: the store, [`UbootEnvStore`], single or redundant, on any [`Medium`](crate::Medium).
+//! - [`script`]: the `boot.cmd` source, [`boot_script`].
 
 pub mod env;
 pub mod mapping;
