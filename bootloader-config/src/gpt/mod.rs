@@ -36,6 +36,11 @@
 //! itself clears the priority when it uses the last try; the model does that one
 //! power-on later, which starts the same slot.)
 //!
+//! # Simulated power-on
+//! [`GptStore`]'s `simulate_power_on` picks the slot by the firmware's rules on the
+//! attribute bits ([`firmware::pick`]), checks that the model starts the same slot, and
+//! records the model's step.
+//!
 //! # Atomicity
 //! Both table copies are rewritten, backup first while the primary is valid (see
 //! [`table`]), so after a power cut at any byte load returns the old or the new state.
@@ -45,10 +50,12 @@
 //! - [`header`]: the GPT header and its CRC.
 //! - [`table`]: both copies, reading with fallback, power-safe writing.
 //! - [`attributes`]: the ChromeOS bits and the model mapping.
+//! - [`firmware`]: the firmware's pick, for the simulated power-on.
 //! - [`store`]: the store itself, [`GptStore`].
 //! - [`image`]: fresh images for tests and fixtures.
 
 pub mod attributes;
+pub mod firmware;
 pub mod header;
 pub mod image;
 pub mod store;

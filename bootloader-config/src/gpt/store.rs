@@ -5,6 +5,7 @@ use crate::state::{BootState, SlotName, MAX_TRIES};
 use crate::store::{BootStore, StoreError};
 
 use super::attributes::{self, EncodeError, KernelAttributes};
+use super::firmware;
 use super::table::{self, Table};
 
 /// A disk whose slots are GPT partitions, each configured as `(slot, partition number)`
@@ -67,20 +68,7 @@ impl<M: Medium> GptStore<M> {
 
 impl<M: Medium> BootStore for GptStore<M> {
     fn load(&self) -> Result<BootState, StoreError> {
-        let table = Table::read(&self.disk)?;
-        let copy = table.trusted().ok_or_else(|| StoreError::NoValidCopy {
-            path: self.disk.path().to_owned(),
-        })?;
-        self.check_slots(copy)?;
-        let found: Vec<(SlotName, u32, KernelAttributes)> = self
-            .slots
-            .iter()
-            .map(|(name, number)| {
-                let raw = table::attributes(&copy.entries, copy.header.entry_size, number - 1)
-                    .unwrap_or(0);
-                (name.clone(), *number, KernelAttributes::from_raw(raw))
-            })
-            .collect();
+        let found = self.slot_attributes()?;
         let (slots, tries) = attributes::decode(&found);
         Ok(BootState::from_parts(slots, tries)?)
     }
@@ -135,5 +123,52 @@ impl<M: Medium> BootStore for GptStore<M> {
 
     fn max_tries(&self) -> u8 {
         MAX_TRIES
+    }
+
+    /// The firmware picks a partition from the attribute bits (see [`firmware`]); the
+    /// store then records the model's power-on step (a try used, or a spent trial given
+    /// up). The two must agree.
+    fn simulate_power_on(&mut self) -> Result<SlotName, StoreError> {
+        let found = self.slot_attributes()?;
+        let candidates: Vec<(u32, KernelAttributes)> =
+            found.iter().map(|(_, p, a)| (*p, *a)).collect();
+        let (slots, tries) = attributes::decode(&found);
+        let mut state = BootState::from_parts(slots, tries)?;
+        let partition = firmware::pick(&candidates)
+            .ok_or_else(|| self.unsupported("no slot partition is bootable".into()))?;
+        let booted = found
+            .iter()
+            .find(|(_, p, _)| *p == partition)
+            .map(|(n, _, _)| n.clone())
+            .ok_or_else(|| self.unsupported(format!("partition {partition} is no slot")))?;
+        let expected = state.power_on()?;
+        if expected != booted {
+            return Err(self.unsupported(format!(
+                "the firmware starts slot {booted} (partition {partition}) but the model expects {expected}"
+            )));
+        }
+        self.commit(&state)?;
+        Ok(booted)
+    }
+}
+
+impl<M: Medium> GptStore<M> {
+    /// Each configured slot with its partition number and attribute fields, read from
+    /// the copy load trusts.
+    fn slot_attributes(&self) -> Result<Vec<(SlotName, u32, KernelAttributes)>, StoreError> {
+        let table = Table::read(&self.disk)?;
+        let copy = table.trusted().ok_or_else(|| StoreError::NoValidCopy {
+            path: self.disk.path().to_owned(),
+        })?;
+        self.check_slots(copy)?;
+        Ok(self
+            .slots
+            .iter()
+            .map(|(name, number)| {
+                let raw = table::attributes(&copy.entries, copy.header.entry_size, number - 1)
+                    .unwrap_or(0);
+                (name.clone(), *number, KernelAttributes::from_raw(raw))
+            })
+            .collect())
     }
 }
