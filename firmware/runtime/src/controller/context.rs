@@ -26,8 +26,10 @@ pub enum Teardown {
 /// Pending teardowns of one controller, shared with its runner.
 pub(crate) type PendingTeardowns = Arc<Mutex<HashSet<ResourceKey>>>;
 
+/// Starts watching a pending teardown until its finalizers are released.
+pub(crate) type ReleaseWatch = Arc<dyn Fn(ResourceKey) + Send + Sync>;
+
 /// A controller's access to the state during one reconcile.
-#[derive(Debug)]
 pub struct ReconcileContext {
     state: State,
     controller: Arc<str>,
@@ -36,6 +38,17 @@ pub struct ReconcileContext {
     changed: Option<HashMap<&'static str, BTreeSet<Arc<str>>>>,
     touched: HashSet<(&'static str, Arc<str>)>,
     pending: PendingTeardowns,
+    watch_release: ReleaseWatch,
+}
+
+impl std::fmt::Debug for ReconcileContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReconcileContext")
+            .field("controller", &self.controller)
+            .field("changed", &self.changed)
+            .field("touched", &self.touched)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ReconcileContext {
@@ -46,6 +59,7 @@ impl ReconcileContext {
         outputs: Arc<[Output]>,
         changed: Option<HashMap<&'static str, BTreeSet<Arc<str>>>>,
         pending: PendingTeardowns,
+        watch_release: ReleaseWatch,
     ) -> Self {
         ReconcileContext {
             state,
@@ -55,6 +69,7 @@ impl ReconcileContext {
             changed,
             touched: HashSet::new(),
             pending,
+            watch_release,
         }
     }
 
@@ -172,10 +187,14 @@ impl ReconcileContext {
             type_name: Arc::from(T::TYPE),
             id: Arc::from(id),
         };
-        self.pending
+        let new = self
+            .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key);
+            .insert(key.clone());
+        if new {
+            (self.watch_release)(key);
+        }
         Ok(Teardown::Pending)
     }
 

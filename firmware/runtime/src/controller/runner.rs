@@ -1,4 +1,5 @@
-//! One task per controller, plus one watch forwarder per input and output type.
+//! One task per controller, plus one watch forwarder per input type (and a short-lived
+//! watch per output the controller is waiting to destroy).
 //!
 //! Forwarders turn watch events into a coalesced set of dirty ids and wake the
 //! runner; however many events arrive while a reconcile runs, the next run sees them
@@ -17,11 +18,12 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::context::{PendingTeardowns, ReconcileContext};
+use super::context::{PendingTeardowns, ReconcileContext, ReleaseWatch};
 use super::runtime::RuntimeOptions;
 use super::status::{ControllerStatus, ControllerStatusSpec, STATUS_OWNER};
 use super::{Controller, Input, Output, Requeue};
 use crate::error::{StateError, WatchError};
+use crate::resource::ResourceKey;
 use crate::state::{State, WatchEvent, Watcher};
 
 /// Everything a runner needs, handed over by [`Runtime::start`](super::Runtime::start).
@@ -80,17 +82,6 @@ pub(crate) fn spawn<C: Controller>(controller: C, env: RunnerEnv) -> Vec<JoinHan
             env.state.clone(),
             *input,
             watcher,
-            env.trigger.clone(),
-            env.shutdown.clone(),
-        )));
-    }
-    for output in env.outputs.iter() {
-        let watcher = open(&env.state, output.namespace, output.type_name);
-        tasks.push(tokio::spawn(forward_teardowns(
-            env.state.clone(),
-            *output,
-            watcher,
-            pending.clone(),
             env.trigger.clone(),
             env.shutdown.clone(),
         )));
@@ -181,39 +172,38 @@ async fn forward_inputs(
     .await;
 }
 
-/// Wakes the runner when an output it is tearing down loses its last finalizer.
-async fn forward_teardowns(
+/// Wakes the runner once the output `key`, which it is tearing down, has no
+/// finalizers left (or is gone).
+async fn await_release(
     state: State,
-    output: Output,
-    watcher: Result<Watcher, WatchError>,
-    pending: PendingTeardowns,
+    key: ResourceKey,
     trigger: Arc<Trigger>,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
-    let marker = trigger.clone();
-    forward(
-        state,
-        output.namespace,
-        output.type_name,
-        watcher,
-        trigger,
-        shutdown,
-        move |events| {
-            let pending = pending.lock().unwrap_or_else(|p| p.into_inner());
-            if pending.is_empty() {
-                return;
-            }
-            let released = events
-                .iter()
-                .filter_map(WatchEvent::resource)
-                .any(|r| r.metadata.finalizers.is_empty() && pending.contains(&r.metadata.key()));
-            drop(pending);
-            if released {
-                marker.with_dirty(|d| d.teardowns = true);
-            }
-        },
-    )
-    .await;
+    let Ok(mut watcher) = state.watch_raw(&key.namespace, &key.type_name, Some(&key.id), None)
+    else {
+        trigger.with_dirty(|d| d.teardowns = true);
+        return;
+    };
+    loop {
+        let event = tokio::select! {
+            event = watcher.next() => event,
+            () = stopped(&mut shutdown) => return,
+        };
+        let released = match &event {
+            Ok(WatchEvent::Destroyed { .. }) | Err(_) => true,
+            Ok(WatchEvent::Bootstrapped { .. }) => state
+                .get_raw(&key.namespace, &key.type_name, &key.id)
+                .is_err(),
+            Ok(event) => event
+                .resource()
+                .is_some_and(|r| r.metadata.finalizers.is_empty()),
+        };
+        if released {
+            trigger.with_dirty(|d| d.teardowns = true);
+            return;
+        }
+    }
 }
 
 /// Destroys pending outputs whose finalizers are gone; true if any finished.
@@ -245,6 +235,18 @@ fn finish_teardowns(state: &State, owner: &str, pending: &PendingTeardowns) -> b
 
 async fn run<C: Controller>(mut controller: C, env: RunnerEnv, pending: PendingTeardowns) {
     let mut shutdown = env.shutdown.clone();
+    let watch_release: ReleaseWatch = {
+        let (state, trigger, shutdown) =
+            (env.state.clone(), env.trigger.clone(), env.shutdown.clone());
+        Arc::new(move |key| {
+            tokio::spawn(await_release(
+                state.clone(),
+                key,
+                trigger.clone(),
+                shutdown.clone(),
+            ));
+        })
+    };
     let mut run_now = true;
     let mut full = true;
     let mut timer: Option<Instant> = None;
@@ -279,6 +281,7 @@ async fn run<C: Controller>(mut controller: C, env: RunnerEnv, pending: PendingT
             env.outputs.clone(),
             changed,
             pending.clone(),
+            watch_release.clone(),
         );
         let started = std::time::Instant::now();
         let result = AssertUnwindSafe(controller.reconcile(&mut ctx))

@@ -1,10 +1,10 @@
 //! The in-memory index behind [`State`](super::State): resources per namespace and
 //! type, the per-kind event history that makes bookmarks resumable, and the broadcast
-//! channel each kind's watchers listen on. Every write goes through [`Core::commit`],
+//! channel each kind's watchers listen on. Every write goes through [`KindWriter::commit`],
 //! which persists first (for persistent types) and only then changes memory, so a
 //! failed write changes nothing.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
@@ -20,7 +20,7 @@ pub(crate) struct Kind {
     pub namespace: Arc<str>,
     pub type_name: Arc<str>,
     pub info: TypeInfo,
-    pub resources: BTreeMap<Arc<str>, Arc<RawResource>>,
+    pub resources: HashMap<Arc<str>, Arc<RawResource>>,
     /// Recent events of this kind, oldest first.
     pub history: VecDeque<WatchEvent>,
     /// The newest revision dropped from `history` (0 when none was).
@@ -41,10 +41,19 @@ pub(crate) enum Change {
 
 #[derive(Debug)]
 pub(crate) struct Core {
-    kinds: HashMap<Box<str>, HashMap<Box<str>, Kind>>,
+    /// By type name, then (almost always one) namespace: one hash per lookup.
+    kinds: HashMap<Box<str>, Vec<Kind>>,
     revision: u64,
     options: StateOptions,
     backend: Box<dyn Backend>,
+}
+
+/// One kind opened for writing, with what a commit needs beside it.
+pub(crate) struct KindWriter<'a> {
+    pub kind: &'a mut Kind,
+    backend: &'a mut dyn Backend,
+    revision: &'a mut u64,
+    history_cap: usize,
 }
 
 /// The info given to a kind first touched by untyped code: unknown types are treated
@@ -82,11 +91,14 @@ impl Core {
     }
 
     pub fn kind(&self, namespace: &str, type_name: &str) -> Option<&Kind> {
-        self.kinds.get(namespace)?.get(type_name)
+        self.kinds
+            .get(type_name)?
+            .iter()
+            .find(|k| &*k.namespace == namespace)
     }
 
     pub fn kinds(&self) -> impl Iterator<Item = &Kind> {
-        self.kinds.values().flat_map(|types| types.values())
+        self.kinds.values().flatten()
     }
 
     /// The kind, created if missing. `info` from a Rust type replaces info that came
@@ -98,16 +110,30 @@ impl Core {
         info: Option<TypeInfo>,
     ) -> &mut Kind {
         let capacity = self.options.channel_capacity;
-        let types = self.kinds.entry(Box::from(namespace)).or_default();
-        let kind = types.entry(Box::from(type_name)).or_insert_with(|| Kind {
-            namespace: Arc::from(namespace),
-            type_name: Arc::from(type_name),
-            info: info.unwrap_or_else(placeholder_info),
-            resources: BTreeMap::new(),
-            history: VecDeque::new(),
-            evicted_through: 0,
-            tx: broadcast::channel(capacity).0,
-        });
+        // Look up before inserting: the entry API would allocate the key every call.
+        if !self.kinds.contains_key(type_name) {
+            self.kinds.insert(Box::from(type_name), Vec::new());
+        }
+        let namespaces = match self.kinds.get_mut(type_name) {
+            Some(namespaces) => namespaces,
+            None => unreachable!("inserted above"),
+        };
+        let index = match namespaces.iter().position(|k| &*k.namespace == namespace) {
+            Some(index) => index,
+            None => {
+                namespaces.push(Kind {
+                    namespace: Arc::from(namespace),
+                    type_name: Arc::from(type_name),
+                    info: info.unwrap_or_else(placeholder_info),
+                    resources: HashMap::new(),
+                    history: VecDeque::new(),
+                    evicted_through: 0,
+                    tx: broadcast::channel(capacity).0,
+                });
+                namespaces.len() - 1
+            }
+        };
+        let kind = &mut namespaces[index];
         if let Some(info) = info {
             if info.typed && !kind.info.typed {
                 kind.info = info;
@@ -116,32 +142,51 @@ impl Core {
         kind
     }
 
-    /// Persists (if the type persists), applies and announces one change.
-    pub fn commit(
+    /// The kind opened for a write.
+    pub fn writer(
         &mut self,
         namespace: &str,
         type_name: &str,
-        change: Change,
-    ) -> Result<Bookmark, StateError> {
+        info: Option<TypeInfo>,
+    ) -> KindWriter<'_> {
         let history_cap = self.options.history_per_kind;
-        let revision = self.revision + 1;
-        let Core { kinds, backend, .. } = self;
-        let Some(kind) = kinds
-            .get_mut(namespace)
-            .and_then(|types| types.get_mut(type_name))
-        else {
-            // Callers create the kind before committing; reaching here is a bug in
-            // this module, reported as a missing resource rather than a panic.
-            let key = match &change {
-                Change::Put { new, .. } => new.metadata.key(),
-                Change::Remove { old } => old.metadata.key(),
-            };
-            return Err(StateError::NotFound { key });
+        self.kind_mut(namespace, type_name, info);
+        let Core {
+            kinds,
+            backend,
+            revision,
+            ..
+        } = self;
+        let kind = match kinds
+            .get_mut(type_name)
+            .and_then(|ns| ns.iter_mut().find(|k| &*k.namespace == namespace))
+        {
+            Some(kind) => kind,
+            None => unreachable!("created by kind_mut"),
         };
-        if kind.info.persistence == Persistence::Persistent {
-            persist(backend.as_mut(), kind, &change)?;
+        KindWriter {
+            kind,
+            backend: backend.as_mut(),
+            revision,
+            history_cap,
         }
-        let bookmark = Some(Bookmark(revision));
+    }
+}
+
+impl KindWriter<'_> {
+    /// Persists (if the type persists), applies and announces one change.
+    pub fn commit(self, change: Change) -> Result<Bookmark, StateError> {
+        let KindWriter {
+            kind,
+            backend,
+            revision,
+            history_cap,
+        } = self;
+        if kind.info.persistence == Persistence::Persistent {
+            persist(backend, kind, &change)?;
+        }
+        let next = *revision + 1;
+        let bookmark = Some(Bookmark(next));
         let event = match change {
             Change::Put { new, created } => {
                 kind.resources.insert(new.metadata.id.clone(), new.clone());
@@ -165,7 +210,7 @@ impl Core {
                 }
             }
         };
-        self.revision = revision;
+        *revision = next;
         if kind.history.len() >= history_cap {
             if let Some(evicted) = kind.history.pop_front() {
                 kind.evicted_through = evicted.bookmark().map_or(0, |b| b.0);
@@ -174,7 +219,7 @@ impl Core {
         kind.history.push_back(event.clone());
         // No receivers is fine: nobody watches this kind yet.
         let _ = kind.tx.send(event);
-        Ok(Bookmark(revision))
+        Ok(Bookmark(next))
     }
 }
 

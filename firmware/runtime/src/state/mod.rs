@@ -156,7 +156,8 @@ impl State {
         selector: &Selector,
     ) -> Vec<Arc<RawResource>> {
         let core = self.lock();
-        core.kind(namespace, type_name)
+        let mut found: Vec<Arc<RawResource>> = core
+            .kind(namespace, type_name)
             .map(|kind| {
                 kind.resources
                     .values()
@@ -164,23 +165,26 @@ impl State {
                     .cloned()
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        drop(core);
+        found.sort_unstable_by(|a, b| a.metadata.id.cmp(&b.metadata.id));
+        found
     }
 
     /// Creates a resource; its metadata's owner becomes the owner. Returns its version.
     pub fn create<T: ResourceSpec>(&self, resource: Resource<T>) -> Result<Version, StateError> {
         check_id::<T>(&resource.metadata.id)?;
         let mut core = self.lock();
-        let kind = core.kind_mut(T::NAMESPACE, T::TYPE, Some(TypeInfo::of::<T>()));
-        if kind.resources.contains_key(&resource.metadata.id) {
+        let writer = core.writer(T::NAMESPACE, T::TYPE, Some(TypeInfo::of::<T>()));
+        if writer.kind.resources.contains_key(&resource.metadata.id) {
             return Err(StateError::AlreadyExists {
                 key: resource.metadata.key(),
             });
         }
         let now = SystemTime::now();
         let mut metadata = resource.metadata;
-        metadata.namespace = kind.namespace.clone();
-        metadata.type_name = kind.type_name.clone();
+        metadata.namespace = writer.kind.namespace.clone();
+        metadata.type_name = writer.kind.type_name.clone();
         metadata.version = Version(1);
         metadata.phase = Phase::Running;
         metadata.created = now;
@@ -189,7 +193,7 @@ impl State {
             metadata,
             spec: Arc::new(resource.spec),
         });
-        core.commit(T::NAMESPACE, T::TYPE, Change::Put { new, created: true })?;
+        writer.commit(Change::Put { new, created: true })?;
         Ok(Version(1))
     }
 
@@ -197,9 +201,9 @@ impl State {
     /// version and the writer (its owner field) owns it. Phase and finalizers are kept.
     pub fn update<T: ResourceSpec>(&self, resource: Resource<T>) -> Result<Version, StateError> {
         let mut core = self.lock();
-        let kind = core.kind_mut(T::NAMESPACE, T::TYPE, Some(TypeInfo::of::<T>()));
+        let writer = core.writer(T::NAMESPACE, T::TYPE, Some(TypeInfo::of::<T>()));
         let stored = existing(
-            kind.resources.get(&resource.metadata.id),
+            writer.kind.resources.get(&resource.metadata.id),
             &resource.metadata.key(),
         )?;
         if stored.metadata.version != resource.metadata.version {
@@ -216,14 +220,10 @@ impl State {
             Some(resource.metadata.labels),
         );
         let version = new.metadata.version;
-        core.commit(
-            T::NAMESPACE,
-            T::TYPE,
-            Change::Put {
-                new,
-                created: false,
-            },
-        )?;
+        writer.commit(Change::Put {
+            new,
+            created: false,
+        })?;
         Ok(version)
     }
 
@@ -237,8 +237,8 @@ impl State {
     ) -> Result<Applied, StateError> {
         check_id::<T>(id)?;
         let mut core = self.lock();
-        let kind = core.kind_mut(T::NAMESPACE, T::TYPE, Some(TypeInfo::of::<T>()));
-        let (change, applied) = match kind.resources.get(id) {
+        let writer = core.writer(T::NAMESPACE, T::TYPE, Some(TypeInfo::of::<T>()));
+        let (change, applied) = match writer.kind.resources.get(id) {
             Some(stored) => {
                 check_owner(stored, owner)?;
                 if stored.spec::<T>().is_ok_and(|old| *old == spec) {
@@ -255,8 +255,8 @@ impl State {
             }
             None => {
                 let mut resource = Resource::new(id, spec);
-                resource.metadata.namespace = kind.namespace.clone();
-                resource.metadata.type_name = kind.type_name.clone();
+                resource.metadata.namespace = writer.kind.namespace.clone();
+                resource.metadata.type_name = writer.kind.type_name.clone();
                 resource.metadata.version = Version(1);
                 resource.metadata.owner = owner.map(Arc::from);
                 let new = Arc::new(RawResource {
@@ -266,7 +266,7 @@ impl State {
                 (Change::Put { new, created: true }, Applied::Created)
             }
         };
-        core.commit(T::NAMESPACE, T::TYPE, change)?;
+        writer.commit(change)?;
         Ok(applied)
     }
 
@@ -288,8 +288,11 @@ impl State {
         owner: Option<&str>,
     ) -> Result<bool, StateError> {
         let mut core = self.lock();
-        let kind = core.kind_mut(namespace, type_name, None);
-        let stored = existing(kind.resources.get(id), &key(namespace, type_name, id))?;
+        let writer = core.writer(namespace, type_name, None);
+        let stored = existing(
+            writer.kind.resources.get(id),
+            &key(namespace, type_name, id),
+        )?;
         check_owner(&stored, owner)?;
         let ready = stored.metadata.finalizers.is_empty();
         if stored.metadata.phase == Phase::TearingDown {
@@ -297,14 +300,10 @@ impl State {
         }
         let mut new = successor(&stored, stored.spec.clone(), None);
         Arc::make_mut(&mut new).metadata.phase = Phase::TearingDown;
-        core.commit(
-            namespace,
-            type_name,
-            Change::Put {
-                new,
-                created: false,
-            },
-        )?;
+        writer.commit(Change::Put {
+            new,
+            created: false,
+        })?;
         Ok(ready)
     }
 
@@ -325,8 +324,11 @@ impl State {
         owner: Option<&str>,
     ) -> Result<(), StateError> {
         let mut core = self.lock();
-        let kind = core.kind_mut(namespace, type_name, None);
-        let stored = existing(kind.resources.get(id), &key(namespace, type_name, id))?;
+        let writer = core.writer(namespace, type_name, None);
+        let stored = existing(
+            writer.kind.resources.get(id),
+            &key(namespace, type_name, id),
+        )?;
         check_owner(&stored, owner)?;
         if !stored.metadata.finalizers.is_empty() {
             return Err(StateError::FinalizersPending {
@@ -334,7 +336,7 @@ impl State {
                 finalizers: stored.metadata.finalizers.clone(),
             });
         }
-        core.commit(namespace, type_name, Change::Remove { old: stored })?;
+        writer.commit(Change::Remove { old: stored })?;
         Ok(())
     }
 
@@ -377,20 +379,19 @@ impl State {
         edit: impl FnOnce(&mut crate::resource::Metadata) -> Result<bool, StateError>,
     ) -> Result<(), StateError> {
         let mut core = self.lock();
-        let kind = core.kind_mut(namespace, type_name, None);
-        let stored = existing(kind.resources.get(id), &key(namespace, type_name, id))?;
+        let writer = core.writer(namespace, type_name, None);
+        let stored = existing(
+            writer.kind.resources.get(id),
+            &key(namespace, type_name, id),
+        )?;
         let mut new = successor(&stored, stored.spec.clone(), None);
         if !edit(&mut Arc::make_mut(&mut new).metadata)? {
             return Ok(());
         }
-        core.commit(
-            namespace,
-            type_name,
-            Change::Put {
-                new,
-                created: false,
-            },
-        )?;
+        writer.commit(Change::Put {
+            new,
+            created: false,
+        })?;
         Ok(())
     }
 

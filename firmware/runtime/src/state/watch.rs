@@ -177,10 +177,11 @@ impl Watcher {
 }
 
 fn snapshot(kind: &Kind, id: Option<&str>, current: Bookmark) -> VecDeque<WatchEvent> {
-    let resources: Vec<_> = match id {
+    let mut resources: Vec<_> = match id {
         Some(id) => kind.resources.get(id).cloned().into_iter().collect(),
         None => kind.resources.values().cloned().collect(),
     };
+    resources.sort_unstable_by(|a, b| a.metadata.id.cmp(&b.metadata.id));
     let mut events: VecDeque<WatchEvent> = resources
         .into_iter()
         .map(|resource| WatchEvent::Created {
@@ -201,10 +202,13 @@ fn replay(kind: &Kind, id: Option<&str>, after: u64) -> Result<VecDeque<WatchEve
             oldest: Bookmark(kind.evicted_through),
         });
     }
+    // History is ordered by revision: skip what the watcher has by binary search.
+    let first = kind
+        .history
+        .partition_point(|event| event.bookmark().is_some_and(|b| b.0 <= after));
     Ok(kind
         .history
-        .iter()
-        .filter(|event| event.bookmark().is_some_and(|b| b.0 > after))
+        .range(first..)
         .filter(|event| match (id, event.resource()) {
             (Some(id), Some(resource)) => &*resource.metadata.id == id,
             _ => true,
