@@ -44,6 +44,8 @@ pub struct InstallOptions {
     pub version: Option<semver::Version>,
     /// The inactive slot to write.
     pub slot: PathBuf,
+    /// The slot's size when it is a regular file standing in for a partition.
+    pub slot_size: Option<u64>,
     /// The active slot, whose chunks are reused.
     pub seed: Option<PathBuf>,
     pub retry: RetryPolicy,
@@ -106,6 +108,7 @@ pub fn install(
         &selected.pack_path,
         opts.seed.as_deref(),
         &opts.slot,
+        opts.slot_size,
         progress,
     )?;
     if outcome.image_sha256 != plan.head.image_sha256 {

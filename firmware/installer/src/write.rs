@@ -34,9 +34,10 @@ pub struct WriteOutcome {
     pub image_sha256: [u8; 32],
 }
 
-/// Opens the slot for writing and checks it can hold `needed` bytes. A block device or
-/// a non-empty regular file is a fixed-size slot; a missing or empty file grows.
-pub fn open_slot(path: &Path, needed: u64) -> Result<File, InstallError> {
+/// Opens the slot for writing and checks it can hold `needed` bytes: a block device
+/// holds its size, a regular file holds `declared` bytes (the partition size from the
+/// board definition) or grows when none is declared.
+pub fn open_slot(path: &Path, needed: u64, declared: Option<u64>) -> Result<File, InstallError> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -47,17 +48,19 @@ pub fn open_slot(path: &Path, needed: u64) -> Result<File, InstallError> {
     let meta = file
         .metadata()
         .map_err(InstallError::io("inspect the slot", path))?;
-    let capacity = if meta.is_file() {
-        (meta.len() > 0).then_some(meta.len())
-    } else if meta.file_type().is_char_device() {
-        None
-    } else {
+    let device = if meta.file_type().is_block_device() {
         let end = file
             .seek(SeekFrom::End(0))
             .map_err(InstallError::io("size the slot", path))?;
         file.seek(SeekFrom::Start(0))
             .map_err(InstallError::io("rewind the slot", path))?;
         Some(end)
+    } else {
+        None
+    };
+    let capacity = match (device, declared) {
+        (Some(d), Some(c)) => Some(d.min(c)),
+        (d, c) => d.or(c),
     };
     if let Some(capacity) = capacity.filter(|&c| c < needed) {
         return Err(InstallError::SlotTooSmall {
@@ -78,9 +81,10 @@ pub fn write_slot(
     pack_path: &str,
     seed: Option<&Path>,
     slot_path: &Path,
+    slot_size: Option<u64>,
     progress: &dyn Progress,
 ) -> Result<WriteOutcome, InstallError> {
-    let mut slot = open_slot(slot_path, plan.head.image_len)?;
+    let mut slot = open_slot(slot_path, plan.head.image_len, slot_size)?;
     let seed_file = match seed {
         Some(p) => Some((
             File::open(p).map_err(InstallError::io("open the seed", p))?,

@@ -136,11 +136,9 @@ fn refuses_a_slot_too_small_without_writing() {
     repo.add("rpi4", "1.0.0", &image(500_000, 8));
     let slot = repo.path().join("small.img");
     std::fs::write(&slot, vec![7u8; 100_000]).unwrap();
-    let err = install(
-        &repo.options(repo.file_transport(), "rpi4", &slot),
-        &NoProgress,
-    )
-    .unwrap_err();
+    let mut opts = repo.options(repo.file_transport(), "rpi4", &slot);
+    opts.slot_size = Some(100_000);
+    let err = install(&opts, &NoProgress).unwrap_err();
     assert!(
         matches!(
             err,

@@ -25,6 +25,10 @@ pub struct InstallArgs {
     /// The slot to write (a file or block device).
     #[arg(long)]
     slot: PathBuf,
+    /// The slot's size in bytes when --slot is a regular file standing in for a
+    /// partition (a block device's own size always applies).
+    #[arg(long)]
+    slot_size: Option<u64>,
     /// The active slot, whose chunks need not be downloaded.
     #[arg(long)]
     seed: Option<PathBuf>,
@@ -72,6 +76,7 @@ pub fn run(args: InstallArgs) -> anyhow::Result<()> {
         channel: args.channel,
         version,
         slot: args.slot,
+        slot_size: args.slot_size,
         seed: args.seed,
         retry: RetryPolicy {
             attempts: args.attempts.max(1),

@@ -75,6 +75,7 @@ impl TestRepo {
             channel: None,
             version: None,
             slot: slot.into(),
+            slot_size: None,
             seed: None,
             retry: fast_retry(),
             clock: SystemTime::now(),
