@@ -166,6 +166,14 @@ impl Autoboot {
         }
         let text = std::str::from_utf8(bytes)
             .map_err(|e| whole(format!("not UTF-8 text (at byte {})", e.valid_up_to())))?;
+        if text.starts_with('\u{feff}') {
+            return Err(ParseError {
+                line: 1,
+                reason: "the file starts with a UTF-8 byte-order mark; save it without one \
+                         (plain UTF-8 or ASCII)"
+                    .into(),
+            });
+        }
         let crlf = text.contains("\r\n");
         let body = text.strip_suffix('\n').unwrap_or(text);
         let mut lines = Vec::new();
