@@ -23,11 +23,29 @@ fn is_trial(env: &Vars, slot: &str) -> bool {
     env.get_bytes(trial_var(slot).as_bytes()) == Some(b"1")
 }
 
+/// Slots that have a `BOOT_<slot>_LEFT` but are missing from `BOOT_ORDER`: RAUC's
+/// mark-bad takes a slot out of the order, and neither RAUC's script nor ours starts it.
+fn slots_outside_order(env: &Vars, order: &[SlotName]) -> Vec<SlotName> {
+    env.iter()
+        .filter_map(|(name, _)| {
+            let middle = name.strip_prefix(b"BOOT_")?.strip_suffix(b"_LEFT")?;
+            let slot = SlotName::new(std::str::from_utf8(middle).ok()?).ok()?;
+            (!order.contains(&slot)).then_some(slot)
+        })
+        .collect()
+}
+
 /// Reads the boot state. An environment written by plain RAUC tools (no `SKERRY_*`
-/// variables) loads with RAUC's meaning: attempts left means good, none means bad.
+/// variables) loads with RAUC's meaning: attempts left means good, none means bad, and
+/// a slot missing from `BOOT_ORDER` (RAUC's mark-bad removes it) is bad, at the end.
 pub fn read_state(env: &Vars) -> Result<BootState, MappingError> {
     let order = vars::slot_order(env, ORDER_VAR)?;
     let tries = vars::tries(env)?;
+    let outside = slots_outside_order(env, &order);
+    let bad = outside.into_iter().map(|name| SlotState {
+        name,
+        status: SlotStatus::Bad,
+    });
     let slots = order
         .into_iter()
         .map(|name| {
@@ -45,7 +63,10 @@ pub fn read_state(env: &Vars) -> Result<BootState, MappingError> {
             Ok(SlotState { name, status })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(BootState::from_parts(slots, tries)?)
+    Ok(BootState::from_parts(
+        slots.into_iter().chain(bad).collect(),
+        tries,
+    )?)
 }
 
 /// Writes `state` into `env`, leaving every other variable alone.
@@ -175,6 +196,19 @@ mod tests {
         assert_eq!(state.tries(), 3);
         assert_eq!(state.slots()[0].status, SlotStatus::Bad);
         assert_eq!(state.slots()[1].status, SlotStatus::Good);
+    }
+
+    #[test]
+    fn slot_rauc_took_out_of_the_order_is_bad() {
+        // What `rauc status mark-bad B` leaves (checked in tests/uboot_rauc.rs).
+        let mut env = Vars::default();
+        env.set("BOOT_A_LEFT", "3");
+        env.set("BOOT_B_LEFT", "3");
+        env.set("BOOT_ORDER", "A");
+        let state = read_state(&env).unwrap();
+        let order: Vec<&str> = state.order().map(SlotName::as_str).collect();
+        assert_eq!(order, ["A", "B"]);
+        assert_eq!(state.slots()[1].status, SlotStatus::Bad);
     }
 
     #[test]

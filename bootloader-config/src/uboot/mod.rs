@@ -22,7 +22,9 @@
 //! # An environment written by plain RAUC tools
 //!
 //! Without `SKERRY_*` variables it loads with RAUC's meaning: a slot with attempts left
-//! is good, one with none is bad, and `tries` is RAUC's default of 3. The first commit
+//! is good, one with none is bad, a slot RAUC's mark-bad took out of `BOOT_ORDER` (it
+//! still has its `BOOT_<slot>_LEFT`) is bad and goes to the end of the order, and
+//! `tries` is RAUC's default of 3. The first commit
 //! adds our variables. Once Skerry manages an environment, change it with Skerry only:
 //! RAUC's mark-bad (count 0) is honoured, but RAUC's "install and set primary" writes a
 //! positive count that we read as good, not as a trial.
