@@ -130,11 +130,15 @@ impl Medium for FileMedium {
         let mut temp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| self.io(e))?;
         temp.write_all(data).map_err(|e| self.io(e))?;
         temp.as_file().sync_all().map_err(|e| self.io(e))?;
-        if let Ok(meta) = std::fs::metadata(&self.path) {
-            temp.as_file()
-                .set_permissions(meta.permissions())
-                .map_err(|e| self.io(e))?;
-        }
+        // Keep the old file's mode; a new file gets 0644 like any file a tool creates,
+        // not the temp file's private 0600.
+        let permissions = match std::fs::metadata(&self.path) {
+            Ok(meta) => meta.permissions(),
+            Err(_) => std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        };
+        temp.as_file()
+            .set_permissions(permissions)
+            .map_err(|e| self.io(e))?;
         temp.persist(&self.path).map_err(|e| self.io(e.error))?;
         File::open(&dir)
             .and_then(|d| d.sync_all())
@@ -283,6 +287,10 @@ mod tests {
         m.replace_all(b"hello").unwrap();
         m.write_at(1, b"EL").unwrap();
         assert_eq!(m.read_all().unwrap(), b"hELlo");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o644);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
