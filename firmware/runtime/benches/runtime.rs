@@ -201,19 +201,17 @@ async fn chain(updates: usize, ids: usize, pace: Option<usize>) -> ChainResult {
     let writer_state = state.clone();
     let writer = tokio::spawn(async move {
         let mut written: Vec<Instant> = Vec::with_capacity(updates);
-        let mut ticks = pace.map(|per_ms| {
-            let mut interval = tokio::time::interval(Duration::from_millis(1));
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            (interval, per_ms)
-        });
-        let chunk = ticks.as_ref().map_or(100, |(_, per_ms)| *per_ms);
+        // Batches of `per_ms` writes, one batch per millisecond; a writer behind
+        // schedule still yields between batches, as a request handler would.
+        let chunk = pace.unwrap_or(100);
+        let schedule = tokio::time::Instant::now();
         for seq in 0..updates {
             if seq % chunk == 0 {
-                match ticks.as_mut() {
-                    Some((interval, _)) => {
-                        interval.tick().await;
-                    }
-                    None => tokio::task::yield_now().await,
+                let due = schedule + Duration::from_millis((seq / chunk) as u64);
+                if pace.is_some() && tokio::time::Instant::now() < due {
+                    tokio::time::sleep_until(due).await;
+                } else {
+                    tokio::task::yield_now().await;
                 }
             }
             written.push(Instant::now());

@@ -1,9 +1,9 @@
-//! One task per controller, plus one watch forwarder per input type (and a short-lived
-//! watch per output the controller is waiting to destroy).
+//! One task per controller (plus a short-lived watch per output the controller is
+//! waiting to destroy).
 //!
-//! Forwarders turn watch events into a coalesced set of dirty ids and wake the
-//! runner; however many events arrive while a reconcile runs, the next run sees them
-//! as one set. The runner reconciles on a wake, on the timer the last run asked for,
+//! The runner watches its inputs itself and turns events into a coalesced set of
+//! dirty ids: however many events arrive while a reconcile runs, the next run sees
+//! them as one set. The runner reconciles on a wake, on the timer the last run asked for,
 //! or on an explicit trigger. A reconcile that errors or panics is recorded in the
 //! controller's status, and the controller is restarted (a full resync) after an
 //! exponential backoff.
@@ -45,7 +45,18 @@ struct Dirty {
     teardowns: bool,
 }
 
-/// The coalesced reasons to reconcile, and the wake-up for the runner.
+impl Dirty {
+    fn merge(&mut self, other: Dirty) {
+        for (type_name, ids) in other.ids {
+            self.ids.entry(type_name).or_default().extend(ids);
+        }
+        self.full |= other.full;
+        self.teardowns |= other.teardowns;
+    }
+}
+
+/// Reasons to reconcile from outside the runner (triggers, released teardowns), and
+/// the wake-up for it.
 #[derive(Debug, Default)]
 pub(crate) struct Trigger {
     dirty: Mutex<Dirty>,
@@ -56,10 +67,6 @@ impl Trigger {
     fn with_dirty(&self, f: impl FnOnce(&mut Dirty)) {
         f(&mut self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
         self.notify.notify_one();
-    }
-
-    fn mark(&self, type_name: &'static str, ids: impl IntoIterator<Item = Arc<str>>) {
-        self.with_dirty(|d| d.ids.entry(type_name).or_default().extend(ids));
     }
 
     pub(crate) fn request_full(&self) {
@@ -75,19 +82,9 @@ impl Trigger {
 /// no change after start-up is missed.
 pub(crate) fn spawn<C: Controller>(controller: C, env: RunnerEnv) -> Vec<JoinHandle<()>> {
     let pending: PendingTeardowns = Arc::default();
-    let mut tasks = Vec::new();
-    for input in env.inputs.iter() {
-        let watcher = open(&env.state, input.namespace, input.type_name);
-        tasks.push(tokio::spawn(forward_inputs(
-            env.state.clone(),
-            *input,
-            watcher,
-            env.trigger.clone(),
-            env.shutdown.clone(),
-        )));
-    }
-    tasks.push(tokio::spawn(run(controller, env, pending)));
-    tasks
+    // Watches open before this returns, so no change after start-up is missed.
+    let watches = InputWatches::open(&env.state, &env.inputs);
+    vec![tokio::spawn(run(controller, env, pending, watches))]
 }
 
 fn open(state: &State, namespace: &str, type_name: &str) -> Result<Watcher, WatchError> {
@@ -106,70 +103,80 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Feeds events of one watched kind to `on_events`, re-opening the watch (and asking
-/// for a full resync) if it falls behind the kind's history.
-async fn forward(
+/// The runner's watches on its input kinds.
+struct InputWatches {
     state: State,
-    namespace: &'static str,
-    type_name: &'static str,
-    mut watcher: Result<Watcher, WatchError>,
-    trigger: Arc<Trigger>,
-    mut shutdown: watch::Receiver<bool>,
-    mut on_events: impl FnMut(Vec<WatchEvent>) + Send,
-) {
-    loop {
-        let Ok(active) = watcher.as_mut() else {
-            trigger.request_full();
-            watcher = open(&state, namespace, type_name);
-            continue;
-        };
-        let first = tokio::select! {
-            event = active.next() => event,
-            () = stopped(&mut shutdown) => return,
-        };
-        let mut batch = Vec::new();
-        let mut failed = first.map(|e| batch.push(e)).err();
-        while failed.is_none() {
-            match active.try_next() {
-                Ok(Some(event)) => batch.push(event),
-                Ok(None) => break,
-                Err(e) => failed = Some(e),
-            }
-        }
-        if !batch.is_empty() {
-            on_events(batch);
-        }
-        match failed {
-            None => {}
-            Some(WatchError::Closed) => return,
-            Some(e) => watcher = Err(e),
-        }
-    }
+    watches: Vec<(Input, Option<Watcher>)>,
 }
 
-async fn forward_inputs(
-    state: State,
-    input: Input,
-    watcher: Result<Watcher, WatchError>,
-    trigger: Arc<Trigger>,
-    shutdown: watch::Receiver<bool>,
-) {
-    let marker = trigger.clone();
-    forward(
-        state,
-        input.namespace,
-        input.type_name,
-        watcher,
-        trigger,
-        shutdown,
-        move |events| {
-            let ids = events
-                .iter()
-                .filter_map(|e| e.resource().map(|r| r.metadata.id.clone()));
-            marker.mark(input.type_name, ids);
-        },
-    )
-    .await;
+impl InputWatches {
+    fn open(state: &State, inputs: &[Input]) -> Self {
+        let watches = inputs
+            .iter()
+            .map(|input| (*input, open(state, input.namespace, input.type_name).ok()))
+            .collect();
+        InputWatches {
+            state: state.clone(),
+            watches,
+        }
+    }
+
+    /// Waits for an event on any input and records it.
+    async fn changed(&mut self, dirty: &mut Dirty) {
+        let (index, result) = {
+            let waiting: Vec<_> = self
+                .watches
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, (_, w))| {
+                    w.as_mut()
+                        .map(|w| Box::pin(async move { (i, w.next().await) }))
+                })
+                .collect();
+            if waiting.is_empty() {
+                return std::future::pending().await;
+            }
+            futures_util::future::select_all(waiting).await.0
+        };
+        self.record(index, result, dirty);
+    }
+
+    /// Records every event that is ready now.
+    fn drain(&mut self, dirty: &mut Dirty) {
+        for index in 0..self.watches.len() {
+            while let Some(watcher) = self.watches[index].1.as_mut() {
+                match watcher.try_next() {
+                    Ok(Some(event)) => self.record(index, Ok(event), dirty),
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.record(index, Err(e), dirty);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn record(&mut self, index: usize, result: Result<WatchEvent, WatchError>, dirty: &mut Dirty) {
+        let (input, watcher) = &mut self.watches[index];
+        match result {
+            Ok(event) => {
+                if let Some(resource) = event.resource() {
+                    dirty
+                        .ids
+                        .entry(input.type_name)
+                        .or_default()
+                        .insert(resource.metadata.id.clone());
+                }
+            }
+            Err(WatchError::Closed) => *watcher = None,
+            Err(_) => {
+                // Fell behind the kind's history: start from now and look at everything.
+                *watcher = open(&self.state, input.namespace, input.type_name).ok();
+                dirty.full = true;
+            }
+        }
+    }
 }
 
 /// Wakes the runner once the output `key`, which it is tearing down, has no
@@ -233,7 +240,12 @@ fn finish_teardowns(state: &State, owner: &str, pending: &PendingTeardowns) -> b
     finished
 }
 
-async fn run<C: Controller>(mut controller: C, env: RunnerEnv, pending: PendingTeardowns) {
+async fn run<C: Controller>(
+    mut controller: C,
+    env: RunnerEnv,
+    pending: PendingTeardowns,
+    mut watches: InputWatches,
+) {
     let mut shutdown = env.shutdown.clone();
     let watch_release: ReleaseWatch = {
         let (state, trigger, shutdown) =
@@ -250,6 +262,7 @@ async fn run<C: Controller>(mut controller: C, env: RunnerEnv, pending: PendingT
     let mut run_now = true;
     let mut full = true;
     let mut timer: Option<Instant> = None;
+    let mut woken = Dirty::default();
     loop {
         if !run_now {
             let deadline = timer;
@@ -257,6 +270,7 @@ async fn run<C: Controller>(mut controller: C, env: RunnerEnv, pending: PendingT
                 biased;
                 () = stopped(&mut shutdown) => return,
                 () = env.trigger.notify.notified() => {}
+                () = watches.changed(&mut woken) => {}
                 () = sleep_until(deadline) => {
                     full = true;
                     timer = None;
@@ -264,7 +278,10 @@ async fn run<C: Controller>(mut controller: C, env: RunnerEnv, pending: PendingT
             }
         }
         run_now = false;
-        let dirty = env.trigger.take();
+        let mut dirty = env.trigger.take();
+        dirty.merge(std::mem::take(&mut woken));
+        // Coalesce: everything that arrived while the last reconcile ran is one run.
+        watches.drain(&mut dirty);
         full |= dirty.full;
         if dirty.teardowns && finish_teardowns(&env.state, &env.name, &pending) {
             full = true;
