@@ -32,3 +32,8 @@ pub use resource::{
     Selector, Sensitivity, Version,
 };
 pub use state::{Applied, Bookmark, State, StateOptions, WatchEvent, Watcher};
+
+/// The README's example controller, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
