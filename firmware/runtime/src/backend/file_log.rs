@@ -314,3 +314,47 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), Backend
         .map_err(io(dir))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut bytes = (payload.len() as u32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    const REMOVE: &[u8] = br#"{"Remove":{"namespace":"n","type_name":"t","id":"i"}}"#;
+
+    #[test]
+    fn parsing_stops_at_a_torn_or_oversized_frame() {
+        let mut log = HEADER.to_vec();
+        log.extend(frame(REMOVE));
+        let good = log.len();
+        let (records, end) = parse(Path::new("x"), &log).expect("parses");
+        assert_eq!((records.len(), end), (1, good));
+
+        let mut torn = log.clone();
+        torn.extend(&frame(REMOVE)[..10]);
+        assert_eq!(parse(Path::new("x"), &torn).expect("parses").1, good);
+
+        let mut oversized = log.clone();
+        oversized.extend(u32::MAX.to_le_bytes());
+        oversized.extend([0; 12]);
+        assert_eq!(parse(Path::new("x"), &oversized).expect("parses").1, good);
+    }
+
+    #[test]
+    fn a_record_with_a_valid_crc_but_foreign_content_is_an_error() {
+        let mut log = HEADER.to_vec();
+        log.extend(frame(b"{\"Launch\":1}"));
+        let err = parse(Path::new("x"), &log)
+            .map(|_| ())
+            .expect_err("foreign record");
+        assert!(
+            matches!(err, BackendError::BadRecord { offset, .. } if offset == HEADER.len() as u64)
+        );
+    }
+}

@@ -125,3 +125,20 @@ impl DependencyGraph {
 fn escape(name: &str) -> String {
     name.replace('\\', "\\\\").replace('"', "\\\"")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_quotes_names() {
+        let mut graph = DependencyGraph::default();
+        graph.add_input("odd \"name\"", "T", InputStrength::Weak);
+        let dot = graph.to_dot();
+        assert!(
+            dot.contains(r#""t:T" -> "c:odd \"name\"" [style=dashed];"#),
+            "{dot}"
+        );
+        assert!(dot.ends_with("}\n"));
+    }
+}

@@ -364,12 +364,7 @@ fn record_failure(env: &RunnerEnv, elapsed: Duration, message: String, panicked:
         status.consecutive_failures = status.consecutive_failures.saturating_add(1);
         status.last_duration = Some(elapsed);
         status.last_error = Some(message.clone());
-        let exponent = (status.consecutive_failures - 1).min(20);
-        let backoff = env
-            .options
-            .backoff_base
-            .saturating_mul(1 << exponent)
-            .min(env.options.backoff_max);
+        let backoff = backoff_for(&env.options, status.consecutive_failures);
         status.backoff = Some(backoff);
         (backoff, status.consecutive_failures, status.failures)
     };
@@ -386,6 +381,15 @@ fn publish(env: &RunnerEnv, last_error: Option<String>, consecutive_failures: u3
         failures,
     };
     let _ = env.state.apply_owned(&env.name, Some(STATUS_OWNER), spec);
+}
+
+/// The wait before restarting after the `consecutive`-th failure in a row.
+fn backoff_for(options: &RuntimeOptions, consecutive: u32) -> Duration {
+    let exponent = consecutive.saturating_sub(1).min(20);
+    options
+        .backoff_base
+        .saturating_mul(1 << exponent)
+        .min(options.backoff_max)
 }
 
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
@@ -406,5 +410,49 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "a non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let options = RuntimeOptions {
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+        };
+        let waits: Vec<u128> = (1..=6)
+            .map(|n| backoff_for(&options, n).as_millis())
+            .collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(backoff_for(&options, u32::MAX), Duration::from_secs(1));
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading the config")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn errors_show_their_whole_chain_and_panics_their_message() {
+        let error = Outer(std::io::Error::other("disk on fire"));
+        assert_eq!(error_chain(&error), "reading the config: disk on fire");
+        let payload: Box<dyn std::any::Any + Send> = Box::new(String::from("index out of range"));
+        assert_eq!(panic_message(&*payload), "index out of range");
+        let payload: Box<dyn std::any::Any + Send> = Box::new(7_u8);
+        assert_eq!(panic_message(&*payload), "a non-string panic payload");
+    }
+
+    #[test]
+    fn dirty_sets_merge() {
+        let mut a = Dirty::default();
+        a.ids.entry("T").or_default().insert(Arc::from("x"));
+        let mut b = Dirty::default();
+        b.ids.entry("T").or_default().insert(Arc::from("y"));
+        b.teardowns = true;
+        a.merge(b);
+        assert_eq!(a.ids["T"].len(), 2);
+        assert!(a.teardowns && !a.full);
     }
 }

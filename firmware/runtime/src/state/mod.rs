@@ -495,3 +495,96 @@ fn successor(
     }
     Arc::new(RawResource { metadata, spec })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Led {
+        on: bool,
+    }
+    impl ResourceSpec for Led {
+        const TYPE: &'static str = "Leds.test";
+    }
+
+    #[test]
+    fn apply_owned_creates_updates_and_skips_equal_specs() {
+        let state = State::in_memory();
+        let start = state.bookmark();
+        assert_eq!(
+            state
+                .apply_owned("status", Some("leds"), Led { on: true })
+                .ok(),
+            Some(Applied::Created)
+        );
+        assert_eq!(
+            state
+                .apply_owned("status", Some("leds"), Led { on: true })
+                .ok(),
+            Some(Applied::Unchanged)
+        );
+        assert_eq!(
+            state.bookmark(),
+            Bookmark(start.0 + 1),
+            "an unchanged apply writes nothing"
+        );
+        assert_eq!(
+            state
+                .apply_owned("status", Some("leds"), Led { on: false })
+                .ok(),
+            Some(Applied::Updated)
+        );
+        let led = state.get::<Led>("status").expect("stored");
+        assert_eq!(
+            (led.metadata.version, led.metadata.owner.as_deref()),
+            (Version(2), Some("leds"))
+        );
+        let foreign = state.apply_owned("status", Some("intruder"), Led { on: true });
+        assert!(
+            matches!(foreign, Err(StateError::OwnerConflict { .. })),
+            "{foreign:?}"
+        );
+        let anonymous = state.apply_owned("status", None, Led { on: true });
+        assert!(
+            matches!(anonymous, Err(StateError::OwnerConflict { .. })),
+            "{anonymous:?}"
+        );
+    }
+
+    #[test]
+    fn reading_a_resource_as_another_type_is_a_typed_error() {
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        struct Other;
+        impl ResourceSpec for Other {
+            const TYPE: &'static str = "Leds.test";
+        }
+        let state = State::in_memory();
+        state
+            .create(Resource::new("a", Led { on: true }))
+            .expect("created");
+        let raw = state.get_raw("default", "Leds.test", "a").expect("stored");
+        assert!(matches!(
+            raw.spec::<Other>(),
+            Err(StateError::TypeMismatch { .. })
+        ));
+        assert!(raw.spec::<Led>().is_ok_and(|led| led.on));
+    }
+
+    #[test]
+    fn kinds_report_their_sizes() {
+        let state = State::in_memory();
+        state
+            .create(Resource::new("a", Led { on: true }))
+            .expect("created");
+        state
+            .create(Resource::new("b", Led { on: true }))
+            .expect("created");
+        assert_eq!(
+            state.kinds(),
+            [("default".to_owned(), "Leds.test".to_owned(), 2)]
+        );
+    }
+}
