@@ -29,18 +29,20 @@ use crate::resource::{
 /// Tuning of a [`State`].
 #[derive(Debug, Clone, Copy)]
 pub struct StateOptions {
-    /// Events kept per kind for resuming watchers from a bookmark.
+    /// Events kept per kind for resuming watchers from a bookmark. Each event holds
+    /// the resource version it announced, so this bounds how many old versions of a
+    /// kind stay in memory.
     pub history_per_kind: usize,
     /// Events buffered per kind for live watchers before a slow one has to replay
-    /// from history.
+    /// from history (the buffer also holds on to the versions it announced).
     pub channel_capacity: usize,
 }
 
 impl Default for StateOptions {
     fn default() -> Self {
         StateOptions {
-            history_per_kind: 4096,
-            channel_capacity: 1024,
+            history_per_kind: 1024,
+            channel_capacity: 256,
         }
     }
 }
