@@ -72,6 +72,22 @@ impl ClientView {
         Ok(self.state.list_raw(namespace, type_name, selector))
     }
 
+    /// Watches a kind (see [`State::watch_raw`]).
+    pub fn watch(
+        &self,
+        namespace: &str,
+        type_name: &str,
+        since: Option<crate::state::Bookmark>,
+    ) -> Result<crate::state::Watcher, AccessError> {
+        self.check(namespace, type_name)?;
+        self.state
+            .watch_raw(namespace, type_name, None, since)
+            .map_err(|source| AccessError::Watch {
+                type_name: type_name.to_owned(),
+                source,
+            })
+    }
+
     /// A resource's spec as JSON, for the API to send.
     pub fn get_json(
         &self,

@@ -150,6 +150,12 @@ pub enum AccessError {
         role: crate::access::Role,
         type_name: String,
     },
+    #[error("cannot watch {type_name}")]
+    Watch {
+        type_name: String,
+        #[source]
+        source: WatchError,
+    },
     #[error(transparent)]
     State(#[from] StateError),
 }

@@ -530,3 +530,33 @@ fn the_dependency_graph_is_data_and_dot() {
         "{dot}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn requeue_now_runs_again_at_once() {
+    let state = State::in_memory();
+    let mut runtime = Runtime::new(state, RuntimeOptions::default());
+    let (probe, runs) = Probe::scripted(
+        "stepper",
+        vec![],
+        vec![],
+        Box::new(|_, run| {
+            Ok(if run < 3 {
+                Requeue::Now
+            } else {
+                Requeue::OnChange
+            })
+        }),
+    );
+    runtime.register(probe).expect("register");
+    let start = Instant::now();
+    let handle = runtime.start();
+    eventually("three runs", || runs.lock().expect("runs").len() == 3).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let runs = runs.lock().expect("runs").clone();
+    assert_eq!(runs.len(), 3, "no run after OnChange without a change");
+    assert!(
+        runs.iter().all(|r| r.0 == start && r.1),
+        "immediate full resyncs"
+    );
+    handle.shutdown().await;
+}

@@ -227,6 +227,12 @@ fn only_persistent_types_survive_and_sensitivity_is_remembered() {
         state.get::<Key>("wg").expect("typed read").spec.material,
         "k"
     );
+    let watch = reader.watch("default", "Keys.test.skerry.dev", None);
+    assert!(
+        matches!(watch, Err(AccessError::Forbidden { .. })),
+        "{watch:?}"
+    );
+    assert!(admin.watch("default", "Keys.test.skerry.dev", None).is_ok());
     let setting_json = reader
         .get_json("config", "Settings.test.skerry.dev", "a")
         .expect("public");

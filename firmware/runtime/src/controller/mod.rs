@@ -117,6 +117,8 @@ impl Output {
 pub enum Requeue {
     /// Only when an input changes (or someone triggers it).
     OnChange,
+    /// Again at once, with a full resync (e.g. after a partial step).
+    Now,
     /// After this long, with a full resync.
     After(Duration),
 }

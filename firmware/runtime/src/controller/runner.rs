@@ -315,6 +315,7 @@ async fn run<C: Controller>(
                 record_success(&env, elapsed);
                 timer = match requeue {
                     Requeue::OnChange => None,
+                    Requeue::Now => Some(Instant::now()),
                     Requeue::After(delay) => Some(Instant::now() + delay),
                 };
             }
