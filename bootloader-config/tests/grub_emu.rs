@@ -16,18 +16,11 @@ use skerry_boot_state::grub::{grub_cfg, GrubEnvStore};
 use skerry_boot_state::uboot::vars::Vars;
 use skerry_boot_state::{BootState, BootStore, FileMedium, SlotName};
 
-fn need(tool: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{tool}` is missing: install the Debian package {package} \
-         (listed in scripts/deps/bootstate-uboot-grub.apt)"
-    );
+mod support {
+    pub mod tools;
 }
+
+use support::tools::need;
 
 fn names(list: &[&str]) -> Vec<SlotName> {
     list.iter().map(|n| SlotName::new(n).unwrap()).collect()

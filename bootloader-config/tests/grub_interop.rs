@@ -7,18 +7,11 @@ use std::process::Command;
 use skerry_boot_state::grub::GrubEnvStore;
 use skerry_boot_state::{BootState, BootStore, FileMedium, SlotName, SlotStatus};
 
-fn need(tool: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{tool}` is missing: install the Debian package {package} \
-         (listed in scripts/deps/bootstate-uboot-grub.apt)"
-    );
+mod support {
+    pub mod tools;
 }
+
+use support::tools::need;
 
 fn a() -> SlotName {
     SlotName::new("A").unwrap()

@@ -18,6 +18,12 @@ use skerry_boot_state::uboot::vars::Vars;
 use skerry_boot_state::uboot::{boot_script, env, UbootEnvStore, UbootLayout};
 use skerry_boot_state::{BootState, BootStore, FileMedium, SlotName};
 
+mod support {
+    pub mod tools;
+}
+
+use support::tools::need;
+
 const UBOOT_BIN: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 const FLASH_SIZE: usize = 64 << 20;
 const SCRIPT_ADDR: &str = "0x40200000";
@@ -27,19 +33,6 @@ const LAYOUT: UbootLayout = UbootLayout {
     size: 0x40000,
     redundant: false,
 };
-
-fn need(tool: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{tool}` is missing: install the Debian package {package} \
-         (listed in scripts/deps/bootstate-uboot-grub.apt)"
-    );
-}
 
 fn names(list: &[&str]) -> Vec<SlotName> {
     list.iter().map(|n| SlotName::new(n).unwrap()).collect()
