@@ -1,10 +1,13 @@
-//! The one-pass writer and the read-back check.
+//! The one-pass writer and its read-back.
 //!
-//! Two threads share the work: a fetch thread streams the pack ranges (adjacent missing
-//! chunks merged into one range request), decompresses and verifies each chunk; the
-//! writing thread takes chunks in image order from a bounded queue (or from the seed,
-//! or from a repeat already written), hashes the image and writes the slot sequentially.
-//! Memory stays bounded by the queue depth times the largest chunk.
+//! Three threads share the work: a fetch thread streams the pack ranges (adjacent
+//! missing chunks merged into one range request), decompresses and verifies each chunk;
+//! the writing thread takes chunks in image order from a bounded queue (or from the
+//! seed, or from a repeat already written) and writes the slot sequentially; every
+//! 32 MiB a read-back thread flushes the slot, reads the flushed region back and feeds
+//! it to the image's sha256. So the disk writes while the CPU decompresses, and the
+//! image is verified as it reads back from the slot without a second pass. Memory stays
+//! bounded by the queue depth times the largest chunk.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -22,6 +25,10 @@ use crate::transport::Fetcher;
 
 /// Chunks in flight between the fetch thread and the writer.
 const QUEUE_DEPTH: usize = 64;
+/// Bytes written between two flushes (each flushed region is read back and hashed).
+const FLUSH_STEP: u64 = 32 * 1024 * 1024;
+/// Read-back block size.
+const READ_BACK_BLOCK: usize = 1024 * 1024;
 /// Times a chunk that fails its hash is fetched again before the install fails.
 const CHUNK_ATTEMPTS: u32 = 3;
 
@@ -74,7 +81,8 @@ pub fn open_slot(path: &Path, needed: u64, declared: Option<u64>) -> Result<File
 
 use std::os::unix::fs::FileTypeExt;
 
-/// Writes the image into `slot` following `plan`, then flushes it.
+/// Writes the image into `slot` following `plan`, flushes it, and returns the sha256
+/// of the image as read back from the slot after each flush.
 pub fn write_slot(
     plan: &Plan,
     fetcher: &Fetcher,
@@ -85,6 +93,8 @@ pub fn write_slot(
     progress: &dyn Progress,
 ) -> Result<WriteOutcome, InstallError> {
     let mut slot = open_slot(slot_path, plan.head.image_len, slot_size)?;
+    let readback =
+        File::open(slot_path).map_err(InstallError::io("read back the slot", slot_path))?;
     let seed_file = match seed {
         Some(p) => Some((
             File::open(p).map_err(InstallError::io("open the seed", p))?,
@@ -94,17 +104,52 @@ pub fn write_slot(
     };
     progress.phase("writing", plan.head.image_len);
     let (tx, rx) = sync_channel(QUEUE_DEPTH);
+    let (flushed_tx, flushed_rx) = sync_channel(4);
     std::thread::scope(|scope| {
         scope.spawn(|| fetch_chunks(&plan.ops, fetcher, pack_path, tx));
-        let result = write_chunks(plan, rx, seed_file.as_ref(), &mut slot, slot_path, progress);
-        // Dropping the receiver (inside write_chunks) stops the fetch thread early on error.
-        result
-    })
-    .and_then(|outcome| {
-        slot.sync_all()
-            .map_err(InstallError::io("flush the slot", slot_path))?;
+        let verifier = scope.spawn(|| read_back(&readback, slot_path, flushed_rx));
+        // Dropping the receiver and the sender (inside write_chunks) stops both helpers.
+        let written = write_chunks(
+            plan,
+            rx,
+            seed_file.as_ref(),
+            &mut slot,
+            slot_path,
+            flushed_tx,
+            progress,
+        );
+        let read = verifier.join().unwrap_or_else(|_| {
+            Err(InstallError::ReadBack {
+                path: slot_path.into(),
+                chunk: 0,
+                offset: 0,
+            })
+        });
+        let mut outcome = written?;
+        outcome.image_sha256 = read?;
         Ok(outcome)
     })
+}
+
+/// Flushes the slot up to each offset the writer reports, reads that region back and
+/// hashes it: the whole image is verified as read back from the slot, and the disk
+/// works while the CPU decompresses the next region.
+fn read_back(file: &File, path: &Path, written: Receiver<u64>) -> Result<[u8; 32], InstallError> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; READ_BACK_BLOCK];
+    let mut done = 0u64;
+    for upto in written {
+        file.sync_data()
+            .map_err(InstallError::io("flush the slot", path))?;
+        while done < upto {
+            let n = (upto - done).min(READ_BACK_BLOCK as u64) as usize;
+            file.read_exact_at(&mut buf[..n], done)
+                .map_err(InstallError::io("read back the slot", path))?;
+            hasher.update(&buf[..n]);
+            done += n as u64;
+        }
+    }
+    Ok(hasher.finalize().into())
 }
 
 type Fetched = Result<Vec<u8>, InstallError>;
@@ -115,10 +160,11 @@ fn write_chunks(
     seed: Option<&(File, &Path)>,
     slot: &mut File,
     slot_path: &Path,
+    flushed: SyncSender<u64>,
     progress: &dyn Progress,
 ) -> Result<WriteOutcome, InstallError> {
     let mut out = WriteOutcome::default();
-    let mut hasher = Sha256::new();
+    let mut next_flush = FLUSH_STEP;
     let mut buf = vec![0u8; plan.head.params.max as usize];
     let mut offset = 0u64;
     for (i, op) in plan.ops.iter().enumerate() {
@@ -167,14 +213,22 @@ fn write_chunks(
                 &buf[..len]
             }
         };
-        hasher.update(data);
         slot.write_all(data)
             .map_err(InstallError::io("write the slot", slot_path))?;
         offset += len as u64;
         progress.advance(len as u64);
+        if offset >= next_flush {
+            next_flush = offset + FLUSH_STEP;
+            // The read-back thread stopped only if it failed; its error is reported.
+            if flushed.send(offset).is_err() {
+                break;
+            }
+        }
     }
+    slot.sync_all()
+        .map_err(InstallError::io("flush the slot", slot_path))?;
+    let _ = flushed.send(offset);
     out.bytes_written = offset;
-    out.image_sha256 = hasher.finalize().into();
     Ok(out)
 }
 
@@ -325,49 +379,5 @@ fn refetch(
         chunk,
         offset: image_offset,
         attempts: CHUNK_ATTEMPTS,
-    })
-}
-
-/// Reads the written image back and checks every chunk against its signed hash, on two
-/// threads (each takes half of the chunks).
-pub fn verify_slot(
-    plan: &Plan,
-    slot_path: &Path,
-    progress: &dyn Progress,
-) -> Result<(), InstallError> {
-    progress.phase("verifying", plan.head.image_len);
-    let offsets = image_offsets(&plan.ops);
-    let mid = plan.ops.len() / 2;
-    let check = |range: std::ops::Range<usize>| -> Result<(), InstallError> {
-        let file =
-            File::open(slot_path).map_err(InstallError::io("read back the slot", slot_path))?;
-        let mut buf = vec![0u8; plan.head.params.max as usize];
-        for i in range {
-            let op = &plan.ops[i];
-            let data = &mut buf[..op.len as usize];
-            file.read_exact_at(data, offsets[i])
-                .map_err(InstallError::io("read back the slot", slot_path))?;
-            if chunk_hash(data) != op.hash {
-                return Err(InstallError::ReadBack {
-                    path: slot_path.into(),
-                    chunk: i,
-                    offset: offsets[i],
-                });
-            }
-            progress.advance(u64::from(op.len));
-        }
-        Ok(())
-    };
-    std::thread::scope(|scope| {
-        let first = scope.spawn(|| check(0..mid));
-        let second = check(mid..plan.ops.len());
-        let first = first.join().unwrap_or_else(|_| {
-            Err(InstallError::ReadBack {
-                path: slot_path.into(),
-                chunk: 0,
-                offset: 0,
-            })
-        });
-        first.and(second)
     })
 }

@@ -75,6 +75,11 @@ struct Delta {
     zstd: u64,
 }
 
+/// Flushes everyone's dirty pages so each measurement starts from the same state.
+fn settle() {
+    let _ = std::process::Command::new("sync").status();
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -119,6 +124,7 @@ fn full_install(w: &Path) -> Result<Full, Error> {
         let slot = w.join("slot-full");
         let _ = std::fs::remove_file(&slot);
         let state = w.join(format!("state-full-{run}"));
+        settle();
         let measured = child::install(&repo.dir, &slot, None, &state)?;
         images::assert_same(&image, &slot)?;
         ours.push(measured.seconds);
@@ -126,9 +132,11 @@ fn full_install(w: &Path) -> Result<Full, Error> {
         std::fs::remove_file(&slot)?;
 
         let out = w.join("floor-out");
+        settle();
         floors.push(floor::run(&repo, &out)?);
         std::fs::remove_file(&out)?;
 
+        settle();
         raucs.push(rauc.install()?);
         eprintln!(
             "install-bench: run {run}: ours {:.2}s floor {:.2}s rauc {:.2}s",
