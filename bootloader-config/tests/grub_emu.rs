@@ -14,46 +14,19 @@ use std::process::{Command, Stdio};
 use skerry_boot_state::grub::mapping::{self, left_var, ok_var, try_var};
 use skerry_boot_state::grub::{grub_cfg, GrubEnvStore};
 use skerry_boot_state::uboot::vars::Vars;
-use skerry_boot_state::{BootState, BootStore, FileMedium, SlotName};
+use skerry_boot_state::{BootState, BootStore, FileMedium};
 
 mod support {
+    pub mod console;
+    pub mod model_check;
+    pub mod states;
     pub mod tools;
 }
 
+use support::console::printed_vars;
+use support::model_check::{names, RaucView};
+use support::states::reachable_states;
 use support::tools::need;
-
-fn names(list: &[&str]) -> Vec<SlotName> {
-    list.iter().map(|n| SlotName::new(n).unwrap()).collect()
-}
-
-/// Distinct states reached by pseudo-random transitions.
-fn reachable_states(slots: &[SlotName], tries: u8, count: usize) -> Vec<BootState> {
-    let mut rng = 0x1234_5678_9abc_def1_u64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
-    let mut state = BootState::new(slots, tries).unwrap();
-    let mut seen = vec![state.clone()];
-    for _ in 0..count * 20 {
-        let slot = &slots[(next() % slots.len() as u64) as usize];
-        let _ = match next() % 6 {
-            0 => state.begin_trial(slot),
-            1 => state.mark_good(slot),
-            2 => state.mark_bad(slot),
-            _ => state.power_on().map(|_| ()),
-        };
-        if !seen.contains(&state) {
-            seen.push(state.clone());
-        }
-        if seen.len() == count {
-            break;
-        }
-    }
-    seen
-}
 
 struct Boot {
     chosen: String,
@@ -79,37 +52,20 @@ fn run_grub(dir: &Path, cfg: &str, wanted: &[String]) -> Boot {
             .unwrap_or_else(|| panic!("no {key} in grub-emu output:\n{text}"))
             .to_owned()
     };
-    let mut vars = Vars::default();
-    for line in text.lines() {
-        if let Some((name, value)) = line.split_once('=') {
-            if wanted.iter().any(|w| w == name) {
-                vars.set(name, value);
-            }
-        }
-    }
     Boot {
         chosen: field("SKERRY_BOOTED="),
         default: field("SKERRY_DEFAULT="),
         saved: field("SKERRY_SAVE=") == "1",
-        vars,
+        vars: printed_vars(&text, wanted),
     }
 }
 
-/// RAUC reads only `<slot>_OK` and `<slot>_TRY`: after the fragment they must be exactly
-/// what a commit of the model's new state writes.
-fn assert_rauc_view(vars: &Vars, model: &BootState) {
-    let mut committed = Vars::default();
-    mapping::write_state(&mut committed, model);
-    for slot in model.slots() {
-        for var in [ok_var(slot.name.as_str()), try_var(slot.name.as_str())] {
-            assert_eq!(
-                vars.get(&var),
-                committed.get(&var),
-                "{var} after the fragment, for {model:?}"
-            );
-        }
-    }
-}
+/// RAUC reads only `<slot>_OK` and `<slot>_TRY`.
+const RAUC_VIEW: RaucView = RaucView {
+    write_state: mapping::write_state,
+    fixed: &[],
+    per_slot: &[ok_var, try_var],
+};
 
 #[test]
 fn real_grub_runs_the_fragment_like_the_model() {
@@ -140,7 +96,7 @@ fn real_grub_runs_the_fragment_like_the_model() {
 
     let mut runs = 0;
     for tries in [1, 3, 15] {
-        for state in reachable_states(&slots, tries, 25) {
+        for state in reachable_states(&slots, tries, 25, 0x1234_5678_9abc_def1) {
             let _ = std::fs::remove_file(&env);
             GrubEnvStore::new(FileMedium::create(&env))
                 .commit(&state)
@@ -160,7 +116,7 @@ fn real_grub_runs_the_fragment_like_the_model() {
                 model,
                 "GRUB's variables after the fragment, from {state:?}"
             );
-            assert_rauc_view(&boot.vars, &model);
+            RAUC_VIEW.assert_matches(&boot.vars, &model);
             runs += 1;
         }
     }

@@ -4,95 +4,49 @@
 //! power-on, for many states.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use skerry_boot_state::grub::grub_cfg;
 use skerry_boot_state::grub::mapping::{self, left_var, ok_var, try_var};
 use skerry_boot_state::uboot::vars::Vars;
-use skerry_boot_state::{BootState, SlotName, SlotStatus};
+use skerry_boot_state::{BootState, SlotStatus};
 
 mod support {
+    pub mod model_check;
+    pub mod shell;
+    pub mod states;
     pub mod tools;
 }
 
+use support::model_check::{names, RaucView};
+use support::shell::{run_in_sh, ShellBoot};
+use support::states::reachable_states;
 use support::tools::need;
-
-fn names(list: &[&str]) -> Vec<SlotName> {
-    list.iter().map(|n| SlotName::new(n).unwrap()).collect()
-}
-
-/// Distinct states reached by pseudo-random transitions.
-fn reachable_states(slots: &[SlotName], tries: u8, count: usize) -> Vec<BootState> {
-    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
-    let mut state = BootState::new(slots, tries).unwrap();
-    let mut seen = vec![state.clone()];
-    for _ in 0..count * 20 {
-        let slot = &slots[(next() % slots.len() as u64) as usize];
-        let _ = match next() % 6 {
-            0 => state.begin_trial(slot),
-            1 => state.mark_good(slot),
-            2 => state.mark_bad(slot),
-            _ => state.power_on().map(|_| ()),
-        };
-        if !seen.contains(&state) {
-            seen.push(state.clone());
-        }
-        if seen.len() == count {
-            break;
-        }
-    }
-    seen
-}
 
 const PRELUDE: &str = r#"
 load_env() { :; }
 save_env() { echo SAVED; for v in "$@"; do eval "if [ -n \"\${$v+x}\" ]; then echo \"$v=\$$v\"; fi"; done; }
 "#;
 
-struct Outcome {
-    booted: String,
-    default: String,
-    saved: Option<Vars>,
+/// Runs the fragment on `env`: what it booted and saved, and the menu default it chose
+/// (printed without `=` so it is never taken for a saved variable).
+fn run_fragment(fragment: &str, env: &Vars) -> (ShellBoot, String) {
+    let script = format!("{fragment}echo \"BOOT=$skerry_slot\"\necho \"DEFAULT $default\"\n");
+    let stdout = run_in_sh(PRELUDE, env, &script);
+    let default = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("DEFAULT "))
+        .unwrap_or_default()
+        .to_owned();
+    (ShellBoot::parse(&stdout), default)
 }
 
-fn run_fragment(fragment: &str, env: &Vars) -> Outcome {
-    let mut text = String::from(PRELUDE);
-    for (name, value) in env.iter() {
-        let (name, value) = (
-            String::from_utf8(name.to_vec()).unwrap(),
-            String::from_utf8(value.to_vec()).unwrap(),
-        );
-        text.push_str(&format!("{name}='{value}'\n"));
-    }
-    text.push_str(fragment);
-    text.push_str("echo \"BOOT=$skerry_slot\"\necho \"DEFAULT=$default\"\n");
-    let out = Command::new("sh").args(["-c", &text]).output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success(), "fragment failed: {stdout}");
-    let (mut saved, mut booted, mut default) = (None, None, None);
-    for line in stdout.lines() {
-        if line == "SAVED" {
-            saved = Some(Vars::default());
-        } else if let Some(slot) = line.strip_prefix("BOOT=") {
-            booted = Some(slot.to_owned());
-        } else if let Some(d) = line.strip_prefix("DEFAULT=") {
-            default = Some(d.to_owned());
-        } else if let (Some(vars), Some((n, v))) = (saved.as_mut(), line.split_once('=')) {
-            vars.set(n, v);
-        }
-    }
-    Outcome {
-        booted: booted.unwrap_or_else(|| panic!("no BOOT= line in {stdout}")),
-        default: default.unwrap_or_default(),
-        saved,
-    }
-}
+/// RAUC reads only `<slot>_OK` and `<slot>_TRY`.
+const RAUC_VIEW: RaucView = RaucView {
+    write_state: mapping::write_state,
+    fixed: &[],
+    per_slot: &[ok_var, try_var],
+};
 
 #[test]
 fn fragment_decides_like_the_model() {
@@ -100,7 +54,7 @@ fn fragment_decides_like_the_model() {
     let fragment = grub_cfg(&BootState::new(&slots, 15).unwrap(), None);
     let mut trial_counts = std::collections::BTreeSet::new();
     for tries in [1, 4, 15] {
-        for state in reachable_states(&slots, tries, 60) {
+        for state in reachable_states(&slots, tries, 60, 0x2545_f491_4f6c_dd1d) {
             for s in state.slots() {
                 if let SlotStatus::Trial { tries_left } = s.status {
                     trial_counts.insert(tries_left);
@@ -108,11 +62,11 @@ fn fragment_decides_like_the_model() {
             }
             let mut env = Vars::default();
             mapping::write_state(&mut env, &state);
-            let outcome = run_fragment(&fragment, &env);
+            let (outcome, default) = run_fragment(&fragment, &env);
             let mut model = state.clone();
             let expected = model.power_on().unwrap();
             assert_eq!(outcome.booted, expected.as_str(), "from {state:?}");
-            assert_eq!(outcome.default, format!("skerry-{expected}"));
+            assert_eq!(default, format!("skerry-{expected}"));
             match outcome.saved {
                 Some(saved) => {
                     // save_env names only the per-slot variables; the rest is unchanged.
@@ -127,17 +81,7 @@ fn fragment_decides_like_the_model() {
                         "from {state:?}"
                     );
                     // RAUC's view (OK/TRY) is exactly what a commit of the new state writes.
-                    let mut committed = Vars::default();
-                    mapping::write_state(&mut committed, &model);
-                    for s in model.slots() {
-                        for var in [ok_var(s.name.as_str()), try_var(s.name.as_str())] {
-                            assert_eq!(
-                                after.get(&var),
-                                committed.get(&var),
-                                "{var} from {state:?}"
-                            );
-                        }
-                    }
+                    RAUC_VIEW.assert_matches(&after, &model);
                 }
                 None => assert_eq!(model, state, "state changed but the fragment did not save"),
             }
@@ -182,19 +126,7 @@ fn grub_script_check_accepts_the_fragment() {
             "menuentry \"Slot {s}\" --id skerry-{s} {{\n  linux /vmlinuz-{s} rauc.slot=$skerry_slot\n}}\n"
         ));
     }
-    let mut child = Command::new("grub-script-check")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(cfg.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = grub_script_check(cfg.as_bytes());
     assert!(
         out.status.success(),
         "grub-script-check refused the fragment: {}{}",
@@ -202,17 +134,18 @@ fn grub_script_check_accepts_the_fragment() {
         String::from_utf8_lossy(&out.stderr)
     );
     // And it does refuse broken input, so the check means something.
+    let out = grub_script_check(&cfg.as_bytes()[..cfg.len() / 2]);
+    assert!(!out.status.success());
+}
+
+/// Runs `grub-script-check` on `script`.
+fn grub_script_check(script: &[u8]) -> Output {
     let mut child = Command::new("grub-script-check")
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&cfg.as_bytes()[..cfg.len() / 2])
-        .unwrap();
-    assert!(!child.wait().unwrap().success());
+    child.stdin.take().unwrap().write_all(script).unwrap();
+    child.wait_with_output().unwrap()
 }

@@ -19,9 +19,13 @@ use skerry_boot_state::uboot::{boot_script, env, UbootEnvStore, UbootLayout};
 use skerry_boot_state::{BootState, BootStore, FileMedium, SlotName};
 
 mod support {
+    pub mod console;
+    pub mod model_check;
     pub mod tools;
 }
 
+use support::console::printed_vars;
+use support::model_check::{names, RaucView};
 use support::tools::need;
 
 const UBOOT_BIN: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
@@ -33,10 +37,6 @@ const LAYOUT: UbootLayout = UbootLayout {
     size: 0x40000,
     redundant: false,
 };
-
-fn names(list: &[&str]) -> Vec<SlotName> {
-    list.iter().map(|n| SlotName::new(n).unwrap()).collect()
-}
 
 struct Boot {
     chosen: String,
@@ -119,23 +119,15 @@ fn boot_once(dir: &Path, script: &Path, slots: &[SlotName], state: Option<&BootS
         .find_map(|l| l.strip_prefix("SKERRY_BOOTED="))
         .unwrap_or_else(|| panic!("the script printed no choice:\n{serial}"))
         .to_owned();
-    let mut vars = Vars::default();
     let mut wanted = vec!["BOOT_ORDER".to_owned(), "SKERRY_TRIES".to_owned()];
     for s in slots {
         wanted.push(left_var(s.as_str()));
         wanted.push(trial_var(s.as_str()));
     }
-    for line in serial.lines() {
-        if let Some((name, value)) = line.split_once('=') {
-            if wanted.iter().any(|w| w == name) {
-                vars.set(name, value);
-            }
-        }
-    }
     Boot {
         chosen,
         saved: serial.contains("Saving Environment"),
-        vars,
+        vars: printed_vars(&serial, &wanted),
     }
 }
 
@@ -153,21 +145,12 @@ fn printenv_commands(slots: &[SlotName]) -> String {
     cmd
 }
 
-/// RAUC reads only `BOOT_ORDER` and `BOOT_<slot>_LEFT`: after the script they must be
-/// exactly what a commit of the model's new state writes.
-fn assert_rauc_view(vars: &Vars, model: &BootState) {
-    let mut committed = Vars::default();
-    mapping::write_state(&mut committed, model);
-    let mut names = vec!["BOOT_ORDER".to_owned()];
-    names.extend(model.slots().iter().map(|s| left_var(s.name.as_str())));
-    for var in names {
-        assert_eq!(
-            vars.get(&var),
-            committed.get(&var),
-            "{var} after the script, for {model:?}"
-        );
-    }
-}
+/// RAUC reads only `BOOT_ORDER` and `BOOT_<slot>_LEFT`.
+const RAUC_VIEW: RaucView = RaucView {
+    write_state: mapping::write_state,
+    fixed: &["BOOT_ORDER"],
+    per_slot: &[left_var],
+};
 
 #[test]
 fn real_uboot_runs_the_script_like_the_model() {
@@ -235,7 +218,7 @@ fn real_uboot_runs_the_script_like_the_model() {
             model,
             "U-Boot's variables after the script, from {state:?}"
         );
-        assert_rauc_view(&boot.vars, &model);
+        RAUC_VIEW.assert_matches(&boot.vars, &model);
     }
 
     // No boot state at all: the fallback slot starts and nothing is saved.
