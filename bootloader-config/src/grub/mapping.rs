@@ -2,8 +2,9 @@
 //! fragment does with them at power-on (mirrored here so the conformance suite checks the
 //! fragment's rules against the pure model). The table is in [`crate::grub`]'s docs.
 
-use crate::state::{BootState, SlotName, SlotState, SlotStatus, MAX_TRIES};
-use crate::uboot::vars::{self, MappingError, Vars, TRIES_VAR};
+use crate::state::{BootState, SlotState, SlotStatus, MAX_TRIES};
+pub use crate::uboot::vars::Decision;
+use crate::uboot::vars::{self, MappingError, Vars};
 
 /// RAUC's boot order variable.
 pub const ORDER_VAR: &str = "ORDER";
@@ -62,9 +63,7 @@ pub fn read_state(env: &Vars) -> Result<BootState, MappingError> {
 
 /// Writes `state` into `env`, leaving every other variable alone.
 pub fn write_state(env: &mut Vars, state: &BootState) {
-    let order: Vec<&str> = state.order().map(SlotName::as_str).collect();
-    env.set(ORDER_VAR, &order.join(" "));
-    env.set(TRIES_VAR, &state.tries().to_string());
+    vars::write_order_and_tries(env, ORDER_VAR, state);
     for slot in state.slots() {
         let name = slot.name.as_str();
         let (ok, tried, left) = match slot.status {
@@ -82,30 +81,14 @@ pub fn write_state(env: &mut Vars, state: &BootState) {
     }
 }
 
-/// What the generated fragment decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    /// The slot started, or `None` when nothing in `ORDER` is bootable (the fragment
-    /// then starts its fallback slot and leaves the environment alone).
-    pub slot: Option<SlotName>,
-    /// Whether the fragment saves the environment.
-    pub save: bool,
-}
-
 /// Does to `env` exactly what [`grub_cfg`](crate::grub::grub_cfg) does: walk `ORDER`;
 /// skip slots without `OK=1`; give up a slot with `TRY=1` (`OK=0 TRY=0`); start a slot
 /// without a count unchanged; count a trial slot down through its table (reaching 0 sets
 /// `TRY=1`, RAUC's "started once"); give up a trial whose count is not 1 to 15.
 pub fn power_on(env: &mut Vars) -> Decision {
-    let order = match env.get_bytes(ORDER_VAR.as_bytes()) {
-        Some(raw) => String::from_utf8_lossy(raw).into_owned(),
-        None => String::new(),
-    };
     let mut save = false;
-    for word in order.split_ascii_whitespace() {
-        let Ok(slot) = SlotName::new(word) else {
-            continue;
-        };
+    for slot in vars::script_order(env, ORDER_VAR) {
+        let word = slot.as_str();
         if !is(env, &ok_var(word), b"1") {
             continue;
         }
@@ -150,6 +133,7 @@ pub fn power_on(env: &mut Vars) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::SlotName;
 
     fn names(list: &[&str]) -> Vec<SlotName> {
         list.iter().map(|n| SlotName::new(n).unwrap()).collect()

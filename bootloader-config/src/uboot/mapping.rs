@@ -4,7 +4,8 @@
 //! [`crate::uboot`].
 
 use crate::state::{BootState, SlotName, SlotState, SlotStatus, MAX_TRIES};
-use crate::uboot::vars::{self, MappingError, Vars, TRIES_VAR};
+pub use crate::uboot::vars::Decision;
+use crate::uboot::vars::{self, MappingError, Vars};
 
 /// RAUC's boot order variable.
 pub const ORDER_VAR: &str = "BOOT_ORDER";
@@ -71,9 +72,7 @@ pub fn read_state(env: &Vars) -> Result<BootState, MappingError> {
 
 /// Writes `state` into `env`, leaving every other variable alone.
 pub fn write_state(env: &mut Vars, state: &BootState) {
-    let order: Vec<&str> = state.order().map(SlotName::as_str).collect();
-    env.set(ORDER_VAR, &order.join(" "));
-    env.set(TRIES_VAR, &state.tries().to_string());
+    vars::write_order_and_tries(env, ORDER_VAR, state);
     for slot in state.slots() {
         let name = slot.name.as_str();
         let (left, trial) = match slot.status {
@@ -90,31 +89,14 @@ pub fn write_state(env: &mut Vars, state: &BootState) {
     }
 }
 
-/// What the generated boot script decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    /// The slot started, or `None` when nothing in `BOOT_ORDER` is bootable (the script
-    /// then starts its fallback slot and leaves the environment alone).
-    pub slot: Option<SlotName>,
-    /// Whether the script saves the environment.
-    pub save: bool,
-}
-
 /// Does to `env` exactly what [`boot_script`](crate::uboot::boot_script) does at
 /// power-on: walk `BOOT_ORDER`; a trial slot with a count of 1 to 15 loses one attempt
 /// and starts, a trial slot with any other count is given up (marker removed, count 0);
 /// a slot without the marker and a positive count starts without changes.
 pub fn power_on(env: &mut Vars) -> Decision {
-    let order = match env.get_bytes(ORDER_VAR.as_bytes()) {
-        Some(raw) => String::from_utf8_lossy(raw).into_owned(),
-        None => String::new(),
-    };
     let mut save = false;
-    for word in order.split_ascii_whitespace() {
-        // The script only knows the slots it was generated for, all valid names.
-        let Ok(slot) = SlotName::new(word) else {
-            continue;
-        };
+    for slot in vars::script_order(env, ORDER_VAR) {
+        let word = slot.as_str();
         let left_name = left_var(word);
         let left = env.get_bytes(left_name.as_bytes()).map(<[u8]>::to_vec);
         if is_trial(env, word) {

@@ -1,9 +1,10 @@
 //! An ordered list of bootloader environment variables, kept as bytes so that variables
 //! we do not own (`bootcmd`, a board's settings, non-UTF-8 values) survive a rewrite
-//! untouched and in their order, and the value parsing both the U-Boot and the GRUB
-//! mapping share.
+//! untouched and in their order, and what the U-Boot and the GRUB mapping share: the
+//! value parsing, the order and tries variables, and the power-on walk of the order
+//! their generated scripts do.
 
-use crate::state::{BootError, SlotName, MAX_TRIES};
+use crate::state::{BootError, BootState, SlotName, MAX_TRIES};
 
 /// Why variables do not describe a boot state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,6 +78,37 @@ pub fn tries(vars: &Vars) -> Result<u8, MappingError> {
     }
 }
 
+/// Writes the slot order into `order_var` (names separated by spaces) and the configured
+/// tries into [`TRIES_VAR`]: the part of a state both environments store alike, read
+/// back by [`slot_order`] and [`tries`].
+pub fn write_order_and_tries(vars: &mut Vars, order_var: &str, state: &BootState) {
+    let order: Vec<&str> = state.order().map(SlotName::as_str).collect();
+    vars.set(order_var, &order.join(" "));
+    vars.set(TRIES_VAR, &state.tries().to_string());
+}
+
+/// The slots a generated boot script walks at power-on: the words of `order_var` that are
+/// slot names (the script only knows the slots it was generated for, all valid names),
+/// in order; none when the variable is absent. Unlike [`slot_order`] this never fails:
+/// the script boots whatever the variable holds.
+pub fn script_order(vars: &Vars, order_var: &str) -> Vec<SlotName> {
+    let raw = vars.get_bytes(order_var.as_bytes()).unwrap_or_default();
+    String::from_utf8_lossy(raw)
+        .split_ascii_whitespace()
+        .filter_map(|word| SlotName::new(word).ok())
+        .collect()
+}
+
+/// What a generated boot script (U-Boot's or GRUB's) decided at power-on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The slot started, or `None` when nothing in the order variable is bootable (the
+    /// script then starts its fallback slot and leaves the environment alone).
+    pub slot: Option<SlotName>,
+    /// Whether the script saves the environment.
+    pub save: bool,
+}
+
 /// Variables in the order they were read; new ones are appended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Vars {
@@ -145,5 +177,29 @@ mod tests {
         assert_eq!(v.get("a"), Some(Ok("3")));
         v.remove("a");
         assert_eq!(v.get("a"), None);
+    }
+
+    #[test]
+    fn order_and_tries_round_trip_and_scripts_skip_what_is_not_a_slot() {
+        let slots = [SlotName::new("A").unwrap(), SlotName::new("B").unwrap()];
+        let mut state = BootState::new(&slots, 7).unwrap();
+        state.begin_trial(&slots[1]).unwrap();
+        let mut v = Vars::default();
+        write_order_and_tries(&mut v, "ORDER", &state);
+        assert_eq!(v.get("ORDER"), Some(Ok("B A")));
+        assert_eq!(
+            slot_order(&v, "ORDER").unwrap(),
+            vec![slots[1].clone(), slots[0].clone()]
+        );
+        assert_eq!(tries(&v).unwrap(), 7);
+        assert_eq!(script_order(&v, "ORDER"), slot_order(&v, "ORDER").unwrap());
+        // A script walks past words that are no slot name; the loader refuses them.
+        v.set("ORDER", "  B  no/slot A ");
+        assert_eq!(
+            script_order(&v, "ORDER"),
+            vec![slots[1].clone(), slots[0].clone()]
+        );
+        assert!(slot_order(&v, "ORDER").is_err());
+        assert!(script_order(&v, "MISSING").is_empty());
     }
 }
