@@ -400,3 +400,35 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // The head and pages come from the network: hostile bytes get an error, never a panic.
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1200)) {
+            let _ = IndexHead::decode(&bytes);
+            let mut framed = MAGIC.to_vec();
+            framed.extend_from_slice(&bytes);
+            if let Ok(head) = IndexHead::decode(&framed) {
+                for i in 0..head.pages.len() {
+                    let _ = head.decode_page(i, &bytes);
+                }
+            }
+        }
+
+        #[test]
+        fn chunks_always_reassemble(data in proptest::collection::vec(any::<u8>(), 0..300_000)) {
+            let mut r = crate::chunker::ChunkReader::new(&data[..], ChunkParams::DEFAULT);
+            let mut joined = Vec::new();
+            while let Some(c) = r.next_chunk().unwrap() {
+                prop_assert!(c.len() <= ChunkParams::DEFAULT.max as usize);
+                joined.extend_from_slice(c);
+            }
+            prop_assert_eq!(joined, data);
+        }
+    }
+}

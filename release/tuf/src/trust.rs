@@ -233,3 +233,61 @@ pub fn check_meta_file(what: &str, bytes: &[u8], listed: &MetaFile) -> Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn trusted() -> (TrustedRoot, crate::SecretKey) {
+        use crate::metadata::{RoleKeys, Signed};
+        let key = crate::SecretKey::from_seed([3; 32]);
+        let id = key.key_id().unwrap();
+        let role = RoleKeys {
+            keyids: vec![id.clone()],
+            threshold: 1,
+        };
+        let root = Root {
+            kind: "root".into(),
+            spec_version: crate::SPEC_VERSION.into(),
+            version: 1,
+            expires: crate::Expiry::parse("2100-01-01T00:00:00Z").unwrap(),
+            consistent_snapshot: true,
+            keys: [(id, key.public())].into(),
+            roles: ["root", "targets", "snapshot", "timestamp"]
+                .map(|r| (r.to_string(), role.clone()))
+                .into(),
+        };
+        let bytes = Signed::sign(root, &[&key]).unwrap().to_bytes().unwrap();
+        (TrustedRoot::from_bytes(&bytes).unwrap(), key)
+    }
+
+    proptest! {
+        // Metadata comes from the network: hostile bytes get an error, never a panic,
+        // and are never accepted.
+        #[test]
+        fn arbitrary_metadata_is_refused_without_panicking(text in "\\PC{0,300}", raw in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let (mut root, _) = trusted();
+            let now = SystemTime::now();
+            let mut seen = RememberedVersions::default();
+            for bytes in [text.as_bytes(), &raw[..]] {
+                prop_assert!(root.verify_timestamp(bytes, &seen, now).is_err());
+                prop_assert!(root.rotate(bytes, &mut seen).is_err());
+                prop_assert!(TrustedRoot::from_bytes(bytes).is_err());
+            }
+        }
+
+        // Canonical JSON is valid JSON that parses back to the same value.
+        #[test]
+        fn canonical_json_round_trips(keys in proptest::collection::vec("\\PC{0,8}", 0..6), n in any::<i64>(), s in "\\PC{0,20}") {
+            let mut map = serde_json::Map::new();
+            for (i, k) in keys.iter().enumerate() {
+                map.insert(k.clone(), serde_json::json!([i, s.clone(), n, null, true]));
+            }
+            let value = serde_json::Value::Object(map);
+            let bytes = crate::canonical::to_canonical(&value).unwrap();
+            let back: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            prop_assert_eq!(back, value);
+        }
+    }
+}
