@@ -11,8 +11,10 @@
 //! - [`report`]: the state as a table for people and as JSON for scripts.
 //! - [`spec`]: store specifications as operators write them (`uboot:PATH,redundant`).
 //! - [`conformance`]: the suite every backend passes, torn writes included.
+//! - `fuzz_check`: the round-trip checks the GPT and tryboot fuzz entry points share.
 
 pub mod conformance;
+mod fuzz_check;
 pub mod gpt;
 pub mod grub;
 pub mod medium;

@@ -40,9 +40,10 @@ pub mod store;
 pub use firmware::TRYBOOT_REBOOT_ARG;
 pub use store::{TrybootStore, AUTOBOOT_FILE, TRYBOOT_TRIES};
 
+use crate::fuzz_check;
 use crate::medium::PowerCutMedium;
 use crate::state::{BootState, SlotName};
-use crate::store::{BootStore, StoreError};
+use crate::store::StoreError;
 
 /// The fuzzing entry point: treats `data` as `autoboot.txt` for slots A (partition 2)
 /// and B (partition 3). Parses it, and if it parses, rewrites it with a state and checks
@@ -50,14 +51,7 @@ use crate::store::{BootStore, StoreError};
 /// checks it loads unchanged. Hostile bytes give an error, never a panic; it panics only
 /// when a rewrite does not mean what it should.
 pub fn fuzz_parse(data: &[u8]) -> Result<BootState, StoreError> {
-    let slots = match (SlotName::new("A"), SlotName::new("B")) {
-        (Ok(a), Ok(b)) => vec![(a, 2), (b, 3)],
-        _ => {
-            return Err(StoreError::NoValidCopy {
-                path: "<fuzz>".into(),
-            })
-        }
-    };
+    let slots = fuzz_check::slots_a2_b3()?;
     let doc = autoboot::Autoboot::parse(data);
     if let Ok(doc) = &doc {
         let again = autoboot::Autoboot::parse(&doc.to_bytes());
@@ -68,25 +62,10 @@ pub fn fuzz_parse(data: &[u8]) -> Result<BootState, StoreError> {
         );
     }
     let mut store = TrybootStore::new(PowerCutMedium::new(data.to_vec()), slots.clone());
-    match store.load() {
-        Ok(state) => {
-            store.commit(&state)?;
-            let back = store.load()?;
-            assert_eq!(
-                back, state,
-                "a loaded state must survive a commit unchanged"
-            );
-            Ok(state)
-        }
-        Err(e) => {
-            let names: Vec<SlotName> = slots.iter().map(|(n, _)| n.clone()).collect();
-            let mut fresh = BootState::new(&names, TRYBOOT_TRIES)?;
-            fresh.begin_trial(&names[1])?;
-            if store.commit(&fresh).is_ok() {
-                let back = store.load()?;
-                assert_eq!(back, fresh, "a committed state must load back unchanged");
-            }
-            Err(e)
-        }
-    }
+    fuzz_check::load_commit_load(&mut store, || {
+        let names: Vec<SlotName> = slots.iter().map(|(n, _)| n.clone()).collect();
+        let mut fresh = BootState::new(&names, TRYBOOT_TRIES)?;
+        fresh.begin_trial(&names[1])?;
+        Ok(fresh)
+    })
 }
