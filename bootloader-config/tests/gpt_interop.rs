@@ -95,6 +95,17 @@ fn sgdisk_bits(path: &str, part: u32) -> Vec<u32> {
         .collect()
 }
 
+/// A disk made by [`sgdisk_disk`] in `dir` with our state committed: A good, B on trial
+/// with 3 tries.
+fn disk_with_b_on_trial(dir: &Path) -> (String, GptStore<FileMedium>, BootState) {
+    let disk = sgdisk_disk(dir);
+    let mut store = open(&disk);
+    let mut state = BootState::new(&[name("A"), name("B")], 3).unwrap();
+    state.begin_trial(&name("B")).unwrap();
+    store.commit(&state).unwrap();
+    (disk, store, state)
+}
+
 fn assert_verified(path: &str) {
     let out = sgdisk(&["-v", path]);
     assert!(out.contains("No problems found"), "sgdisk -v: {out}");
@@ -166,11 +177,7 @@ fn gpt_interop_our_writes_read_back_by_cgpt_and_sgdisk() {
 #[test]
 fn gpt_interop_corrupt_primary_header_everyone_uses_backup() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = sgdisk_disk(dir.path());
-    let mut store = open(&disk);
-    let mut state = BootState::new(&[name("A"), name("B")], 3).unwrap();
-    state.begin_trial(&name("B")).unwrap();
-    store.commit(&state).unwrap();
+    let (disk, mut store, mut state) = disk_with_b_on_trial(dir.path());
 
     // Damage a byte of the primary header's disk GUID: its CRC no longer matches.
     let mut m = FileMedium::open(&disk).unwrap();
@@ -203,11 +210,7 @@ fn gpt_interop_corrupt_primary_header_everyone_uses_backup() {
 #[test]
 fn gpt_interop_cgpt_prioritize_sets_the_boot_order() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = sgdisk_disk(dir.path());
-    let mut store = open(&disk);
-    let mut state = BootState::new(&[name("A"), name("B")], 3).unwrap();
-    state.begin_trial(&name("B")).unwrap();
-    store.commit(&state).unwrap();
+    let (disk, store, _) = disk_with_b_on_trial(dir.path());
     assert_eq!(store.load().unwrap().order().next(), Some(&name("B")));
 
     // Put A first the ChromeOS way.
@@ -245,11 +248,7 @@ fn gpt_interop_fresh_test_images_verify_with_sgdisk_and_cgpt() {
 #[test]
 fn gpt_interop_cgpt_marks_our_trial_good_and_counts_a_try() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = sgdisk_disk(dir.path());
-    let mut store = open(&disk);
-    let mut state = BootState::new(&[name("A"), name("B")], 3).unwrap();
-    state.begin_trial(&name("B")).unwrap();
-    store.commit(&state).unwrap();
+    let (disk, _, state) = disk_with_b_on_trial(dir.path());
 
     // The firmware used a try (tries 3 -> 2), as vboot does on the way to the kernel.
     cgpt(&["add", "-i", "3", "-T", "2", &disk]);
