@@ -134,10 +134,7 @@ pub fn power_on(env: &mut Vars) -> Decision {
 mod tests {
     use super::*;
     use crate::state::SlotName;
-
-    fn names(list: &[&str]) -> Vec<SlotName> {
-        list.iter().map(|n| SlotName::new(n).unwrap()).collect()
-    }
+    use crate::uboot::mapping_checks::{self, names};
 
     #[test]
     fn trial_counts_down_and_rolls_back_like_the_model() {
@@ -186,13 +183,6 @@ mod tests {
 
     #[test]
     fn good_slot_starts_without_writing() {
-        let state = BootState::new(&names(&["A", "B"]), 3).unwrap();
-        let mut env = Vars::default();
-        write_state(&mut env, &state);
-        let before = env.clone();
-        let d = power_on(&mut env);
-        assert_eq!(d.slot.unwrap().as_str(), "A");
-        assert!(!d.save);
-        assert_eq!(env, before);
+        mapping_checks::good_slot_starts_without_writing(write_state, power_on);
     }
 }

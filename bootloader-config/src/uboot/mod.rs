@@ -33,11 +33,14 @@
 //! - [`vars`]: ordered variables as bytes (shared with [`crate::grub`]).
 //! - [`env`](mod@env): one copy's bytes (CRC, flag, `name=value\0` data).
 //! - [`mapping`]: the table above and the boot script's rules, mirrored in Rust.
+//! - `mapping_checks` (tests only): checks the U-Boot and the GRUB mapping both pass.
 //! - [`store`]: the store, [`UbootEnvStore`], single or redundant, on any [`Medium`](crate::Medium).
 //! - [`script`]: the `boot.cmd` source, [`boot_script`].
 
 pub mod env;
 pub mod mapping;
+#[cfg(test)]
+pub(crate) mod mapping_checks;
 pub mod script;
 pub mod store;
 pub mod vars;
