@@ -23,19 +23,13 @@ mod support {
     pub mod tools;
 }
 
-use support::console::printed_vars;
+use support::console::{printed_vars, ConsoleBoot};
 use support::model_check::{names, RaucView};
 use support::states::reachable_states;
 use support::tools::need;
 
-struct Boot {
-    chosen: String,
-    default: String,
-    saved: bool,
-    vars: Vars,
-}
-
-fn run_grub(dir: &Path, cfg: &str, wanted: &[String]) -> Boot {
+/// Runs `cfg` in `grub-emu`: what GRUB did, and the menu default it chose.
+fn run_grub(dir: &Path, cfg: &str, wanted: &[String]) -> (ConsoleBoot, String) {
     std::fs::write(dir.join("grub.cfg"), cfg).unwrap();
     let out = Command::new("grub-emu")
         .arg("-r")
@@ -52,12 +46,12 @@ fn run_grub(dir: &Path, cfg: &str, wanted: &[String]) -> Boot {
             .unwrap_or_else(|| panic!("no {key} in grub-emu output:\n{text}"))
             .to_owned()
     };
-    Boot {
+    let boot = ConsoleBoot {
         chosen: field("SKERRY_BOOTED="),
-        default: field("SKERRY_DEFAULT="),
         saved: field("SKERRY_SAVE=") == "1",
         vars: printed_vars(&text, wanted),
-    }
+    };
+    (boot, field("SKERRY_DEFAULT="))
 }
 
 /// RAUC reads only `<slot>_OK` and `<slot>_TRY`.
@@ -101,22 +95,9 @@ fn real_grub_runs_the_fragment_like_the_model() {
             GrubEnvStore::new(FileMedium::create(&env))
                 .commit(&state)
                 .unwrap();
-            let boot = run_grub(dir.path(), &cfg, &wanted);
-            let mut model = state.clone();
-            let expected = model.power_on().unwrap();
-            assert_eq!(boot.chosen, expected.as_str(), "from {state:?}");
-            assert_eq!(boot.default, format!("skerry-{expected}"));
-            assert_eq!(
-                boot.saved,
-                model != state,
-                "save_env called? from {state:?}"
-            );
-            assert_eq!(
-                mapping::read_state(&boot.vars).unwrap(),
-                model,
-                "GRUB's variables after the fragment, from {state:?}"
-            );
-            RAUC_VIEW.assert_matches(&boot.vars, &model);
+            let (boot, default) = run_grub(dir.path(), &cfg, &wanted);
+            let expected = boot.assert_like_model(&state, mapping::read_state, &RAUC_VIEW);
+            assert_eq!(default, format!("skerry-{expected}"));
             runs += 1;
         }
     }
@@ -129,7 +110,7 @@ fn real_grub_runs_the_fragment_like_the_model() {
         skerry_boot_state::grub::envblk::encode(&Vars::default(), 1024).unwrap(),
     )
     .unwrap();
-    let boot = run_grub(dir.path(), &cfg, &wanted);
+    let (boot, _) = run_grub(dir.path(), &cfg, &wanted);
     assert_eq!(boot.chosen, "A");
     assert!(!boot.saved);
 }

@@ -24,7 +24,7 @@ mod support {
     pub mod tools;
 }
 
-use support::console::printed_vars;
+use support::console::{printed_vars, ConsoleBoot};
 use support::model_check::{names, RaucView};
 use support::tools::need;
 
@@ -38,15 +38,14 @@ const LAYOUT: UbootLayout = UbootLayout {
     redundant: false,
 };
 
-struct Boot {
-    chosen: String,
-    saved: bool,
-    vars: Vars,
-}
-
 /// Flashes an environment holding `bootcmd` plus `state` (if any), boots U-Boot once and
 /// reads what it did from the serial console.
-fn boot_once(dir: &Path, script: &Path, slots: &[SlotName], state: Option<&BootState>) -> Boot {
+fn boot_once(
+    dir: &Path,
+    script: &Path,
+    slots: &[SlotName],
+    state: Option<&BootState>,
+) -> ConsoleBoot {
     let flash = dir.join("flash1.img");
     let mut base = Vars::default();
     base.set("bootdelay", "0");
@@ -124,7 +123,7 @@ fn boot_once(dir: &Path, script: &Path, slots: &[SlotName], state: Option<&BootS
         wanted.push(left_var(s.as_str()));
         wanted.push(trial_var(s.as_str()));
     }
-    Boot {
+    ConsoleBoot {
         chosen,
         saved: serial.contains("Saving Environment"),
         vars: printed_vars(&serial, &wanted),
@@ -205,20 +204,7 @@ fn real_uboot_runs_the_script_like_the_model() {
 
     for state in &states {
         let boot = boot_once(dir.path(), &scr, &slots, Some(state));
-        let mut model = state.clone();
-        let expected = model.power_on().unwrap();
-        assert_eq!(boot.chosen, expected.as_str(), "from {state:?}");
-        assert_eq!(
-            boot.saved,
-            model != *state,
-            "saveenv attempted? from {state:?}"
-        );
-        assert_eq!(
-            mapping::read_state(&boot.vars).unwrap(),
-            model,
-            "U-Boot's variables after the script, from {state:?}"
-        );
-        RAUC_VIEW.assert_matches(&boot.vars, &model);
+        boot.assert_like_model(state, mapping::read_state, &RAUC_VIEW);
     }
 
     // No boot state at all: the fallback slot starts and nothing is saved.
