@@ -163,3 +163,27 @@ fn a_truncated_pack_over_file_fails_cleanly() {
         "{text}"
     );
 }
+
+#[test]
+fn a_server_without_range_support_still_works() {
+    let repo = TestRepo::new();
+    let v1 = image(1 << 20, 27);
+    let v2 = edit(&v1, 1, 10_000, 28);
+    repo.add("rpi4", "1.0.0", &v1);
+    repo.add("rpi4", "1.1.0", &v2);
+    let server = TestServer::start(
+        repo.repo.dir.clone(),
+        Faults {
+            ignore_ranges: true,
+            ..Faults::default()
+        },
+    );
+    let seed = repo.path().join("seed");
+    std::fs::write(&seed, &v1).unwrap();
+    let slot = repo.path().join("slot");
+    let mut opts = repo.options(http(&server), "rpi4", &slot);
+    opts.seed = Some(seed);
+    let report = install(&opts, &NoProgress).unwrap();
+    assert_eq!(std::fs::read(&slot).unwrap(), v2);
+    assert!(report.chunks_reused > 0);
+}

@@ -1,4 +1,6 @@
-//! `http(s)://` repositories: any static server or CDN that honours range requests.
+//! `http(s)://` repositories: any static server or CDN. Range requests are used and
+//! checked (`206` with the right `Content-Range`); a server that ignores them and sends
+//! the whole file (`200`) still works, at the cost of the skipped bytes.
 
 use std::io::Read;
 use std::time::Duration;
@@ -57,13 +59,8 @@ impl Transport for HttpTransport {
                 })
             }
         };
-        if ranged {
-            if response.status() != 206 {
-                return Err(FetchError::BadRange {
-                    url,
-                    reason: format!("status {} instead of 206", response.status()),
-                });
-            }
+        let status = response.status();
+        if ranged && status == 206 {
             let content_range = response.header("Content-Range").unwrap_or("");
             let first = content_range
                 .strip_prefix("bytes ")
@@ -75,8 +72,26 @@ impl Transport for HttpTransport {
                     reason: format!("Content-Range \"{content_range}\" does not start at {start}"),
                 });
             }
+        } else if status != 200 {
+            return Err(FetchError::Status { url, status });
         }
-        let reader = response.into_reader();
+        let mut reader = response.into_reader();
+        if ranged && status == 200 && start > 0 {
+            // A server without range support sent the whole file: skip to `start`. It
+            // costs bytes, not correctness (every chunk is still verified).
+            let skipped = std::io::copy(&mut (&mut reader).take(start), &mut std::io::sink())
+                .map_err(|source| FetchError::Io {
+                    url: url.clone(),
+                    source,
+                })?;
+            if skipped < start {
+                return Err(FetchError::Truncated {
+                    url,
+                    got: skipped,
+                    want: start,
+                });
+            }
+        }
         Ok(match end {
             Some(end) => Box::new(reader.take(end - start)),
             None => reader,

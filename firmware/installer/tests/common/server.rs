@@ -23,6 +23,8 @@ pub struct Faults {
     pub corrupt_any_percent: u64,
     /// Serve only the first N bytes of every `.pack` file (a truncated upload).
     pub truncate_packs_at: Option<u64>,
+    /// Ignore `Range` headers and always send the whole file with `200`.
+    pub ignore_ranges: bool,
     pub seed: u64,
 }
 
@@ -117,6 +119,9 @@ fn serve(
         data.truncate(n as usize);
     }
     let total = data.len() as u64;
+    if faults.ignore_ranges {
+        range = None;
+    }
     let (status, start, end) = match range {
         Some((a, b)) => {
             let end = b.map_or(total, |b| (b + 1).min(total));
