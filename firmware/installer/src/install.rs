@@ -65,6 +65,8 @@ pub struct InstallReport {
     pub chunks_fetched: u64,
     pub index_pages_fetched: usize,
     pub index_pages_from_seed: usize,
+    /// Bytes of the seed cut to find reusable chunks.
+    pub seed_bytes_scanned: u64,
     pub sha256: String,
     pub seconds: f64,
 }
@@ -96,8 +98,13 @@ pub fn install(
     let head = fetch_head(&fetcher, &selected)?;
     let seed = match &opts.seed {
         Some(path) => {
-            progress.phase("reading seed", file_len(path));
-            SeedIndex::scan(path, head.params, u64::MAX)?
+            let limit = state
+                .slot_images
+                .get(&path.display().to_string())
+                .copied()
+                .unwrap_or(u64::MAX);
+            progress.phase("reading seed", file_len(path).min(limit));
+            SeedIndex::scan(path, head.params, limit, progress)?
         }
         None => SeedIndex::none(),
     };
@@ -121,6 +128,9 @@ pub fn install(
     state
         .installed
         .insert(opts.board.clone(), selected.version.to_string());
+    state
+        .slot_images
+        .insert(opts.slot.display().to_string(), outcome.bytes_written);
     state.save(&opts.state_dir)?;
     Ok(InstallReport {
         board: opts.board.clone(),
@@ -131,6 +141,7 @@ pub fn install(
         chunks_fetched: outcome.chunks_fetched,
         index_pages_fetched: plan.pages_fetched,
         index_pages_from_seed: plan.pages_from_seed,
+        seed_bytes_scanned: seed.bytes_scanned,
         sha256: hex::encode(outcome.image_sha256),
         seconds: started.elapsed().as_secs_f64(),
     })

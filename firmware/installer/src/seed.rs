@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use skerry_chunks::{chunk_hash, page_ids_hash, paginate, ChunkHash, ChunkParams, ChunkReader};
 
 use crate::error::InstallError;
+use crate::install::Progress;
 
 /// Where the seed's chunks are, and which index pages it reproduces.
 #[derive(Debug, Default)]
@@ -28,7 +29,12 @@ impl SeedIndex {
     }
 
     /// Cuts `path` (at most `limit` bytes of it) with `params`.
-    pub fn scan(path: &Path, params: ChunkParams, limit: u64) -> Result<Self, InstallError> {
+    pub fn scan(
+        path: &Path,
+        params: ChunkParams,
+        limit: u64,
+        progress: &dyn Progress,
+    ) -> Result<Self, InstallError> {
         use std::io::Read;
         let file = File::open(path).map_err(InstallError::io("open the seed", path))?;
         let reader = std::io::BufReader::with_capacity(1 << 20, file.take(limit));
@@ -45,6 +51,7 @@ impl SeedIndex {
             chunks.entry(hash).or_insert((offset, len));
             entries.push((hash, len));
             offset += u64::from(len);
+            progress.advance(u64::from(len));
         }
         let hashes: Vec<ChunkHash> = entries.iter().map(|e| e.0).collect();
         let mut pages = HashMap::new();

@@ -24,6 +24,10 @@ pub struct DeviceState {
     /// The last version installed per board (downgrade protection).
     #[serde(default)]
     pub installed: BTreeMap<String, String>,
+    /// The length of the image last written to each slot (by path), so using that slot
+    /// as a seed later cuts only the image, not the whole partition.
+    #[serde(default)]
+    pub slot_images: BTreeMap<String, u64>,
 }
 
 impl DeviceState {

@@ -184,3 +184,26 @@ fn a_full_disk_is_a_clear_error() {
     );
     assert!(text.contains("No space left"), "{text}");
 }
+
+#[test]
+fn a_seed_slot_is_cut_only_up_to_the_image_last_written_to_it() {
+    let repo = TestRepo::new();
+    let v1 = image(1 << 20, 31);
+    let v2 = edit(&v1, 1, 5_000, 32);
+    repo.add("rpi4", "1.0.0", &v1);
+    repo.add("rpi4", "1.1.0", &v2);
+    let slot_a = repo.path().join("a.img");
+    let slot_b = repo.path().join("b.img");
+    let mut opts = repo.options(repo.file_transport(), "rpi4", &slot_a);
+    opts.version = Some(semver::Version::new(1, 0, 0));
+    install(&opts, &NoProgress).unwrap();
+    // The partition is larger than the image: the rest is old junk.
+    let mut padded = std::fs::read(&slot_a).unwrap();
+    padded.extend(image(3 << 20, 33));
+    std::fs::write(&slot_a, &padded).unwrap();
+    let mut opts = repo.options(repo.file_transport(), "rpi4", &slot_b);
+    opts.seed = Some(slot_a);
+    let r = install(&opts, &NoProgress).unwrap();
+    assert_eq!(r.seed_bytes_scanned, v1.len() as u64);
+    assert_eq!(std::fs::read(&slot_b).unwrap(), v2);
+}
