@@ -59,7 +59,7 @@ where
     O: Fn(PowerCutMedium) -> S,
     T: Fn(S) -> PowerCutMedium,
 {
-    blank_store_has_no_state(h);
+    h.blank_store_has_no_state();
     let a = h.slots[0].clone();
     let b = h.slots[1].clone();
     let scripted = vec![
@@ -80,54 +80,92 @@ where
         Step::MarkBad(b.clone()),
         Step::PowerOn,
     ];
-    run_steps(h, &scripted);
+    h.run_steps(&scripted);
     let mut rng = XorShift(0x5eed_b007_u64);
     for _ in 0..60 {
         let steps: Vec<Step> = (0..16).map(|_| random_step(&mut rng, &h.slots)).collect();
-        run_steps(h, &steps);
+        h.run_steps(&steps);
     }
-    torn_writes(h, &scripted);
+    h.torn_writes(&scripted);
 }
 
-fn initial_state<S: BootStore>(store: &S, slots: &[SlotName]) -> BootState {
-    let tries = store.max_tries().min(3);
-    BootState::new(slots, tries).expect("the suite's slots form a valid state")
-}
-
-fn blank_store_has_no_state<S, O, T>(h: &Harness<S, O, T>)
+impl<S, O, T> Harness<S, O, T>
 where
     S: BootStore,
     O: Fn(PowerCutMedium) -> S,
     T: Fn(S) -> PowerCutMedium,
 {
-    let store = (h.open)(h.blank.clone());
-    assert!(
-        store.load().is_err(),
-        "a blank medium must not load as a valid boot state"
-    );
-}
+    /// A store on a blank medium with a fresh state committed, and that state.
+    fn initialized(&self) -> (S, BootState) {
+        let mut store = (self.open)(self.blank.clone());
+        let tries = store.max_tries().min(3);
+        let model =
+            BootState::new(&self.slots, tries).expect("the suite's slots form a valid state");
+        store.commit(&model).expect("initial commit");
+        (store, model)
+    }
 
-/// Applies `steps` to the model and the store, checking they agree after each step, and
-/// reopening the store from its medium now and then as a reboot would.
-fn run_steps<S, O, T>(h: &Harness<S, O, T>, steps: &[Step])
-where
-    S: BootStore,
-    O: Fn(PowerCutMedium) -> S,
-    T: Fn(S) -> PowerCutMedium,
-{
-    let mut store = (h.open)(h.blank.clone());
-    let mut model = initial_state(&store, &h.slots);
-    store.commit(&model).expect("initial commit");
-    assert_eq!(store.load().expect("load after init"), model);
-    for (i, step) in steps.iter().enumerate() {
-        apply(&mut store, &mut model, step)
-            .unwrap_or_else(|e| panic!("step {i} {step:?} of {steps:?}: {e}"));
-        let loaded = store
-            .load()
-            .unwrap_or_else(|e| panic!("load after step {i} {step:?}: {e}"));
-        assert_eq!(loaded, model, "after step {i} {step:?} of {steps:?}");
-        if i % 3 == 2 {
-            store = (h.open)((h.take)(store));
+    fn blank_store_has_no_state(&self) {
+        let store = (self.open)(self.blank.clone());
+        assert!(
+            store.load().is_err(),
+            "a blank medium must not load as a valid boot state"
+        );
+    }
+
+    /// Applies `steps` to the model and the store, checking they agree after each step, and
+    /// reopening the store from its medium now and then as a reboot would.
+    fn run_steps(&self, steps: &[Step]) {
+        let (mut store, mut model) = self.initialized();
+        assert_eq!(store.load().expect("load after init"), model);
+        for (i, step) in steps.iter().enumerate() {
+            apply(&mut store, &mut model, step)
+                .unwrap_or_else(|e| panic!("step {i} {step:?} of {steps:?}: {e}"));
+            let loaded = store
+                .load()
+                .unwrap_or_else(|e| panic!("load after step {i} {step:?}: {e}"));
+            assert_eq!(loaded, model, "after step {i} {step:?} of {steps:?}");
+            if i % 3 == 2 {
+                store = (self.open)((self.take)(store));
+            }
+        }
+    }
+
+    /// Replays `steps`, and before each one that writes, cuts power at every byte of that
+    /// write and checks what loads afterwards.
+    fn torn_writes(&self, steps: &[Step]) {
+        let (store, mut model) = self.initialized();
+        let mut medium = (self.take)(store);
+        for step in steps {
+            // A full, uncut run tells how many bytes this step writes and what it leads to.
+            let mut full = (self.open)(medium.clone());
+            let mut after = model.clone();
+            apply(&mut full, &mut after, step).expect("uncut step");
+            let mut full_medium = (self.take)(full);
+            let total = full_medium.written();
+            full_medium.power_on();
+            for cut in 0..total {
+                let mut torn = medium.clone();
+                torn.power_on();
+                torn.cut_after(cut);
+                let mut s = (self.open)(torn);
+                let mut m = model.clone();
+                // The write fails part-way; that is the point.
+                let _ = apply(&mut s, &mut m, step);
+                let mut torn = (self.take)(s);
+                torn.power_on();
+                let loaded = (self.open)(torn).load().unwrap_or_else(|e| {
+                    panic!("power cut after {cut} of {total} bytes of {step:?} left no loadable state: {e}")
+                });
+                assert!(
+                    loaded == model || loaded == after,
+                    "power cut after {cut} of {total} bytes of {step:?}: loaded {loaded:?}, \
+                     expected the old {model:?} or the new {after:?}"
+                );
+                assert!(loaded.next_boot().is_some(), "no bootable slot after a cut");
+            }
+            medium = full_medium;
+            model = after;
         }
     }
 }
@@ -155,51 +193,6 @@ fn apply<S: BootStore>(store: &mut S, model: &mut BootState, step: &Step) -> Res
         *model = next;
     }
     Ok(())
-}
-
-/// Replays `steps`, and before each one that writes, cuts power at every byte of that
-/// write and checks what loads afterwards.
-fn torn_writes<S, O, T>(h: &Harness<S, O, T>, steps: &[Step])
-where
-    S: BootStore,
-    O: Fn(PowerCutMedium) -> S,
-    T: Fn(S) -> PowerCutMedium,
-{
-    let mut store = (h.open)(h.blank.clone());
-    let mut model = initial_state(&store, &h.slots);
-    store.commit(&model).expect("initial commit");
-    let mut medium = (h.take)(store);
-    for step in steps {
-        // A full, uncut run tells how many bytes this step writes and what it leads to.
-        let mut full = (h.open)(medium.clone());
-        let mut after = model.clone();
-        apply(&mut full, &mut after, step).expect("uncut step");
-        let mut full_medium = (h.take)(full);
-        let total = full_medium.written();
-        full_medium.power_on();
-        for cut in 0..total {
-            let mut torn = medium.clone();
-            torn.power_on();
-            torn.cut_after(cut);
-            let mut s = (h.open)(torn);
-            let mut m = model.clone();
-            // The write fails part-way; that is the point.
-            let _ = apply(&mut s, &mut m, step);
-            let mut torn = (h.take)(s);
-            torn.power_on();
-            let loaded = (h.open)(torn).load().unwrap_or_else(|e| {
-                panic!("power cut after {cut} of {total} bytes of {step:?} left no loadable state: {e}")
-            });
-            assert!(
-                loaded == model || loaded == after,
-                "power cut after {cut} of {total} bytes of {step:?}: loaded {loaded:?}, \
-                 expected the old {model:?} or the new {after:?}"
-            );
-            assert!(loaded.next_boot().is_some(), "no bootable slot after a cut");
-        }
-        medium = full_medium;
-        model = after;
-    }
 }
 
 fn random_step(rng: &mut XorShift, slots: &[SlotName]) -> Step {
