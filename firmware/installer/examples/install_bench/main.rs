@@ -201,7 +201,7 @@ fn print_table(f: &Full, d: &Delta) {
             ),
         ],
         [
-            "  floor (decompress+sha256+write+fsync loop)".into(),
+            "  floor (decompress+chunk hash+write+fsync loop)".into(),
             format!("{:.2} s", f.floor),
             String::new(),
             String::new(),
