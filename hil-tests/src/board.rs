@@ -2,16 +2,12 @@
 //! step, and a health check of the image that runs.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use skerry_boot_state::{BootError, BootState, BootStore, SlotName, SlotStatus, StoreError};
 
 /// The first bytes of an image that passes its health checks once booted.
 pub const HEALTHY_IMAGE: &[u8] = b"SKERRY-IMAGE healthy\n";
-/// The first bytes of an image that boots but never becomes healthy.
-pub const BROKEN_IMAGE: &[u8] = b"SKERRY-IMAGE broken\n";
 
 /// What went wrong on the board.
 #[derive(Debug, thiserror::Error)]
@@ -20,16 +16,14 @@ pub enum BoardError {
     WriteToBootedSlot { slot: SlotName },
     #[error("slot {slot} has no image file on this board")]
     NoSuchSlot { slot: SlotName },
-    #[error(
-        "the image written to slot {slot} reads back with sha256 {found}, expected {expected}"
-    )]
-    VerifyFailed {
-        slot: SlotName,
-        expected: String,
-        found: String,
-    },
     #[error("the board is powered off")]
     PoweredOff,
+    #[error("installing into slot {slot} failed")]
+    Update {
+        slot: SlotName,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("cannot access {}", path.display())]
     Io {
         path: PathBuf,
@@ -102,36 +96,27 @@ impl SimBoard {
         Ok(image.starts_with(HEALTHY_IMAGE))
     }
 
-    /// Installs `image` into the inactive `slot` and starts its trial, the way the update
-    /// engine does: the slot is marked bad first (refused if it is the last good slot),
-    /// the image is written and flushed, read back and compared by hash, and only then
-    /// does the trial begin.
-    pub fn install(&mut self, slot: &SlotName, image: &[u8]) -> Result<(), BoardError> {
-        if self.running.as_ref() == Some(slot) {
+    /// Installs into the inactive `slot` and starts its trial, the way the update engine
+    /// does: the slot is marked bad first (refused if it is the last good slot), `write`
+    /// fills it (given the slot's image file and the running slot's image, the seed) and
+    /// must verify what it wrote; only then does the trial begin.
+    pub fn install_with(
+        &mut self,
+        slot: &SlotName,
+        write: impl FnOnce(&Path, &Path) -> Result<(), BoardError>,
+    ) -> Result<(), BoardError> {
+        let running = self.running.clone().ok_or(BoardError::PoweredOff)?;
+        if running == *slot {
             return Err(BoardError::WriteToBootedSlot { slot: slot.clone() });
         }
-        let path = self.image_path(slot)?.clone();
+        let target = self.image_path(slot)?.clone();
+        let seed = self.image_path(&running)?.clone();
         let mut state = self.store.load()?;
         if state.status(slot)? != SlotStatus::Bad {
             state.mark_bad(slot)?;
             self.store.commit(&state)?;
         }
-        let io = |source| BoardError::Io {
-            path: path.clone(),
-            source,
-        };
-        let mut file = std::fs::File::create(&path).map_err(io)?;
-        file.write_all(image).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        let expected = hex(&Sha256::digest(image));
-        let found = hex(&Sha256::digest(std::fs::read(&path).map_err(io)?));
-        if expected != found {
-            return Err(BoardError::VerifyFailed {
-                slot: slot.clone(),
-                expected,
-                found,
-            });
-        }
+        write(&target, &seed)?;
         state.begin_trial(slot)?;
         self.store.commit(&state)?;
         Ok(())
@@ -168,8 +153,4 @@ impl SimBoard {
             .get(slot)
             .ok_or_else(|| BoardError::NoSuchSlot { slot: slot.clone() })
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 use skerry_boot_state::{BootState, SlotName, StoreSpec};
 
-use crate::board::{SimBoard, HEALTHY_IMAGE};
+use crate::board::SimBoard;
 
 /// The bootloaders Skerry persists boot state for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +50,8 @@ impl Backend {
 
     /// Creates the backend's files under `dir`, writes a fresh boot state (slot A good,
     /// slot B empty) with as many trial attempts as the bootloader counts, up to 3, and
-    /// returns a powered-off board with a healthy factory image in slot A.
-    pub fn board(self, dir: &Path) -> anyhow::Result<SimBoard> {
+    /// returns a powered-off board with the `factory` image in slot A.
+    pub fn board(self, dir: &Path, factory: &[u8]) -> anyhow::Result<SimBoard> {
         match self {
             Backend::Gpt => make_gpt_disk(&dir.join("disk.img"))?,
             Backend::Tryboot => std::fs::create_dir_all(dir.join("boot"))?,
@@ -68,10 +68,7 @@ impl Backend {
             std::fs::write(&path, b"")?;
             images.insert(slot.clone(), path);
         }
-        std::fs::write(
-            &images[&slots[0]],
-            [HEALTHY_IMAGE, b"factory image v1"].concat(),
-        )?;
+        std::fs::write(&images[&slots[0]], factory)?;
         Ok(SimBoard::new(spec.open()?, images))
     }
 }

@@ -7,12 +7,16 @@
 //! # Layout
 //! - [`board`]: [`SimBoard`], a simulated board with A/B slots and a bootloader.
 //! - [`fixtures`]: a fresh boot-state store of each backend in a scratch directory.
+//! - [`images`]: the demo's factory image and the releases cut from it.
+//! - [`updates`]: a signed repository of those releases, installed by the real installer.
 //! - [`scenario`]: the A/B stories (upgrade and commit; failed trial and rollback), run
 //!   on a board, reporting each step.
 
 pub mod board;
 pub mod fixtures;
+pub mod images;
 pub mod scenario;
+pub mod updates;
 
 pub use board::{BoardError, SimBoard};
 pub use fixtures::Backend;

@@ -1,9 +1,14 @@
-//! The A/B stories, run on a board. Each step is reported with the boot state after it,
-//! so the demo can print it and the tests can check it.
+//! The A/B stories, run on a board with releases from a signed repository. Each step is
+//! reported with the boot state after it, so the demo can print it and the tests can
+//! check it.
+
+use std::path::Path;
 
 use skerry_boot_state::{BootState, SlotName};
+use skerry_installer::InstallReport;
 
-use crate::board::{BoardError, SimBoard, BROKEN_IMAGE, HEALTHY_IMAGE};
+use crate::board::{BoardError, SimBoard};
+use crate::updates::{Release, SignedReleases};
 
 /// One step of a story and where the board stands after it.
 #[derive(Debug, Clone)]
@@ -14,6 +19,24 @@ pub struct Step {
     pub state: BootState,
     /// The slot running afterwards, if any.
     pub running: Option<SlotName>,
+}
+
+/// Where a story gets its releases, and where the device keeps its trust between runs.
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateSource<'a> {
+    pub releases: &'a SignedReleases,
+    pub device_state: &'a Path,
+}
+
+/// What a story did, for the tests to check.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The slot the release went into.
+    pub slot: SlotName,
+    /// What the installer reported.
+    pub install: InstallReport,
+    /// Power-ons of the new slot before it was committed or given up.
+    pub boots_of_new_slot: usize,
 }
 
 /// How many power-ons a failed trial may take before we call the rollback broken.
@@ -28,26 +51,57 @@ fn step(board: &SimBoard, what: String, report: &mut dyn FnMut(Step)) -> Result<
     Ok(())
 }
 
-/// Upgrade → trial → commit: boot the good slot, install a healthy image into the
-/// inactive slot, reboot into its trial, pass health checks, mark it good, and reboot
-/// once more to show a good slot starts without using attempts. Returns the new slot.
+fn install(
+    board: &mut SimBoard,
+    source: UpdateSource<'_>,
+    release: Release,
+    report: &mut dyn FnMut(Step),
+) -> Result<(SlotName, InstallReport), BoardError> {
+    if board.running().is_none() {
+        board.power_on()?;
+    }
+    let slot = board.inactive_slot()?;
+    let running = board.running().cloned().ok_or(BoardError::PoweredOff)?;
+    let done = source
+        .releases
+        .install(board, &slot, release, source.device_state)?;
+    step(
+        board,
+        format!(
+            "install {} into slot {slot} from the signed repository: fetched {} for a {} image \
+             ({} chunks reused from slot {running}, {} fetched), read back and verified \
+             (sha256 {}…); slot {slot} begins its trial",
+            done.version,
+            megabytes(done.bytes_fetched),
+            megabytes(done.bytes_written),
+            done.chunks_reused,
+            done.chunks_fetched,
+            &done.sha256[..12],
+        ),
+        report,
+    )?;
+    Ok((slot, done))
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.2} MB", bytes as f64 / 1e6)
+}
+
+/// Upgrade → trial → commit: install a healthy release into the inactive slot, reboot
+/// into its trial, pass health checks, mark it good, and reboot once more to show a good
+/// slot starts without using attempts.
 pub fn upgrade_and_commit(
     board: &mut SimBoard,
+    source: UpdateSource<'_>,
     report: &mut dyn FnMut(Step),
-) -> Result<SlotName, BoardError> {
+) -> Result<Outcome, BoardError> {
     let first = board.power_on()?;
     step(
         board,
         format!("power on: the bootloader starts slot {first}"),
         report,
     )?;
-    let target = board.inactive_slot()?;
-    board.install(&target, &[HEALTHY_IMAGE, b"release v2"].concat())?;
-    step(
-        board,
-        format!("install v2 into slot {target}, read it back, verify it; slot {target} begins its trial"),
-        report,
-    )?;
+    let (slot, done) = install(board, source, Release::Upgrade, report)?;
     board.power_off();
     let booted = board.power_on()?;
     step(
@@ -72,49 +126,45 @@ pub fn upgrade_and_commit(
         format!("power cycle: the bootloader starts slot {again}; no attempt is used"),
         report,
     )?;
-    Ok(booted)
+    Ok(Outcome {
+        boots_of_new_slot: usize::from(booted == slot),
+        slot,
+        install: done,
+    })
 }
 
-/// Trial → failed boots → rollback: install an image that never becomes healthy into the
-/// inactive slot, and let the watchdog reset the board until the bootloader gives the
-/// trial up and falls back by itself. Returns the number of boots the failed image got.
+/// Trial → failed boots → rollback: install a release that never becomes healthy into
+/// the inactive slot, and let the watchdog reset the board until the bootloader gives the
+/// trial up and falls back by itself.
 pub fn failed_trial_rolls_back(
     board: &mut SimBoard,
+    source: UpdateSource<'_>,
     report: &mut dyn FnMut(Step),
-) -> Result<usize, BoardError> {
-    if board.running().is_none() {
-        board.power_on()?;
-    }
-    let good = board.running().cloned().ok_or(BoardError::PoweredOff)?;
-    let target = board.inactive_slot()?;
-    board.install(&target, &[BROKEN_IMAGE, b"release v3"].concat())?;
-    step(
-        board,
-        format!("install v3 (broken) into slot {target}, verified; slot {target} begins its trial"),
-        report,
-    )?;
-    let mut failed_boots = 0;
+) -> Result<Outcome, BoardError> {
+    let (slot, done) = install(board, source, Release::Broken, report)?;
+    let mut boots = 0;
     for _ in 0..MAX_BOOTS_PER_TRIAL {
         board.power_off();
         let booted = board.power_on()?;
-        if booted != target {
+        if booted != slot {
             step(
                 board,
-                format!("reboot: no attempts left for slot {target}; the bootloader falls back to slot {booted}"),
+                format!("reboot: no attempts left for slot {slot}; the bootloader falls back to slot {booted}"),
                 report,
             )?;
             break;
         }
-        failed_boots += 1;
+        boots += 1;
         board.commit_if_healthy()?;
         step(
             board,
-            format!("reboot: slot {target} starts (attempt {failed_boots}) but never gets healthy; the watchdog resets the board"),
+            format!("reboot: slot {slot} starts (attempt {boots}) but never gets healthy; the watchdog resets the board"),
             report,
         )?;
     }
-    if board.running() != Some(&good) {
-        step(board, format!("rollback did not reach slot {good}"), report)?;
-    }
-    Ok(failed_boots)
+    Ok(Outcome {
+        slot,
+        install: done,
+        boots_of_new_slot: boots,
+    })
 }

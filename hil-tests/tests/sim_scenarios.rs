@@ -1,8 +1,10 @@
-//! The A/B stories on a simulated board, on every bootloader backend.
+//! The A/B stories on a simulated board, on every bootloader backend, with releases
+//! installed as deltas from a signed repository.
 
 use skerry_boot_state::{SlotName, SlotStatus};
-use skerry_hil::scenario::{failed_trial_rolls_back, upgrade_and_commit, Step};
-use skerry_hil::{Backend, BoardError};
+use skerry_hil::scenario::{failed_trial_rolls_back, upgrade_and_commit, Step, UpdateSource};
+use skerry_hil::updates::SignedReleases;
+use skerry_hil::{images, Backend, BoardError};
 
 fn slot(name: &str) -> SlotName {
     SlotName::new(name).unwrap()
@@ -10,13 +12,30 @@ fn slot(name: &str) -> SlotName {
 
 #[test]
 fn upgrade_commits_and_failed_trial_rolls_back_on_every_backend() {
+    let work = tempfile::tempdir().unwrap();
+    let factory = images::factory();
+    let releases = SignedReleases::publish(work.path(), &factory).unwrap();
     for backend in Backend::ALL {
         let dir = tempfile::tempdir().unwrap();
-        let mut board = backend.board(dir.path()).unwrap();
+        let mut board = backend.board(dir.path(), &factory).unwrap();
+        let source = UpdateSource {
+            releases: &releases,
+            device_state: &dir.path().join("device-state"),
+        };
         let mut steps: Vec<Step> = Vec::new();
 
-        let upgraded = upgrade_and_commit(&mut board, &mut |s| steps.push(s)).unwrap();
-        assert_eq!(upgraded, slot("B"), "{backend}");
+        let upgrade = upgrade_and_commit(&mut board, source, &mut |s| steps.push(s)).unwrap();
+        assert_eq!(upgrade.slot, slot("B"), "{backend}");
+        assert_eq!(upgrade.install.version, "1.1.0", "{backend}");
+        // A delta: most chunks come from slot A, and far fewer bytes cross the wire.
+        assert!(
+            upgrade.install.chunks_reused > upgrade.install.chunks_fetched,
+            "{backend}"
+        );
+        assert!(
+            upgrade.install.bytes_fetched * 4 < upgrade.install.bytes_written,
+            "{backend}"
+        );
         let state = board.boot_state().unwrap();
         assert_eq!(
             state.status(&slot("B")).unwrap(),
@@ -26,12 +45,13 @@ fn upgrade_commits_and_failed_trial_rolls_back_on_every_backend() {
         assert_eq!(state.next_boot(), Some(&slot("B")), "{backend}");
         assert_eq!(board.running(), Some(&slot("B")), "{backend}");
 
-        let boots = failed_trial_rolls_back(&mut board, &mut |s| steps.push(s)).unwrap();
+        let failed = failed_trial_rolls_back(&mut board, source, &mut |s| steps.push(s)).unwrap();
+        assert_eq!(failed.slot, slot("A"), "{backend}");
         let state = board.boot_state().unwrap();
         assert_eq!(
             usize::from(state.tries()),
-            boots,
-            "{backend}: boots of the broken image"
+            failed.boots_of_new_slot,
+            "{backend}"
         );
         assert_eq!(
             state.status(&slot("A")).unwrap(),
@@ -46,10 +66,19 @@ fn upgrade_commits_and_failed_trial_rolls_back_on_every_backend() {
 #[test]
 fn the_running_slot_is_never_written() {
     let dir = tempfile::tempdir().unwrap();
-    let mut board = Backend::Uboot.board(dir.path()).unwrap();
+    let mut board = Backend::Uboot
+        .board(dir.path(), &images::factory())
+        .unwrap();
     let running = board.power_on().unwrap();
     let before = board.boot_state().unwrap();
-    let err = board.install(&running, b"anything").unwrap_err();
+    let mut written = false;
+    let err = board
+        .install_with(&running, |_, _| {
+            written = true;
+            Ok(())
+        })
+        .unwrap_err();
     assert!(matches!(err, BoardError::WriteToBootedSlot { .. }), "{err}");
+    assert!(!written);
     assert_eq!(board.boot_state().unwrap(), before);
 }
