@@ -4,10 +4,10 @@
 //! missing chunks merged into one range request), decompresses and verifies each chunk;
 //! the writing thread takes chunks in image order from a bounded queue (or from the
 //! seed, or from a repeat already written) and writes the slot sequentially; every
-//! 32 MiB a read-back thread flushes the slot, reads the flushed region back and feeds
-//! it to the image's sha256. So the disk writes while the CPU decompresses, and the
-//! image is verified as it reads back from the slot without a second pass. Memory stays
-//! bounded by the queue depth times the largest chunk.
+//! 32 MiB a read-back thread flushes the slot, reads the flushed region back and checks
+//! each chunk against its signed hash. So the disk writes while the CPU decompresses,
+//! and the whole image is verified as read back from the slot without a second pass.
+//! Memory stays bounded by the queue depth times the largest chunk.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -15,7 +15,6 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use sha2::{Digest, Sha256};
 use skerry_chunks::chunk_hash;
 
 use crate::error::InstallError;
@@ -27,8 +26,6 @@ use crate::transport::Fetcher;
 const QUEUE_DEPTH: usize = 64;
 /// Bytes written between two flushes (each flushed region is read back and hashed).
 const FLUSH_STEP: u64 = 32 * 1024 * 1024;
-/// Read-back block size.
-const READ_BACK_BLOCK: usize = 1024 * 1024;
 /// Times a chunk that fails its hash is fetched again before the install fails.
 const CHUNK_ATTEMPTS: u32 = 3;
 
@@ -38,7 +35,6 @@ pub struct WriteOutcome {
     pub bytes_written: u64,
     pub chunks_fetched: u64,
     pub chunks_reused: u64,
-    pub image_sha256: [u8; 32],
 }
 
 /// Opens the slot for writing and checks it can hold `needed` bytes: a block device
@@ -81,8 +77,8 @@ pub fn open_slot(path: &Path, needed: u64, declared: Option<u64>) -> Result<File
 
 use std::os::unix::fs::FileTypeExt;
 
-/// Writes the image into `slot` following `plan`, flushes it, and returns the sha256
-/// of the image as read back from the slot after each flush.
+/// Writes the image into `slot` following `plan`, flushes it, and checks every chunk
+/// as read back from the slot.
 pub fn write_slot(
     plan: &Plan,
     fetcher: &Fetcher,
@@ -107,7 +103,7 @@ pub fn write_slot(
     let (flushed_tx, flushed_rx) = sync_channel(4);
     std::thread::scope(|scope| {
         scope.spawn(|| fetch_chunks(&plan.ops, fetcher, pack_path, tx));
-        let verifier = scope.spawn(|| read_back(&readback, slot_path, flushed_rx));
+        let verifier = scope.spawn(|| read_back(&readback, slot_path, &plan.ops, flushed_rx));
         // Dropping the receiver and the sender (inside write_chunks) stops both helpers.
         let written = write_chunks(
             plan,
@@ -125,31 +121,55 @@ pub fn write_slot(
                 offset: 0,
             })
         });
-        let mut outcome = written?;
-        outcome.image_sha256 = read?;
+        let outcome = written?;
+        read?;
         Ok(outcome)
     })
 }
 
-/// Flushes the slot up to each offset the writer reports, reads that region back and
-/// hashes it: the whole image is verified as read back from the slot, and the disk
-/// works while the CPU decompresses the next region.
-fn read_back(file: &File, path: &Path, written: Receiver<u64>) -> Result<[u8; 32], InstallError> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; READ_BACK_BLOCK];
-    let mut done = 0u64;
+/// Flushes the slot up to each offset the writer reports, reads every chunk of that
+/// region back and checks it against its signed hash: the whole image is verified as
+/// read back from the slot, while the disk writes and the CPU decompresses the next
+/// region.
+fn read_back(
+    file: &File,
+    path: &Path,
+    ops: &[Op],
+    written: Receiver<u64>,
+) -> Result<(), InstallError> {
+    let max = ops.iter().map(|op| op.len).max().unwrap_or(0) as usize;
+    let mut buf = vec![0u8; max];
+    let (mut next, mut offset) = (0usize, 0u64);
     for upto in written {
         file.sync_data()
             .map_err(InstallError::io("flush the slot", path))?;
-        while done < upto {
-            let n = (upto - done).min(READ_BACK_BLOCK as u64) as usize;
-            file.read_exact_at(&mut buf[..n], done)
+        while let Some(op) = ops.get(next) {
+            let end = offset + u64::from(op.len);
+            if end > upto {
+                break;
+            }
+            let data = &mut buf[..op.len as usize];
+            file.read_exact_at(data, offset)
                 .map_err(InstallError::io("read back the slot", path))?;
-            hasher.update(&buf[..n]);
-            done += n as u64;
+            if chunk_hash(data) != op.hash {
+                return Err(InstallError::ReadBack {
+                    path: path.into(),
+                    chunk: next,
+                    offset,
+                });
+            }
+            next += 1;
+            offset = end;
         }
     }
-    Ok(hasher.finalize().into())
+    if next != ops.len() {
+        return Err(InstallError::ReadBack {
+            path: path.into(),
+            chunk: next,
+            offset,
+        });
+    }
+    Ok(())
 }
 
 type Fetched = Result<Vec<u8>, InstallError>;
