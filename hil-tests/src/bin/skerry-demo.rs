@@ -14,8 +14,8 @@ fn main() -> anyhow::Result<()> {
     let releases = SignedReleases::publish(work.path(), &factory)?;
     println!(
         "Signed repository for board {BOARD}: releases 1.1.0 (healthy) and 1.2.0 (broken), \
-         {} MB images cut into zstd chunks, ed25519-signed TUF metadata.\n",
-        images::IMAGE_SIZE / 1_000_000
+         {} MiB images cut into zstd chunks, ed25519-signed TUF metadata.\n",
+        images::IMAGE_SIZE >> 20
     );
     for backend in Backend::ALL {
         let dir = tempfile::tempdir()?;
