@@ -32,15 +32,18 @@ impl PublicKey {
         Ok(hex::encode(Sha256::digest(to_canonical_of(self)?)))
     }
 
+    /// The raw ed25519 public key, or `None` for any other key type or scheme. Two
+    /// entries with the same bytes are one key, however their hex is written.
+    pub fn ed25519_bytes(&self) -> Option<[u8; 32]> {
+        if self.keytype != "ed25519" || self.scheme != "ed25519" {
+            return None;
+        }
+        hex::decode(&self.keyval.public).ok()?.try_into().ok()
+    }
+
     /// Checks `sig` (hex) over `message`. Non-ed25519 keys never verify.
     pub fn verifies(&self, message: &[u8], sig_hex: &str) -> bool {
-        if self.keytype != "ed25519" || self.scheme != "ed25519" {
-            return false;
-        }
-        let Ok(raw) = hex::decode(&self.keyval.public) else {
-            return false;
-        };
-        let Ok(raw): Result<[u8; 32], _> = raw.try_into() else {
+        let Some(raw) = self.ed25519_bytes() else {
             return false;
         };
         let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&raw) else {

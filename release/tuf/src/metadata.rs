@@ -95,6 +95,10 @@ impl Unverified {
     }
 
     /// Checks that at least the role's threshold of its distinct trusted keys signed.
+    ///
+    /// A key counts once however many signatures or key ids it appears under: it is
+    /// counted by its key bytes, and only under the key id that is its canonical hash
+    /// (TUF 1.0 §4.2), so a root listing one key twice cannot lower its threshold.
     pub fn verify_role(
         &self,
         role: &str,
@@ -102,15 +106,22 @@ impl Unverified {
         keys: &BTreeMap<KeyId, PublicKey>,
     ) -> Result<(), TufError> {
         let message = to_canonical(&self.signed)?;
-        let mut valid: Vec<&str> = Vec::new();
+        let mut valid: Vec<[u8; 32]> = Vec::new();
         for sig in &self.signatures {
-            if valid.contains(&sig.keyid.as_str()) || !role_keys.keyids.contains(&sig.keyid) {
+            if !role_keys.keyids.contains(&sig.keyid) {
                 continue;
             }
-            if let Some(key) = keys.get(&sig.keyid) {
-                if key.verifies(&message, &sig.sig) {
-                    valid.push(&sig.keyid);
-                }
+            let Some(key) = keys.get(&sig.keyid) else {
+                continue;
+            };
+            let Some(bytes) = key.ed25519_bytes() else {
+                continue;
+            };
+            if valid.contains(&bytes) || key.key_id()? != sig.keyid {
+                continue;
+            }
+            if key.verifies(&message, &sig.sig) {
+                valid.push(bytes);
             }
         }
         if role_keys.threshold == 0 || valid.len() < role_keys.threshold as usize {
