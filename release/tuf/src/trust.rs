@@ -87,11 +87,10 @@ impl TrustedRoot {
         let changed = |role: Role| -> Result<bool, TufError> {
             Ok(self.root.role(role)? != next.role(role)?)
         };
-        if changed(Role::Timestamp)? {
+        // §5.3.11: a rotation of the timestamp *or* snapshot keys forgets both, so a
+        // version fast-forwarded with a compromised key does not lock the client out.
+        if changed(Role::Timestamp)? || changed(Role::Snapshot)? {
             remembered.timestamp = 0;
-            remembered.snapshot = 0;
-        }
-        if changed(Role::Snapshot)? {
             remembered.snapshot = 0;
         }
         if changed(Role::Targets)? {
