@@ -1,6 +1,6 @@
 //! Picking a board's release from verified targets metadata.
 
-use skerry_tuf::image::{consistent_path, index_target, ImageCustom, ImageRelease};
+use skerry_tuf::image::{consistent_path, index_target, pack_target, ImageCustom, ImageRelease};
 use skerry_tuf::{TargetFile, Targets};
 
 use crate::error::InstallError;
@@ -73,11 +73,10 @@ pub fn select(targets: &Targets, want: &Selector<'_>) -> Result<SelectedRelease,
         .targets
         .get(&release.pack)
         .ok_or_else(|| bad("its pack is not a target"))?;
-    if !release
-        .pack
-        .starts_with(&format!("{}/{}/", release.board, release.version))
-    {
-        return Err(bad("its pack lies outside the release's directory"));
+    // The pack name becomes a repository path: only the one name the release tool
+    // writes is accepted, so `..` or extra directories cannot lead outside the release.
+    if release.pack != pack_target(&release.board, &release.version) {
+        return Err(bad("its pack is not the release's image.pack"));
     }
     if release.head_length > index.length {
         return Err(bad("its index head is longer than its index"));

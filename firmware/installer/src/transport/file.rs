@@ -24,6 +24,14 @@ impl Transport for FileTransport {
         start: u64,
         end: Option<u64>,
     ) -> Result<Box<dyn Read + Send>, FetchError> {
+        // Repository paths are relative and plain: `..`, an absolute path or a prefix
+        // would open a file outside the repository.
+        let plain = std::path::Path::new(path)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !plain || path.is_empty() {
+            return Err(FetchError::BadPath { path: path.into() });
+        }
         let full = self.root.join(path);
         let url = self.url(path);
         let mut file = std::fs::File::open(&full).map_err(|source| {

@@ -43,6 +43,8 @@ pub enum FetchError {
     },
     #[error("unsupported repository URL {url} (use file://, http:// or https://)")]
     BadUrl { url: String },
+    #[error("refusing repository path \"{path}\": it is not plainly inside the repository")]
+    BadPath { path: String },
 }
 
 impl FetchError {
@@ -53,6 +55,7 @@ impl FetchError {
             FetchError::NotFound { .. }
                 | FetchError::TooLarge { .. }
                 | FetchError::BadUrl { .. }
+                | FetchError::BadPath { .. }
                 | FetchError::Status {
                     status: 400..=499,
                     ..
