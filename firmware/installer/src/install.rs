@@ -80,8 +80,10 @@ pub fn install(
     let fetcher = Fetcher::new(opts.transport.clone(), opts.retry);
     let mut state = DeviceState::load(&opts.state_dir)?;
     let mut root = load_root(&opts.state_dir, &opts.trusted_root)?;
+    state.forget_rotated(root.root());
     let now = state.trusted_now(opts.clock);
     let verified = refresh(&fetcher, &mut root, &mut state.versions, now)?;
+    state.record_keys(root.root());
     state.raise_floor(now);
     save_root(&opts.state_dir, &root)?;
     state.save(&opts.state_dir)?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
-use skerry_tuf::RememberedVersions;
+use skerry_tuf::{RememberedVersions, Role, RoleKeys, Root};
 
 use crate::error::InstallError;
 
@@ -28,6 +28,12 @@ pub struct DeviceState {
     /// as a seed later cuts only the image, not the whole partition.
     #[serde(default)]
     pub slot_images: BTreeMap<String, u64>,
+    /// The timestamp, snapshot and targets keys `versions` were verified under. The root
+    /// and this state are saved one after the other, so a power cut between the two can
+    /// leave a rotated root beside versions the rotation should have reset: comparing
+    /// these keys with the trusted root's on load catches that (TUF 1.0 §5.3.11).
+    #[serde(default)]
+    pub verified_under: Option<BTreeMap<String, RoleKeys>>,
 }
 
 impl DeviceState {
@@ -61,6 +67,33 @@ impl DeviceState {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         self.time_floor = self.time_floor.max(secs);
+    }
+
+    /// Forgets the versions whose role keys `root` no longer names, as a rotation does.
+    pub fn forget_rotated(&mut self, root: &Root) {
+        let Some(seen) = &self.verified_under else {
+            return;
+        };
+        let changed = |role: Role| seen.get(role.name()) != root.roles.get(role.name());
+        if changed(Role::Timestamp) || changed(Role::Snapshot) {
+            self.versions.timestamp = 0;
+            self.versions.snapshot = 0;
+        }
+        if changed(Role::Targets) {
+            self.versions.targets = 0;
+        }
+    }
+
+    /// Records the role keys of `root`, under which `versions` were just verified.
+    pub fn record_keys(&mut self, root: &Root) {
+        let roles = [Role::Timestamp, Role::Snapshot, Role::Targets]
+            .into_iter()
+            .filter_map(|role| {
+                let keys = root.roles.get(role.name())?;
+                Some((role.name().to_string(), keys.clone()))
+            })
+            .collect();
+        self.verified_under = Some(roles);
     }
 
     /// Saves the state atomically.
