@@ -146,7 +146,12 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), InstallError> {
     f.write_all(bytes)
         .map_err(InstallError::io("write", &tmp))?;
     f.sync_all().map_err(InstallError::io("sync", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(InstallError::io("replace", path))
+    std::fs::rename(&tmp, path).map_err(InstallError::io("replace", path))?;
+    // The rename is durable only once the directory entry is: without this, a power cut
+    // can bring back the previous state file and move the time floor back.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(InstallError::io("sync", dir))
 }
 
 #[cfg(test)]

@@ -119,7 +119,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReleaseError> {
     let mut file = std::fs::File::create(&tmp).map_err(ReleaseError::io(&tmp))?;
     file.write_all(bytes).map_err(ReleaseError::io(&tmp))?;
     file.sync_all().map_err(ReleaseError::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(ReleaseError::io(path))
+    std::fs::rename(&tmp, path).map_err(ReleaseError::io(path))?;
+    // Make the rename itself durable.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(ReleaseError::io(dir))
 }
 
 /// The temporary name used while `path` is being written.
