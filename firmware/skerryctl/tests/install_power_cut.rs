@@ -3,29 +3,21 @@
 //! its power-on logic still starts the old slot A. A complete install followed by the
 //! caller's `begin_trial` then boots B.
 
+mod support {
+    pub mod cli;
+    pub mod install;
+    pub mod release;
+}
+
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use skerry_boot_state::grub::GrubEnvStore;
 use skerry_boot_state::{BootState, BootStore, FileMedium, SlotName};
-
-fn skerryctl() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_skerryctl"))
-}
-
-fn ok(args: &[&str]) {
-    let out = skerryctl().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use support::cli::{ok, skerryctl};
+use support::install::install;
+use support::release::{add, init, keygen, s};
 
 /// The slot a power-on of a copy of `env` starts (the copy keeps the original pristine).
 fn boots(env: &Path, scratch: &Path) -> SlotName {
@@ -56,24 +48,11 @@ fn killing_the_installer_anywhere_leaves_the_old_slot_booting() {
     let tmp = tempfile::tempdir().unwrap();
     let p = |n: &str| tmp.path().join(n);
     let (keys, repo, img) = (p("keys"), p("repo"), p("v2.img"));
-    ok(&["release", "keygen", "--out", s(&keys)]);
-    ok(&["release", "init", "--keys", s(&keys), "--repo", s(&repo)]);
+    ok(&keygen(&keys));
+    ok(&init(&keys, &repo));
     let v2 = noise(12 << 20, 7);
     std::fs::write(&img, &v2).unwrap();
-    ok(&[
-        "release",
-        "add",
-        "--keys",
-        s(&keys),
-        "--repo",
-        s(&repo),
-        "--board",
-        "pi",
-        "--version",
-        "2.0.0",
-        "--image",
-        s(&img),
-    ]);
+    ok(&add(&keys, &repo, "pi", "2.0.0", &img));
 
     // Slot A holds the old system and is good; B is the inactive slot.
     let a = SlotName::new("A").unwrap();
@@ -87,39 +66,15 @@ fn killing_the_installer_anywhere_leaves_the_old_slot_booting() {
     std::fs::write(p("slotA"), noise(12 << 20, 3)).unwrap();
     assert_eq!(boots(&env, &p("scratch")), a);
 
-    let url = format!("file://{}", repo.display());
-    let root = repo.join("metadata/1.root.json");
     let args = |state: &Path| -> Vec<String> {
-        [
-            "install",
-            "--repo",
-            &url,
-            "--trusted-root",
-            s(&root),
-            "--board",
-            "pi",
-            "--slot",
-            s(&p("slotB")),
-            "--seed",
-            s(&p("slotA")),
-            "--state",
-            s(state),
-        ]
-        .map(String::from)
-        .to_vec()
+        let mut args = install(&repo, "pi", &p("slotB"), state);
+        args.extend(["--seed".into(), s(&p("slotA")).into()]);
+        args
     };
 
     // How long a whole install takes here, to spread the cuts over it.
     let started = Instant::now();
-    let out = skerryctl()
-        .args(args(&p("state-calibrate")))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&args(&p("state-calibrate")));
     let whole = started.elapsed();
     std::fs::remove_file(p("slotB")).unwrap();
 
@@ -155,12 +110,7 @@ fn killing_the_installer_anywhere_leaves_the_old_slot_booting() {
     );
 
     // After a complete install the caller starts B's trial, and B boots.
-    let out = skerryctl().args(args(&p("state-final"))).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&args(&p("state-final")));
     assert_eq!(std::fs::read(p("slotB")).unwrap(), v2);
     assert_eq!(
         std::fs::read(&env).unwrap(),

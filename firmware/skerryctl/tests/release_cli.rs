@@ -1,40 +1,19 @@
 //! `skerryctl release`: keys, layout, immutability and the errors operators see.
 
+mod support {
+    pub mod cli;
+    pub mod maintenance;
+    pub mod refused;
+    pub mod release;
+}
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use sha2::Digest;
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skerryctl"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str], needle: &str) {
-    let out = run(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert!(
-        err.contains(needle),
-        "{args:?}: expected \"{needle}\" in: {err}"
-    );
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use support::cli::ok;
+use support::maintenance::{rotate_root, timestamp};
+use support::refused::fails;
+use support::release::{add, init, keygen};
 
 #[test]
 fn keygen_init_add_write_a_content_addressed_consistent_snapshot_repository() {
@@ -44,7 +23,7 @@ fn keygen_init_add_write_a_content_addressed_consistent_snapshot_repository() {
         tmp.path().join("r"),
         tmp.path().join("img"),
     );
-    ok(&["release", "keygen", "--out", s(&keys), "--root-keys", "3"]);
+    ok(&[&keygen(&keys)[..], &["--root-keys", "3"]].concat());
     for f in [
         "root-1.key",
         "root-2.key",
@@ -58,36 +37,17 @@ fn keygen_init_add_write_a_content_addressed_consistent_snapshot_repository() {
         );
         assert_eq!(mode & 0o777, 0o600, "{f}");
     }
-    fails(&["release", "keygen", "--out", s(&keys)], "already exists");
+    fails(&keygen(&keys), "already exists");
     fails(
-        &[
-            "release",
-            "init",
-            "--keys",
-            s(&keys),
-            "--repo",
-            s(&repo),
-            "--threshold",
-            "4",
-        ],
+        &[&init(&keys, &repo)[..], &["--threshold", "4"]].concat(),
         "threshold",
     );
     ok(&[
-        "release",
-        "init",
-        "--keys",
-        s(&keys),
-        "--repo",
-        s(&repo),
-        "--threshold",
-        "2",
-        "--expires",
-        "30d",
-    ]);
-    fails(
-        &["release", "init", "--keys", s(&keys), "--repo", s(&repo)],
-        "already exists",
-    );
+        &init(&keys, &repo)[..],
+        &["--threshold", "2", "--expires", "30d"],
+    ]
+    .concat());
+    fails(&init(&keys, &repo), "already exists");
     let root: serde_json::Value =
         serde_json::from_slice(&std::fs::read(repo.join("metadata/1.root.json")).unwrap()).unwrap();
     assert_eq!(root["signed"]["roles"]["root"]["threshold"], 2);
@@ -103,89 +63,21 @@ fn keygen_init_add_write_a_content_addressed_consistent_snapshot_repository() {
 
     std::fs::write(&img, vec![42u8; 100_000]).unwrap();
     ok(&[
-        "release",
-        "add",
-        "--keys",
-        s(&keys),
-        "--repo",
-        s(&repo),
-        "--board",
-        "rpi4",
-        "--version",
-        "1.0.0",
-        "--image",
-        s(&img),
-        "--channel",
-        "beta",
-    ]);
+        &add(&keys, &repo, "rpi4", "1.0.0", &img)[..],
+        &["--channel", "beta"],
+    ]
+    .concat());
     fails(
-        &[
-            "release",
-            "add",
-            "--keys",
-            s(&keys),
-            "--repo",
-            s(&repo),
-            "--board",
-            "rpi4",
-            "--version",
-            "1.0.0",
-            "--image",
-            s(&img),
-        ],
+        &add(&keys, &repo, "rpi4", "1.0.0", &img),
         "already released",
     );
     fails(
-        &[
-            "release",
-            "add",
-            "--keys",
-            s(&keys),
-            "--repo",
-            s(&repo),
-            "--board",
-            "rpi4",
-            "--version",
-            "one",
-            "--image",
-            s(&img),
-        ],
+        &add(&keys, &repo, "rpi4", "one", &img),
         "semantic versioning",
     );
-    fails(
-        &[
-            "release",
-            "add",
-            "--keys",
-            s(&keys),
-            "--repo",
-            s(&repo),
-            "--board",
-            "../etc",
-            "--version",
-            "1.0.1",
-            "--image",
-            s(&img),
-        ],
-        "board",
-    );
-    fails(
-        &[
-            "release",
-            "add",
-            "--keys",
-            s(&tmp.path().join("nokeys")),
-            "--repo",
-            s(&repo),
-            "--board",
-            "rpi4",
-            "--version",
-            "1.0.1",
-            "--image",
-            s(&img),
-        ],
-        "keygen",
-    );
+    fails(&add(&keys, &repo, "../etc", "1.0.1", &img), "board");
+    let no_keys = tmp.path().join("nokeys");
+    fails(&add(&no_keys, &repo, "rpi4", "1.0.1", &img), "keygen");
 
     let md = repo.join("metadata");
     for f in [
@@ -218,16 +110,7 @@ fn keygen_init_add_write_a_content_addressed_consistent_snapshot_repository() {
             .unwrap()
     };
     let before = ts(&repo)["signed"]["version"].as_u64().unwrap();
-    ok(&[
-        "release",
-        "timestamp",
-        "--keys",
-        s(&keys),
-        "--repo",
-        s(&repo),
-        "--expires",
-        "1d",
-    ]);
+    ok(&[&timestamp(&keys, &repo)[..], &["--expires", "1d"]].concat());
     assert_eq!(ts(&repo)["signed"]["version"].as_u64().unwrap(), before + 1);
     assert!(
         !md.join("3.targets.json").exists(),
@@ -243,34 +126,15 @@ fn root_rotation_is_signed_by_old_and_new_root_keys() {
         tmp.path().join("k2"),
         tmp.path().join("r"),
     );
-    ok(&["release", "keygen", "--out", s(&keys)]);
-    ok(&["release", "keygen", "--out", s(&keys2), "--root-keys", "2"]);
-    ok(&["release", "init", "--keys", s(&keys), "--repo", s(&repo)]);
-    fails(
-        &[
-            "release",
-            "rotate-root",
-            "--keys",
-            s(&keys2),
-            "--new-keys",
-            s(&keys2),
-            "--repo",
-            s(&repo),
-        ],
-        "do not match",
-    );
+    ok(&keygen(&keys));
+    ok(&[&keygen(&keys2)[..], &["--root-keys", "2"]].concat());
+    ok(&init(&keys, &repo));
+    fails(&rotate_root(&keys2, &keys2, &repo), "do not match");
     ok(&[
-        "release",
-        "rotate-root",
-        "--keys",
-        s(&keys),
-        "--new-keys",
-        s(&keys2),
-        "--repo",
-        s(&repo),
-        "--threshold",
-        "2",
-    ]);
+        &rotate_root(&keys, &keys2, &repo)[..],
+        &["--threshold", "2"],
+    ]
+    .concat());
     let root2: serde_json::Value =
         serde_json::from_slice(&std::fs::read(repo.join("metadata/2.root.json")).unwrap()).unwrap();
     assert_eq!(root2["signed"]["version"], 2);
@@ -282,35 +146,6 @@ fn root_rotation_is_signed_by_old_and_new_root_keys() {
     // Old targets keys can no longer publish.
     let img = tmp.path().join("img");
     std::fs::write(&img, b"image").unwrap();
-    fails(
-        &[
-            "release",
-            "add",
-            "--keys",
-            s(&keys),
-            "--repo",
-            s(&repo),
-            "--board",
-            "b",
-            "--version",
-            "1.0.0",
-            "--image",
-            s(&img),
-        ],
-        "do not match",
-    );
-    ok(&[
-        "release",
-        "add",
-        "--keys",
-        s(&keys2),
-        "--repo",
-        s(&repo),
-        "--board",
-        "b",
-        "--version",
-        "1.0.0",
-        "--image",
-        s(&img),
-    ]);
+    fails(&add(&keys, &repo, "b", "1.0.0", &img), "do not match");
+    ok(&add(&keys2, &repo, "b", "1.0.0", &img));
 }

@@ -3,8 +3,18 @@
 //! every target, checking signatures, key ids, versions, lengths and hashes itself.
 //! Install python-tuf with `scripts/deps/release.sh`.
 
+mod support {
+    pub mod cli;
+    pub mod maintenance;
+    pub mod release;
+}
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use support::cli::ok;
+use support::maintenance::{rotate_root, timestamp};
+use support::release::{add, init, keygen};
 
 const CLIENT: &str = r#"
 import sys, os, json, hashlib, tempfile, threading, functools, http.server
@@ -36,19 +46,6 @@ finally:
 print(json.dumps(out))
 "#;
 
-fn skerryctl(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_skerryctl"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "skerryctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// A python that has `tuf.ngclient`, or a failure naming what to install.
 fn python_with_tuf() -> PathBuf {
     let candidates = [
@@ -66,10 +63,6 @@ fn python_with_tuf() -> PathBuf {
         }
     }
     panic!("python-tuf is not installed: run scripts/deps/release.sh (pip install tuf)");
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn run_client(
@@ -99,17 +92,8 @@ fn python_tuf_refreshes_and_downloads_every_target() {
         tmp.path().join("keys2"),
         tmp.path().join("repo"),
     );
-    skerryctl(&["release", "keygen", "--out", s(&keys), "--root-keys", "2"]);
-    skerryctl(&[
-        "release",
-        "init",
-        "--keys",
-        s(&keys),
-        "--repo",
-        s(&repo),
-        "--threshold",
-        "2",
-    ]);
+    ok(&[&keygen(&keys)[..], &["--root-keys", "2"]].concat());
+    ok(&[&init(&keys, &repo)[..], &["--threshold", "2"]].concat());
     let img = tmp.path().join("img");
     std::fs::write(
         &img,
@@ -118,31 +102,9 @@ fn python_tuf_refreshes_and_downloads_every_target() {
             .collect::<Vec<_>>(),
     )
     .unwrap();
-    skerryctl(&[
-        "release",
-        "add",
-        "--keys",
-        s(&keys),
-        "--repo",
-        s(&repo),
-        "--board",
-        "rpi4",
-        "--version",
-        "1.0.0",
-        "--image",
-        s(&img),
-    ]);
-    skerryctl(&["release", "keygen", "--out", s(&keys2)]);
-    skerryctl(&[
-        "release",
-        "rotate-root",
-        "--keys",
-        s(&keys),
-        "--new-keys",
-        s(&keys2),
-        "--repo",
-        s(&repo),
-    ]);
+    ok(&add(&keys, &repo, "rpi4", "1.0.0", &img));
+    ok(&keygen(&keys2));
+    ok(&rotate_root(&keys, &keys2, &repo));
     std::fs::write(
         &img,
         (0..200_000u32)
@@ -150,28 +112,8 @@ fn python_tuf_refreshes_and_downloads_every_target() {
             .collect::<Vec<_>>(),
     )
     .unwrap();
-    skerryctl(&[
-        "release",
-        "add",
-        "--keys",
-        s(&keys2),
-        "--repo",
-        s(&repo),
-        "--board",
-        "x86",
-        "--version",
-        "2.0.0",
-        "--image",
-        s(&img),
-    ]);
-    skerryctl(&[
-        "release",
-        "timestamp",
-        "--keys",
-        s(&keys2),
-        "--repo",
-        s(&repo),
-    ]);
+    ok(&add(&keys2, &repo, "x86", "2.0.0", &img));
+    ok(&timestamp(&keys2, &repo));
 
     let targets = [
         "rpi4/1.0.0/image.idx",
