@@ -1,7 +1,7 @@
 //! `skerryctl release …`: keys and the signed release repository (see `release/README.md`).
 
-use std::path::PathBuf;
-use std::time::SystemTime;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -83,9 +83,26 @@ pub enum ReleaseCommand {
     },
 }
 
+/// Parses a validity period given on the command line, like `30d`.
+fn dur(value: &str) -> anyhow::Result<Duration> {
+    skerry_tuf::parse_duration(value).context("bad --expires")
+}
+
+/// The expiries for signing a new root valid for `expires`; the other roles keep theirs.
+fn root_expiries(expires: &str) -> anyhow::Result<Expiries> {
+    Ok(Expiries {
+        root: dur(expires)?,
+        ..Expiries::default()
+    })
+}
+
+/// The signing keys in `keys` and the repository at `repo` that a command publishes with.
+fn keys_and_repo(keys: &Path, repo: &Path) -> anyhow::Result<(KeySet, Repository)> {
+    Ok((KeySet::load(keys)?, Repository::new(repo)))
+}
+
 pub fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
     let now = SystemTime::now();
-    let dur = |s: &str| skerry_tuf::parse_duration(s).context("bad --expires");
     match cmd {
         ReleaseCommand::Keygen { out, root_keys } => {
             KeySet::generate(&out, root_keys)?;
@@ -100,17 +117,9 @@ pub fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
             threshold,
             expires,
         } => {
-            let exp = Expiries {
-                root: dur(&expires)?,
-                ..Expiries::default()
-            };
-            skerry_release::init(
-                &KeySet::load(&keys)?,
-                &Repository::new(&repo),
-                threshold,
-                &exp,
-                now,
-            )?;
+            let exp = root_expiries(&expires)?;
+            let (keys, repository) = keys_and_repo(&keys, &repo)?;
+            skerry_release::init(&keys, &repository, threshold, &exp, now)?;
             println!(
                 "initialized {} (root version 1, threshold {threshold})",
                 repo.display()
@@ -141,13 +150,8 @@ pub fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
                 params: ChunkParams::DEFAULT,
                 level,
             };
-            let added = skerry_release::add_image(
-                &KeySet::load(&keys)?,
-                &Repository::new(&repo),
-                &add,
-                &exp,
-                now,
-            )?;
+            let (keys, repo) = keys_and_repo(&keys, &repo)?;
+            let added = skerry_release::add_image(&keys, &repo, &add, &exp, now)?;
             println!(
                 "released {board} {version}: {} bytes in {} chunks, pack {} bytes, index {} bytes (targets v{})",
                 added.image_len, added.chunks, added.pack_len, added.index_len, added.targets_version
@@ -160,18 +164,10 @@ pub fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
             threshold,
             expires,
         } => {
-            let exp = Expiries {
-                root: dur(&expires)?,
-                ..Expiries::default()
-            };
-            let v = skerry_release::rotate_root(
-                &KeySet::load(&keys)?,
-                &KeySet::load(&new_keys)?,
-                &Repository::new(&repo),
-                threshold,
-                &exp,
-                now,
-            )?;
+            let exp = root_expiries(&expires)?;
+            let (keys, repo) = keys_and_repo(&keys, &repo)?;
+            let new_keys = KeySet::load(&new_keys)?;
+            let v = skerry_release::rotate_root(&keys, &new_keys, &repo, threshold, &exp, now)?;
             println!("published root version {v}");
         }
         ReleaseCommand::Timestamp {
@@ -183,12 +179,8 @@ pub fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
                 timestamp: dur(&expires)?,
                 ..Expiries::default()
             };
-            let v = skerry_release::resign_timestamp(
-                &KeySet::load(&keys)?,
-                &Repository::new(&repo),
-                &exp,
-                now,
-            )?;
+            let (keys, repo) = keys_and_repo(&keys, &repo)?;
+            let v = skerry_release::resign_timestamp(&keys, &repo, &exp, now)?;
             println!("published timestamp version {v}");
         }
     }
