@@ -11,7 +11,7 @@ use common::{StageA, StageB, StageC, Token};
 use skerry_runtime::controller::{ControllerStatusSpec, EdgeKind};
 use skerry_runtime::{
     Controller, ControllerError, Input, Output, ReconcileContext, RegistrationError, Requeue,
-    Resource, Runtime, RuntimeOptions, Selector, State, StateError, Transform,
+    Resource, Runtime, RuntimeHandle, RuntimeOptions, Selector, State, StateError, Transform,
 };
 use tokio::time::Instant;
 
@@ -44,6 +44,14 @@ fn values<T: skerry_runtime::ResourceSpec>(
         .iter()
         .map(|r| (r.metadata.id.to_string(), f(&r.spec)))
         .collect()
+}
+
+/// Starts a runtime over `state` running the chain `double` then `plus_one_if_even`.
+fn start_chain(state: &State) -> RuntimeHandle {
+    let mut runtime = Runtime::new(state.clone(), RuntimeOptions::default());
+    runtime.register(double()).expect("register");
+    runtime.register(plus_one_if_even()).expect("register");
+    runtime.start()
 }
 
 fn set_a(state: &State, id: &str, value: u64) {
@@ -113,10 +121,7 @@ fn conflicting_output_ownership_fails_at_registration() {
 #[tokio::test(start_paused = true)]
 async fn a_chain_of_transforms_follows_its_input_and_cleans_up() {
     let state = State::in_memory();
-    let mut runtime = Runtime::new(state.clone(), RuntimeOptions::default());
-    runtime.register(double()).expect("register");
-    runtime.register(plus_one_if_even()).expect("register");
-    let handle = runtime.start();
+    let handle = start_chain(&state);
 
     set_a(&state, "x", 2);
     set_a(&state, "y", 3);
@@ -154,10 +159,7 @@ async fn a_chain_of_transforms_follows_its_input_and_cleans_up() {
 #[tokio::test(start_paused = true)]
 async fn tearing_down_an_input_releases_it_only_after_outputs_are_gone() {
     let state = State::in_memory();
-    let mut runtime = Runtime::new(state.clone(), RuntimeOptions::default());
-    runtime.register(double()).expect("register");
-    runtime.register(plus_one_if_even()).expect("register");
-    let handle = runtime.start();
+    let handle = start_chain(&state);
 
     set_a(&state, "x", 2);
     eventually("C exists", || state.get::<StageC>("x").is_ok()).await;
@@ -261,13 +263,18 @@ impl Controller for Probe {
     }
 }
 
+/// Starts a runtime over `state` with `options` that runs `probe` alone.
+fn start_alone(state: &State, options: RuntimeOptions, probe: Probe) -> RuntimeHandle {
+    let mut runtime = Runtime::new(state.clone(), options);
+    runtime.register(probe).expect("register");
+    runtime.start()
+}
+
 #[tokio::test(start_paused = true)]
 async fn bursts_of_changes_coalesce_into_few_reconciles() {
     let state = State::in_memory();
-    let mut runtime = Runtime::new(state.clone(), RuntimeOptions::default());
     let (probe, runs) = Probe::new("watcher", vec![Input::weak::<StageA>()], vec![]);
-    runtime.register(probe).expect("register");
-    let handle = runtime.start();
+    let handle = start_alone(&state, RuntimeOptions::default(), probe);
     eventually("first run", || runs.lock().expect("runs").len() == 1).await;
     assert!(
         runs.lock().expect("runs")[0].1,
@@ -302,15 +309,13 @@ async fn bursts_of_changes_coalesce_into_few_reconciles() {
 #[tokio::test(start_paused = true)]
 async fn timers_and_triggers_cause_full_resyncs() {
     let state = State::in_memory();
-    let mut runtime = Runtime::new(state.clone(), RuntimeOptions::default());
     let (probe, runs) = Probe::scripted(
         "poller",
         vec![Input::weak::<StageA>()],
         vec![],
         Box::new(|_, _| Ok(Requeue::After(Duration::from_secs(10)))),
     );
-    runtime.register(probe).expect("register");
-    let handle = runtime.start();
+    let handle = start_alone(&state, RuntimeOptions::default(), probe);
     let start = Instant::now();
     eventually("three timer runs", || runs.lock().expect("runs").len() == 3).await;
     {
@@ -339,7 +344,6 @@ async fn failing_controllers_restart_with_backoff_and_show_their_error() {
         backoff_base: Duration::from_millis(100),
         backoff_max: Duration::from_secs(1),
     };
-    let mut runtime = Runtime::new(state.clone(), options);
     let (probe, runs) = Probe::scripted(
         "flaky",
         vec![],
@@ -350,8 +354,7 @@ async fn failing_controllers_restart_with_backoff_and_show_their_error() {
             _ => Ok(Requeue::OnChange),
         }),
     );
-    runtime.register(probe).expect("register");
-    let handle = runtime.start();
+    let handle = start_alone(&state, options, probe);
 
     eventually("first failure", || {
         handle.status("flaky").is_some_and(|s| s.failures == 1)
@@ -418,7 +421,6 @@ async fn failing_controllers_restart_with_backoff_and_show_their_error() {
 #[tokio::test(start_paused = true)]
 async fn controllers_may_only_touch_what_they_declared() {
     let state = State::in_memory();
-    let mut runtime = Runtime::new(state.clone(), RuntimeOptions::default());
     let (probe, _runs) = Probe::scripted(
         "sneaky",
         vec![Input::weak::<StageA>()],
@@ -439,8 +441,7 @@ async fn controllers_may_only_touch_what_they_declared() {
             Ok(Requeue::OnChange)
         }),
     );
-    runtime.register(probe).expect("register");
-    let handle = runtime.start();
+    let handle = start_alone(&state, RuntimeOptions::default(), probe);
     eventually("weak input refused", || {
         handle.status("sneaky").is_some_and(|s| s.failures == 1)
     })
@@ -534,7 +535,6 @@ fn the_dependency_graph_is_data_and_dot() {
 #[tokio::test(start_paused = true)]
 async fn requeue_now_runs_again_at_once() {
     let state = State::in_memory();
-    let mut runtime = Runtime::new(state, RuntimeOptions::default());
     let (probe, runs) = Probe::scripted(
         "stepper",
         vec![],
@@ -547,9 +547,8 @@ async fn requeue_now_runs_again_at_once() {
             })
         }),
     );
-    runtime.register(probe).expect("register");
     let start = Instant::now();
-    let handle = runtime.start();
+    let handle = start_alone(&state, RuntimeOptions::default(), probe);
     eventually("three runs", || runs.lock().expect("runs").len() == 3).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let runs = runs.lock().expect("runs").clone();

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use self::core::{Change, Core};
+use self::core::{Change, Core, KindWriter};
 pub use self::watch::{Bookmark, WatchEvent, Watcher};
 use crate::backend::{Backend, FileLog, MemoryBackend};
 use crate::error::{BackendError, StateError, WatchError};
@@ -290,11 +290,7 @@ impl State {
         owner: Option<&str>,
     ) -> Result<bool, StateError> {
         let mut core = self.lock();
-        let writer = core.writer(namespace, type_name, None);
-        let stored = existing(
-            writer.kind.resources.get(id),
-            &key(namespace, type_name, id),
-        )?;
+        let (writer, stored) = open_existing(&mut core, namespace, type_name, id)?;
         check_owner(&stored, owner)?;
         let ready = stored.metadata.finalizers.is_empty();
         if stored.metadata.phase == Phase::TearingDown {
@@ -326,11 +322,7 @@ impl State {
         owner: Option<&str>,
     ) -> Result<(), StateError> {
         let mut core = self.lock();
-        let writer = core.writer(namespace, type_name, None);
-        let stored = existing(
-            writer.kind.resources.get(id),
-            &key(namespace, type_name, id),
-        )?;
+        let (writer, stored) = open_existing(&mut core, namespace, type_name, id)?;
         check_owner(&stored, owner)?;
         if !stored.metadata.finalizers.is_empty() {
             return Err(StateError::FinalizersPending {
@@ -381,11 +373,7 @@ impl State {
         edit: impl FnOnce(&mut crate::resource::Metadata) -> Result<bool, StateError>,
     ) -> Result<(), StateError> {
         let mut core = self.lock();
-        let writer = core.writer(namespace, type_name, None);
-        let stored = existing(
-            writer.kind.resources.get(id),
-            &key(namespace, type_name, id),
-        )?;
+        let (writer, stored) = open_existing(&mut core, namespace, type_name, id)?;
         let mut new = successor(&stored, stored.spec.clone(), None);
         if !edit(&mut Arc::make_mut(&mut new).metadata)? {
             return Ok(());
@@ -461,6 +449,21 @@ fn check_id<T: ResourceSpec>(id: &str) -> Result<(), StateError> {
         });
     }
     Ok(())
+}
+
+/// Opens the kind for a write of the resource `id`, which must already be stored.
+fn open_existing<'c>(
+    core: &'c mut Core,
+    namespace: &str,
+    type_name: &str,
+    id: &str,
+) -> Result<(KindWriter<'c>, Arc<RawResource>), StateError> {
+    let writer = core.writer(namespace, type_name, None);
+    let stored = existing(
+        writer.kind.resources.get(id),
+        &key(namespace, type_name, id),
+    )?;
+    Ok((writer, stored))
 }
 
 fn existing(
