@@ -1,51 +1,13 @@
 //! Attacks on threshold counting: one key counted twice (two key ids, two spellings of
 //! its hex), and key ids that do not name their key.
 
-use std::collections::BTreeMap;
-
-use skerry_tuf::canonical::to_canonical_of;
 use skerry_tuf::key::KeyVal;
-use skerry_tuf::{
-    Expiry, KeyId, PublicKey, RoleKeys, Root, SecretKey, Signature, Signed, TrustedRoot, TufError,
-    SPEC_VERSION,
-};
+use skerry_tuf::{KeyId, PublicKey, SecretKey, TrustedRoot, TufError};
 
-fn root(version: u64, keys: BTreeMap<KeyId, PublicKey>, roles: [(&str, RoleKeys); 4]) -> Root {
-    Root {
-        kind: "root".into(),
-        spec_version: SPEC_VERSION.into(),
-        version,
-        expires: Expiry::parse("2100-01-01T00:00:00Z").unwrap(),
-        consistent_snapshot: true,
-        keys,
-        roles: roles.map(|(r, k)| (r.to_string(), k)).into(),
-    }
+mod support {
+    pub mod roots;
 }
-
-fn role(ids: &[&KeyId], threshold: u32) -> RoleKeys {
-    RoleKeys {
-        keyids: ids.iter().map(|id| id.to_string()).collect(),
-        threshold,
-    }
-}
-
-/// Signs `root` once per `(keyid, key)` pair, under whatever key id the pair names.
-fn sign_as(root: &Root, signers: &[(&KeyId, &SecretKey)]) -> Vec<u8> {
-    let message = to_canonical_of(root).unwrap();
-    let signatures = signers
-        .iter()
-        .map(|(id, key)| Signature {
-            keyid: id.to_string(),
-            sig: key.sign(&message),
-        })
-        .collect();
-    Signed {
-        signatures,
-        signed: root.clone(),
-    }
-    .to_bytes()
-    .unwrap()
-}
+use support::roots::{role, root, sign_as};
 
 fn assert_threshold_refused(result: Result<TrustedRoot, TufError>) {
     match result {
