@@ -1,8 +1,10 @@
 //! Attacks on threshold counting: one key counted twice (two key ids, two spellings of
 //! its hex), and key ids that do not name their key.
 
+use std::collections::BTreeMap;
+
 use skerry_tuf::key::KeyVal;
-use skerry_tuf::{KeyId, PublicKey, SecretKey, TrustedRoot, TufError};
+use skerry_tuf::{KeyId, PublicKey, RoleKeys, Root, SecretKey, TrustedRoot, TufError};
 
 mod support {
     pub mod roots;
@@ -30,16 +32,7 @@ fn one_key_listed_under_a_second_made_up_keyid_counts_once() {
     let alias: KeyId = "ab".repeat(32);
     let keys = [(real.clone(), key.public()), (alias.clone(), key.public())].into();
     let both = role(&[&real, &alias], 2);
-    let r = root(
-        1,
-        keys,
-        [
-            ("root", both.clone()),
-            ("targets", both.clone()),
-            ("snapshot", both.clone()),
-            ("timestamp", both),
-        ],
-    );
+    let r = root_with_one_role_for_all(1, keys, both);
     let bytes = sign_as(&r, &[(&real, &key), (&alias, &key)]);
     assert_threshold_refused(TrustedRoot::from_bytes(&bytes));
 }
@@ -59,16 +52,7 @@ fn one_key_written_in_upper_and_lower_case_hex_counts_once() {
     assert_ne!(lower_id, upper_id);
     let keys = [(lower_id.clone(), lower), (upper_id.clone(), upper)].into();
     let both = role(&[&lower_id, &upper_id], 2);
-    let r = root(
-        1,
-        keys,
-        [
-            ("root", both.clone()),
-            ("targets", both.clone()),
-            ("snapshot", both.clone()),
-            ("timestamp", both),
-        ],
-    );
+    let r = root_with_one_role_for_all(1, keys, both);
     let bytes = sign_as(&r, &[(&lower_id, &key), (&upper_id, &key)]);
     assert_threshold_refused(TrustedRoot::from_bytes(&bytes));
 }
@@ -79,16 +63,7 @@ fn a_keyid_that_is_not_the_hash_of_its_key_is_not_trusted() {
     let fake: KeyId = "cd".repeat(32);
     let keys = [(fake.clone(), key.public())].into();
     let only = role(&[&fake], 1);
-    let r = root(
-        1,
-        keys,
-        [
-            ("root", only.clone()),
-            ("targets", only.clone()),
-            ("snapshot", only.clone()),
-            ("timestamp", only),
-        ],
-    );
+    let r = root_with_one_role_for_all(1, keys, only);
     let bytes = sign_as(&r, &[(&fake, &key)]);
     match TrustedRoot::from_bytes(&bytes) {
         Err(TufError::Threshold { valid: 0, .. }) => {}
@@ -97,4 +72,22 @@ fn a_keyid_that_is_not_the_hash_of_its_key_is_not_trusted() {
             other.map(|r| r.version())
         ),
     }
+}
+
+/// A root in which one set of keys holds all four roles.
+pub fn root_with_one_role_for_all(
+    version: u64,
+    keys: BTreeMap<KeyId, PublicKey>,
+    all: RoleKeys,
+) -> Root {
+    root(
+        version,
+        keys,
+        [
+            ("root", all.clone()),
+            ("targets", all.clone()),
+            ("snapshot", all.clone()),
+            ("timestamp", all),
+        ],
+    )
 }
