@@ -18,6 +18,8 @@ pub const DEFAULT_LEVEL: i32 = 3;
 pub struct PackedImage {
     pub image_len: u64,
     pub image_sha256: [u8; 32],
+    /// BLAKE3 of the whole image, signed in the release's custom fields.
+    pub image_blake3: [u8; 32],
     pub head: IndexHead,
     /// The whole index file: head then page bodies.
     pub index: Vec<u8>,
@@ -39,12 +41,14 @@ pub fn pack_image(
     let mut pack = BufWriter::with_capacity(1 << 20, out);
     let mut compressor = zstd::bulk::Compressor::new(level).map_err(ReleaseError::io(pack_tmp))?;
     let mut image_hash = Sha256::new();
+    let mut image_blake3 = blake3::Hasher::new();
     let mut pack_hash = Sha256::new();
     let mut seen: HashSet<[u8; 16]> = HashSet::new();
     let mut entries = Vec::new();
     let (mut image_len, mut pack_len) = (0u64, 0u64);
     while let Some(chunk) = reader.next_chunk().map_err(ReleaseError::io(image))? {
         image_hash.update(chunk);
+        image_blake3.update(chunk);
         image_len += chunk.len() as u64;
         let hash = chunk_hash(chunk);
         let comp_len = if seen.insert(hash) {
@@ -87,6 +91,7 @@ pub fn pack_image(
     Ok(PackedImage {
         image_len,
         image_sha256,
+        image_blake3: image_blake3.finalize().into(),
         head,
         index,
         pack_tmp: pack_tmp.into(),

@@ -140,6 +140,7 @@ pub fn add_image(
             channel: add.channel.into(),
             image_length: packed.image_len,
             image_sha256: hex::encode(packed.image_sha256),
+            image_blake3: Some(hex::encode(packed.image_blake3)),
             head_length: head_bytes.len() as u64,
             head_sha256: hex::encode(Sha256::digest(&head_bytes)),
             pack: pack_name.clone(),

@@ -14,6 +14,11 @@ pub struct ImageRelease {
     pub channel: String,
     pub image_length: u64,
     pub image_sha256: String,
+    /// BLAKE3 of the whole image (hex): the device hashes the slot as read back from the
+    /// medium against this. Releases published before it existed lack it; the installer
+    /// refuses them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_blake3: Option<String>,
     /// Bytes of the index head (header and page table) and its sha256: the device
     /// fetches the head alone and then only the pages it cannot rebuild from its seed.
     pub head_length: u64,
