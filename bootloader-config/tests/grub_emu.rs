@@ -4,9 +4,13 @@
 //! must match the model's power-on, for many states.
 //!
 //! `save_env` cannot write through grub-emu's host filesystem ("sparse file not
-//! allowed"), so the test reads the variables GRUB holds after the fragment, which are
-//! what `save_env` writes, and checks the fragment tried to save exactly when the model's
-//! state changed.
+//! allowed"), so each state runs twice. Once with `save_env` replaced by an `echo` that
+//! succeeds: the test reads the variables GRUB holds after the fragment, which are what
+//! `save_env` writes, and checks the fragment tried to save exactly when the model's state
+//! changed. Once with the real, failing `save_env`: the fragment must then start the first
+//! good slot instead of a trial whose counted attempt is not on the disk. (Saving for real,
+//! and failing for real on a read-only disk, is proved under OVMF in
+//! `hil-tests/tests/grub_efi_boot_count.rs`.)
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -24,7 +28,7 @@ mod support {
 }
 
 use support::console::{printed_vars, ConsoleBoot};
-use support::model_check::{names, RaucView};
+use support::model_check::{names, unsaved_choice, RaucView};
 use support::states::reachable_states;
 use support::tools::need;
 
@@ -48,11 +52,16 @@ fn run_grub(dir: &Path, cfg: &str, wanted: &[String]) -> (ConsoleBoot, String) {
     };
     let boot = ConsoleBoot {
         chosen: field("SKERRY_BOOTED="),
-        saved: field("SKERRY_SAVE=") == "1",
+        saved: text.contains(SAVE_ECHO) || text.contains(SAVE_FAILED),
         vars: printed_vars(&text, wanted),
     };
     (boot, field("SKERRY_DEFAULT="))
 }
+
+/// What the `save_env` stand-in prints (it succeeds, like a working save).
+const SAVE_ECHO: &str = "SKERRY_SAVED:";
+/// What the fragment prints when `save_env` failed.
+const SAVE_FAILED: &str = "saving the environment failed";
 
 /// RAUC reads only `<slot>_OK` and `<slot>_TRY`.
 const RAUC_VIEW: RaucView = RaucView {
@@ -75,33 +84,42 @@ fn real_grub_runs_the_fragment_like_the_model() {
             left_var(s.as_str()),
         ]);
     }
-    let mut cfg = String::from("set pager=0\n");
-    cfg.push_str(&grub_cfg(
-        &BootState::new(&slots, 3).unwrap(),
-        Some(&env.display().to_string()),
-    ));
-    cfg.push_str("echo \"SKERRY_BOOTED=$skerry_slot\"\n");
-    cfg.push_str("echo \"SKERRY_DEFAULT=$default\"\n");
-    cfg.push_str("echo \"SKERRY_SAVE=$skerry_save\"\n");
-    for w in &wanted {
-        cfg.push_str(&format!("echo \"{w}=${w}\"\n"));
-    }
-    cfg.push_str("halt\n");
+    let env_word = env.display().to_string();
+    let fragment = grub_cfg(&BootState::new(&slots, 3).unwrap(), Some(&env_word));
+    let save = format!("save_env -f {env_word} ");
+    assert!(fragment.contains(&save), "{fragment}");
+    let with_working_save = script(
+        &fragment.replace(&save, &format!("echo {SAVE_ECHO} ")),
+        &wanted,
+    );
+    let with_real_save = script(&fragment, &wanted);
 
     let mut runs = 0;
+    let mut fell_back = 0;
     for tries in [1, 3, 15] {
         for state in reachable_states(&slots, tries, 25, 0x1234_5678_9abc_def1) {
             let _ = std::fs::remove_file(&env);
             GrubEnvStore::new(FileMedium::create(&env))
                 .commit(&state)
                 .unwrap();
-            let (boot, default) = run_grub(dir.path(), &cfg, &wanted);
+            let (boot, default) = run_grub(dir.path(), &with_working_save, &wanted);
             let expected = boot.assert_like_model(&state, mapping::read_state, &RAUC_VIEW);
             assert_eq!(default, format!("skerry-{expected}"));
+
+            let (failed, default) = run_grub(dir.path(), &with_real_save, &wanted);
+            let fallback = unsaved_choice(&state);
+            assert_eq!(failed.chosen, fallback, "save failed, from {state:?}");
+            assert_eq!(default, format!("skerry-{fallback}"));
+            assert_eq!(failed.saved, boot.saved, "from {state:?}");
+            fell_back += usize::from(fallback != expected.as_str());
             runs += 1;
         }
     }
     assert!(runs > 40, "only {runs} states checked");
+    assert!(
+        fell_back > 10,
+        "only {fell_back} states fell back to a good slot"
+    );
 
     // No boot state at all: the fallback slot starts and nothing is saved.
     let _ = std::fs::remove_file(&env);
@@ -110,7 +128,20 @@ fn real_grub_runs_the_fragment_like_the_model() {
         skerry_boot_state::grub::envblk::encode(&Vars::default(), 1024).unwrap(),
     )
     .unwrap();
-    let (boot, _) = run_grub(dir.path(), &cfg, &wanted);
+    let (boot, _) = run_grub(dir.path(), &with_real_save, &wanted);
     assert_eq!(boot.chosen, "A");
     assert!(!boot.saved);
+}
+
+/// The `grub.cfg` grub-emu runs: `fragment`, then the slot it chose and the variables.
+fn script(fragment: &str, wanted: &[String]) -> String {
+    let mut cfg = String::from("set pager=0\n");
+    cfg.push_str(fragment);
+    cfg.push_str("echo \"SKERRY_BOOTED=$skerry_slot\"\n");
+    cfg.push_str("echo \"SKERRY_DEFAULT=$default\"\n");
+    for w in wanted {
+        cfg.push_str(&format!("echo \"{w}=${w}\"\n"));
+    }
+    cfg.push_str("halt\n");
+    cfg
 }

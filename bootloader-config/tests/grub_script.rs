@@ -18,7 +18,7 @@ mod support {
     pub mod tools;
 }
 
-use support::model_check::{names, RaucView};
+use support::model_check::{names, unsaved_choice, RaucView};
 use support::shell::{run_in_sh, ShellBoot};
 use support::states::reachable_states;
 use support::tools::need;
@@ -98,7 +98,8 @@ fn fragment_saves_only_slot_variables() {
     let slots = names(&["A", "B"]);
     let text = grub_cfg(&BootState::new(&slots, 3).unwrap(), Some("/grubenv"));
     let save_line = text.lines().find(|l| l.contains("save_env")).unwrap();
-    let mut expected = vec!["save_env", "-f", "/grubenv"];
+    // The save is checked: its failure decides which slot starts.
+    let mut expected = vec!["if", "save_env", "-f", "/grubenv"];
     let vars: Vec<String> = slots
         .iter()
         .flat_map(|s| {
@@ -109,8 +110,47 @@ fn fragment_saves_only_slot_variables() {
             ]
         })
         .collect();
-    expected.extend(vars.iter().map(String::as_str));
+    let last = format!("{};", vars[vars.len() - 1]);
+    expected.extend(vars[..vars.len() - 1].iter().map(String::as_str));
+    expected.extend([last.as_str(), "then"]);
     assert_eq!(save_line.split_whitespace().collect::<Vec<_>>(), expected);
+}
+
+/// `save_env` that fails, as on a read-only or unwritable ESP.
+const FAILING_SAVE: &str = r#"
+load_env() { :; }
+save_env() { echo SAVED; return 1; }
+"#;
+
+#[test]
+fn fragment_starts_a_good_slot_when_the_save_fails() {
+    let slots = names(&["A", "B", "C"]);
+    let fragment = grub_cfg(&BootState::new(&slots, 15).unwrap(), None);
+    let script = format!("{fragment}echo \"BOOT=$skerry_slot\"\necho \"DEFAULT $default\"\n");
+    let mut fell_back = 0;
+    for tries in [1, 4, 15] {
+        for state in reachable_states(&slots, tries, 60, 0x2545_f491_4f6c_dd1d) {
+            let mut env = Vars::default();
+            mapping::write_state(&mut env, &state);
+            let stdout = run_in_sh(FAILING_SAVE, &env, &script);
+            let outcome = ShellBoot::parse(&stdout);
+            let expected = unsaved_choice(&state);
+            assert_eq!(outcome.booted, expected, "from {state:?}:\n{stdout}");
+            assert!(stdout.contains(&format!("DEFAULT skerry-{expected}")));
+            let mut model = state.clone();
+            let counted = model.power_on().unwrap();
+            if counted.as_str() != expected {
+                assert!(
+                    stdout.contains(&format!(
+                        "saving the environment failed; starting known-good slot {expected} instead of {counted}"
+                    )),
+                    "{stdout}"
+                );
+                fell_back += 1;
+            }
+        }
+    }
+    assert!(fell_back > 10, "only {fell_back} states fell back");
 }
 
 #[test]

@@ -58,13 +58,61 @@ pub fn grub_cfg(slots: &BootState, env_file: Option<&str>) -> String {
          \x20 skerry_save=\"\"\n\
          fi\n\
          if [ -n \"$skerry_save\" ]; then\n\
-         \x20 save_env{file} {saved}\n\
-         fi\n\
-         echo \"skerry: starting slot $skerry_slot\"\n\
-         default=\"{MENU_ID_PREFIX}$skerry_slot\"\n",
+         \x20 if save_env{file} {saved}; then\n\
+         \x20   skerry_save=\"\"\n\
+         \x20 fi\n\
+         fi\n",
         saved = saved.join(" "),
     );
+    unsaved_fallback(&mut s, &list);
+    let _ = write!(
+        s,
+        "echo \"skerry: starting slot $skerry_slot\"\n\
+         default=\"{MENU_ID_PREFIX}$skerry_slot\"\n"
+    );
     s
+}
+
+/// When `save_env` failed (`skerry_save` still set), the attempt just counted is not on
+/// the disk: starting a trial now would start it again with the same count on the next
+/// power-on, forever. So the first good slot of the order starts instead; only with no
+/// good slot at all does the chosen slot start unsaved (there is nothing better to start).
+fn unsaved_fallback(s: &mut String, list: &[&str]) {
+    let _ = write!(
+        s,
+        "if [ -n \"$skerry_save\" ]; then\n\
+         \x20 skerry_save=\"\"\n\
+         \x20 skerry_good=\"\"\n\
+         \x20 for skerry_next in ${ORDER_VAR}; do\n\
+         \x20   if [ -z \"$skerry_good\" ]; then\n"
+    );
+    for name in list {
+        let (ok, tr, left) = (ok_var(name), try_var(name), left_var(name));
+        let _ = write!(
+            s,
+            "      if [ \"$skerry_next\" = \"{name}\" ]; then\n\
+             \x20       if [ \"${ok}\" = \"1\" ]; then\n\
+             \x20         if [ \"${tr}\" != \"1\" ]; then\n\
+             \x20           if [ -z \"${left}\" ]; then\n\
+             \x20             skerry_good={name}\n\
+             \x20           fi\n\
+             \x20         fi\n\
+             \x20       fi\n\
+             \x20     fi\n"
+        );
+    }
+    let _ = write!(
+        s,
+        "    fi\n\
+         \x20 done\n\
+         \x20 if [ -n \"$skerry_good\" ]; then\n\
+         \x20   echo \"skerry: saving the environment failed; starting known-good slot $skerry_good instead of $skerry_slot\"\n\
+         \x20   skerry_slot=$skerry_good\n\
+         \x20 else\n\
+         \x20   echo \"skerry: saving the environment failed and no slot is known good; starting $skerry_slot with its attempt unsaved\"\n\
+         \x20 fi\n\
+         fi\n"
+    );
 }
 
 fn give_up(s: &mut String, name: &str, indent: &str) {

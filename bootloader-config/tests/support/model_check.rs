@@ -2,11 +2,30 @@
 //! needs: slot names, and RAUC's view of the variables after the script ran.
 
 use skerry_boot_state::uboot::vars::Vars;
-use skerry_boot_state::{BootState, SlotName};
+use skerry_boot_state::{BootState, SlotName, SlotStatus};
 
 /// Slot names from plain strings.
 pub fn names(list: &[&str]) -> Vec<SlotName> {
     list.iter().map(|n| SlotName::new(n).unwrap()).collect()
+}
+
+/// The slot a generated script must start from `state` when saving the environment
+/// fails: the model's choice if nothing needed saving; else the first good slot of the
+/// order, because an attempt that was counted but not saved must never start a trial
+/// (or the model's choice when no slot is good: there is nothing better to start).
+#[allow(dead_code, reason = "not every script test checks a failed save")]
+pub fn unsaved_choice(state: &BootState) -> String {
+    let mut model = state.clone();
+    let chosen = model.power_on().unwrap();
+    if model == *state {
+        return chosen.as_str().to_owned();
+    }
+    state
+        .slots()
+        .iter()
+        .find(|s| s.status == SlotStatus::Good)
+        .map_or(chosen.as_str(), |s| s.name.as_str())
+        .to_owned()
 }
 
 /// The variables RAUC's bootloader backend reads from an environment, and how the
