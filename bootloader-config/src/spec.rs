@@ -42,6 +42,10 @@ pub enum StoreSpec {
 /// The default U-Boot environment size (16 KiB), as `fw_env.config` commonly uses.
 pub const DEFAULT_UBOOT_ENV_SIZE: usize = 0x4000;
 
+/// The largest U-Boot environment we accept (real ones are 8 KiB to 256 KiB): the size
+/// is read into memory, so it is bounded before any byte is read.
+pub const MAX_UBOOT_ENV_SIZE: usize = 16 << 20;
+
 /// Why a store specification was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid store {spec:?}: {reason}")]
@@ -123,6 +127,18 @@ fn parse_uboot(path: PathBuf, options: &[&str]) -> Result<StoreSpec, String> {
     // CRC32 (4 bytes), a flag byte when redundant, and at least the closing NUL pair.
     if size < 8 {
         return Err(format!("size {size} is too small for an environment"));
+    }
+    if size > MAX_UBOOT_ENV_SIZE {
+        return Err(format!(
+            "size {size:#x} is larger than any U-Boot environment (at most {MAX_UBOOT_ENV_SIZE:#x})"
+        ));
+    }
+    // The copies end at offset + size (or + 2 × size when redundant): it must fit a u64.
+    let copies = if redundant { 2 } else { 1 };
+    if offset.checked_add(copies * size as u64).is_none() {
+        return Err(format!(
+            "offset {offset:#x} puts the environment past the end of any disk"
+        ));
     }
     Ok(StoreSpec::Uboot {
         path,
@@ -244,6 +260,12 @@ mod tests {
             ("gpt:disk.img,A=0,B=2", "1 or more"),
             ("tryboot:/boot,A B=2,C=3", "invalid slot name"),
             ("grub:env,redundant", "no options"),
+            ("uboot:env,size=0x7fffffffffffffff", "at most 0x1000000"),
+            ("uboot:env,size=0x1000001", "at most 0x1000000"),
+            (
+                "uboot:env,offset=0xffffffffffffffff,redundant",
+                "past the end",
+            ),
         ] {
             let err = spec.parse::<StoreSpec>().unwrap_err().to_string();
             assert!(err.contains(needle), "{spec}: {err}");

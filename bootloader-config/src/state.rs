@@ -260,11 +260,27 @@ impl BootState {
 
     /// Marks `slot` good: its trial passed. It goes to the front of the boot order.
     /// A bad slot cannot be marked good; it must be installed and tried first.
+    ///
+    /// Marking a slot that is already good while another slot is on trial means "stay on
+    /// this slot": the trial ends, its slot is marked bad and goes to the back. Left on
+    /// trial behind a good slot, it would never boot yet block every later trial.
     pub fn mark_good(&mut self, slot: &SlotName) -> Result<(), BootError> {
         let i = self.index(slot)?;
         if self.slots[i].status == SlotStatus::Bad {
             return Err(BootError::MarkGoodOfBadSlot { slot: slot.clone() });
         }
+        if self.slots[i].status == SlotStatus::Good {
+            if let Some(t) = self
+                .slots
+                .iter()
+                .position(|s| matches!(s.status, SlotStatus::Trial { .. }))
+            {
+                let mut trial = self.slots.remove(t);
+                trial.status = SlotStatus::Bad;
+                self.slots.push(trial);
+            }
+        }
+        let i = self.index(slot)?;
         let mut entry = self.slots.remove(i);
         entry.status = SlotStatus::Good;
         self.slots.insert(0, entry);
@@ -412,6 +428,24 @@ mod tests {
             Err(BootError::MarkGoodOfBadSlot { .. })
         ));
         assert_eq!(s, before);
+    }
+
+    #[test]
+    fn mark_good_of_the_good_slot_ends_a_trial_instead_of_stranding_it() {
+        let (a, b) = ab();
+        let mut s = BootState::new(&[a.clone(), b.clone()], 3).unwrap();
+        s.begin_trial(&b).unwrap();
+        s.mark_good(&a).unwrap();
+        assert_eq!(s.status(&b).unwrap(), SlotStatus::Bad);
+        assert_eq!(s.trial(), None);
+        assert_eq!(
+            s.order().cloned().collect::<Vec<_>>(),
+            vec![a.clone(), b.clone()]
+        );
+        assert_eq!(s.power_on().unwrap(), a);
+        // Nothing is stranded: the next release can begin its trial.
+        s.begin_trial(&b).unwrap();
+        assert_eq!(s.power_on().unwrap(), b);
     }
 
     #[test]
