@@ -17,7 +17,7 @@ mod support {
     pub mod tools;
 }
 
-use support::model_check::{names, RaucView};
+use support::model_check::{names, unsaved_choice, RaucView};
 use support::shell::{run_in_sh, ShellBoot};
 use support::states::reachable_states;
 use support::tools::need;
@@ -77,6 +77,46 @@ fn script_decides_like_the_model() {
         trial_counts.len() > 8,
         "too few trial counts covered: {trial_counts:?}"
     );
+}
+
+/// `saveenv` that fails, as U-Boot's does on a write-protected flash.
+const FAILING_SAVE: &str = r#"
+setenv() { if [ $# -ge 2 ]; then eval "$1=\"\$2\""; else unset "$1"; fi; }
+saveenv() { echo SAVED; return 1; }
+"#;
+
+#[test]
+fn script_starts_a_good_slot_when_the_save_fails() {
+    let slots = names(&["A", "B", "C"]);
+    let script = boot_script(
+        &BootState::new(&slots, 15).unwrap(),
+        "echo \"BOOT=${skerry_slot}\"",
+    );
+    let mut fell_back = 0;
+    for tries in [1, 3, 15] {
+        for state in reachable_states(&slots, tries, 60, 0x9e37_79b9_7f4a_7c15) {
+            let mut env = Vars::default();
+            mapping::write_state(&mut env, &state);
+            let stdout = run_in_sh(FAILING_SAVE, &env, &script);
+            let expected = unsaved_choice(&state);
+            assert_eq!(
+                ShellBoot::parse(&stdout).booted,
+                expected,
+                "from {state:?}:\n{stdout}"
+            );
+            let counted = state.clone().power_on().unwrap();
+            if counted.as_str() != expected {
+                assert!(
+                    stdout.contains(&format!(
+                        "saving the environment failed; starting known-good slot {expected} instead of {counted}"
+                    )),
+                    "{stdout}"
+                );
+                fell_back += 1;
+            }
+        }
+    }
+    assert!(fell_back > 10, "only {fell_back} states fell back");
 }
 
 #[test]

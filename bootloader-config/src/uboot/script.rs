@@ -26,9 +26,11 @@ pub fn boot_script(slots: &BootState, boot_commands: &str) -> String {
         "# Skerry A/B slot selection for U-Boot; generated for slots {list}, do not edit.\n\
          # Reads RAUC's {ORDER_VAR} and BOOT_<slot>_LEFT plus SKERRY_<slot>_TRIAL. A good\n\
          # slot starts without using an attempt; a slot on trial uses one; a trial with\n\
-         # none left is given up. The environment is saved only when it changed.\n\
+         # none left is given up. The environment is saved only when it changed; if that\n\
+         # save fails, the first good slot starts instead of the trial.\n\
          setenv skerry_slot\n\
          setenv skerry_save\n\
+         setenv skerry_unsaved\n\
          for skerry_next in ${{{ORDER_VAR}}}; do\n\
          \x20 if test -z \"${{skerry_slot}}\"; then\n",
         list = list.join(" "),
@@ -48,20 +50,63 @@ pub fn boot_script(slots: &BootState, boot_commands: &str) -> String {
          if test -n \"${{skerry_save}}\"; then\n\
          \x20 setenv skerry_save\n"
     );
-    // Save without our scratch variable, then set it again for the boot commands.
+    // Save without our scratch variables, then set the slot again for the boot commands;
+    // a failed save is remembered in `skerry_unsaved` (set only after the save).
     for name in &list {
         let _ = writeln!(
             s,
-            "  if test \"${{skerry_slot}}\" = \"{name}\"; then setenv skerry_slot; saveenv; setenv skerry_slot {name}; fi"
+            "  if test \"${{skerry_slot}}\" = \"{name}\"; then setenv skerry_slot; \
+             if saveenv; then setenv skerry_slot {name}; else setenv skerry_slot {name}; setenv skerry_unsaved 1; fi; fi"
         );
     }
+    s.push_str("fi\n");
+    unsaved_fallback(&mut s, &list);
     let _ = write!(
         s,
-        "fi\n\
-         echo \"skerry: starting slot ${{skerry_slot}}\"\n\
+        "echo \"skerry: starting slot ${{skerry_slot}}\"\n\
          {boot_commands}\n"
     );
     s
+}
+
+/// When `saveenv` failed, the attempt just counted is not in the flash: starting a trial
+/// now would start it again with the same count at the next power-on, forever. So the
+/// first good slot of the order starts instead; only with no good slot at all does the
+/// chosen slot start unsaved (there is nothing better to start).
+fn unsaved_fallback(s: &mut String, list: &[&str]) {
+    let _ = write!(
+        s,
+        "if test -n \"${{skerry_unsaved}}\"; then\n\
+         \x20 setenv skerry_unsaved\n\
+         \x20 setenv skerry_good\n\
+         \x20 for skerry_next in ${{{ORDER_VAR}}}; do\n\
+         \x20   if test -z \"${{skerry_good}}\"; then\n"
+    );
+    for name in list {
+        let (left, trial) = (left_var(name), trial_var(name));
+        let _ = write!(
+            s,
+            "      if test \"${{skerry_next}}\" = \"{name}\"; then\n\
+             \x20       if test \"${{{trial}}}\" != \"1\"; then\n\
+             \x20         if test \"${{{left}}}\" -gt 0; then\n\
+             \x20           setenv skerry_good {name}\n\
+             \x20         fi\n\
+             \x20       fi\n\
+             \x20     fi\n"
+        );
+    }
+    s.push_str(
+        "    fi\n\
+         \x20 done\n\
+         \x20 if test -n \"${skerry_good}\"; then\n\
+         \x20   echo \"skerry: saving the environment failed; starting known-good slot ${skerry_good} instead of ${skerry_slot}\"\n\
+         \x20   setenv skerry_slot ${skerry_good}\n\
+         \x20 else\n\
+         \x20   echo \"skerry: saving the environment failed and no slot is known good; starting ${skerry_slot} with its attempt unsaved\"\n\
+         \x20 fi\n\
+         \x20 setenv skerry_good\n\
+         fi\n",
+    );
 }
 
 fn slot_branch(s: &mut String, name: &str) {
@@ -116,6 +161,6 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
-        assert_eq!(text.matches("\nfi\n").count(), 2, "{text}");
+        assert_eq!(text.matches("\nfi\n").count(), 3, "{text}");
     }
 }
