@@ -1,14 +1,17 @@
 //! Reading the state on behalf of an API client with a role: sensitive types are for
 //! admins only. Controllers read through their [`ReconcileContext`](crate::ReconcileContext)
 //! instead, which checks their declared inputs.
+//!
+//! Every check happens where the data is read: `get` and `list` under the kind's lock,
+//! watches on every event they hand out.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::AccessError;
-use crate::resource::{RawResource, Selector, Sensitivity};
-use crate::state::State;
+use crate::error::{AccessError, StateError, WatchError};
+use crate::resource::{RawResource, ResourceKey, Selector};
+use crate::state::{forbids, Bookmark, State, Watcher};
 
 /// The role an API client's certificate carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,57 +37,103 @@ impl ClientView {
         ClientView { state, role }
     }
 
-    fn check(&self, namespace: &str, type_name: &str) -> Result<(), AccessError> {
-        // A type never seen has no resources to leak; an unknown type seen only from
-        // disk keeps the sensitivity it was stored with.
-        let sensitive = self
-            .state
-            .type_info(namespace, type_name)
-            .is_some_and(|info| info.sensitivity == Sensitivity::Sensitive);
-        if sensitive && self.role != Role::Admin {
-            return Err(AccessError::Forbidden {
-                role: self.role,
-                type_name: type_name.to_owned(),
-            });
+    fn forbidden(&self, type_name: &str) -> AccessError {
+        AccessError::Forbidden {
+            role: self.role,
+            type_name: type_name.to_owned(),
         }
-        Ok(())
     }
 
-    /// Reads one resource.
+    /// Reads one resource. The role is checked under the same lock as the read, so a
+    /// sensitive type that registers in between cannot slip through.
     pub fn get(
         &self,
         namespace: &str,
         type_name: &str,
         id: &str,
     ) -> Result<Arc<RawResource>, AccessError> {
-        self.check(namespace, type_name)?;
-        Ok(self.state.get_raw(namespace, type_name, id)?)
+        self.state.read_kind(namespace, type_name, |kind| {
+            // A type never seen has no resources to leak; an unknown type seen only
+            // from disk keeps the sensitivity it was stored with.
+            if kind.is_some_and(|kind| forbids(self.role, kind)) {
+                return Err(self.forbidden(type_name));
+            }
+            kind.and_then(|kind| kind.resources.get(id).cloned())
+                .ok_or_else(|| {
+                    AccessError::State(StateError::NotFound {
+                        key: ResourceKey {
+                            namespace: Arc::from(namespace),
+                            type_name: Arc::from(type_name),
+                            id: Arc::from(id),
+                        },
+                    })
+                })
+        })
     }
 
-    /// Lists resources.
+    /// Lists resources, ordered by id.
     pub fn list(
         &self,
         namespace: &str,
         type_name: &str,
         selector: &Selector,
     ) -> Result<Vec<Arc<RawResource>>, AccessError> {
-        self.check(namespace, type_name)?;
-        Ok(self.state.list_raw(namespace, type_name, selector))
+        let mut found = self.state.read_kind(namespace, type_name, |kind| {
+            let Some(kind) = kind else {
+                return Ok(Vec::new());
+            };
+            if forbids(self.role, kind) {
+                return Err(self.forbidden(type_name));
+            }
+            Ok(kind
+                .resources
+                .values()
+                .filter(|raw| selector.matches(&raw.metadata.labels))
+                .cloned()
+                .collect::<Vec<_>>())
+        })?;
+        found.sort_unstable_by(|a, b| a.metadata.id.cmp(&b.metadata.id));
+        Ok(found)
     }
 
-    /// Watches a kind (see [`State::watch_raw`]).
+    /// Watches a kind (see [`State::watch_kind`]). The role is checked again on every
+    /// event: if the kind turns out to be sensitive after the watch began, the watch
+    /// ends with [`WatchError::Forbidden`] before any of its resources is shown.
     pub fn watch(
         &self,
         namespace: &str,
         type_name: &str,
-        since: Option<crate::state::Bookmark>,
-    ) -> Result<crate::state::Watcher, AccessError> {
-        self.check(namespace, type_name)?;
+        since: Option<Bookmark>,
+    ) -> Result<Watcher, AccessError> {
+        self.watch_as(namespace, type_name, None, since)
+    }
+
+    /// Watches one resource (see [`State::watch`]), with the same checks as
+    /// [`ClientView::watch`].
+    pub fn watch_resource(
+        &self,
+        namespace: &str,
+        type_name: &str,
+        id: &str,
+    ) -> Result<Watcher, AccessError> {
+        self.watch_as(namespace, type_name, Some(id), None)
+    }
+
+    fn watch_as(
+        &self,
+        namespace: &str,
+        type_name: &str,
+        id: Option<&str>,
+        since: Option<Bookmark>,
+    ) -> Result<Watcher, AccessError> {
         self.state
-            .watch_raw(namespace, type_name, None, since)
-            .map_err(|source| AccessError::Watch {
-                type_name: type_name.to_owned(),
-                source,
+            .watch_as(namespace, type_name, id, since, self.role)
+            .map_err(|source| match source {
+                WatchError::Forbidden { .. } => self.forbidden(type_name),
+                source => AccessError::Watch {
+                    type_name: type_name.to_owned(),
+                    source,
+                },
             })
     }
 

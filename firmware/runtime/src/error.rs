@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::resource::{ResourceKey, Version};
-use crate::state::Bookmark;
+use crate::state::{Bookmark, Epoch};
 
 /// Why a state operation failed. Nothing was changed when one of these is returned.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,12 @@ pub enum StateError {
     OwnerConflict {
         key: ResourceKey,
         actual: Option<String>,
+        writer: Option<String>,
+    },
+    #[error("resource {key} is in a kind that controller {owner} outputs exclusively; the write came from {writer:?}")]
+    ExclusiveOutput {
+        key: ResourceKey,
+        owner: String,
         writer: Option<String>,
     },
     #[error("resource {key} still has finalizers {finalizers:?}; tear it down and wait for them to be released")]
@@ -85,17 +91,24 @@ pub enum BackendError {
 /// Why a watch stopped.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WatchError {
-    #[error("bookmark {bookmark:?} is older than the retained history (oldest resumable is {oldest:?}); watch again with a snapshot")]
+    #[error("bookmark {bookmark} is older than the retained history (oldest resumable is {oldest}); watch again with a snapshot")]
     Expired {
         bookmark: Bookmark,
         oldest: Bookmark,
     },
     #[error(
-        "bookmark {bookmark:?} is newer than the state ({current:?}); it comes from another state"
+        "bookmark {bookmark} is newer than the state ({current}); it comes from another state"
     )]
     FromTheFuture {
         bookmark: Bookmark,
         current: Bookmark,
+    },
+    #[error("bookmark {bookmark} is from another run of the state (epoch {}), this run is epoch {epoch}: its history is gone (the state restarted); watch again with a snapshot", bookmark.epoch)]
+    OtherEpoch { bookmark: Bookmark, epoch: Epoch },
+    #[error("role {role:?} may not watch sensitive type {type_name}; the watch has ended")]
+    Forbidden {
+        role: crate::access::Role,
+        type_name: String,
     },
     #[error("the state was dropped")]
     Closed,

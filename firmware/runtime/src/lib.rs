@@ -31,7 +31,7 @@ pub use resource::{
     Labels, Metadata, Persistence, Phase, RawResource, Resource, ResourceKey, ResourceSpec,
     Selector, Sensitivity, Version,
 };
-pub use state::{Applied, Bookmark, State, StateOptions, WatchEvent, Watcher};
+pub use state::{Applied, Bookmark, Epoch, State, StateOptions, WatchEvent, Watcher};
 
 /// The README's example controller, compiled and run as a doctest.
 #[cfg(doctest)]

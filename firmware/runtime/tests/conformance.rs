@@ -371,7 +371,10 @@ async fn watch_kind_snapshot_and_resume(h: Harness) {
         .collect();
     assert_eq!(all, ["updated a v2", "created c v1", "destroyed b v1"]);
 
-    let future = state.watch_kind::<Setting>(Some(Bookmark(u64::MAX)));
+    let future = state.watch_kind::<Setting>(Some(Bookmark {
+        epoch: state.epoch(),
+        revision: u64::MAX,
+    }));
     assert!(
         matches!(future, Err(WatchError::FromTheFuture { .. })),
         "{future:?}"
@@ -395,7 +398,10 @@ async fn resume_from_expired_bookmark_fails(h: Harness) {
         matches!(expired, Err(WatchError::Expired { .. })),
         "{expired:?}"
     );
-    let recent = state.watch_kind::<Setting>(Some(Bookmark(state.bookmark().0 - 2)));
+    let recent = state.watch_kind::<Setting>(Some(Bookmark {
+        epoch: state.epoch(),
+        revision: state.bookmark().revision - 2,
+    }));
     let mut recent = recent.expect("recent bookmark resumes");
     assert_eq!(drain(&mut recent).await.len(), 2);
     h.check_durable();

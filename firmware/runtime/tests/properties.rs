@@ -94,7 +94,10 @@ impl Observer {
         };
         observer.watcher = Some(match since {
             Some(b) => state
-                .watch_kind::<StageA>(Some(Bookmark(b)))
+                .watch_kind::<StageA>(Some(Bookmark {
+                    epoch: state.epoch(),
+                    revision: b,
+                }))
                 .expect("resume"),
             None => state.watch_kind::<StageA>(None).expect("watch"),
         });
@@ -122,11 +125,11 @@ impl Observer {
                     prop_assert!(self.in_snapshot, "Bootstrapped outside a snapshot");
                     prop_assert_eq!(
                         &self.view,
-                        &model.at(b.0),
+                        &model.at(b.revision),
                         "snapshot differs from the state at its bookmark"
                     );
                     self.in_snapshot = false;
-                    self.last = Some(b.0);
+                    self.last = Some(b.revision);
                 }
                 (WatchEvent::Created { resource, .. }, None) => {
                     prop_assert!(self.in_snapshot, "snapshot item outside a snapshot");
@@ -142,7 +145,7 @@ impl Observer {
                     let expected = model.writes.iter().find(|w| w.revision > last);
                     let resource = event.resource().expect("live events carry a resource");
                     let got = Write {
-                        revision: b.0,
+                        revision: b.revision,
                         id: resource.metadata.id.to_string(),
                         version: resource.metadata.version.0,
                         value: match event {
@@ -157,7 +160,7 @@ impl Observer {
                         last
                     );
                     apply(&mut self.view, &got);
-                    self.last = Some(b.0);
+                    self.last = Some(b.revision);
                 }
                 (other, None) => {
                     return Err(TestCaseError::fail(format!("unexpected event {other:?}")))
@@ -172,7 +175,10 @@ impl Observer {
     fn resume(&mut self, state: &State) {
         self.watcher = None;
         let resumed = match (self.in_snapshot, self.last) {
-            (false, Some(b)) => state.watch_kind::<StageA>(Some(Bookmark(b))),
+            (false, Some(b)) => state.watch_kind::<StageA>(Some(Bookmark {
+                epoch: state.epoch(),
+                revision: b,
+            })),
             _ => Err(WatchError::Closed),
         };
         match resumed {
@@ -230,7 +236,7 @@ fn run_interleaving(ops: Vec<Op>, history: usize, capacity: usize) -> Result<(),
                 }
             }
             Op::Open(w, snapshot) => {
-                let since = (!snapshot).then(|| state.bookmark().0);
+                let since = (!snapshot).then(|| state.bookmark().revision);
                 let mut observer = Observer::open(&state, since);
                 if since.is_some() {
                     observer.view = model.state.clone();
@@ -253,7 +259,7 @@ fn run_interleaving(ops: Vec<Op>, history: usize, capacity: usize) -> Result<(),
         };
         if let Some((id, version, value)) = write {
             let w = Write {
-                revision: state.bookmark().0,
+                revision: state.bookmark().revision,
                 id,
                 version,
                 value,

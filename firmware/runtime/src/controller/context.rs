@@ -95,16 +95,23 @@ impl ReconcileContext {
         )
     }
 
-    fn input(&self, type_name: &str) -> Option<&Input> {
-        self.inputs.iter().find(|i| i.type_name == type_name)
+    /// The declared input `T`, in `T`'s own namespace: a declaration of the same type
+    /// name in another namespace does not cover it.
+    fn input<T: ResourceSpec>(&self) -> Option<&Input> {
+        self.inputs
+            .iter()
+            .find(|i| i.type_name == T::TYPE && i.namespace == T::NAMESPACE)
     }
 
-    fn output(&self, type_name: &str) -> Option<&Output> {
-        self.outputs.iter().find(|o| o.type_name == type_name)
+    /// The declared output `T`, in `T`'s own namespace.
+    fn output<T: ResourceSpec>(&self) -> Option<&Output> {
+        self.outputs
+            .iter()
+            .find(|o| o.type_name == T::TYPE && o.namespace == T::NAMESPACE)
     }
 
     fn may_read<T: ResourceSpec>(&self) -> Result<(), AccessError> {
-        if self.input(T::TYPE).is_some() || self.output(T::TYPE).is_some() {
+        if self.input::<T>().is_some() || self.output::<T>().is_some() {
             return Ok(());
         }
         Err(AccessError::UndeclaredInput {
@@ -114,7 +121,7 @@ impl ReconcileContext {
     }
 
     fn may_write<T: ResourceSpec>(&self) -> Result<(), AccessError> {
-        if self.output(T::TYPE).is_some() {
+        if self.output::<T>().is_some() {
             return Ok(());
         }
         Err(AccessError::UndeclaredOutput {
@@ -124,7 +131,7 @@ impl ReconcileContext {
     }
 
     fn may_finalize<T: ResourceSpec>(&self) -> Result<(), AccessError> {
-        match self.input(T::TYPE) {
+        match self.input::<T>() {
             Some(input) if input.strength == InputStrength::Strong => Ok(()),
             Some(_) => Err(AccessError::WeakInput {
                 controller: self.controller.to_string(),

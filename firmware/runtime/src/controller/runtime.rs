@@ -1,5 +1,6 @@
-//! [`Runtime`]: registers controllers (refusing conflicting output ownership at once)
-//! and starts them; [`RuntimeHandle`]: status, triggers, graph and shutdown.
+//! [`Runtime`]: registers controllers (refusing conflicting output ownership at once,
+//! and claiming exclusive outputs in the state so it refuses other writers) and starts
+//! them; [`RuntimeHandle`]: status, triggers, graph and shutdown.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -82,6 +83,7 @@ impl Runtime {
         let inputs = controller.inputs();
         let outputs = controller.outputs();
         self.check(&name, &inputs, &outputs)?;
+        self.claim(&name, &outputs)?;
         let start: Starter = Box::new(move |env| runner::spawn(controller, env));
         self.registrations.push(Registration {
             name,
@@ -143,6 +145,32 @@ impl Runtime {
         Ok(())
     }
 
+    /// Claims the exclusive outputs in the state itself, so that a write by anyone
+    /// else (a client, another runtime on the same state) is refused there too.
+    fn claim(&self, name: &str, outputs: &[Output]) -> Result<(), RegistrationError> {
+        let exclusive: Vec<&Output> = outputs
+            .iter()
+            .filter(|o| o.ownership == OutputOwnership::Exclusive)
+            .collect();
+        for (done, output) in exclusive.iter().enumerate() {
+            if let Err(existing) =
+                self.state
+                    .claim_exclusive(output.namespace, output.type_name, name)
+            {
+                for claimed in &exclusive[..done] {
+                    self.state
+                        .release_exclusive(claimed.namespace, claimed.type_name, name);
+                }
+                return Err(RegistrationError::ExclusiveConflict {
+                    controller: name.to_owned(),
+                    type_name: output.type_name.to_owned(),
+                    existing,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The dependency graph of the registered controllers.
     pub fn graph(&self) -> DependencyGraph {
         let mut graph = DependencyGraph::default();
@@ -159,13 +187,23 @@ impl Runtime {
     }
 
     /// Starts every controller on the current tokio runtime.
-    pub fn start(self) -> RuntimeHandle {
+    pub fn start(mut self) -> RuntimeHandle {
         let graph = self.graph();
+        let registrations = std::mem::take(&mut self.registrations);
+        let claims = registrations
+            .iter()
+            .flat_map(|r| {
+                r.outputs
+                    .iter()
+                    .filter(|o| o.ownership == OutputOwnership::Exclusive)
+                    .map(|o| (*o, r.name.clone()))
+            })
+            .collect();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut statuses = BTreeMap::new();
         let mut triggers = BTreeMap::new();
         let mut tasks = Vec::new();
-        for r in self.registrations {
+        for r in registrations {
             let status = Arc::new(Mutex::new(ControllerStatus {
                 name: r.name.to_string(),
                 ..ControllerStatus::default()
@@ -191,6 +229,22 @@ impl Runtime {
             triggers,
             shutdown: shutdown_tx,
             tasks,
+            state: self.state.clone(),
+            claims,
+        }
+    }
+}
+
+impl Drop for Runtime {
+    /// A runtime dropped without starting gives its exclusive outputs back.
+    fn drop(&mut self) {
+        for r in &self.registrations {
+            for output in &r.outputs {
+                if output.ownership == OutputOwnership::Exclusive {
+                    self.state
+                        .release_exclusive(output.namespace, output.type_name, &r.name);
+                }
+            }
         }
     }
 }
@@ -203,6 +257,9 @@ pub struct RuntimeHandle {
     triggers: BTreeMap<String, Arc<Trigger>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    state: State,
+    /// Exclusive outputs claimed in the state, given back at shutdown.
+    claims: Vec<(Output, Arc<str>)>,
 }
 
 impl RuntimeHandle {
@@ -245,6 +302,10 @@ impl RuntimeHandle {
             // A controller task that panicked outside reconcile has nothing left to
             // clean up; its status already shows its last error.
             let _ = task.await;
+        }
+        for (output, owner) in &self.claims {
+            self.state
+                .release_exclusive(output.namespace, output.type_name, owner);
         }
     }
 }

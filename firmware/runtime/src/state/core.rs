@@ -1,15 +1,24 @@
 //! The in-memory index behind [`State`](super::State): resources per namespace and
 //! type, the per-kind event history that makes bookmarks resumable, and the broadcast
-//! channel each kind's watchers listen on. Every write goes through [`KindWriter::commit`],
+//! channel each kind's watchers listen on. Every write goes through [`Core::commit`],
 //! which persists first (for persistent types) and only then changes memory, so a
 //! failed write changes nothing.
+//!
+//! Locking: each kind has its own mutex, and the map of kinds a read-write lock that
+//! is only held to find or add a kind (never while a kind's lock is awaited). A write
+//! to a persistent kind holds that kind's lock and the backend's lock across the
+//! backend's fsync, so a slow disk delays only writers of persistent kinds and readers
+//! of the kind being written; every other kind stays readable and writable. Lock
+//! order is kind, then backend; no operation holds two kinds at once.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tokio::sync::broadcast;
 
-use super::{Bookmark, StateOptions, WatchEvent};
+use super::{Bookmark, Epoch, StateOptions, WatchEvent};
 use crate::backend::{Backend, PersistedResource};
 use crate::error::StateError;
 use crate::resource::{Persistence, RawResource, ResourceKey, Sensitivity, TypeInfo};
@@ -20,12 +29,34 @@ pub(crate) struct Kind {
     pub namespace: Arc<str>,
     pub type_name: Arc<str>,
     pub info: TypeInfo,
+    /// Mirrors `info.sensitivity` for watchers, which check it on every event without
+    /// taking the kind's lock.
+    pub sensitive: Arc<AtomicBool>,
+    /// Mirrors `resources.len()` for listings of kinds, which must not wait for a kind
+    /// whose write is in its fsync.
+    pub len: Arc<AtomicUsize>,
+    /// The controller that claimed this kind as its exclusive output, if any: writes by
+    /// anyone else are refused.
+    pub exclusive_owner: Option<Arc<str>>,
     pub resources: HashMap<Arc<str>, Arc<RawResource>>,
     /// Recent events of this kind, oldest first.
     pub history: VecDeque<WatchEvent>,
     /// The newest revision dropped from `history` (0 when none was).
     pub evicted_through: u64,
     pub tx: broadcast::Sender<WatchEvent>,
+}
+
+/// A kind behind its own lock.
+pub(crate) type SharedKind = Arc<Mutex<Kind>>;
+
+/// A kind in the index, with what can be read without its lock.
+#[derive(Debug, Clone)]
+pub(crate) struct KindEntry {
+    pub namespace: Arc<str>,
+    pub type_name: Arc<str>,
+    /// How many resources it holds (kept by commits).
+    pub len: Arc<AtomicUsize>,
+    pub kind: SharedKind,
 }
 
 /// What a write does to one resource.
@@ -42,18 +73,20 @@ pub(crate) enum Change {
 #[derive(Debug)]
 pub(crate) struct Core {
     /// By type name, then (almost always one) namespace: one hash per lookup.
-    kinds: HashMap<Box<str>, Vec<Kind>>,
-    revision: u64,
+    /// Each kind beside its namespace, so finding one never waits for a kind's lock.
+    kinds: RwLock<HashMap<Box<str>, Vec<KindEntry>>>,
+    revision: AtomicU64,
+    epoch: Epoch,
     options: StateOptions,
-    backend: Box<dyn Backend>,
+    backend: Mutex<Box<dyn Backend>>,
 }
 
-/// One kind opened for writing, with what a commit needs beside it.
-pub(crate) struct KindWriter<'a> {
-    pub kind: &'a mut Kind,
-    backend: &'a mut dyn Backend,
-    revision: &'a mut u64,
-    history_cap: usize,
+/// Locks a mutex; a panic while it was held cannot have left a half-applied write,
+/// because commits change memory only after every fallible step.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The info given to a kind first touched by untyped code: unknown types are treated
@@ -64,129 +97,161 @@ fn placeholder_info() -> TypeInfo {
     info
 }
 
-impl Core {
-    pub fn new(options: StateOptions, backend: Box<dyn Backend>) -> Self {
-        Core {
-            kinds: HashMap::new(),
-            revision: 0,
-            options,
-            backend,
+/// A fresh epoch: random per state, so bookmarks of another run (or another state)
+/// are told apart from this one's.
+fn new_epoch() -> Epoch {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    Epoch(hasher.finish())
+}
+
+impl Kind {
+    fn new(namespace: &str, type_name: &str, info: TypeInfo, capacity: usize) -> Self {
+        Kind {
+            namespace: Arc::from(namespace),
+            type_name: Arc::from(type_name),
+            sensitive: Arc::new(AtomicBool::new(info.sensitivity == Sensitivity::Sensitive)),
+            info,
+            len: Arc::new(AtomicUsize::new(0)),
+            exclusive_owner: None,
+            resources: HashMap::new(),
+            history: VecDeque::new(),
+            evicted_through: 0,
+            tx: broadcast::channel(capacity).0,
         }
     }
 
-    /// Adds resources read back from the backend, without events.
-    pub fn restore(&mut self, records: Vec<(PersistedResource, Arc<RawResource>)>) {
-        for (record, raw) in records {
-            let kind = self.kind_mut(
-                &raw.metadata.namespace,
-                &raw.metadata.type_name,
-                Some(TypeInfo::loaded(record.sensitivity)),
-            );
-            kind.resources.insert(raw.metadata.id.clone(), raw);
-        }
-    }
-
-    pub fn revision(&self) -> Bookmark {
-        Bookmark(self.revision)
-    }
-
-    pub fn kind(&self, namespace: &str, type_name: &str) -> Option<&Kind> {
-        self.kinds
-            .get(type_name)?
-            .iter()
-            .find(|k| &*k.namespace == namespace)
-    }
-
-    pub fn kinds(&self) -> impl Iterator<Item = &Kind> {
-        self.kinds.values().flatten()
-    }
-
-    /// The kind, created if missing. `info` from a Rust type replaces info that came
-    /// from disk or from untyped access.
-    pub fn kind_mut(
-        &mut self,
-        namespace: &str,
-        type_name: &str,
-        info: Option<TypeInfo>,
-    ) -> &mut Kind {
-        let capacity = self.options.channel_capacity;
-        // Look up before inserting: the entry API would allocate the key every call.
-        if !self.kinds.contains_key(type_name) {
-            self.kinds.insert(Box::from(type_name), Vec::new());
-        }
-        let namespaces = match self.kinds.get_mut(type_name) {
-            Some(namespaces) => namespaces,
-            None => unreachable!("inserted above"),
-        };
-        let index = match namespaces.iter().position(|k| &*k.namespace == namespace) {
-            Some(index) => index,
-            None => {
-                namespaces.push(Kind {
-                    namespace: Arc::from(namespace),
-                    type_name: Arc::from(type_name),
-                    info: info.unwrap_or_else(placeholder_info),
-                    resources: HashMap::new(),
-                    history: VecDeque::new(),
-                    evicted_through: 0,
-                    tx: broadcast::channel(capacity).0,
-                });
-                namespaces.len() - 1
-            }
-        };
-        let kind = &mut namespaces[index];
+    /// Takes `info` from a Rust type over info that came from disk or untyped access.
+    pub fn learn(&mut self, info: Option<TypeInfo>) {
         if let Some(info) = info {
-            if info.typed && !kind.info.typed {
-                kind.info = info;
+            if info.typed && !self.info.typed {
+                self.info = info;
+                self.sensitive
+                    .store(info.sensitivity == Sensitivity::Sensitive, Ordering::SeqCst);
             }
         }
-        kind
     }
 
-    /// The kind opened for a write.
-    pub fn writer(
-        &mut self,
-        namespace: &str,
-        type_name: &str,
-        info: Option<TypeInfo>,
-    ) -> KindWriter<'_> {
-        let history_cap = self.options.history_per_kind;
-        self.kind_mut(namespace, type_name, info);
-        let Core {
-            kinds,
-            backend,
-            revision,
-            ..
-        } = self;
-        let kind = match kinds
-            .get_mut(type_name)
-            .and_then(|ns| ns.iter_mut().find(|k| &*k.namespace == namespace))
-        {
-            Some(kind) => kind,
-            None => unreachable!("created by kind_mut"),
-        };
-        KindWriter {
-            kind,
-            backend: backend.as_mut(),
-            revision,
-            history_cap,
+    /// Refuses a write by anyone but the controller that claimed this kind.
+    pub fn check_exclusive(
+        &self,
+        key: &ResourceKey,
+        writer: Option<&str>,
+    ) -> Result<(), StateError> {
+        match &self.exclusive_owner {
+            Some(owner) if Some(&**owner) != writer => Err(StateError::ExclusiveOutput {
+                key: key.clone(),
+                owner: owner.to_string(),
+                writer: writer.map(str::to_owned),
+            }),
+            _ => Ok(()),
         }
     }
 }
 
-impl KindWriter<'_> {
-    /// Persists (if the type persists), applies and announces one change.
-    pub fn commit(self, change: Change) -> Result<Bookmark, StateError> {
-        let KindWriter {
-            kind,
-            backend,
-            revision,
-            history_cap,
-        } = self;
-        if kind.info.persistence == Persistence::Persistent {
-            persist(backend, kind, &change)?;
+impl Core {
+    pub fn new(options: StateOptions, backend: Box<dyn Backend>) -> Self {
+        Core {
+            kinds: RwLock::new(HashMap::new()),
+            revision: AtomicU64::new(0),
+            epoch: new_epoch(),
+            options,
+            backend: Mutex::new(backend),
         }
-        let next = *revision + 1;
-        let bookmark = Some(Bookmark(next));
+    }
+
+    /// Adds resources read back from the backend, without events.
+    pub fn restore(&self, records: Vec<(PersistedResource, Arc<RawResource>)>) {
+        for (record, raw) in records {
+            let kind = self.kind_or_insert(
+                &raw.metadata.namespace,
+                &raw.metadata.type_name,
+                Some(TypeInfo::loaded(record.sensitivity)),
+            );
+            lock(&kind).resources.insert(raw.metadata.id.clone(), raw);
+        }
+    }
+
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// The newest revision handed out.
+    pub fn revision(&self) -> Bookmark {
+        Bookmark {
+            epoch: self.epoch,
+            revision: self.revision.load(Ordering::SeqCst),
+        }
+    }
+
+    pub fn kind(&self, namespace: &str, type_name: &str) -> Option<SharedKind> {
+        let kinds = self.kinds.read().unwrap_or_else(|p| p.into_inner());
+        kinds
+            .get(type_name)?
+            .iter()
+            .find(|entry| &*entry.namespace == namespace)
+            .map(|entry| entry.kind.clone())
+    }
+
+    pub fn kinds(&self) -> Vec<KindEntry> {
+        let kinds = self.kinds.read().unwrap_or_else(|p| p.into_inner());
+        kinds.values().flatten().cloned().collect()
+    }
+
+    /// The kind, created if missing. `info` from a Rust type replaces info that came
+    /// from disk or from untyped access (see [`Kind::learn`]; the caller applies it
+    /// under the kind's lock).
+    pub fn kind_or_insert(
+        &self,
+        namespace: &str,
+        type_name: &str,
+        info: Option<TypeInfo>,
+    ) -> SharedKind {
+        if let Some(kind) = self.kind(namespace, type_name) {
+            return kind;
+        }
+        let mut kinds = self.kinds.write().unwrap_or_else(|p| p.into_inner());
+        let namespaces = kinds.entry(Box::from(type_name)).or_default();
+        // Someone may have added it between the read and the write lock.
+        if let Some(entry) = namespaces
+            .iter()
+            .find(|entry| &*entry.namespace == namespace)
+        {
+            return entry.kind.clone();
+        }
+        let kind = Kind::new(
+            namespace,
+            type_name,
+            info.unwrap_or_else(placeholder_info),
+            self.options.channel_capacity,
+        );
+        let entry = KindEntry {
+            namespace: kind.namespace.clone(),
+            type_name: kind.type_name.clone(),
+            len: kind.len.clone(),
+            kind: Arc::new(Mutex::new(kind)),
+        };
+        namespaces.push(entry.clone());
+        entry.kind
+    }
+
+    /// Persists (if the type persists), applies and announces one change. The caller
+    /// holds `kind`'s lock.
+    pub fn commit(&self, kind: &mut Kind, change: Change) -> Result<Bookmark, StateError> {
+        if kind.info.persistence == Persistence::Persistent {
+            let mut backend = lock(&self.backend);
+            persist(backend.as_mut(), kind, &change)?;
+        }
+        // Revisions are handed out under the kind's lock, so they rise within a kind.
+        let next = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
+        let bookmark = Some(Bookmark {
+            epoch: self.epoch,
+            revision: next,
+        });
         let event = match change {
             Change::Put { new, created } => {
                 kind.resources.insert(new.metadata.id.clone(), new.clone());
@@ -210,16 +275,19 @@ impl KindWriter<'_> {
                 }
             }
         };
-        *revision = next;
-        if kind.history.len() >= history_cap {
+        kind.len.store(kind.resources.len(), Ordering::SeqCst);
+        if kind.history.len() >= self.options.history_per_kind {
             if let Some(evicted) = kind.history.pop_front() {
-                kind.evicted_through = evicted.bookmark().map_or(0, |b| b.0);
+                kind.evicted_through = evicted.bookmark().map_or(0, |b| b.revision);
             }
         }
         kind.history.push_back(event.clone());
         // No receivers is fine: nobody watches this kind yet.
         let _ = kind.tx.send(event);
-        Ok(Bookmark(next))
+        Ok(Bookmark {
+            epoch: self.epoch,
+            revision: next,
+        })
     }
 }
 
