@@ -89,7 +89,7 @@ pub fn install(
     state.save(&opts.state_dir)?;
 
     let selected = select(
-        &verified.targets,
+        verified.targets(),
         &Selector {
             board: &opts.board,
             channel: opts.channel.as_deref(),

@@ -6,6 +6,7 @@
 //! seed, an earlier chunk of the slot being written (repeats), or the pack.
 
 use std::collections::HashMap;
+use std::io::Read;
 
 use sha2::{Digest, Sha256};
 use skerry_chunks::{ChunkHash, IndexHead};
@@ -13,7 +14,7 @@ use skerry_chunks::{ChunkHash, IndexHead};
 use crate::error::InstallError;
 use crate::seed::SeedIndex;
 use crate::select::SelectedRelease;
-use crate::transport::Fetcher;
+use crate::transport::{FetchError, Fetcher, RangeStream};
 
 /// A chunk's hash, length and, when its page was fetched, its compressed length.
 type KnownChunk = (ChunkHash, u32, Option<u32>);
@@ -62,6 +63,11 @@ impl Plan {
 /// Fetches and checks the index head of the selected release.
 pub fn fetch_head(fetcher: &Fetcher, sel: &SelectedRelease) -> Result<IndexHead, InstallError> {
     let what = format!("the chunk index head of {}", sel.index_target);
+    // The signed length is checked against our limit before it sizes a download.
+    IndexHead::check_head_len(sel.release.head_length).map_err(|source| InstallError::Index {
+        target: sel.index_target.clone(),
+        source,
+    })?;
     let bytes = fetcher
         .get_range(&sel.index_path, 0, sel.release.head_length)
         .map_err(|source| InstallError::Fetch {
@@ -106,20 +112,24 @@ pub fn make_plan(
         }
     }
     let pages_from_seed = head.pages.len() - missing.len();
+    // Adjacent pages come in one range request, read one page at a time: a body is
+    // never larger than the head allows (at most `MAX_PAGE_BODY` bytes, checked when
+    // the head was decoded) and is hashed before it is parsed.
+    let mut body = Vec::with_capacity(skerry_chunks::limits::MAX_PAGE_BODY as usize);
     for run in runs(&missing) {
         let first = &head.pages[run[0]];
         let len: u64 = run.iter().map(|&i| u64::from(head.pages[i].body_len)).sum();
-        let bytes = fetcher
-            .get_range(&sel.index_path, first.body_offset, len)
-            .map_err(|source| InstallError::Fetch {
-                what: format!("chunk index pages of {}", sel.index_target),
-                source,
-            })?;
-        let mut at = 0usize;
+        let mut stream = fetcher.stream(&sel.index_path, first.body_offset, len);
         for &i in run {
-            let body_len = head.pages[i].body_len as usize;
+            body.resize(head.pages[i].body_len as usize, 0);
+            read_page(&mut stream, &mut body, fetcher.url(&sel.index_path)).map_err(|source| {
+                InstallError::Fetch {
+                    what: format!("chunk index page {i} of {}", sel.index_target),
+                    source,
+                }
+            })?;
             let entries = head
-                .decode_page(i, &bytes[at..at + body_len])
+                .decode_page(i, &body)
                 .map_err(|source| InstallError::Index {
                     target: sel.index_target.clone(),
                     source,
@@ -130,7 +140,6 @@ pub fn make_plan(
                     .map(|e| (e.hash, e.len, Some(e.comp_len)))
                     .collect(),
             );
-            at += body_len;
         }
     }
 
@@ -165,6 +174,21 @@ pub fn make_plan(
         ops,
         pages_fetched: missing.len(),
         pages_from_seed,
+    })
+}
+
+/// Fills `body` from the page stream; its I/O errors carry the fetch error.
+fn read_page(stream: &mut RangeStream, body: &mut [u8], url: String) -> Result<(), FetchError> {
+    stream.read_exact(body).map_err(|e| {
+        let kind = e.kind();
+        let source = match e.into_inner() {
+            Some(inner) => match inner.downcast::<FetchError>() {
+                Ok(fetch) => return *fetch,
+                Err(other) => std::io::Error::new(kind, other),
+            },
+            None => std::io::Error::from(kind),
+        };
+        FetchError::Io { url, source }
     })
 }
 

@@ -75,13 +75,7 @@ impl DeviceState {
             return;
         };
         let changed = |role: Role| seen.get(role.name()) != root.roles.get(role.name());
-        if changed(Role::Timestamp) || changed(Role::Snapshot) {
-            self.versions.timestamp = 0;
-            self.versions.snapshot = 0;
-        }
-        if changed(Role::Targets) {
-            self.versions.targets = 0;
-        }
+        self.versions.forget_rotated(changed);
     }
 
     /// Records the role keys of `root`, under which `versions` were just verified.

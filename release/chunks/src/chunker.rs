@@ -37,13 +37,14 @@ impl ChunkParams {
         max: 64 * 1024,
     };
 
-    /// Checks the bounds are usable (they come from outside in an index).
+    /// Checks the bounds are usable (they come from outside in an index): `max` is at
+    /// most [`MAX_CHUNK_LEN`](crate::limits::MAX_CHUNK_LEN).
     pub fn is_valid(&self) -> bool {
         self.avg.is_power_of_two()
             && self.min >= 64
             && self.min < self.avg
             && self.avg < self.max
-            && self.max <= 16 * 1024 * 1024
+            && self.max <= crate::limits::MAX_CHUNK_LEN
     }
 
     fn masks(&self) -> (u64, u64) {

@@ -13,6 +13,12 @@ pub enum IndexError {
     BadMagic,
     #[error("chunk index is invalid: {reason}")]
     Invalid { reason: String },
+    #[error("chunk index {what} is {value}, more than the {limit} this device accepts")]
+    TooLarge {
+        what: &'static str,
+        value: u64,
+        limit: u64,
+    },
     #[error("chunk index page {page} does not match its hash in the signed head")]
     PageHash { page: usize },
 }

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::chunker::{ChunkHash, ChunkParams};
 use crate::error::IndexError;
+use crate::limits::{MAX_CHUNKS, MAX_CHUNK_LEN, MAX_HEAD_LEN, MAX_PAGE_ENTRIES};
 use crate::page::page_ids_hash;
 
 const MAGIC: &[u8; 8] = b"SKRYIDX1";
@@ -134,8 +135,29 @@ impl IndexHead {
         out
     }
 
+    /// Refuses a head length (as signed in the targets) above [`MAX_HEAD_LEN`] or too
+    /// short to be a head, before anything of that length is fetched or allocated.
+    pub fn check_head_len(len: u64) -> Result<(), IndexError> {
+        if len > MAX_HEAD_LEN {
+            return Err(IndexError::TooLarge {
+                what: "head length",
+                value: len,
+                limit: MAX_HEAD_LEN,
+            });
+        }
+        if len < HEADER_LEN as u64 {
+            return Err(IndexError::Truncated {
+                part: "head",
+                needed: HEADER_LEN,
+                found: len as usize,
+            });
+        }
+        Ok(())
+    }
+
     /// Decodes and checks a head (whose bytes already matched the signed sha256).
     pub fn decode(bytes: &[u8]) -> Result<Self, IndexError> {
+        Self::check_head_len(bytes.len() as u64)?;
         let mut r = Cursor::new(bytes, "head");
         if r.take(8)? != MAGIC {
             return Err(IndexError::BadMagic);
@@ -184,6 +206,13 @@ impl IndexHead {
 
     fn check(&self) -> Result<(), IndexError> {
         let invalid = |reason: String| Err(IndexError::Invalid { reason });
+        if self.params.max > MAX_CHUNK_LEN {
+            return Err(IndexError::TooLarge {
+                what: "maximum chunk length",
+                value: u64::from(self.params.max),
+                limit: u64::from(MAX_CHUNK_LEN),
+            });
+        }
         if !self.params.is_valid() {
             return invalid(format!("unusable chunk sizes {:?}", self.params));
         }
@@ -192,6 +221,13 @@ impl IndexHead {
         let mut last_image = 0u64;
         let mut last_pack = 0u64;
         for (i, p) in self.pages.iter().enumerate() {
+            if p.entries > MAX_PAGE_ENTRIES {
+                return Err(IndexError::TooLarge {
+                    what: "page entry count",
+                    value: u64::from(p.entries),
+                    limit: u64::from(MAX_PAGE_ENTRIES),
+                });
+            }
             if p.entries == 0 || u64::from(p.body_len) != u64::from(p.entries) * ENTRY_LEN as u64 {
                 return invalid(format!("page {i} has a bad entry count or body length"));
             }
@@ -211,6 +247,13 @@ impl IndexHead {
             chunks += u64::from(p.entries);
             last_image = p.image_offset;
             last_pack = p.pack_offset;
+        }
+        if self.chunk_count > MAX_CHUNKS {
+            return Err(IndexError::TooLarge {
+                what: "chunk count",
+                value: self.chunk_count,
+                limit: MAX_CHUNKS,
+            });
         }
         if chunks != self.chunk_count {
             return invalid(format!(
@@ -245,9 +288,14 @@ impl IndexHead {
 
     /// Decodes page `i`'s body, checking its hash, its identity hash and its lengths.
     pub fn decode_page(&self, i: usize, body: &[u8]) -> Result<Vec<ChunkEntry>, IndexError> {
-        let page = &self.pages[i];
+        let page = self.pages.get(i).ok_or_else(|| IndexError::Invalid {
+            reason: format!("there is no page {i}"),
+        })?;
+        if body.len() != page.body_len as usize {
+            return Err(IndexError::PageHash { page: i });
+        }
         let digest: [u8; 32] = Sha256::digest(body).into();
-        if body.len() != page.body_len as usize || digest != page.body_hash {
+        if digest != page.body_hash {
             return Err(IndexError::PageHash { page: i });
         }
         let mut r = Cursor::new(body, "page");

@@ -11,10 +11,12 @@
 //!   and pages of chunk entries, each page named by the hash of its chunk list so a device
 //!   can skip every page its seed already reproduces.
 //! - [`page`]: the content-defined grouping of chunk entries into pages.
+//! - [`limits`]: our ceilings on every size and count an index declares.
 
 pub mod chunker;
 pub mod error;
 pub mod index;
+pub mod limits;
 pub mod page;
 
 pub use chunker::{chunk_hash, ChunkHash, ChunkParams, ChunkReader};

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::chunker::ChunkHash;
 
 const MIN_ENTRIES: usize = 16;
-const MAX_ENTRIES: usize = 256;
+const MAX_ENTRIES: usize = crate::limits::MAX_PAGE_ENTRIES as usize;
 const MASK: u16 = 63;
 
 /// Splits a sequence of chunk hashes into page ranges.

@@ -337,6 +337,19 @@ fn check_role(root: &Root, role: Role, key: &SecretKey, dir: &Path) -> Result<()
     }
 }
 
+/// A listing of a metadata file by version, length and sha256: devices refuse a file
+/// listed by version alone, so the child role's key alone cannot swap it.
+fn pinned(version: u64, bytes: &[u8]) -> MetaFile {
+    MetaFile {
+        version,
+        length: Some(bytes.len() as u64),
+        hashes: Some(BTreeMap::from([(
+            "sha256".to_string(),
+            hex::encode(Sha256::digest(bytes)),
+        )])),
+    }
+}
+
 /// Writes `V.targets.json`, `V.snapshot.json` and then `timestamp.json`.
 fn publish(
     keys: &KeySet,
@@ -366,11 +379,7 @@ fn publish(
         expires: Expiry::after(now, exp.snapshot),
         meta: BTreeMap::from([(
             "targets.json".to_string(),
-            MetaFile {
-                version: targets_v,
-                length: None,
-                hashes: None,
-            },
+            pinned(targets_v, &targets_bytes),
         )]),
     };
     let snapshot_bytes = Signed::sign(snapshot, &[&keys.snapshot])?.to_bytes()?;
@@ -382,14 +391,7 @@ fn publish(
         expires: Expiry::after(now, exp.timestamp),
         meta: BTreeMap::from([(
             "snapshot.json".to_string(),
-            MetaFile {
-                version: snapshot_v,
-                length: Some(snapshot_bytes.len() as u64),
-                hashes: Some(BTreeMap::from([(
-                    "sha256".to_string(),
-                    hex::encode(Sha256::digest(&snapshot_bytes)),
-                )])),
-            },
+            pinned(snapshot_v, &snapshot_bytes),
         )]),
     };
     let ts_bytes = Signed::sign(timestamp, &[&keys.timestamp])?.to_bytes()?;

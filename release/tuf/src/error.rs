@@ -59,6 +59,22 @@ pub enum TufError {
         expected: u64,
         found: u64,
     },
+    #[error("{role} metadata lists {file} without its length and sha256; every metadata file must be pinned by hash (republish with a current release tool)")]
+    Unpinned { role: String, file: String },
+    #[error("{role} metadata lists {file} with a malformed sha256 \"{value}\"")]
+    BadHash {
+        role: String,
+        file: String,
+        value: String,
+    },
+    #[error("{what} is {length} bytes, more than the {limit} bytes this device accepts")]
+    TooLarge {
+        what: String,
+        length: u64,
+        limit: u64,
+    },
+    #[error("{what} is longer than its signed length of {expected} bytes")]
+    LongerThanSigned { what: String, expected: u64 },
     #[error("root metadata defines no keys for the {role} role")]
     MissingRole { role: String },
     #[error("{role} metadata does not list {file}")]

@@ -9,7 +9,10 @@
 //!   and the signed envelope.
 //! - [`expiry`]: expiry dates and durations.
 //! - [`trust`]: the client's verification chain: root rotation, thresholds, expiry against
-//!   a time floor, rollback and freeze protection.
+//!   a time floor, rollback and freeze protection, every file pinned by its parent's
+//!   length and sha256.
+//! - [`verified`]: what the chain produces ([`Verified<T>`], [`VerifiedRelease`]) and the
+//!   versions it remembers, as types only the chain can make or move.
 
 pub mod canonical;
 pub mod error;
@@ -18,6 +21,7 @@ pub mod image;
 pub mod key;
 pub mod metadata;
 pub mod trust;
+pub mod verified;
 
 pub use error::TufError;
 pub use expiry::{parse_duration, Expiry};
@@ -27,4 +31,5 @@ pub use metadata::{
     MetaFile, Role, RoleKeys, Root, Signature, Signed, Snapshot, TargetFile, Targets, Timestamp,
     SPEC_VERSION,
 };
-pub use trust::{RememberedVersions, TrustedRoot, VerifiedRelease};
+pub use trust::TrustedRoot;
+pub use verified::{limits, PinnedMeta, RememberedVersions, Verified, VerifiedRelease};

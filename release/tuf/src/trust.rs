@@ -7,29 +7,12 @@
 
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::TufError;
 use crate::expiry::format_time;
-use crate::metadata::{MetaFile, Metadata, Role, Root, Snapshot, Targets, Timestamp, Unverified};
-
-/// Versions the device has trusted before: offering anything older is a rollback.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RememberedVersions {
-    pub timestamp: u64,
-    pub snapshot: u64,
-    pub targets: u64,
-}
-
-/// The verified metadata of one refresh.
-#[derive(Debug, Clone)]
-pub struct VerifiedRelease {
-    pub root: Root,
-    pub timestamp: Timestamp,
-    pub snapshot: Snapshot,
-    pub targets: Targets,
-}
+use crate::metadata::{Metadata, Role, Root, Snapshot, Targets, Timestamp, Unverified};
+use crate::verified::{limits, PinnedMeta, RememberedVersions, Verified, VerifiedRelease};
 
 /// The root the device trusts now.
 #[derive(Debug, Clone)]
@@ -73,6 +56,7 @@ impl TrustedRoot {
         remembered: &mut RememberedVersions,
     ) -> Result<(), TufError> {
         let what = format!("{}.root.json", self.root.version + 1);
+        within(&what, bytes, limits::MAX_ROOT_LEN)?;
         let raw = Unverified::parse(&what, bytes)?;
         raw.verify_role("root", self.root.role(Role::Root)?, &self.root.keys)?;
         let next: Root = raw.decode()?;
@@ -84,18 +68,13 @@ impl TrustedRoot {
                 found: next.version,
             });
         }
-        let changed = |role: Role| -> Result<bool, TufError> {
-            Ok(self.root.role(role)? != next.role(role)?)
-        };
-        // §5.3.11: a rotation of the timestamp *or* snapshot keys forgets both, so a
-        // version fast-forwarded with a compromised key does not lock the client out.
-        if changed(Role::Timestamp)? || changed(Role::Snapshot)? {
-            remembered.timestamp = 0;
-            remembered.snapshot = 0;
+        let mut changed = Vec::new();
+        for role in [Role::Timestamp, Role::Snapshot, Role::Targets] {
+            if self.root.role(role)? != next.role(role)? {
+                changed.push(role);
+            }
         }
-        if changed(Role::Targets)? {
-            remembered.targets = 0;
-        }
+        remembered.forget_rotated(|role| changed.contains(&role));
         self.root = next;
         self.bytes = bytes.to_vec();
         Ok(())
@@ -112,48 +91,64 @@ impl TrustedRoot {
         bytes: &[u8],
         remembered: &RememberedVersions,
         now: SystemTime,
-    ) -> Result<Timestamp, TufError> {
-        let ts: Timestamp = self.verify_signed(Role::Timestamp, "timestamp.json", bytes)?;
-        not_older("timestamp", remembered.timestamp, ts.version)?;
-        let snap = meta_entry("timestamp", &ts.meta, "snapshot.json")?;
-        not_older("snapshot", remembered.snapshot, snap.version)?;
-        check_expiry(&ts, now)?;
+    ) -> Result<Verified<Timestamp>, TufError> {
+        let what = "timestamp.json";
+        within(what, bytes, limits::MAX_TIMESTAMP_LEN)?;
+        let ts: Timestamp = self.verify_signed(Role::Timestamp, what, bytes)?;
+        not_older("timestamp", remembered.timestamp(), ts.version)?;
+        let ts = verified(ts, bytes);
+        let snap = ts.snapshot_pin()?;
+        not_older("snapshot", remembered.snapshot(), snap.version)?;
+        check_expiry(&*ts, now)?;
         Ok(ts)
     }
 
-    /// Verifies `N.snapshot.json` against the timestamp that named it.
+    /// Verifies `N.snapshot.json` against the timestamp that pinned it: its length and
+    /// sha256 are checked before it is parsed.
     pub fn verify_snapshot(
         &self,
         bytes: &[u8],
-        timestamp: &Timestamp,
+        timestamp: &Verified<Timestamp>,
         remembered: &RememberedVersions,
         now: SystemTime,
-    ) -> Result<Snapshot, TufError> {
-        let listed = meta_entry("timestamp", &timestamp.meta, "snapshot.json")?;
-        let what = format!("{}.snapshot.json", listed.version);
-        check_meta_file(&what, bytes, listed)?;
-        let snap: Snapshot = self.verify_signed(Role::Snapshot, &what, bytes)?;
-        exact_version("snapshot", listed.version, snap.version)?;
-        let targets = meta_entry("snapshot", &snap.meta, "targets.json")?;
-        not_older("targets", remembered.targets, targets.version)?;
-        check_expiry(&snap, now)?;
+    ) -> Result<Verified<Snapshot>, TufError> {
+        let pin = timestamp.snapshot_pin()?;
+        check_pin(&pin, bytes)?;
+        let snap: Snapshot = self.verify_signed(Role::Snapshot, &pin.file, bytes)?;
+        exact_version("snapshot", pin.version, snap.version)?;
+        let snap = verified(snap, bytes);
+        let targets = snap.targets_pin()?;
+        not_older("targets", remembered.targets(), targets.version)?;
+        check_expiry(&*snap, now)?;
         Ok(snap)
     }
 
-    /// Verifies `N.targets.json` against the snapshot that named it.
+    /// Verifies `N.targets.json` against the snapshot that pinned it: its length and
+    /// sha256 are checked before it is parsed, so the targets key alone cannot replace
+    /// it under the same version.
     pub fn verify_targets(
         &self,
         bytes: &[u8],
-        snapshot: &Snapshot,
+        snapshot: &Verified<Snapshot>,
         now: SystemTime,
-    ) -> Result<Targets, TufError> {
-        let listed = meta_entry("snapshot", &snapshot.meta, "targets.json")?;
-        let what = format!("{}.targets.json", listed.version);
-        check_meta_file(&what, bytes, listed)?;
-        let targets: Targets = self.verify_signed(Role::Targets, &what, bytes)?;
-        exact_version("targets", listed.version, targets.version)?;
+    ) -> Result<Verified<Targets>, TufError> {
+        let pin = snapshot.targets_pin()?;
+        check_pin(&pin, bytes)?;
+        let targets: Targets = self.verify_signed(Role::Targets, &pin.file, bytes)?;
+        exact_version("targets", pin.version, targets.version)?;
         check_expiry(&targets, now)?;
-        Ok(targets)
+        Ok(verified(targets, bytes))
+    }
+
+    /// Joins one refresh's verified metadata under this root, checking that each part is
+    /// the one its parent pins.
+    pub fn release(
+        &self,
+        timestamp: Verified<Timestamp>,
+        snapshot: Verified<Snapshot>,
+        targets: Verified<Targets>,
+    ) -> Result<VerifiedRelease, TufError> {
+        VerifiedRelease::new(self.root.clone(), timestamp, snapshot, targets)
     }
 
     fn verify_signed<T: Metadata>(
@@ -168,15 +163,19 @@ impl TrustedRoot {
     }
 }
 
-fn meta_entry<'a>(
-    role: &str,
-    meta: &'a std::collections::BTreeMap<String, MetaFile>,
-    file: &str,
-) -> Result<&'a MetaFile, TufError> {
-    meta.get(file).ok_or_else(|| TufError::MissingMeta {
-        role: role.into(),
-        file: file.into(),
-    })
+fn verified<T>(value: T, bytes: &[u8]) -> Verified<T> {
+    Verified::new(value, bytes.len() as u64, Sha256::digest(bytes).into())
+}
+
+fn within(what: &str, bytes: &[u8], limit: u64) -> Result<(), TufError> {
+    if bytes.len() as u64 > limit {
+        return Err(TufError::TooLarge {
+            what: what.into(),
+            length: bytes.len() as u64,
+            limit,
+        });
+    }
+    Ok(())
 }
 
 fn not_older(role: &str, trusted: u64, offered: u64) -> Result<(), TufError> {
@@ -212,23 +211,20 @@ fn check_expiry<T: Metadata>(meta: &T, now: SystemTime) -> Result<(), TufError> 
     Ok(())
 }
 
-/// Checks a metadata file's length and sha256 where its parent lists them.
-pub fn check_meta_file(what: &str, bytes: &[u8], listed: &MetaFile) -> Result<(), TufError> {
-    if let Some(length) = listed.length {
-        if bytes.len() as u64 != length {
-            return Err(TufError::LengthMismatch {
-                what: what.into(),
-                expected: length,
-                found: bytes.len() as u64,
-            });
-        }
+/// Checks a metadata file's bytes against its parent's pin (exact length, sha256).
+pub fn check_pin(pin: &PinnedMeta, bytes: &[u8]) -> Result<(), TufError> {
+    if bytes.len() as u64 != pin.length {
+        return Err(TufError::LengthMismatch {
+            what: pin.file.clone(),
+            expected: pin.length,
+            found: bytes.len() as u64,
+        });
     }
-    if let Some(hashes) = &listed.hashes {
-        if let Some(want) = hashes.get("sha256") {
-            if hex::encode(Sha256::digest(bytes)) != want.to_ascii_lowercase() {
-                return Err(TufError::HashMismatch { what: what.into() });
-            }
-        }
+    let digest: [u8; 32] = Sha256::digest(bytes).into();
+    if digest != pin.sha256 {
+        return Err(TufError::HashMismatch {
+            what: pin.file.clone(),
+        });
     }
     Ok(())
 }

@@ -32,20 +32,17 @@ fn rotating_only_the_snapshot_key_forgets_timestamp_and_snapshot_versions() {
     let v1 = sign_as(&make(1, &old_snap), &[(&ids(&root_key), &root_key)]);
     let v2 = sign_as(&make(2, &new_snap), &[(&ids(&root_key), &root_key)]);
     let mut trusted = TrustedRoot::from_bytes(&v1).unwrap();
-    let mut remembered = RememberedVersions {
-        timestamp: 900,
-        snapshot: 800,
-        targets: 700,
-    };
+    let mut remembered = remembered(900, 800, 700);
     trusted.rotate(&v2, &mut remembered).unwrap();
     assert_eq!(trusted.version(), 2);
     // TUF 1.0 §5.3.11: timestamp *and* snapshot are forgotten when either key rotates.
-    assert_eq!(
-        remembered,
-        RememberedVersions {
-            timestamp: 0,
-            snapshot: 0,
-            targets: 700,
-        }
-    );
+    assert_eq!(remembered, self::remembered(0, 0, 700));
+}
+
+/// Versions as a device state file holds them (only the chain moves them in code).
+fn remembered(timestamp: u64, snapshot: u64, targets: u64) -> RememberedVersions {
+    serde_json::from_value(serde_json::json!({
+        "timestamp": timestamp, "snapshot": snapshot, "targets": targets
+    }))
+    .unwrap()
 }
