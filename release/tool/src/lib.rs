@@ -7,12 +7,14 @@
 //! - [`repo`]: reading and atomically writing the repository's metadata.
 //! - [`publish`]: `init`, `add`, root rotation and timestamp re-signing.
 //! - [`pack`]: cutting an image into chunks, compressing them and writing index and pack.
+//! - [`stage`]: all-or-nothing publishing: what a refused step created is removed.
 
 pub mod error;
 pub mod keys;
 pub mod pack;
 pub mod publish;
 pub mod repo;
+pub mod stage;
 
 pub use error::ReleaseError;
 pub use keys::KeySet;

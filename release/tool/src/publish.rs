@@ -19,6 +19,7 @@ use crate::error::ReleaseError;
 use crate::keys::KeySet;
 use crate::pack::pack_image;
 use crate::repo::{tmp_name, write_atomic, Repository};
+use crate::stage::Staging;
 
 /// How long each role's metadata stays valid.
 #[derive(Debug, Clone, Copy)]
@@ -55,9 +56,23 @@ pub fn init(
     }
     let root = make_root(keys, threshold, 1, Expiry::after(now, exp.root))?;
     let signed = Signed::sign(root.clone(), &keys.require_root()?)?;
-    std::fs::create_dir_all(repo.targets_dir()).map_err(ReleaseError::io(repo.targets_dir()))?;
+    let mut staging = Staging::new();
+    staging.create_dirs(&repo.targets_dir())?;
+    staging.create_dirs(&repo.metadata_dir())?;
+    staging.atomic_file(&first);
     repo.write_new_metadata("1.root.json", &signed.to_bytes()?)?;
-    publish(keys, repo, &root, BTreeMap::new(), [1, 1, 1], exp, now)
+    publish(
+        keys,
+        repo,
+        &root,
+        BTreeMap::new(),
+        [1, 1, 1],
+        exp,
+        now,
+        &mut staging,
+    )?;
+    staging.commit();
+    Ok(())
 }
 
 /// One image to release.
@@ -111,26 +126,27 @@ pub fn add_image(
             version,
         });
     }
+    // Everything that can be checked is checked before the first write.
+    check_publishing_keys(&current.root.signed, keys)?;
+    check_image(add.image)?;
+    let mut staging = Staging::new();
     let dir = repo.targets_dir().join(add.board).join(&version);
-    std::fs::create_dir_all(&dir).map_err(ReleaseError::io(&dir))?;
+    staging.create_dirs(&dir)?;
     let pack_tmp = tmp_name(&dir.join("image.pack"));
-    let packed = match pack_image(add.image, &pack_tmp, add.params, add.level) {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = std::fs::remove_file(&pack_tmp);
-            return Err(e);
-        }
-    };
+    staging.file(&pack_tmp);
+    let packed = pack_image(add.image, &pack_tmp, add.params, add.level)?;
     let pack_hex = hex::encode(packed.pack_sha256);
     let index_hex = hex::encode(Sha256::digest(&packed.index));
     let head_bytes = packed.head.encode();
     let pack_path = repo
         .targets_dir()
         .join(consistent_path(&pack_name, &pack_hex));
+    staging.file(&pack_path);
     std::fs::rename(&pack_tmp, &pack_path).map_err(ReleaseError::io(&pack_path))?;
     let index_path = repo
         .targets_dir()
         .join(consistent_path(&idx_name, &index_hex));
+    staging.atomic_file(&index_path);
     write_atomic(&index_path, &packed.index)?;
 
     let custom = ImageCustom {
@@ -168,7 +184,9 @@ pub fn add_image(
         versions,
         exp,
         now,
+        &mut staging,
     )?;
+    staging.commit();
     Ok(AddedRelease {
         index_target: idx_name,
         pack_target: pack_name,
@@ -242,7 +260,10 @@ pub fn rotate_root(
         }
     }
     let signed = Signed::sign(root.clone(), &signers)?;
-    repo.write_new_metadata(&format!("{version}.root.json"), &signed.to_bytes()?)?;
+    let mut staging = Staging::new();
+    let root_name = format!("{version}.root.json");
+    staging.atomic_file(&repo.metadata_dir().join(&root_name));
+    repo.write_new_metadata(&root_name, &signed.to_bytes()?)?;
     let versions = next_versions(&current);
     publish(
         new,
@@ -252,7 +273,9 @@ pub fn rotate_root(
         versions,
         exp,
         now,
+        &mut staging,
     )?;
+    staging.commit();
     Ok(version)
 }
 
@@ -350,7 +373,29 @@ fn pinned(version: u64, bytes: &[u8]) -> MetaFile {
     }
 }
 
-/// Writes `V.targets.json`, `V.snapshot.json` and then `timestamp.json`.
+/// Checks that `keys` may sign targets, snapshot and timestamp under `root`.
+fn check_publishing_keys(root: &Root, keys: &KeySet) -> Result<(), ReleaseError> {
+    check_role(root, Role::Targets, &keys.targets, &keys.dir)?;
+    check_role(root, Role::Snapshot, &keys.snapshot, &keys.dir)?;
+    check_role(root, Role::Timestamp, &keys.timestamp, &keys.dir)
+}
+
+/// Refuses a missing, unreadable or empty image before anything is written.
+fn check_image(image: &Path) -> Result<(), ReleaseError> {
+    let meta = std::fs::metadata(image).map_err(ReleaseError::io(image))?;
+    // A block device reports length 0 here; pack_image refuses it if it reads nothing.
+    if meta.is_file() && meta.len() == 0 {
+        return Err(ReleaseError::EmptyImage { path: image.into() });
+    }
+    Ok(())
+}
+
+/// Writes `V.targets.json`, `V.snapshot.json` and then `timestamp.json`, recording the
+/// new files in `staging`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call per repository operation, each naming every part it publishes"
+)]
 fn publish(
     keys: &KeySet,
     repo: &Repository,
@@ -359,10 +404,9 @@ fn publish(
     [targets_v, snapshot_v, timestamp_v]: [u64; 3],
     exp: &Expiries,
     now: SystemTime,
+    staging: &mut Staging,
 ) -> Result<(), ReleaseError> {
-    check_role(root, Role::Targets, &keys.targets, &keys.dir)?;
-    check_role(root, Role::Snapshot, &keys.snapshot, &keys.dir)?;
-    check_role(root, Role::Timestamp, &keys.timestamp, &keys.dir)?;
+    check_publishing_keys(root, keys)?;
     let targets = Targets {
         kind: "targets".into(),
         spec_version: SPEC_VERSION.into(),
@@ -371,7 +415,9 @@ fn publish(
         targets,
     };
     let targets_bytes = Signed::sign(targets, &[&keys.targets])?.to_bytes()?;
-    repo.write_new_metadata(&format!("{targets_v}.targets.json"), &targets_bytes)?;
+    let targets_name = format!("{targets_v}.targets.json");
+    staging.atomic_file(&repo.metadata_dir().join(&targets_name));
+    repo.write_new_metadata(&targets_name, &targets_bytes)?;
     let snapshot = Snapshot {
         kind: "snapshot".into(),
         spec_version: SPEC_VERSION.into(),
@@ -383,7 +429,9 @@ fn publish(
         )]),
     };
     let snapshot_bytes = Signed::sign(snapshot, &[&keys.snapshot])?.to_bytes()?;
-    repo.write_new_metadata(&format!("{snapshot_v}.snapshot.json"), &snapshot_bytes)?;
+    let snapshot_name = format!("{snapshot_v}.snapshot.json");
+    staging.atomic_file(&repo.metadata_dir().join(&snapshot_name));
+    repo.write_new_metadata(&snapshot_name, &snapshot_bytes)?;
     let timestamp = Timestamp {
         kind: "timestamp".into(),
         spec_version: SPEC_VERSION.into(),
@@ -395,5 +443,13 @@ fn publish(
         )]),
     };
     let ts_bytes = Signed::sign(timestamp, &[&keys.timestamp])?.to_bytes()?;
-    write_atomic(&repo.metadata_dir().join("timestamp.json"), &ts_bytes)
+    let ts_path = repo.metadata_dir().join("timestamp.json");
+    staging.atomic_file(&ts_path);
+    let written = write_atomic(&ts_path, &ts_bytes);
+    if written.is_err() && std::fs::read(&ts_path).is_ok_and(|b| b == ts_bytes) {
+        // The new timestamp is in place (only making it durable failed): the files it
+        // names must stay, or the repository would point at nothing.
+        staging.keep();
+    }
+    written
 }
