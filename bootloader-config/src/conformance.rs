@@ -243,7 +243,7 @@ mod tests {
         }
         fn commit(&mut self, state: &BootState) -> Result<(), StoreError> {
             let json = serde_json::to_vec(state).expect("state serializes");
-            crate::medium::Medium::replace_all(&mut self.medium, &json)
+            Ok(crate::medium::Medium::replace_all(&mut self.medium, &json)?)
         }
         fn max_tries(&self) -> u8 {
             3

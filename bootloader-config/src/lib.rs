@@ -10,9 +10,11 @@
 //! - [`medium`]: the bytes a store lives in (file, block device, or power-cut memory).
 //! - [`report`]: the state as a table for people and as JSON for scripts.
 //! - [`spec`]: store specifications as operators write them (`uboot:PATH,redundant`).
-//! - [`conformance`]: the suite every backend passes, torn writes included.
+//! - `conformance` (feature `test-support`): the suite every backend passes, torn
+//!   writes included.
 //! - `fuzz_check`: the round-trip checks the GPT and tryboot fuzz entry points share.
 
+#[cfg(feature = "test-support")]
 pub mod conformance;
 mod fuzz_check;
 pub mod gpt;
@@ -26,7 +28,9 @@ pub mod store;
 pub mod tryboot;
 pub mod uboot;
 
-pub use medium::{FileMedium, Medium, PowerCutMedium};
+pub use medium::{FileMedium, Medium, MemoryMedium};
+#[cfg(feature = "test-support")]
+pub use medium::PowerCutMedium;
 pub use spec::{SpecError, StoreSpec};
 pub use state::{BootError, BootState, SlotName, SlotState, SlotStatus, MAX_TRIES};
 pub use store::{BootStore, StoreError};

@@ -35,7 +35,7 @@ impl StoreSpec {
     /// Opens an existing store: its file, device or directory must exist.
     pub fn open(&self) -> Result<Box<dyn BootStore>, StoreError> {
         self.check_paths(Presence::Required)?;
-        self.open_with(|path| FileMedium::open(path))
+        self.open_with(|path| Ok(FileMedium::open(path)?))
     }
 
     /// Opens a store for `init`: a U-Boot or GRUB environment file may not exist yet and

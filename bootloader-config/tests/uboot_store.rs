@@ -2,9 +2,10 @@
 //! plus the on-medium behaviours the suite does not cover.
 
 use skerry_boot_state::conformance::{boot_store_suite, Harness};
+use skerry_boot_state::medium::MediumError;
 use skerry_boot_state::uboot::{UbootEnvStore, UbootLayout};
 use skerry_boot_state::{
-    BootState, BootStore, FileMedium, Medium, PowerCutMedium, SlotName, StoreError,
+    BootState, BootStore, FileMedium, Medium, MemoryMedium, PowerCutMedium, SlotName, StoreError,
 };
 
 /// Small copies keep the every-byte power-cut loop fast in debug builds.
@@ -161,6 +162,33 @@ fn other_variables_survive_a_commit() {
     assert_eq!(vars.get("BOOT_ORDER"), Some(Ok("B A")));
 }
 
+/// A block device: it can be written in place, but not replaced atomically.
+struct Device(MemoryMedium);
+
+impl Medium for Device {
+    fn path(&self) -> &std::path::Path {
+        std::path::Path::new("/dev/mmcblk0p1")
+    }
+    fn len(&self) -> Result<u64, MediumError> {
+        self.0.len()
+    }
+    fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, MediumError> {
+        self.0.read_at(offset, len)
+    }
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), MediumError> {
+        self.0.write_at(offset, data)
+    }
+    fn flush(&mut self) -> Result<(), MediumError> {
+        self.0.flush()
+    }
+    fn replace_all(&mut self, _: &[u8]) -> Result<(), MediumError> {
+        Err(MediumError::Unsupported {
+            path: self.path().to_owned(),
+            reason: "a device".into(),
+        })
+    }
+}
+
 #[test]
 fn single_env_on_a_device_is_refused_not_torn() {
     let layout = UbootLayout {
@@ -168,13 +196,25 @@ fn single_env_on_a_device_is_refused_not_torn() {
         size: SIZE,
         redundant: false,
     };
-    // /dev/zero is a character device: an atomic replace is impossible there.
-    let mut store = UbootEnvStore::new(FileMedium::open("/dev/zero").unwrap(), layout);
+    let device = Device(MemoryMedium::new(vec![0; 0x1000 + SIZE]));
+    let mut store = UbootEnvStore::new(device, layout);
     let err = store.commit(&state()).unwrap_err();
     assert!(
         matches!(err, StoreError::Unsupported { .. }) && err.to_string().contains("redundant"),
         "{err}"
     );
+    assert!(store.into_medium().0.bytes().iter().all(|&b| b == 0));
+}
+
+#[test]
+fn a_character_device_or_directory_is_refused_by_name() {
+    for path in ["/dev/zero", "/tmp"] {
+        let err = StoreError::from(FileMedium::open(path).unwrap_err());
+        assert!(
+            err.to_string().contains(path) && matches!(err, StoreError::Unsupported { .. }),
+            "{err}"
+        );
+    }
 }
 
 #[test]

@@ -64,7 +64,7 @@ pub mod table;
 pub use store::GptStore;
 
 use crate::fuzz_check;
-use crate::medium::PowerCutMedium;
+use crate::medium::MemoryMedium;
 use crate::state::{BootState, SlotName};
 use crate::store::StoreError;
 
@@ -82,7 +82,7 @@ pub fn fuzz_parse(data: &[u8]) -> Result<BootState, StoreError> {
 
 fn load_and_commit(data: &[u8]) -> Result<BootState, StoreError> {
     let slots = fuzz_check::slots_a2_b3()?;
-    let mut store = GptStore::new(PowerCutMedium::new(data.to_vec()), slots.clone());
+    let mut store = GptStore::new(MemoryMedium::new(data.to_vec()), slots.clone());
     // On input that does not load, still exercise the write path on any table that parses.
     fuzz_check::load_commit_load(&mut store, || {
         let names: Vec<SlotName> = slots.iter().map(|(n, _)| n.clone()).collect();

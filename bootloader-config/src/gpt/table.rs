@@ -215,7 +215,7 @@ impl Table {
         }
         medium.flush()?;
         medium.write_at(header.my_lba * ss, &header.to_sector(sector))?;
-        medium.flush()
+        Ok(medium.flush()?)
     }
 }
 

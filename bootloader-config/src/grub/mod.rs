@@ -40,14 +40,14 @@ pub mod store;
 pub use script::{grub_cfg, MENU_ID_PREFIX};
 pub use store::GrubEnvStore;
 
-use crate::medium::PowerCutMedium;
+use crate::medium::MemoryMedium;
 use crate::state::BootState;
 use crate::store::{BootStore, StoreError};
 
 /// The fuzzing entry point: reads `data` as a GRUB environment block, and on success
 /// runs the fragment's power-on rules on it. Hostile input gets an error, never a panic.
 pub fn fuzz_parse(data: &[u8]) -> Result<BootState, StoreError> {
-    let mut store = GrubEnvStore::new(PowerCutMedium::new(data.to_vec()));
+    let mut store = GrubEnvStore::new(MemoryMedium::new(data.to_vec()));
     let state = store.load()?;
     if store.simulate_power_on().is_ok() {
         debug_assert!(store.load().is_ok(), "power-on broke a loadable block");

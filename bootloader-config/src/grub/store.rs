@@ -50,9 +50,7 @@ impl<M: Medium> GrubEnvStore<M> {
     /// exist or is empty. Anything else that is not a block is refused, not overwritten.
     fn existing(&self) -> Result<(Vars, usize), StoreError> {
         let len = match self.medium.len() {
-            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                0
-            }
+            Err(e) if e.is_not_found() => 0,
             other => other?,
         };
         if len == 0 {
@@ -70,7 +68,7 @@ impl<M: Medium> GrubEnvStore<M> {
 
     fn write(&mut self, vars: &Vars, size: usize) -> Result<(), StoreError> {
         let bytes = envblk::encode(vars, size).map_err(|e| self.corrupt(e.to_string()))?;
-        self.medium.replace_all(&bytes)
+        Ok(self.medium.replace_all(&bytes)?)
     }
 }
 

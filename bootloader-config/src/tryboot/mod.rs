@@ -41,7 +41,7 @@ pub use firmware::TRYBOOT_REBOOT_ARG;
 pub use store::{TrybootStore, AUTOBOOT_FILE, TRYBOOT_TRIES};
 
 use crate::fuzz_check;
-use crate::medium::PowerCutMedium;
+use crate::medium::MemoryMedium;
 use crate::state::{BootState, SlotName};
 use crate::store::StoreError;
 
@@ -61,7 +61,7 @@ pub fn fuzz_parse(data: &[u8]) -> Result<BootState, StoreError> {
             "a parsed file must reparse the same"
         );
     }
-    let mut store = TrybootStore::new(PowerCutMedium::new(data.to_vec()), slots.clone());
+    let mut store = TrybootStore::new(MemoryMedium::new(data.to_vec()), slots.clone());
     fuzz_check::load_commit_load(&mut store, || {
         let names: Vec<SlotName> = slots.iter().map(|(n, _)| n.clone()).collect();
         let mut fresh = BootState::new(&names, TRYBOOT_TRIES)?;

@@ -85,10 +85,8 @@ impl<M: Medium> TrybootStore<M> {
     fn read_existing(&self) -> Result<Autoboot, StoreError> {
         let bytes = match self.autoboot.read_all() {
             Ok(bytes) => bytes,
-            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                Vec::new()
-            }
-            Err(e) => return Err(e),
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(e.into()),
         };
         Autoboot::parse(&bytes).map_err(|e| self.parse_error(e))
     }
@@ -217,7 +215,7 @@ impl<M: Medium> BootStore for TrybootStore<M> {
         doc.set_partitions(normal, tryboot)
             .map_err(|e| self.parse_error(e))?;
         doc.set_top_comment(record::PREFIX, &record::render(state.slots()));
-        self.autoboot.replace_all(&doc.to_bytes())
+        Ok(self.autoboot.replace_all(&doc.to_bytes())?)
     }
 
     fn max_tries(&self) -> u8 {

@@ -48,7 +48,7 @@ pub mod vars;
 pub use script::boot_script;
 pub use store::{UbootEnvStore, UbootLayout, SINGLE_REWRITE_LIMIT};
 
-use crate::medium::PowerCutMedium;
+use crate::medium::MemoryMedium;
 use crate::state::BootState;
 use crate::store::{BootStore, StoreError};
 
@@ -81,7 +81,7 @@ pub fn fuzz_parse(data: &[u8]) -> Result<BootState, StoreError> {
         (data, redundant),
         (&with_crc[..], data_area),
     ] {
-        let mut store = UbootEnvStore::new(PowerCutMedium::new(bytes.to_vec()), layout);
+        let mut store = UbootEnvStore::new(MemoryMedium::new(bytes.to_vec()), layout);
         match store.load() {
             Ok(state) => {
                 // Whatever the script does next must again be a loadable state.

@@ -26,7 +26,7 @@
 //! A commit never overwrites bytes that are neither a valid copy nor erased (all 0x00 or
 //! 0xFF, or beyond the end of a file): a wrong offset or device is refused, not clobbered.
 
-use crate::medium::Medium;
+use crate::medium::{Medium, MediumError};
 use crate::state::{BootState, SlotName};
 use crate::store::{BootStore, StoreError};
 use crate::uboot::env::{self, EnvCopy, EnvFormatError};
@@ -147,10 +147,8 @@ impl<M: Medium> UbootEnvStore<M> {
 
     fn medium_len(&self) -> Result<u64, StoreError> {
         match self.medium.len() {
-            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                Ok(0)
-            }
-            other => other,
+            Err(e) if e.is_not_found() => Ok(0),
+            other => Ok(other?),
         }
     }
 
@@ -216,7 +214,7 @@ impl<M: Medium> UbootEnvStore<M> {
                 .map_err(|e| self.corrupt(e.to_string()))?;
             self.extend_to(offsets[1] + self.layout.size as u64)?;
             self.medium.write_at(offsets[target], &block)?;
-            self.medium.flush()
+            Ok(self.medium.flush()?)
         } else {
             let block = env::encode(vars, self.layout.size, None)
                 .map_err(|e| self.corrupt(e.to_string()))?;
@@ -261,8 +259,8 @@ impl<M: Medium> UbootEnvStore<M> {
 
     fn replace_all(&mut self, bytes: Vec<u8>) -> Result<(), StoreError> {
         match self.medium.replace_all(&bytes) {
-            Err(StoreError::Unsupported { .. }) => Err(self.single_in_place()),
-            other => other,
+            Err(MediumError::Unsupported { .. }) => Err(self.single_in_place()),
+            other => Ok(other?),
         }
     }
 

@@ -3,7 +3,6 @@
 //! time floor, and the version installed per board). Both are replaced atomically.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -135,17 +134,11 @@ pub fn save_root(dir: &Path, root: &skerry_tuf::TrustedRoot) -> Result<(), Insta
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), InstallError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(InstallError::io("create", dir))?;
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(InstallError::io("create", &tmp))?;
-    f.write_all(bytes)
-        .map_err(InstallError::io("write", &tmp))?;
-    f.sync_all().map_err(InstallError::io("sync", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(InstallError::io("replace", path))?;
-    // The rename is durable only once the directory entry is: without this, a power cut
-    // can bring back the previous state file and move the time floor back.
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(InstallError::io("sync", dir))
+    // The rename is durable only once the directory entry is (the helper syncs it):
+    // without that, a power cut can bring back the previous state file and move the
+    // time floor back.
+    skerry_medium::write_atomic(path, bytes)
+        .map_err(|e| InstallError::io("replace", e.path().to_owned())(e.into_io()))
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 //! REPO/targets/BOARD/VERSION/<sha256>.image.pack compressed chunks, content-addressed
 //! ```
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -111,19 +110,13 @@ fn version_of(
         })
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`.
+/// Writes `bytes` to `path` atomically (temp file beside it, fsync, rename, fsync the
+/// directory: `skerry_medium::write_atomic`), creating the directory first.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReleaseError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(ReleaseError::io(dir))?;
-    let tmp = tmp_name(path);
-    let mut file = std::fs::File::create(&tmp).map_err(ReleaseError::io(&tmp))?;
-    file.write_all(bytes).map_err(ReleaseError::io(&tmp))?;
-    file.sync_all().map_err(ReleaseError::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(ReleaseError::io(path))?;
-    // Make the rename itself durable.
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(ReleaseError::io(dir))
+    skerry_medium::write_atomic(path, bytes)
+        .map_err(|e| ReleaseError::io(e.path().to_owned())(e.into_io()))
 }
 
 /// The temporary name used while `path` is being written.

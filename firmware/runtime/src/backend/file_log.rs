@@ -299,20 +299,14 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<Framed>, usize), BackendError
 
 /// Writes `bytes` to `path` through a temp file, fsync and rename, then fsyncs `dir`.
 fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), BackendError> {
-    let tmp = dir.join(TMP_NAME);
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| BackendError::Io { path, source }
-    };
-    let mut file = File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
-    Ok(())
+    // The helper's temp file is `state.log.tmp` (TMP_NAME), which `open` cleans up.
+    let name = path.file_name().unwrap_or_default();
+    skerry_medium::replace_file(&mut skerry_medium::HostDir::new(dir), name, bytes).map_err(|e| {
+        BackendError::Io {
+            path: e.path().to_owned(),
+            source: e.into_io(),
+        }
+    })
 }
 
 #[cfg(test)]
