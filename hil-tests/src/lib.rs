@@ -9,12 +9,15 @@
 //! - [`fixtures`]: a fresh boot-state store of each backend in a scratch directory.
 //! - [`images`]: the demo's factory image and the releases cut from it.
 //! - [`updates`]: a signed repository of those releases, installed by the real installer.
+//! - [`qemu`]: the QEMU runner (real firmware, serial console expect, QMP), for tests
+//!   that boot real bootloaders and, later, the real OS image.
 //! - [`scenario`]: the A/B stories (upgrade and commit; failed trial and rollback), run
 //!   on a board, reporting each step.
 
 pub mod board;
 pub mod fixtures;
 pub mod images;
+pub mod qemu;
 pub mod scenario;
 pub mod updates;
 
