@@ -13,7 +13,6 @@ pub fn names(list: &[&str]) -> Vec<SlotName> {
 /// fails: the model's choice if nothing needed saving; else the first good slot of the
 /// order, because an attempt that was counted but not saved must never start a trial
 /// (or the model's choice when no slot is good: there is nothing better to start).
-#[allow(dead_code, reason = "not every script test checks a failed save")]
 pub fn unsaved_choice(state: &BootState) -> String {
     let mut model = state.clone();
     let chosen = model.power_on().unwrap();
