@@ -12,6 +12,8 @@
 //! - [`spec`]: store specifications as operators write them (`uboot:PATH,redundant`).
 //! - `conformance` (feature `test-support`): the suite every backend passes, torn
 //!   writes included.
+//! - `power_loss` (feature `test-support`): the check under the lossy page-cache model
+//!   and the meta-test that every flush and write order a store relies on is needed.
 //! - `fuzz_check`: the round-trip checks the GPT and tryboot fuzz entry points share.
 
 #[cfg(feature = "test-support")]
@@ -21,6 +23,8 @@ pub mod gpt;
 pub mod grub;
 pub mod medium;
 mod open;
+#[cfg(feature = "test-support")]
+pub mod power_loss;
 pub mod report;
 pub mod spec;
 pub mod state;

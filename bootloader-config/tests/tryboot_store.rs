@@ -64,10 +64,10 @@ fn trial_gets_one_boot_then_falls_back_to_all_across_invocations() {
     state.begin_trial(&name("B")).unwrap();
     fresh(dir.path()).commit(&state).unwrap();
     let text = std::fs::read_to_string(dir.path().join(AUTOBOOT_FILE)).unwrap();
-    assert_eq!(
-        text,
-        "# skerry-boot-state v1: B=trial:1 A=good\n[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n"
-    );
+    // One sector, rewritten in place: the content, then a padding comment to 512 bytes.
+    let content = "# skerry-boot-state v1: B=trial:1 A=good\n[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n";
+    assert_eq!(text.len(), 512);
+    assert_eq!(text.trim_end_matches(['#', '\n']), content.trim_end());
     // The tryboot boot: B, once.
     assert_eq!(fresh(dir.path()).simulate_power_on().unwrap(), name("B"));
     assert_eq!(

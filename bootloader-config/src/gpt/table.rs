@@ -6,8 +6,9 @@
 //! backup while the primary is valid, else the primary), flushes, then writes the other:
 //! a power cut inside the first write leaves the trusted copy untouched (old state); a
 //! cut inside the second leaves that copy invalid, so load falls back to the first,
-//! already complete copy (new state). Within a copy the entries go first and the header
-//! last, so a copy is never valid with half its entries.
+//! already complete copy (new state). Within a copy the header and the entry array are
+//! written together (one write when adjacent) with no flush between: a copy with half
+//! its sectors fails its header or entry-array CRC, so it is never valid half-written.
 
 use crate::medium::Medium;
 use crate::store::StoreError;
@@ -192,7 +193,11 @@ impl Table {
         Ok(())
     }
 
-    /// Writes one copy: the entry sectors that differ, flush, the header, flush.
+    /// Writes one copy, then flushes once. The header and the entry sectors that
+    /// changed are one write when they are adjacent (the usual layout: the span from the
+    /// header to the last changed sector, or from the first changed sector to the
+    /// header); a cut inside it leaves the copy's CRCs failing, so no flush is needed
+    /// between them. The flush after it is what orders this copy before the other one.
     fn write_copy<M: Medium>(
         &self,
         medium: &mut M,
@@ -200,6 +205,7 @@ impl Table {
         entries: &[u8],
     ) -> Result<(), StoreError> {
         let ss = self.sector_size;
+        let sector = ss as usize;
         let at = header.entries_lba * ss;
         let region_len = header.entries_sectors(ss) * ss;
         let region_len = usize::try_from(region_len)
@@ -207,14 +213,32 @@ impl Table {
         let mut region = medium.read_at(at, region_len)?;
         let old = region.clone();
         region[..entries.len()].copy_from_slice(entries);
-        let sector = ss as usize;
-        for (i, (new, was)) in region.chunks(sector).zip(old.chunks(sector)).enumerate() {
-            if new != was {
-                medium.write_at(at + i as u64 * ss, new)?;
+        let changed: Vec<usize> = (0..region_len / sector)
+            .filter(|i| region[i * sector..(i + 1) * sector] != old[i * sector..(i + 1) * sector])
+            .collect();
+        let head = header.to_sector(sector);
+        let array_sectors = header.entries_sectors(ss);
+        match (changed.first(), changed.last()) {
+            (_, Some(&last)) if header.entries_lba == header.my_lba + 1 => {
+                let mut span = head;
+                span.extend_from_slice(&region[..(last + 1) * sector]);
+                medium.write_at(header.my_lba * ss, &span)?;
+            }
+            (Some(&first), _) if header.entries_lba + array_sectors == header.my_lba => {
+                let mut span = region[first * sector..].to_vec();
+                span.extend_from_slice(&head);
+                medium.write_at(at + (first * sector) as u64, &span)?;
+            }
+            _ => {
+                for i in changed {
+                    medium.write_at(
+                        at + (i * sector) as u64,
+                        &region[i * sector..(i + 1) * sector],
+                    )?;
+                }
+                medium.write_at(header.my_lba * ss, &head)?;
             }
         }
-        medium.flush()?;
-        medium.write_at(header.my_lba * ss, &header.to_sector(sector))?;
         Ok(medium.flush()?)
     }
 }

@@ -21,10 +21,14 @@
 //! simulation derives it from the record, so it survives between `skerryctl` calls.
 //!
 //! # Atomicity
-//! One file, replaced whole through [`crate::Medium::replace_all`] (temp file, fsync,
-//! rename, fsync the directory): after a power cut the old or the new file is there.
-//! The conformance suite's torn-write pass covers it because the store has no second
-//! file. Comments, unknown keys, other sections and CRLF line endings are kept.
+//! `autoboot.txt` lives on FAT, which has no atomic rename. So the file is kept exactly
+//! one 512-byte sector long (padded with a `#` comment line) and rewritten in place with
+//! one write and one flush: a sector lands whole or not at all, and the length never
+//! changes. Only the first rewrite of a file of another length (`init`, a hand-made
+//! file) replaces it (atomic on POSIX filesystems, not on FAT). The power-loss tests
+//! (`tests/power_loss.rs`) check it under the lossy model in FAT mode. Comments, unknown
+//! keys, other sections and CRLF line endings are kept; content that does not fit one
+//! sector is refused.
 //!
 //! # Layout
 //! - [`autoboot`]: parsing and rewriting `autoboot.txt`, and what the firmware reads.

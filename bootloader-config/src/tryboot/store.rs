@@ -11,6 +11,12 @@ use super::{firmware, record};
 
 /// The file the firmware reads, in the first FAT partition.
 pub const AUTOBOOT_FILE: &str = "autoboot.txt";
+/// The file is always exactly this long: one sector, rewritten in place. FAT has no
+/// atomic rename, but a single sector is written whole or not at all, and a file whose
+/// length does not change needs no directory-entry update. Only the first rewrite of a
+/// file of another length goes through the atomic replace (not atomic on FAT).
+pub const FILE_LEN: usize = 512;
+
 /// A trial gets exactly one boot: the one right after `reboot "0 tryboot"`.
 pub const TRYBOOT_TRIES: u8 = 1;
 
@@ -176,6 +182,29 @@ impl<M: Medium> TrybootStore<M> {
         }
     }
 
+    /// Rewrites the file as exactly one sector in place (see [`FILE_LEN`]).
+    fn write_in_place(&mut self, text: Vec<u8>) -> Result<(), StoreError> {
+        let bytes = fixed_length(text).map_err(|len| StoreError::Unsupported {
+            path: self.autoboot.path().to_owned(),
+            reason: format!(
+                "autoboot.txt would be {len} bytes; a power-safe rewrite on FAT needs it to fit \
+                 one {FILE_LEN}-byte sector (remove comments or sections the firmware does not need)"
+            ),
+        })?;
+        let len = match self.autoboot.len() {
+            Err(e) if e.is_not_found() => 0,
+            other => other?,
+        };
+        if len != FILE_LEN as u64 {
+            // The first rewrite of a file of another length (`init`, a hand-made file)
+            // changes its length, which no in-place write can do atomically; the atomic
+            // replace does it on POSIX filesystems, and on FAT it is this one write.
+            return Ok(self.autoboot.replace_all(&bytes)?);
+        }
+        self.autoboot.write_at(0, &bytes)?;
+        Ok(self.autoboot.flush()?)
+    }
+
     /// `[all]`'s partition (the first good slot) and `[tryboot]`'s (the slot on trial,
     /// or the same as `[all]` when nothing is on trial).
     fn partitions_for(&self, state: &BootState) -> Result<(u32, u32), StoreError> {
@@ -215,7 +244,7 @@ impl<M: Medium> BootStore for TrybootStore<M> {
         doc.set_partitions(normal, tryboot)
             .map_err(|e| self.parse_error(e))?;
         doc.set_top_comment(record::PREFIX, &record::render(state.slots()));
-        Ok(self.autoboot.replace_all(&doc.to_bytes())?)
+        self.write_in_place(doc.to_bytes())
     }
 
     fn max_tries(&self) -> u8 {
@@ -249,5 +278,57 @@ impl<M: Medium> BootStore for TrybootStore<M> {
         }
         self.commit(&next)?;
         Ok(booted)
+    }
+}
+/// `text` padded to [`FILE_LEN`] with a final `#` comment line, after dropping the
+/// padding line an earlier rewrite added; the length it would need if it does not fit.
+fn fixed_length(mut text: Vec<u8>) -> Result<Vec<u8>, usize> {
+    while text.last() == Some(&b'\n') && text.len() >= 2 {
+        let body = &text[..text.len() - 1];
+        let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let line = body[start..].strip_suffix(b"\r").unwrap_or(&body[start..]);
+        if line.len() >= 2 && line.iter().all(|&b| b == b'#') {
+            text.truncate(start);
+        } else {
+            break;
+        }
+    }
+    // The padding line ends like the file's lines do.
+    let eol: &[u8] = if text.windows(2).any(|w| w == b"\r\n") {
+        b"\r\n"
+    } else {
+        b"\n"
+    };
+    if !text.is_empty() && text.last() != Some(&b'\n') {
+        text.extend_from_slice(eol);
+    }
+    // The padding line is at least "##", so it is never mistaken for content.
+    let needed = text.len() + 2 + eol.len();
+    if needed > FILE_LEN {
+        return Err(needed);
+    }
+    text.resize(FILE_LEN - eol.len(), b'#');
+    text.extend_from_slice(eol);
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_is_replaced_not_stacked() {
+        let once = fixed_length(b"tryboot_a_b=1\n".to_vec()).unwrap();
+        assert_eq!(once.len(), FILE_LEN);
+        assert!(once.starts_with(b"tryboot_a_b=1\n##"));
+        assert_eq!(fixed_length(once.clone()).unwrap(), once);
+        let crlf = fixed_length(b"a=1\r\n####\r\n".to_vec()).unwrap();
+        assert!(crlf.starts_with(b"a=1\r\n##") && crlf.ends_with(b"#\r\n"));
+        assert_eq!(crlf.len(), FILE_LEN);
+    }
+
+    #[test]
+    fn too_long_a_file_is_refused() {
+        assert_eq!(fixed_length(vec![b'x'; 600]), Err(604));
     }
 }

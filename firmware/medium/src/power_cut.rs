@@ -1,8 +1,9 @@
 //! [`PowerCutMedium`]: memory that loses power after a given number of written bytes.
 //!
-//! It models a medium whose writes land in order, byte by byte: a cut leaves a prefix.
-//! The lossy page-cache model ([`crate::lossy`]) is the stricter one; this one finds
-//! torn-write bugs at every byte offset cheaply.
+//! It models a medium whose writes land in order, sector by sector: a cut leaves a
+//! prefix of whole 512-byte sectors (a sector is written whole or not at all, as in the
+//! lossy model). The lossy page-cache model ([`crate::lossy`]) is the stricter one;
+//! this one tries every byte budget cheaply.
 
 use std::path::Path;
 
@@ -10,9 +11,12 @@ use crate::error::MediumError;
 use crate::medium::Medium;
 use crate::memory::{memory_path, slice_at, write_into};
 
+/// The unit a write lands in.
+const SECTOR: u64 = 512;
+
 /// Memory that loses power after `budget` more bytes are written: a write that crosses
-/// the budget lands only its first bytes, and a `replace_all` that does not fit lands
-/// nothing (the rename never happened).
+/// the budget lands only the whole sectors before it, and a `replace_all` that does not
+/// fit lands nothing (the rename never happened).
 #[derive(Debug, Clone)]
 pub struct PowerCutMedium {
     bytes: Vec<u8>,
@@ -82,11 +86,16 @@ impl Medium for PowerCutMedium {
 
     fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), MediumError> {
         let n = self.allowance(data.len());
-        write_into(&mut self.bytes, offset, &data[..n])?;
-        self.written += n;
         if n < data.len() {
+            // Only the sectors wholly before the cut land.
+            let end = (offset + n as u64) / SECTOR * SECTOR;
+            let landed = end.saturating_sub(offset) as usize;
+            write_into(&mut self.bytes, offset, &data[..landed])?;
+            self.written += n;
             return Err(Self::power_lost());
         }
+        write_into(&mut self.bytes, offset, data)?;
+        self.written += n;
         Ok(())
     }
 
@@ -113,11 +122,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn power_cut_lands_a_prefix() {
-        let mut m = PowerCutMedium::new(vec![0; 8]);
-        m.cut_after(3);
-        assert!(m.write_at(2, &[1, 2, 3, 4, 5]).is_err());
-        assert_eq!(m.bytes(), &[0, 0, 1, 2, 3, 0, 0, 0]);
+    fn power_cut_lands_whole_sectors() {
+        let mut m = PowerCutMedium::new(vec![0; 2048]);
+        m.cut_after(1000);
+        assert!(m.write_at(100, &[1; 1500]).is_err());
+        assert!(m.bytes()[100..1024].iter().all(|&b| b == 1));
+        assert!(m.bytes()[1024..].iter().all(|&b| b == 0));
         assert!(m.write_at(0, &[9]).is_err());
         assert_eq!(m.bytes()[0], 0);
     }
