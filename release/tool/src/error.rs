@@ -30,6 +30,12 @@ pub enum ReleaseError {
     },
     #[error("{board} {version} is already released; versions are immutable")]
     AlreadyReleased { board: String, version: String },
+    #[error("cannot read image {}", path.display())]
+    UnreadableImage {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("image {} is empty", path.display())]
     EmptyImage { path: PathBuf },
     #[error("the keys in {} do not match the repository's {role} role; wrong key directory?", dir.display())]

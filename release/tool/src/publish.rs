@@ -382,7 +382,10 @@ fn check_publishing_keys(root: &Root, keys: &KeySet) -> Result<(), ReleaseError>
 
 /// Refuses a missing, unreadable or empty image before anything is written.
 fn check_image(image: &Path) -> Result<(), ReleaseError> {
-    let meta = std::fs::metadata(image).map_err(ReleaseError::io(image))?;
+    let meta = std::fs::metadata(image).map_err(|source| ReleaseError::UnreadableImage {
+        path: image.into(),
+        source,
+    })?;
     // A block device reports length 0 here; pack_image refuses it if it reads nothing.
     if meta.is_file() && meta.len() == 0 {
         return Err(ReleaseError::EmptyImage { path: image.into() });

@@ -114,7 +114,7 @@ fn a_missing_image_leaves_no_files() {
     let fx = Fixture::new();
     let img = fx.tmp.path().join("no-such-image");
     let err = fx.refused("missing image", || fx.add(&fx.keys, "1.1.0", &img));
-    assert!(matches!(err, ReleaseError::Io { .. }), "{err}");
+    assert!(matches!(err, ReleaseError::UnreadableImage { .. }), "{err}");
 }
 
 #[test]
