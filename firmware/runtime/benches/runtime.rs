@@ -7,6 +7,12 @@
 //! (b) One kind watched by 10k watchers: latency from a write to each watcher.
 //! (c) Heap bytes per stored resource beyond its spec, from a counting allocator.
 //! (d) Writes per second to a persistent type through the file log.
+//! (e) A slow disk: every persistent write waits 50 ms in its backend (an SD card's
+//!     fsync), issued from a task on the runtime like a controller's write; meanwhile
+//!     readers of another kind, the watchdog's feed (an ephemeral write every 10 ms)
+//!     and, for contrast, a reader of the kind being written run on the same 2 worker
+//!     threads. Latency is from when each task was due (its timer tick) to when its
+//!     read or write returned.
 //!
 //! Run: `cargo bench -p skerry-runtime` (the bench profile is optimised).
 
@@ -18,8 +24,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use skerry_runtime::{
-    Durability, FileLog, Persistence, Resource, ResourceSpec, Runtime, RuntimeOptions, State,
-    StateOptions, Transform, WatchEvent,
+    Backend, BackendError, Durability, FileLog, PersistedResource, Persistence, Resource,
+    ResourceKey, ResourceSpec, Runtime, RuntimeOptions, Selector, State, StateOptions, Transform,
+    WatchEvent,
 };
 
 /// Counts live heap bytes (requested sizes) so (c) can measure what the state holds.
@@ -371,6 +378,157 @@ fn persistent_writes(durability: Durability, updates: usize) -> f64 {
     updates as f64 / start.elapsed().as_secs_f64()
 }
 
+/// A file log on a slow card: each durable write takes `delay` longer.
+#[derive(Debug)]
+struct SlowDisk {
+    log: FileLog,
+    delay: Duration,
+}
+
+impl Backend for SlowDisk {
+    fn load(&mut self) -> Result<Vec<PersistedResource>, BackendError> {
+        self.log.load()
+    }
+
+    fn put(&mut self, record: &PersistedResource) -> Result<(), BackendError> {
+        std::thread::sleep(self.delay);
+        self.log.put(record)
+    }
+
+    fn remove(&mut self, key: &ResourceKey) -> Result<(), BackendError> {
+        std::thread::sleep(self.delay);
+        self.log.remove(key)
+    }
+}
+
+/// The watchdog controller's ephemeral heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct WatchdogFeed {
+    seq: u64,
+}
+impl ResourceSpec for WatchdogFeed {
+    const TYPE: &'static str = "WatchdogFeeds.bench.skerry.dev";
+}
+
+struct SlowDiskResult {
+    writes: u64,
+    other_kind: Vec<Duration>,
+    feed: Vec<Duration>,
+    same_kind: Vec<Duration>,
+}
+
+/// Where (e)'s persistent writer runs.
+#[derive(Debug, Clone, Copy)]
+enum WriterPlacement {
+    /// `spawn_blocking`: the fsync waits on a blocking thread.
+    BlockingThread,
+    /// A task on a worker, as a controller's reconcile writes.
+    Worker,
+}
+
+/// Runs `op` every `period` until `until`, recording how late each run finished
+/// relative to when it was due.
+async fn ticking(period: Duration, until: Instant, mut op: impl FnMut()) -> Vec<Duration> {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut late = Vec::new();
+    loop {
+        let due = interval.tick().await;
+        if Instant::now() >= until {
+            return late;
+        }
+        op();
+        late.push(Instant::now().saturating_duration_since(due.into_std()));
+    }
+}
+
+/// (e): see the module docs.
+async fn slow_disk(
+    delay: Duration,
+    run_for: Duration,
+    placement: WriterPlacement,
+) -> SlowDiskResult {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let log = FileLog::open_with(dir.path(), Durability::ProcessCrash, 1 << 20)
+        .unwrap_or_else(|e| panic!("log: {e}"));
+    let backend = SlowDisk { log, delay };
+    let state = State::with_backend(Box::new(backend), StateOptions::default())
+        .unwrap_or_else(|e| panic!("state: {e}"));
+    for id in 0..100 {
+        let spec = Raw { seq: id };
+        if let Err(e) = state.apply_owned(&format!("r{id}"), None, spec) {
+            panic!("seed: {e}");
+        }
+    }
+    let until = Instant::now() + run_for;
+    let write_all = {
+        let state = state.clone();
+        move || {
+            let mut writes = 0;
+            while Instant::now() < until {
+                let spec = Stored {
+                    value: writes,
+                    name: "hostname".to_owned(),
+                };
+                if let Err(e) = state.apply_owned("config", None, spec) {
+                    panic!("write: {e}");
+                }
+                writes += 1;
+            }
+            writes
+        }
+    };
+    let writer = match placement {
+        WriterPlacement::BlockingThread => tokio::task::spawn_blocking(write_all),
+        // A controller writing from its reconcile: the fsync occupies a worker.
+        WriterPlacement::Worker => tokio::spawn(async move { write_all() }),
+    };
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let state = state.clone();
+            tokio::spawn(ticking(Duration::from_millis(1), until, move || {
+                let listed = state.list::<Raw>(&Selector::all()).map_or(0, |l| l.len());
+                let one = state.get::<Raw>("r7").map_or(0, |r| r.spec.seq);
+                std::hint::black_box((listed, one));
+            }))
+        })
+        .collect();
+    let feed = {
+        let state = state.clone();
+        let mut seq = 0;
+        tokio::spawn(ticking(Duration::from_millis(10), until, move || {
+            seq += 1;
+            if let Err(e) = state.apply_owned("watchdog", Some("watchdog"), WatchdogFeed { seq }) {
+                panic!("feed: {e}");
+            }
+        }))
+    };
+    let same = {
+        let state = state.clone();
+        tokio::spawn(ticking(Duration::from_millis(5), until, move || {
+            std::hint::black_box(state.get::<Stored>("config").map_or(0, |s| s.spec.value));
+        }))
+    };
+    let mut other_kind = Vec::new();
+    for reader in readers {
+        other_kind.extend(reader.await.unwrap_or_else(|e| panic!("reader: {e}")));
+    }
+    let mut feed = feed.await.unwrap_or_else(|e| panic!("feed: {e}"));
+    let mut same_kind = same
+        .await
+        .unwrap_or_else(|e| panic!("same-kind reader: {e}"));
+    let writes = writer.await.unwrap_or_else(|e| panic!("writer: {e}"));
+    other_kind.sort_unstable();
+    feed.sort_unstable();
+    same_kind.sort_unstable();
+    SlowDiskResult {
+        writes,
+        other_kind,
+        feed,
+        same_kind,
+    }
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -394,7 +552,7 @@ fn flavors() -> Vec<(&'static str, tokio::runtime::Runtime)> {
 
 fn main() {
     // `cargo bench` passes `--bench`; other arguments select parts by name
-    // (chain, fan-out, memory, persistent); none selects all.
+    // (chain, fan-out, memory, persistent, slow-disk); none selects all.
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -467,6 +625,47 @@ fn main() {
         let buffered = persistent_writes(Durability::ProcessCrash, 20_000);
         println!("| (d) persistent writes (file log) | fsync per write | {fsync:.0} writes/s |");
         println!("| (d) persistent writes (file log) | no fsync (survives process crash) | {buffered:.0} writes/s |");
+    }
+    if wanted("slow-disk") {
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
+        let delay = Duration::from_millis(50);
+        for (placement, place) in [
+            (
+                WriterPlacement::BlockingThread,
+                "writer on a blocking thread",
+            ),
+            (WriterPlacement::Worker, "writer on a worker"),
+        ] {
+            let r = tokio.block_on(slow_disk(delay, Duration::from_secs(4), placement));
+            let setting = format!(
+                "2 worker threads, {} ms per persistent write, {place}, {} writes in 4 s",
+                delay.as_millis(),
+                r.writes
+            );
+            for (what, samples) in [
+                (
+                    "reader of another kind (get + list of 100), due every 1 ms",
+                    &r.other_kind,
+                ),
+                ("watchdog feed (ephemeral write), due every 10 ms", &r.feed),
+                (
+                    "reader of the kind being written, due every 5 ms",
+                    &r.same_kind,
+                ),
+            ] {
+                println!(
+                    "| (e) slow fsync: {what} | {setting} | p50 {}, p99 {}, max {} ({} runs) |",
+                    ms(percentile(samples, 0.5)),
+                    ms(percentile(samples, 0.99)),
+                    ms(samples.last().copied().unwrap_or_default()),
+                    samples.len()
+                );
+            }
+        }
     }
     println!("\nload average {} at end", load_average());
 }

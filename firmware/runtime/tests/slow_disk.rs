@@ -1,5 +1,6 @@
-//! A write to a persistent type that is stuck in its fsync holds only its own kind:
-//! readers and writers of other kinds (the watchdog's feed among them) go on.
+//! A write to a persistent type that is stuck in its fsync holds no lock a reader
+//! needs: readers and writers of other kinds (the watchdog's feed among them) go on,
+//! and readers of the kind being written see it as it was before the write.
 //!
 //! The backend here blocks inside `put` until the test lets it go, so the test knows
 //! the fsync is in progress while it reads; nothing is timed.
@@ -11,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use common::{setting, StageA, StageB};
+use common::{setting, Setting, StageA, StageB};
 use skerry_runtime::{
     Backend, BackendError, PersistedResource, Resource, ResourceKey, Selector, State, StateOptions,
+    WatchEvent,
 };
 
 /// A backend whose `put` announces itself and then waits for a release.
@@ -48,7 +50,7 @@ impl Backend for GatedDisk {
 const BLOCKED: Duration = Duration::from_secs(20);
 
 #[test]
-fn readers_of_other_kinds_finish_while_an_fsync_is_stuck() {
+fn readers_finish_while_an_fsync_is_stuck() {
     let (entered_tx, entered) = mpsc::channel();
     let (release, release_rx) = mpsc::channel();
     let disk = GatedDisk {
@@ -84,7 +86,17 @@ fn readers_of_other_kinds_finish_while_an_fsync_is_stuck() {
             let mut watcher = state.watch_kind::<StageA>(None).expect("watch");
             let snapshot = std::iter::from_fn(|| watcher.try_next().ok().flatten()).count();
             let _ = state.kinds();
-            let _ = done_tx.send((listed.len(), snapshot));
+            // Readers of the kind being written see it as it was before the write.
+            let pending = state.get::<Setting>("persisted").is_err()
+                && state
+                    .list::<Setting>(&Selector::all())
+                    .is_ok_and(|l| l.is_empty());
+            let mut settings = state.watch_kind::<Setting>(None).expect("watch");
+            let bootstrapped = matches!(
+                settings.try_next(),
+                Ok(Some(WatchEvent::Bootstrapped { .. }))
+            );
+            let _ = done_tx.send((listed.len(), snapshot, pending && bootstrapped));
         })
     };
     let outcome = done.recv_timeout(BLOCKED);
@@ -98,8 +110,18 @@ fn readers_of_other_kinds_finish_while_an_fsync_is_stuck() {
         .expect("writer thread")
         .expect("persistent write");
     reader.join().expect("reader thread");
-    let (listed, snapshot) =
-        outcome.expect("reads of other kinds completed while the fsync was stuck");
+    let (listed, snapshot, old_view) = outcome.expect("reads completed while the fsync was stuck");
     assert_eq!((listed, snapshot), (1, 2));
+    assert!(
+        old_view,
+        "readers of the written kind saw its state before the write"
+    );
+    assert_eq!(
+        state
+            .get::<Setting>("persisted")
+            .expect("durable, then visible")
+            .spec,
+        setting(1)
+    );
     assert_eq!(state.get::<StageA>("feed").expect("fed").spec, StageA(1));
 }

@@ -1,15 +1,18 @@
 //! The in-memory index behind [`State`](super::State): resources per namespace and
 //! type, the per-kind event history that makes bookmarks resumable, and the broadcast
-//! channel each kind's watchers listen on. Every write goes through [`Core::commit`],
+//! channel each kind's watchers listen on. Every write goes through [`Core::write`],
 //! which persists first (for persistent types) and only then changes memory, so a
 //! failed write changes nothing.
 //!
-//! Locking: each kind has its own mutex, and the map of kinds a read-write lock that
-//! is only held to find or add a kind (never while a kind's lock is awaited). A write
-//! to a persistent kind holds that kind's lock and the backend's lock across the
-//! backend's fsync, so a slow disk delays only writers of persistent kinds and readers
-//! of the kind being written; every other kind stays readable and writable. Lock
-//! order is kind, then backend; no operation holds two kinds at once.
+//! Locking: each kind has two mutexes, a writer gate and its data; the map of kinds is
+//! a read-write lock held only to find or add a kind (never while a kind's lock is
+//! awaited). A write takes its kind's gate, then the data to check and build the
+//! change; for a persistent kind it lets go of the data while the backend writes and
+//! fsyncs (under the gate and the backend's lock), then takes the data again to apply
+//! and announce. So a slow disk delays only the next writers of persistent kinds;
+//! readers, watchers and writers of ephemeral kinds never wait for it. Lock order is
+//! gate, data, backend (the data lock is never held while waiting for the backend);
+//! no operation holds two kinds at once.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
@@ -46,8 +49,15 @@ pub(crate) struct Kind {
     pub tx: broadcast::Sender<WatchEvent>,
 }
 
-/// A kind behind its own lock.
-pub(crate) type SharedKind = Arc<Mutex<Kind>>;
+/// A kind behind its own locks: `gate` orders its writers (held across the backend's
+/// fsync), `data` guards its contents (held only briefly, never across I/O).
+#[derive(Debug)]
+pub(crate) struct KindCell {
+    pub gate: Mutex<()>,
+    pub data: Mutex<Kind>,
+}
+
+pub(crate) type SharedKind = Arc<KindCell>;
 
 /// A kind in the index, with what can be read without its lock.
 #[derive(Debug, Clone)]
@@ -172,7 +182,9 @@ impl Core {
                 &raw.metadata.type_name,
                 Some(TypeInfo::loaded(record.sensitivity)),
             );
-            lock(&kind).resources.insert(raw.metadata.id.clone(), raw);
+            let mut kind = lock(&kind.data);
+            kind.resources.insert(raw.metadata.id.clone(), raw);
+            kind.len.store(kind.resources.len(), Ordering::SeqCst);
         }
     }
 
@@ -233,20 +245,50 @@ impl Core {
             namespace: kind.namespace.clone(),
             type_name: kind.type_name.clone(),
             len: kind.len.clone(),
-            kind: Arc::new(Mutex::new(kind)),
+            kind: Arc::new(KindCell {
+                gate: Mutex::new(()),
+                data: Mutex::new(kind),
+            }),
         };
         namespaces.push(entry.clone());
         entry.kind
     }
 
-    /// Persists (if the type persists), applies and announces one change. The caller
-    /// holds `kind`'s lock.
-    pub fn commit(&self, kind: &mut Kind, change: Change) -> Result<Bookmark, StateError> {
+    /// One write to a kind: `build` checks the request against the kind and returns
+    /// the change to make (or none) with the caller's result; the change is then
+    /// persisted (if the type persists), applied and announced.
+    ///
+    /// The kind's gate is held throughout, so writers of one kind follow each other
+    /// and `build` always sees the effect of the previous write. The data lock is
+    /// released while the backend writes: readers and watchers of the kind see the
+    /// old state until the write is durable, then the new one.
+    pub fn write<R>(
+        &self,
+        cell: &KindCell,
+        info: Option<TypeInfo>,
+        build: impl FnOnce(&mut Kind) -> Result<(Option<Change>, R), StateError>,
+    ) -> Result<R, StateError> {
+        let _gate = lock(&cell.gate);
+        let mut kind = lock(&cell.data);
+        kind.learn(info);
+        let (change, result) = build(&mut kind)?;
+        let Some(change) = change else {
+            return Ok(result);
+        };
         if kind.info.persistence == Persistence::Persistent {
-            let mut backend = lock(&self.backend);
-            persist(backend.as_mut(), kind, &change)?;
+            let record = encode(&kind, &change)?;
+            drop(kind);
+            write_record(lock(&self.backend).as_mut(), record)?;
+            kind = lock(&cell.data);
         }
-        // Revisions are handed out under the kind's lock, so they rise within a kind.
+        self.apply(&mut kind, change);
+        Ok(result)
+    }
+
+    /// Applies and announces a change that is already durable (or needs no
+    /// durability). Revisions are handed out under the kind's gate and data lock, so
+    /// they rise within a kind.
+    fn apply(&self, kind: &mut Kind, change: Change) {
         let next = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
         let bookmark = Some(Bookmark {
             epoch: self.epoch,
@@ -284,14 +326,16 @@ impl Core {
         kind.history.push_back(event.clone());
         // No receivers is fine: nobody watches this kind yet.
         let _ = kind.tx.send(event);
-        Ok(Bookmark {
-            epoch: self.epoch,
-            revision: next,
-        })
     }
 }
 
-fn persist(backend: &mut dyn Backend, kind: &Kind, change: &Change) -> Result<(), StateError> {
+/// A change as the backend records it.
+enum Record {
+    Put(ResourceKey, PersistedResource),
+    Remove(ResourceKey),
+}
+
+fn encode(kind: &Kind, change: &Change) -> Result<Record, StateError> {
     match change {
         Change::Put { new, .. } => {
             let key = new.metadata.key();
@@ -304,15 +348,19 @@ fn persist(backend: &mut dyn Backend, kind: &Kind, change: &Change) -> Result<()
                 sensitivity: kind.info.sensitivity,
                 spec,
             };
-            backend
-                .put(&record)
-                .map_err(|source| StateError::Backend { key, source })
+            Ok(Record::Put(key, record))
         }
-        Change::Remove { old } => {
-            let key: ResourceKey = old.metadata.key();
-            backend
-                .remove(&key)
-                .map_err(|source| StateError::Backend { key, source })
-        }
+        Change::Remove { old } => Ok(Record::Remove(old.metadata.key())),
+    }
+}
+
+fn write_record(backend: &mut dyn Backend, record: Record) -> Result<(), StateError> {
+    match record {
+        Record::Put(key, record) => backend
+            .put(&record)
+            .map_err(|source| StateError::Backend { key, source }),
+        Record::Remove(key) => backend
+            .remove(&key)
+            .map_err(|source| StateError::Backend { key, source }),
     }
 }

@@ -3,15 +3,15 @@
 //! bookmarks.
 //!
 //! Layout:
-//! - `core`: the index of kinds, each behind its own lock with its history and
+//! - `core`: the index of kinds, each behind its own locks with its history and
 //!   broadcast channel; every write commits there (persist first, then memory, then
 //!   announce).
 //! - `watch`: [`Watcher`], [`WatchEvent`], [`Bookmark`], [`Epoch`].
 //!
-//! All operations are synchronous and short; only watching awaits. Writes to
-//! persistent types wait for the backend (an fsync by default) while holding only
-//! their own kind's lock, so a slow disk never stalls readers or writers of other
-//! kinds.
+//! All operations are synchronous and short; only watching awaits. A write to a
+//! persistent type waits for the backend (an fsync by default) holding only its
+//! kind's writer gate, not the kind's data: a slow disk delays the next writer of that
+//! kind, never a reader, a watcher or a writer of another kind.
 
 mod core;
 mod watch;
@@ -136,23 +136,22 @@ impl State {
         read: impl FnOnce(Option<&Kind>) -> R,
     ) -> R {
         match self.core.kind(namespace, type_name) {
-            Some(kind) => read(Some(&lock(&kind))),
+            Some(cell) => read(Some(&lock(&cell.data))),
             None => read(None),
         }
     }
 
-    /// Runs `write` on the kind (created if missing) under its lock.
+    /// Runs `build` on the kind (created if missing) under its locks and commits the
+    /// change it returns, if any (see [`Core::write`]).
     fn write_kind<R>(
         &self,
         namespace: &str,
         type_name: &str,
         info: Option<TypeInfo>,
-        write: impl FnOnce(&Core, &mut Kind) -> Result<R, StateError>,
+        build: impl FnOnce(&mut Kind) -> Result<(Option<Change>, R), StateError>,
     ) -> Result<R, StateError> {
-        let shared = self.core.kind_or_insert(namespace, type_name, info);
-        let mut kind = lock(&shared);
-        kind.learn(info);
-        write(&self.core, &mut kind)
+        let cell = self.core.kind_or_insert(namespace, type_name, info);
+        self.core.write(&cell, info, build)
     }
 
     /// Reads one resource.
@@ -198,69 +197,55 @@ impl State {
     /// Creates a resource; its metadata's owner becomes the owner. Returns its version.
     pub fn create<T: ResourceSpec>(&self, resource: Resource<T>) -> Result<Version, StateError> {
         check_id::<T>(&resource.metadata.id)?;
-        self.write_kind(
-            T::NAMESPACE,
-            T::TYPE,
-            Some(TypeInfo::of::<T>()),
-            |core, kind| {
-                let key = resource.metadata.key();
-                kind.check_exclusive(&key, resource.metadata.owner.as_deref())?;
-                if kind.resources.contains_key(&resource.metadata.id) {
-                    return Err(StateError::AlreadyExists { key });
-                }
-                let now = SystemTime::now();
-                let mut metadata = resource.metadata;
-                metadata.namespace = kind.namespace.clone();
-                metadata.type_name = kind.type_name.clone();
-                metadata.version = Version(1);
-                metadata.phase = Phase::Running;
-                metadata.created = now;
-                metadata.updated = now;
-                let new = Arc::new(RawResource {
-                    metadata,
-                    spec: Arc::new(resource.spec),
-                });
-                core.commit(kind, Change::Put { new, created: true })?;
-                Ok(Version(1))
-            },
-        )
+        self.write_kind(T::NAMESPACE, T::TYPE, Some(TypeInfo::of::<T>()), |kind| {
+            let key = resource.metadata.key();
+            kind.check_exclusive(&key, resource.metadata.owner.as_deref())?;
+            if kind.resources.contains_key(&resource.metadata.id) {
+                return Err(StateError::AlreadyExists { key });
+            }
+            let now = SystemTime::now();
+            let mut metadata = resource.metadata;
+            metadata.namespace = kind.namespace.clone();
+            metadata.type_name = kind.type_name.clone();
+            metadata.version = Version(1);
+            metadata.phase = Phase::Running;
+            metadata.created = now;
+            metadata.updated = now;
+            let new = Arc::new(RawResource {
+                metadata,
+                spec: Arc::new(resource.spec),
+            });
+            Ok((Some(Change::Put { new, created: true }), Version(1)))
+        })
     }
 
     /// Replaces spec and labels if `resource.metadata.version` is still the stored
     /// version and the writer (its owner field) owns it. Phase and finalizers are kept.
     pub fn update<T: ResourceSpec>(&self, resource: Resource<T>) -> Result<Version, StateError> {
-        self.write_kind(
-            T::NAMESPACE,
-            T::TYPE,
-            Some(TypeInfo::of::<T>()),
-            |core, kind| {
-                let key = resource.metadata.key();
-                kind.check_exclusive(&key, resource.metadata.owner.as_deref())?;
-                let stored = existing(kind.resources.get(&resource.metadata.id), &key)?;
-                if stored.metadata.version != resource.metadata.version {
-                    return Err(StateError::Conflict {
-                        key,
-                        expected: resource.metadata.version,
-                        actual: stored.metadata.version,
-                    });
-                }
-                check_owner(&stored, resource.metadata.owner.as_deref())?;
-                let new = successor(
-                    &stored,
-                    Arc::new(resource.spec),
-                    Some(resource.metadata.labels),
-                );
-                let version = new.metadata.version;
-                core.commit(
-                    kind,
-                    Change::Put {
-                        new,
-                        created: false,
-                    },
-                )?;
-                Ok(version)
-            },
-        )
+        self.write_kind(T::NAMESPACE, T::TYPE, Some(TypeInfo::of::<T>()), |kind| {
+            let key = resource.metadata.key();
+            kind.check_exclusive(&key, resource.metadata.owner.as_deref())?;
+            let stored = existing(kind.resources.get(&resource.metadata.id), &key)?;
+            if stored.metadata.version != resource.metadata.version {
+                return Err(StateError::Conflict {
+                    key,
+                    expected: resource.metadata.version,
+                    actual: stored.metadata.version,
+                });
+            }
+            check_owner(&stored, resource.metadata.owner.as_deref())?;
+            let new = successor(
+                &stored,
+                Arc::new(resource.spec),
+                Some(resource.metadata.labels),
+            );
+            let version = new.metadata.version;
+            let change = Change::Put {
+                new,
+                created: false,
+            };
+            Ok((Some(change), version))
+        })
     }
 
     /// Creates or updates the resource `id` owned by `owner` (the controllers' write):
@@ -272,44 +257,38 @@ impl State {
         spec: T,
     ) -> Result<Applied, StateError> {
         check_id::<T>(id)?;
-        self.write_kind(
-            T::NAMESPACE,
-            T::TYPE,
-            Some(TypeInfo::of::<T>()),
-            |core, kind| {
-                kind.check_exclusive(&key(&kind.namespace, &kind.type_name, id), owner)?;
-                let (change, applied) = match kind.resources.get(id) {
-                    Some(stored) => {
-                        check_owner(stored, owner)?;
-                        if stored.spec::<T>().is_ok_and(|old| *old == spec) {
-                            return Ok(Applied::Unchanged);
-                        }
-                        let new = successor(stored, Arc::new(spec), None);
-                        (
-                            Change::Put {
-                                new,
-                                created: false,
-                            },
-                            Applied::Updated,
-                        )
+        self.write_kind(T::NAMESPACE, T::TYPE, Some(TypeInfo::of::<T>()), |kind| {
+            kind.check_exclusive(&key(&kind.namespace, &kind.type_name, id), owner)?;
+            let (change, applied) = match kind.resources.get(id) {
+                Some(stored) => {
+                    check_owner(stored, owner)?;
+                    if stored.spec::<T>().is_ok_and(|old| *old == spec) {
+                        return Ok((None, Applied::Unchanged));
                     }
-                    None => {
-                        let mut resource = Resource::new(id, spec);
-                        resource.metadata.namespace = kind.namespace.clone();
-                        resource.metadata.type_name = kind.type_name.clone();
-                        resource.metadata.version = Version(1);
-                        resource.metadata.owner = owner.map(Arc::from);
-                        let new = Arc::new(RawResource {
-                            metadata: resource.metadata,
-                            spec: Arc::new(resource.spec),
-                        });
-                        (Change::Put { new, created: true }, Applied::Created)
-                    }
-                };
-                core.commit(kind, change)?;
-                Ok(applied)
-            },
-        )
+                    let new = successor(stored, Arc::new(spec), None);
+                    (
+                        Change::Put {
+                            new,
+                            created: false,
+                        },
+                        Applied::Updated,
+                    )
+                }
+                None => {
+                    let mut resource = Resource::new(id, spec);
+                    resource.metadata.namespace = kind.namespace.clone();
+                    resource.metadata.type_name = kind.type_name.clone();
+                    resource.metadata.version = Version(1);
+                    resource.metadata.owner = owner.map(Arc::from);
+                    let new = Arc::new(RawResource {
+                        metadata: resource.metadata,
+                        spec: Arc::new(resource.spec),
+                    });
+                    (Change::Put { new, created: true }, Applied::Created)
+                }
+            };
+            Ok((Some(change), applied))
+        })
     }
 
     /// Marks a resource as tearing down. Returns whether it has no finalizers left
@@ -329,25 +308,22 @@ impl State {
         id: &str,
         owner: Option<&str>,
     ) -> Result<bool, StateError> {
-        self.write_kind(namespace, type_name, None, |core, kind| {
+        self.write_kind(namespace, type_name, None, |kind| {
             let key = key(namespace, type_name, id);
             kind.check_exclusive(&key, owner)?;
             let stored = existing(kind.resources.get(id), &key)?;
             check_owner(&stored, owner)?;
             let ready = stored.metadata.finalizers.is_empty();
             if stored.metadata.phase == Phase::TearingDown {
-                return Ok(ready);
+                return Ok((None, ready));
             }
             let mut new = successor(&stored, stored.spec.clone(), None);
             Arc::make_mut(&mut new).metadata.phase = Phase::TearingDown;
-            core.commit(
-                kind,
-                Change::Put {
-                    new,
-                    created: false,
-                },
-            )?;
-            Ok(ready)
+            let change = Change::Put {
+                new,
+                created: false,
+            };
+            Ok((Some(change), ready))
         })
     }
 
@@ -367,7 +343,7 @@ impl State {
         id: &str,
         owner: Option<&str>,
     ) -> Result<(), StateError> {
-        self.write_kind(namespace, type_name, None, |core, kind| {
+        self.write_kind(namespace, type_name, None, |kind| {
             let key = key(namespace, type_name, id);
             kind.check_exclusive(&key, owner)?;
             let stored = existing(kind.resources.get(id), &key)?;
@@ -378,8 +354,7 @@ impl State {
                     finalizers: stored.metadata.finalizers.clone(),
                 });
             }
-            core.commit(kind, Change::Remove { old: stored })?;
-            Ok(())
+            Ok((Some(Change::Remove { old: stored }), ()))
         })
     }
 
@@ -423,20 +398,17 @@ impl State {
         id: &str,
         edit: impl FnOnce(&mut crate::resource::Metadata) -> Result<bool, StateError>,
     ) -> Result<(), StateError> {
-        self.write_kind(namespace, type_name, None, |core, kind| {
+        self.write_kind(namespace, type_name, None, |kind| {
             let stored = existing(kind.resources.get(id), &key(namespace, type_name, id))?;
             let mut new = successor(&stored, stored.spec.clone(), None);
             if !edit(&mut Arc::make_mut(&mut new).metadata)? {
-                return Ok(());
+                return Ok((None, ()));
             }
-            core.commit(
-                kind,
-                Change::Put {
-                    new,
-                    created: false,
-                },
-            )?;
-            Ok(())
+            let change = Change::Put {
+                new,
+                created: false,
+            };
+            Ok((Some(change), ()))
         })
     }
 
@@ -449,8 +421,8 @@ impl State {
         type_name: &str,
         owner: &str,
     ) -> Result<(), String> {
-        let shared = self.core.kind_or_insert(namespace, type_name, None);
-        let mut kind = lock(&shared);
+        let cell = self.core.kind_or_insert(namespace, type_name, None);
+        let mut kind = lock(&cell.data);
         match &kind.exclusive_owner {
             Some(current) if &**current != owner => Err(current.to_string()),
             _ => {
@@ -462,8 +434,8 @@ impl State {
 
     /// Gives up a claim made by [`State::claim_exclusive`] (no-op for another owner).
     pub(crate) fn release_exclusive(&self, namespace: &str, type_name: &str, owner: &str) {
-        if let Some(shared) = self.core.kind(namespace, type_name) {
-            let mut kind = lock(&shared);
+        if let Some(cell) = self.core.kind(namespace, type_name) {
+            let mut kind = lock(&cell.data);
             if kind.exclusive_owner.as_deref() == Some(owner) {
                 kind.exclusive_owner = None;
             }

@@ -138,8 +138,8 @@ impl Watcher {
                 });
             }
         }
-        let shared = core.kind_or_insert(namespace, type_name, None);
-        let kind = lock(&shared);
+        let cell = core.kind_or_insert(namespace, type_name, None);
+        let kind = lock(&cell.data);
         if let Some(role) = viewer {
             if forbids(role, &kind) {
                 return Err(WatchError::Forbidden {
@@ -263,8 +263,8 @@ impl Watcher {
     /// Replays what the broadcast buffer dropped, from the kind's history.
     fn catch_up(&mut self) -> Result<(), WatchError> {
         let core = self.state.core();
-        let shared = core.kind_or_insert(&self.namespace, &self.type_name, None);
-        let kind = lock(&shared);
+        let cell = core.kind_or_insert(&self.namespace, &self.type_name, None);
+        let kind = lock(&cell.data);
         let current = core.revision();
         self.pending = replay(&kind, self.id.as_deref(), self.last, current)?;
         self.rx = kind.tx.subscribe();
