@@ -76,6 +76,17 @@ impl MachineConfig {
         self
     }
 
+    pub fn memory_mib(mut self, mib: u32) -> Self {
+        self.memory_mib = mib;
+        self
+    }
+
+    /// An argument the typed parts do not cover, passed as is.
+    pub fn extra_arg(mut self, arg: &str) -> Self {
+        self.extra_args.push(arg.to_owned());
+        self
+    }
+
     pub fn bios(mut self, path: &Path) -> Self {
         self.bios = Some(path.to_owned());
         self
@@ -228,13 +239,16 @@ mod tests {
                 false,
             )
             .device("i6300esb")
+            .memory_mib(512)
             .reset(ResetPolicy::Exit)
-            .watchdog_action("reset");
+            .watchdog_action("reset")
+            .extra_arg("-snapshot");
         let args = joined(&config);
         for part in [
             "-no-reboot -action watchdog=reset",
             "-drive if=none,id=disk,format=raw,readonly=off,file=/t/a,,b.img -device virtio-blk-pci,drive=disk",
-            "-device i6300esb",
+            "-device i6300esb -snapshot",
+            "-m 512",
         ] {
             assert!(args.contains(part), "{part:?} missing in {args}");
         }
