@@ -6,8 +6,8 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use skerry_boot_state::grub::grub_cfg;
 use skerry_boot_state::grub::mapping::{self, left_var, ok_var, try_var};
+use skerry_boot_state::grub::{envblk, grub_cfg};
 use skerry_boot_state::uboot::vars::Vars;
 use skerry_boot_state::{BootState, SlotStatus};
 
@@ -109,6 +109,10 @@ fn fragment_saves_only_slot_variables() {
                 left_var(s.as_str()),
             ]
         })
+        .chain(
+            // The block's generations, which every save moves on (a torn block tells).
+            [envblk::GEN_HEAD, envblk::GEN_TAIL].map(str::to_owned),
+        )
         .collect();
     let last = format!("{};", vars[vars.len() - 1]);
     expected.extend(vars[..vars.len() - 1].iter().map(String::as_str));

@@ -33,7 +33,7 @@ fn three_slots_pass_the_suite() {
 }
 
 #[test]
-fn init_creates_a_1024_byte_block_and_replaces_it_whole() {
+fn init_creates_a_1024_byte_block_and_its_second_copy() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("grubenv");
     let mut store = GrubEnvStore::new(FileMedium::create(&path));
@@ -43,8 +43,56 @@ fn init_creates_a_1024_byte_block_and_replaces_it_whole() {
     state.begin_trial(&slots()[1]).unwrap();
     store.commit(&state).unwrap();
     assert_eq!(store.load().unwrap(), state);
-    // Only the block itself is left in the directory: the temp file was renamed.
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    // The block and its second copy, rewritten in place: no temp file is left.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["grubenv", "grubenv.b"]);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        std::fs::read(dir.path().join("grubenv.b")).unwrap()
+    );
+}
+
+#[test]
+fn a_torn_block_loads_its_second_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grubenv");
+    let mut store = GrubEnvStore::new(FileMedium::create(&path));
+    let old = BootState::new(&slots(), 5).unwrap();
+    store.commit(&old).unwrap();
+    let old_block = std::fs::read(&path).unwrap();
+    let mut new = old.clone();
+    new.begin_trial(&slots()[1]).unwrap();
+    store.commit(&new).unwrap();
+    // A cut inside the block's rewrite: its first sector new, its last one old.
+    let mut torn = std::fs::read(&path).unwrap();
+    torn[512..].copy_from_slice(&old_block[512..]);
+    std::fs::write(&path, &torn).unwrap();
+    let store = GrubEnvStore::new(FileMedium::create(&path));
+    assert_eq!(store.load().unwrap(), new);
+    // Without the second copy a torn block is an error, never a mix.
+    std::fs::remove_file(dir.path().join("grubenv.b")).unwrap();
+    let err = GrubEnvStore::new(FileMedium::create(&path))
+        .load()
+        .unwrap_err();
+    assert!(err.to_string().contains("torn"), "{err}");
+}
+
+#[test]
+fn a_block_of_another_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grubenv");
+    let mut block = b"# GRUB Environment Block\n".to_vec();
+    block.resize(2048, b'#');
+    std::fs::write(&path, &block).unwrap();
+    let err = GrubEnvStore::new(FileMedium::create(&path))
+        .commit(&BootState::new(&slots(), 5).unwrap())
+        .unwrap_err();
+    assert!(err.to_string().contains("2048"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), block);
 }
 
 #[test]

@@ -81,13 +81,27 @@ fn gpt_survives_every_cut_and_needs_every_flush() {
     });
 }
 
-#[test]
-fn grub_env_file_survives_every_cut_and_needs_every_flush() {
-    every_fault_is_caught(&LossyHarness {
+fn grub(
+    mode: Mode,
+) -> LossyHarness<
+    GrubEnvStore<FsMedium<LossyFs>>,
+    impl Fn(&LossyFs) -> GrubEnvStore<FsMedium<LossyFs>>,
+> {
+    LossyHarness {
         open: |fs: &LossyFs| GrubEnvStore::new(FsMedium::in_dir(fs.clone(), "grubenv")),
-        blank: LossyFs::new(Mode::Posix),
+        blank: LossyFs::new(mode),
         slots: ab(),
-    });
+    }
+}
+
+#[test]
+fn grub_env_survives_every_cut_and_needs_every_flush() {
+    every_fault_is_caught(&grub(Mode::Posix));
+}
+
+#[test]
+fn grub_env_on_fat_survives_every_cut_and_needs_every_flush() {
+    every_fault_is_caught(&grub(Mode::Fat));
 }
 
 #[test]

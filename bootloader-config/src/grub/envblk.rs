@@ -3,14 +3,31 @@
 //! `# GRUB Environment Block\n`, then `name=value\n` lines, padded with `#` to its size.
 //! Lines starting with `#` are comments. In values a backslash escapes the next byte, so
 //! `\` is written `\\` and a newline `\` followed by a newline.
+//!
+//! # Generations, for telling a torn block
+//! GRUB's `save_env` and our store rewrite the block in place, sector by sector, so a
+//! power cut can leave one sector new and the other old. Blocks Skerry writes carry the
+//! same generation twice ([`encode_with_generation`]): `SKERRY_GEN_HEAD` as the first
+//! variable (first sector) and `SKERRY_GEN_TAIL` on a line near the end (last sector),
+//! followed by [`TAIL_ROOM`] bytes of `#` padding, the free space `grub-editenv` and
+//! GRUB add variables in. Every rewrite changes the generation, so head and tail differ
+//! exactly when a two-sector block is torn. To GRUB, `grub-editenv` and RAUC they are
+//! ordinary variables and the padding before the tail an ordinary comment.
 
-use crate::uboot::vars::Vars;
+use crate::rauc::vars::Vars;
 
 /// The first bytes of every GRUB environment block.
 pub const SIGNATURE: &[u8] = b"# GRUB Environment Block\n";
 
 /// The size `grub-editenv create` gives a new block.
 pub const DEFAULT_SIZE: usize = 1024;
+
+/// The generation at the head of a block Skerry wrote.
+pub const GEN_HEAD: &str = "SKERRY_GEN_HEAD";
+/// The generation at the tail of a block Skerry wrote.
+pub const GEN_TAIL: &str = "SKERRY_GEN_TAIL";
+/// Free bytes left after the tail line, where `grub-editenv set` puts a new variable.
+pub const TAIL_ROOM: usize = 64;
 
 /// Why bytes are not a valid GRUB environment block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,6 +137,59 @@ pub fn encode(vars: &Vars, size: usize) -> Result<Vec<u8>, BlockError> {
     Ok(out)
 }
 
+/// Encodes `vars` (without the generation variables) as a block of exactly `size`
+/// bytes with `generation` at its head and its tail (see the module docs).
+pub fn encode_with_generation(
+    vars: &Vars,
+    size: usize,
+    generation: u8,
+) -> Result<Vec<u8>, BlockError> {
+    let mut body = Vars::default();
+    body.set(GEN_HEAD, &generation.to_string());
+    for (name, value) in vars.iter() {
+        if name != GEN_HEAD.as_bytes() && name != GEN_TAIL.as_bytes() {
+            body.push(name.to_vec(), value.to_vec());
+        }
+    }
+    let tail = format!("{GEN_TAIL}={generation}\n");
+    let tail_at = size.checked_sub(TAIL_ROOM + tail.len());
+    let mut out = encode(&body, tail_at.unwrap_or(0))?;
+    let Some(tail_at) = tail_at else {
+        return Err(BlockError::Full {
+            needed: out.len() + TAIL_ROOM + tail.len(),
+            size,
+        });
+    };
+    // `encode` padded with `#` up to the tail; end that comment line before the tail.
+    // Content that leaves no room for "#\n" does not fit.
+    let content = out.iter().rposition(|&b| b != b'#').map_or(0, |p| p + 1);
+    if tail_at - content < 2 {
+        return Err(BlockError::Full {
+            needed: content + 2 + tail.len() + TAIL_ROOM,
+            size,
+        });
+    }
+    out[tail_at - 1] = b'\n';
+    out.extend_from_slice(tail.as_bytes());
+    out.resize(size, b'#');
+    Ok(out)
+}
+
+/// The generations at the head and the tail of a block (`None` where absent).
+pub fn generations(vars: &Vars) -> (Option<&[u8]>, Option<&[u8]>) {
+    (
+        vars.get_bytes(GEN_HEAD.as_bytes()),
+        vars.get_bytes(GEN_TAIL.as_bytes()),
+    )
+}
+
+/// Whether the block's head and tail were written together: both generations agree, or
+/// the block carries none (written by other tools).
+pub fn is_whole(vars: &Vars) -> bool {
+    let (head, tail) = generations(vars);
+    head == tail
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +267,38 @@ mod tests {
             bytes.extend_from_slice(&body);
             let _ = decode(&bytes);
         }
+    }
+
+    #[test]
+    fn generations_sit_in_the_first_and_last_sector() {
+        let mut v = Vars::default();
+        v.set("ORDER", "A B");
+        let bytes = encode_with_generation(&v, DEFAULT_SIZE, 2).unwrap();
+        assert_eq!(bytes.len(), DEFAULT_SIZE);
+        let head = b"SKERRY_GEN_HEAD=2\n";
+        assert_eq!(&bytes[SIGNATURE.len()..SIGNATURE.len() + head.len()], head);
+        let tail = b"\nSKERRY_GEN_TAIL=2\n";
+        let at = DEFAULT_SIZE - TAIL_ROOM - tail.len();
+        assert!(at >= 512);
+        assert_eq!(&bytes[at..at + tail.len()], tail);
+        assert!(bytes[DEFAULT_SIZE - TAIL_ROOM..].iter().all(|&b| b == b'#'));
+        let back = decode(&bytes).unwrap();
+        assert!(is_whole(&back));
+        assert_eq!(back.get("ORDER"), Some(Ok("A B")));
+        // A torn rewrite: the first sector of generation 0, the last of generation 2.
+        let mut torn = encode_with_generation(&v, DEFAULT_SIZE, 0).unwrap();
+        torn[512..].copy_from_slice(&bytes[512..]);
+        assert!(!is_whole(&decode(&torn).unwrap()));
+    }
+
+    #[test]
+    fn generation_block_that_does_not_fit_is_refused() {
+        let mut v = Vars::default();
+        v.set("x", &"y".repeat(DEFAULT_SIZE - 120));
+        assert!(matches!(
+            encode_with_generation(&v, DEFAULT_SIZE, 0),
+            Err(BlockError::Full { .. })
+        ));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 
 use std::fmt::Write;
 
+use crate::grub::envblk::{GEN_HEAD, GEN_TAIL};
 use crate::grub::mapping::{left_var, ok_var, try_var, ORDER_VAR};
+use crate::grub::store::SECOND_COPY_SUFFIX;
 use crate::state::{BootState, SlotName, MAX_TRIES};
 
 /// The prefix of the menu entry id the fragment selects: give each slot's entry
@@ -26,6 +28,12 @@ pub fn grub_cfg(slots: &BootState, env_file: Option<&str>) -> String {
     let fallback = names[0].as_str();
     let list: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
     let file = env_file.map(|f| format!(" -f {f}")).unwrap_or_default();
+    // The second copy beside the block (see `crate::grub::store`), loaded when the block
+    // is torn: its generations at head and tail differ.
+    let second = format!(
+        " -f {}{SECOND_COPY_SUFFIX}",
+        env_file.unwrap_or("$prefix/grubenv")
+    );
     let mut s = String::new();
     // Writing to a String cannot fail.
     let _ = write!(
@@ -35,6 +43,10 @@ pub fn grub_cfg(slots: &BootState, env_file: Option<&str>) -> String {
          # slot starts without using an attempt; a slot on trial uses one; a trial with\n\
          # none left is given up. The environment is saved only when it changed.\n\
          load_env{file}\n\
+         if [ \"${GEN_HEAD}\" != \"${GEN_TAIL}\" ]; then\n\
+         \x20 echo \"skerry: the environment block is torn; loading its second copy\"\n\
+         \x20 load_env{second}\n\
+         fi\n\
          skerry_slot=\"\"\n\
          skerry_save=\"\"\n\
          for skerry_next in ${ORDER_VAR}; do\n\
@@ -58,7 +70,13 @@ pub fn grub_cfg(slots: &BootState, env_file: Option<&str>) -> String {
          \x20 skerry_save=\"\"\n\
          fi\n\
          if [ -n \"$skerry_save\" ]; then\n\
-         \x20 if save_env{file} {saved}; then\n\
+         \x20 if [ -n \"${GEN_HEAD}\" ]; then\n\
+         \x20   if [ \"${GEN_HEAD}\" = 0 ]; then {GEN_HEAD}=1\n\
+         \x20   elif [ \"${GEN_HEAD}\" = 1 ]; then {GEN_HEAD}=2\n\
+         \x20   else {GEN_HEAD}=0; fi\n\
+         \x20   {GEN_TAIL}=${GEN_HEAD}\n\
+         \x20 fi\n\
+         \x20 if save_env{file} {saved} {GEN_HEAD} {GEN_TAIL}; then\n\
          \x20   skerry_save=\"\"\n\
          \x20 fi\n\
          fi\n",

@@ -1,30 +1,64 @@
 //! [`GrubEnvStore`]: the boot state in a GRUB environment block file.
 //!
-//! A commit rewrites the whole file atomically through [`Medium::replace_all`] (temp
-//! file, fsync, rename, fsync the directory), so after a power cut the old or the new
-//! block is there. GRUB finds the file through its filesystem each boot, so a renamed
-//! file is as good as one rewritten in place. Other variables are kept; the block keeps
-//! its size (1024 bytes for a new one, like `grub-editenv create`).
+//! # Power safety
+//! The block lives where GRUB itself rewrites it in place (`save_env`), often on FAT
+//! (the EFI system partition), where no rename is atomic. So every write is in place,
+//! and torn blocks are told by their generations (see [`envblk`]): head and tail differ.
+//! A commit writes the **second copy** (`grubenv.b`, [`SECOND_COPY_SUFFIX`], beside the
+//! block) first and flushes, then the block itself and flushes. A cut inside the second
+//! copy leaves the block (old state); a cut inside the block leaves it torn, and load,
+//! like the generated GRUB fragment, falls back to the complete second copy (new state).
+//! The block stays exactly what `grub-editenv`, GRUB's `load_env` and RAUC read; the
+//! second copy is only read when the block is torn.
+//!
+//! Each generation is 0, 1 or 2 and differs from both copies' current ones, so a torn
+//! copy can never show the same generation twice. The fragment moves the block's
+//! generation on by one whenever it saves (it cannot see the second copy, and need not).
+//!
+//! A block written by other tools (no generations) is read as it is and gets them on the
+//! first commit; its first rewrite, like `init`, replaces the file whole. Media without
+//! a directory (memory) hold no second copy and are replaced whole. The block keeps the
+//! standard 1024 bytes of `grub-editenv create`: the generations tell a torn block of
+//! two sectors, so other sizes are refused.
 
 use crate::grub::envblk;
 use crate::grub::mapping;
 use crate::medium::Medium;
+use crate::rauc::vars::{MappingError, Vars};
 use crate::state::{BootState, SlotName, MAX_TRIES};
 use crate::store::{BootStore, StoreError};
-use crate::uboot::vars::{MappingError, Vars};
 
 const FORMAT: &str = "GRUB environment block";
+
+/// The second copy's name is the block's name with this suffix (`grubenv.b`).
+pub const SECOND_COPY_SUFFIX: &str = ".b";
 
 /// The boot state in a GRUB environment block (`grubenv`) on a medium.
 #[derive(Debug)]
 pub struct GrubEnvStore<M: Medium> {
     medium: M,
+    /// The second copy beside the block, when the medium has a directory.
+    second: Option<M>,
+}
+
+/// What one copy holds.
+enum Copy {
+    Absent,
+    Whole(Vars, usize),
+    Torn(Vars),
+    Invalid(String),
 }
 
 impl<M: Medium> GrubEnvStore<M> {
-    /// A store for the environment block in `medium`; nothing is read yet.
+    /// A store for the environment block in `medium` (and its second copy beside it);
+    /// nothing is read yet.
     pub fn new(medium: M) -> Self {
-        GrubEnvStore { medium }
+        let second = medium
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| medium.sibling(&format!("{n}{SECOND_COPY_SUFFIX}")));
+        GrubEnvStore { medium, second }
     }
 
     /// Gives the medium back.
@@ -32,10 +66,21 @@ impl<M: Medium> GrubEnvStore<M> {
         self.medium
     }
 
-    /// Every variable in the block.
+    /// Every variable of the block, or of the second copy when the block is torn.
     pub fn variables(&self) -> Result<Vars, StoreError> {
-        let bytes = self.medium.read_all()?;
-        envblk::decode(&bytes).map_err(|e| self.corrupt(e.to_string()))
+        match (self.read(&self.medium)?, self.read_second()?) {
+            (Copy::Whole(vars, _), _) | (_, Copy::Whole(vars, _)) => Ok(vars),
+            (Copy::Torn(_), _) => Err(self.corrupt(format!(
+                "it is torn ({} and {} differ) and no whole second copy is beside it",
+                envblk::GEN_HEAD,
+                envblk::GEN_TAIL
+            ))),
+            (Copy::Invalid(reason), _) => Err(self.corrupt(reason)),
+            (Copy::Absent, _) => Err(StoreError::Io {
+                path: self.medium.path().to_owned(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            }),
+        }
     }
 
     fn corrupt(&self, reason: String) -> StoreError {
@@ -46,30 +91,98 @@ impl<M: Medium> GrubEnvStore<M> {
         }
     }
 
-    /// The current variables and block size, or a fresh block when the file does not
-    /// exist or is empty. Anything else that is not a block is refused, not overwritten.
-    fn existing(&self) -> Result<(Vars, usize), StoreError> {
-        let len = match self.medium.len() {
-            Err(e) if e.is_not_found() => 0,
+    fn read(&self, medium: &M) -> Result<Copy, StoreError> {
+        let bytes = match medium.read_all() {
+            Err(e) if e.is_not_found() => return Ok(Copy::Absent),
             other => other?,
         };
-        if len == 0 {
-            return Ok((Vars::default(), envblk::DEFAULT_SIZE));
+        if bytes.is_empty() {
+            return Ok(Copy::Absent);
         }
-        let vars = self.variables().map_err(|e| match e {
-            StoreError::Corrupt { reason, .. } => self.corrupt(format!(
+        Ok(match envblk::decode(&bytes) {
+            Ok(vars) if envblk::is_whole(&vars) => Copy::Whole(vars, bytes.len()),
+            Ok(vars) => Copy::Torn(vars),
+            Err(e) => Copy::Invalid(e.to_string()),
+        })
+    }
+
+    fn read_second(&self) -> Result<Copy, StoreError> {
+        match &self.second {
+            Some(second) => self.read(second),
+            None => Ok(Copy::Absent),
+        }
+    }
+
+    /// The current variables and block size, or a fresh block when neither copy exists.
+    /// Anything else that is not a block is refused, not overwritten.
+    fn existing(&self) -> Result<(Vars, usize), StoreError> {
+        let first = self.read(&self.medium)?;
+        let second = self.read_second()?;
+        match (first, second) {
+            (Copy::Whole(vars, size), _) | (_, Copy::Whole(vars, size)) => Ok((vars, size)),
+            (Copy::Absent, _) => Ok((Vars::default(), envblk::DEFAULT_SIZE)),
+            (Copy::Torn(_), _) => Err(self.corrupt(
+                "it is torn and no whole second copy is beside it; refusing to overwrite it \
+                 (remove the file or run `grub-editenv FILE create` to start afresh)"
+                    .into(),
+            )),
+            (Copy::Invalid(reason), _) => Err(self.corrupt(format!(
                 "{reason}; refusing to overwrite it (remove the file or run \
                  `grub-editenv FILE create` to start afresh)"
-            )),
-            other => other,
-        })?;
-        Ok((vars, self.medium.read_all()?.len()))
+            ))),
+        }
+    }
+
+    /// A generation differing from both copies' current ones.
+    fn next_generation(&self) -> Result<u8, StoreError> {
+        let mut seen = Vec::new();
+        for copy in [self.read(&self.medium)?, self.read_second()?] {
+            if let Copy::Whole(vars, _) | Copy::Torn(vars) = copy {
+                let (head, tail) = envblk::generations(&vars);
+                seen.extend(head.into_iter().chain(tail).map(<[u8]>::to_vec));
+            }
+        }
+        Ok((0..=2u8)
+            .find(|g| !seen.contains(&g.to_string().into_bytes()))
+            .unwrap_or(0))
     }
 
     fn write(&mut self, vars: &Vars, size: usize) -> Result<(), StoreError> {
-        let bytes = envblk::encode(vars, size).map_err(|e| self.corrupt(e.to_string()))?;
-        Ok(self.medium.replace_all(&bytes)?)
+        if self.second.is_some() && size != envblk::DEFAULT_SIZE {
+            return Err(StoreError::Unsupported {
+                path: self.medium.path().to_owned(),
+                reason: format!(
+                    "the block is {size} bytes; Skerry keeps the standard {} bytes \
+                     (`grub-editenv FILE create`), whose torn rewrites it can tell",
+                    envblk::DEFAULT_SIZE
+                ),
+            });
+        }
+        let generation = self.next_generation()?;
+        let bytes = envblk::encode_with_generation(vars, size, generation)
+            .map_err(|e| self.corrupt(e.to_string()))?;
+        match &mut self.second {
+            Some(second) => {
+                write_in_place(second, &bytes)?;
+                write_in_place(&mut self.medium, &bytes)
+            }
+            None => Ok(self.medium.replace_all(&bytes)?),
+        }
     }
+}
+
+/// Rewrites a copy of the same length in place and flushes; a copy of another length
+/// (absent, or written by other tools) is replaced whole.
+fn write_in_place<M: Medium>(medium: &mut M, bytes: &[u8]) -> Result<(), StoreError> {
+    let len = match medium.len() {
+        Err(e) if e.is_not_found() => 0,
+        other => other?,
+    };
+    if len != bytes.len() as u64 {
+        return Ok(medium.replace_all(bytes)?);
+    }
+    medium.write_at(0, bytes)?;
+    Ok(medium.flush()?)
 }
 
 impl<M: Medium> BootStore for GrubEnvStore<M> {
@@ -94,8 +207,7 @@ impl<M: Medium> BootStore for GrubEnvStore<M> {
     /// Runs the generated fragment's rules on the stored variables (not the model's), so
     /// the conformance suite checks the fragment against the model.
     fn simulate_power_on(&mut self) -> Result<SlotName, StoreError> {
-        let bytes = self.medium.read_all()?;
-        let mut vars = envblk::decode(&bytes).map_err(|e| self.corrupt(e.to_string()))?;
+        let (mut vars, size) = self.existing()?;
         let decision = mapping::power_on(&mut vars);
         let slot = decision.slot.ok_or_else(|| {
             self.corrupt(
@@ -103,7 +215,7 @@ impl<M: Medium> BootStore for GrubEnvStore<M> {
             )
         })?;
         if decision.save {
-            self.write(&vars, bytes.len())?;
+            self.write(&vars, size)?;
         }
         Ok(slot)
     }
