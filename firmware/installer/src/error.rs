@@ -39,12 +39,12 @@ pub enum InstallError {
     #[error("the repository has no release for board {board}{}", detail)]
     NoRelease { board: String, detail: String },
     #[error(
-        "release {board} {offered} is older than the installed {installed}; refusing a downgrade"
+        "release {board} {offered} is older than the committed {committed}; refusing a downgrade (allow it explicitly to install it)"
     )]
     Downgrade {
         board: String,
         offered: String,
-        installed: String,
+        committed: String,
     },
     #[error("the targets metadata describes release {target} inconsistently: {reason}")]
     BadRelease { target: String, reason: String },
@@ -75,6 +75,26 @@ pub enum InstallError {
         "the chunk index refers to chunk {chunk} as a repeat, but no earlier chunk has its hash"
     )]
     DanglingRepeat { chunk: usize },
+    #[error("refusing to write slot {}: it is the seed {} (the slot being copied from)", slot.display(), seed.display())]
+    SlotIsSeed { slot: PathBuf, seed: PathBuf },
+    #[error("refusing to write slot {}: it is the booted slot {}", slot.display(), booted.display())]
+    SlotIsBooted { slot: PathBuf, booted: PathBuf },
+    #[error("refusing to write slot {}: it is mounted at {}", slot.display(), mount_point.display())]
+    SlotMounted { slot: PathBuf, mount_point: PathBuf },
+    #[error("cannot make slot {} unbootable before writing it", slot.display())]
+    Deactivate {
+        slot: PathBuf,
+        #[source]
+        source: crate::guard::ActivationError,
+    },
+    #[error("release {target} carries no whole-image BLAKE3 (published by an older release tool); republish it")]
+    NoImageHash { target: String },
+    #[error("slot {} as read back from the medium hashes to BLAKE3 {measured}, not the signed {signed}", path.display())]
+    ImageMismatch {
+        path: PathBuf,
+        signed: String,
+        measured: String,
+    },
 }
 
 impl InstallError {

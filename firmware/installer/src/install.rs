@@ -1,4 +1,5 @@
-//! The whole install: refresh metadata, select, plan, write, verify, report.
+//! The whole install: guard the slot, refresh metadata, select, plan, make the slot
+//! unbootable, write, verify, report.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -7,12 +8,13 @@ use std::time::{Instant, SystemTime};
 use serde::Serialize;
 
 use crate::error::InstallError;
+use crate::guard::{check_slot, SlotActivation};
 use crate::plan::{fetch_head, make_plan};
 use crate::refresh::refresh;
 use crate::seed::SeedIndex;
 use crate::select::{select, Selector};
-use crate::state::{load_root, save_root, DeviceState};
-use crate::transport::{Fetcher, RetryPolicy, Transport};
+use crate::state::{load_root, record_slot, repository_dir, save_root, DeviceState, SlotRelease};
+use crate::transport::{Fetcher, MinProgress, RetryLog, RetryPolicy, Transport};
 use crate::write::write_slot;
 
 /// Receives progress; the CLI draws a bar with it.
@@ -20,6 +22,8 @@ pub trait Progress: Sync {
     /// A new phase (`"seed"`, `"writing"`, `"verifying"`) of `total` bytes starts.
     fn phase(&self, name: &str, total: u64);
     fn advance(&self, bytes: u64);
+    /// Something the operator should know, which does not stop the install.
+    fn warn(&self, _message: &str) {}
 }
 
 /// No progress output.
@@ -46,11 +50,32 @@ pub struct InstallOptions {
     pub slot: PathBuf,
     /// The slot's size when it is a regular file standing in for a partition.
     pub slot_size: Option<u64>,
+    /// The slot's name in the boot state (`B`): the install records which release the
+    /// slot holds under it, for [`record_commit`](crate::state::record_commit) when
+    /// that slot is later marked good. `None`: the slot's path names it.
+    pub slot_name: Option<String>,
     /// The active slot, whose chunks are reused.
     pub seed: Option<PathBuf>,
+    /// The slot the device booted from (never written, even when it is not mounted).
+    pub booted: Option<PathBuf>,
+    /// Whether a release older than the committed version may be installed.
+    pub downgrade: Downgrade,
     pub retry: RetryPolicy,
+    /// Where each retry of a download is reported, with its reason.
+    pub retry_log: RetryLog,
+    /// Fail when less than this arrives (default: 1 KiB/s averaged over 10 minutes).
+    pub min_progress: MinProgress,
     /// The clock reading (tests pass a fixed time); the time floor still applies.
     pub clock: SystemTime,
+}
+
+/// Whether an older release than the committed one is accepted. It must still be a
+/// release in valid signed metadata: the metadata's own rollback checks always apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Downgrade {
+    #[default]
+    Refuse,
+    Allow,
 }
 
 /// The outcome of a successful install.
@@ -67,26 +92,36 @@ pub struct InstallReport {
     pub index_pages_from_seed: usize,
     /// Bytes of the seed cut to find reusable chunks.
     pub seed_bytes_scanned: u64,
-    pub sha256: String,
+    /// BLAKE3 of the whole slot, measured as read back from the medium (it matched the
+    /// signed one).
+    pub blake3: String,
     pub seconds: f64,
 }
 
-/// Installs the selected release into `opts.slot`. Never touches the boot state.
+/// Installs the selected release into `opts.slot`. The slot is refused when it is the
+/// seed, the booted slot or mounted; `activation` makes it unbootable before its first
+/// byte is written, and nothing here makes it bootable again: the caller starts its
+/// trial after this returns `Ok`.
 pub fn install(
     opts: &InstallOptions,
+    activation: &mut dyn SlotActivation,
     progress: &dyn Progress,
 ) -> Result<InstallReport, InstallError> {
     let started = Instant::now();
-    let fetcher = Fetcher::new(opts.transport.clone(), opts.retry);
-    let mut state = DeviceState::load(&opts.state_dir)?;
-    let mut root = load_root(&opts.state_dir, &opts.trusted_root)?;
+    check_slot(&opts.slot, opts.seed.as_deref(), opts.booted.as_deref())?;
+    let fetcher = Fetcher::new(opts.transport.clone(), opts.retry)
+        .with_retry_log(opts.retry_log.clone())
+        .with_min_progress(opts.min_progress);
+    let repo_dir = repository_dir(&opts.state_dir, &opts.trusted_root)?;
+    let mut state = DeviceState::load(&repo_dir)?;
+    let mut root = load_root(&repo_dir, &opts.trusted_root)?;
     state.forget_rotated(root.root());
     let now = state.trusted_now(opts.clock);
     let verified = refresh(&fetcher, &mut root, &mut state.versions, now)?;
     state.record_keys(root.root());
     state.raise_floor(now);
-    save_root(&opts.state_dir, &root)?;
-    state.save(&opts.state_dir)?;
+    save_root(&repo_dir, &root)?;
+    state.save(&repo_dir)?;
 
     let selected = select(
         verified.targets(),
@@ -96,7 +131,9 @@ pub fn install(
             version: opts.version.as_ref(),
         },
     )?;
-    check_not_older(&state, &opts.board, &selected.version)?;
+    if opts.downgrade == Downgrade::Refuse {
+        check_not_older(&state, &opts.board, &selected.version)?;
+    }
     let head = fetch_head(&fetcher, &selected)?;
     let seed = match &opts.seed {
         Some(path) => {
@@ -111,8 +148,23 @@ pub fn install(
         None => SeedIndex::none(),
     };
     let plan = make_plan(&fetcher, &selected, head, &seed)?;
+    if fetcher.ranges_ignored() {
+        progress.warn(&format!(
+            "{} ignores range requests: the pack is fetched in one pass, skipping what the \
+             seed holds (at most one full download, no delta saving); serve the repository \
+             with a server that honours Range to get deltas",
+            fetcher.url("")
+        ));
+    }
+    activation
+        .deactivate()
+        .map_err(|source| InstallError::Deactivate {
+            slot: opts.slot.clone(),
+            source,
+        })?;
     let outcome = write_slot(
         &plan,
+        selected.image_blake3,
         &fetcher,
         &selected.pack_path,
         opts.seed.as_deref(),
@@ -120,9 +172,9 @@ pub fn install(
         opts.slot_size,
         progress,
     )?;
-    // Every chunk of the slot, read back after flushing, matched the signed index, so
-    // the slot holds exactly the signed image, whose sha256 the index head carries
-    // (checked against the signed targets in fetch_head).
+    // Every chunk of the slot, read back from the medium after flushing, matched the
+    // signed index, and the whole slot so read matched the signed BLAKE3: the slot holds
+    // exactly the signed image.
 
     state
         .installed
@@ -130,7 +182,24 @@ pub fn install(
     state
         .slot_images
         .insert(opts.slot.display().to_string(), outcome.bytes_written);
-    state.save(&opts.state_dir)?;
+    state.save(&repo_dir)?;
+    let slot_name = match &opts.slot_name {
+        Some(name) => name.clone(),
+        None => opts.slot.display().to_string(),
+    };
+    let repository = repo_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    record_slot(
+        &opts.state_dir,
+        &slot_name,
+        SlotRelease {
+            repository,
+            board: opts.board.clone(),
+            version: selected.version.to_string(),
+        },
+    )?;
     Ok(InstallReport {
         board: opts.board.clone(),
         version: selected.version.to_string(),
@@ -141,7 +210,7 @@ pub fn install(
         index_pages_fetched: plan.pages_fetched,
         index_pages_from_seed: plan.pages_from_seed,
         seed_bytes_scanned: seed.bytes_scanned,
-        sha256: hex::encode(plan.head.image_sha256),
+        blake3: hex::encode(outcome.blake3),
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -151,13 +220,13 @@ fn check_not_older(
     board: &str,
     offered: &semver::Version,
 ) -> Result<(), InstallError> {
-    if let Some(installed) = state.installed.get(board) {
-        if let Ok(installed) = semver::Version::parse(installed) {
-            if *offered < installed {
+    if let Some(committed) = state.committed.get(board) {
+        if let Ok(committed) = semver::Version::parse(committed) {
+            if *offered < committed {
                 return Err(InstallError::Downgrade {
                     board: board.into(),
                     offered: offered.to_string(),
-                    installed: installed.to_string(),
+                    committed: committed.to_string(),
                 });
             }
         }

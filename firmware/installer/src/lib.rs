@@ -1,11 +1,14 @@
 //! The installer engine: verify a signed release, then write its image into the inactive
 //! slot in one pass, reusing every chunk the active slot (the seed) already holds and
-//! fetching only the rest, resumably. It never touches the boot state: the caller flips
-//! it only after [`install`] returns `Ok`.
+//! fetching only the rest, resumably. Its only boot-state change is the caller's hook
+//! making the target slot unbootable before it is written; the caller starts the
+//! slot's trial only after [`install`] returns `Ok`.
 //!
 //! # Layout
 //! - [`transport`]: where bytes come from (`file://`, `http(s)://`), with size caps,
 //!   range requests, resume and retry with backoff.
+//! - [`guard`]: refusing a slot that is the seed, booted or mounted, and the caller's
+//!   hook that makes the slot unbootable before it is written.
 //! - [`state`]: what the device remembers between runs (trusted root, metadata versions,
 //!   the time floor, installed versions).
 //! - [`refresh`]: the TUF metadata walk over a transport.
@@ -16,7 +19,9 @@
 //! - [`write`]: the one-pass writer and the read-back verification.
 //! - [`install`](mod@install): the whole flow and its report.
 
+mod budget;
 pub mod error;
+pub mod guard;
 pub mod install;
 pub mod plan;
 pub mod refresh;
@@ -27,6 +32,7 @@ pub mod transport;
 pub mod write;
 
 pub use error::InstallError;
-pub use install::{install, InstallOptions, InstallReport, Progress};
+pub use guard::{NoBootState, SlotActivation};
+pub use install::{install, Downgrade, InstallOptions, InstallReport, Progress};
 pub use state::DeviceState;
-pub use transport::{open_url, FetchError, Fetcher, RetryPolicy, Transport};
+pub use transport::{open_url, FetchError, Fetcher, RetryLog, RetryPolicy, Transport};

@@ -30,7 +30,9 @@ pub fn refresh(
             Ok(bytes) => root
                 .rotate(&bytes, remembered)
                 .map_err(|source| InstallError::Metadata { what: name, source })?,
-            Err(FetchError::NotFound { .. }) => break,
+            // S3 answers 403 for a file that does not exist (python-tuf and go-tuf
+            // also take it as the end of the root chain).
+            Err(FetchError::NotFound { .. } | FetchError::Status { status: 403, .. }) => break,
             Err(source) => return Err(InstallError::Fetch { what: name, source }),
         }
     }

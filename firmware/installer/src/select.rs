@@ -1,4 +1,8 @@
 //! Picking a board's release from verified targets metadata.
+//!
+//! Channels: a device with no channel configured takes only [`DEFAULT_CHANNEL`] and
+//! never a pre-release (`1.2.0-rc.1`), unless that exact version is asked for; a device
+//! on a channel takes that channel's releases, pre-releases included.
 
 use skerry_tuf::image::{consistent_path, index_target, pack_target, ImageCustom, ImageRelease};
 use skerry_tuf::{TargetFile, Targets};
@@ -16,7 +20,12 @@ pub struct SelectedRelease {
     pub index_len: u64,
     pub pack_path: String,
     pub pack_len: u64,
+    /// The signed BLAKE3 of the whole image.
+    pub image_blake3: [u8; 32],
 }
+
+/// The channel of a device that names none.
+pub const DEFAULT_CHANNEL: &str = "stable";
 
 /// Which release to pick.
 #[derive(Debug, Clone, Default)]
@@ -35,7 +44,8 @@ pub fn select(targets: &Targets, want: &Selector<'_>) -> Result<SelectedRelease,
             continue;
         };
         let release = custom.skerry;
-        if release.board != want.board || want.channel.is_some_and(|c| c != release.channel) {
+        let channel = want.channel.unwrap_or(DEFAULT_CHANNEL);
+        if release.board != want.board || release.channel != channel {
             continue;
         }
         let Ok(version) = semver::Version::parse(&release.version) else {
@@ -44,14 +54,18 @@ pub fn select(targets: &Targets, want: &Selector<'_>) -> Result<SelectedRelease,
         if want.version.is_some_and(|v| *v != version) {
             continue;
         }
+        let pre_release_allowed = want.channel.is_some() || want.version.is_some();
+        if !version.pre.is_empty() && !pre_release_allowed {
+            continue;
+        }
         if best.as_ref().is_none_or(|(v, _, _)| version > *v) {
             best = Some((version, name, release));
         }
     }
     let Some((version, name, release)) = best else {
-        let mut detail = String::new();
-        if let Some(c) = want.channel {
-            detail += &format!(" on channel {c}");
+        let mut detail = format!(" on channel {}", want.channel.unwrap_or(DEFAULT_CHANNEL));
+        if want.channel.is_none() && want.version.is_none() {
+            detail += " (pre-releases only on a channel named with --channel)";
         }
         if let Some(v) = want.version {
             detail += &format!(" at version {v}");
@@ -81,12 +95,21 @@ pub fn select(targets: &Targets, want: &Selector<'_>) -> Result<SelectedRelease,
     if release.head_length > index.length {
         return Err(bad("its index head is longer than its index"));
     }
+    let Some(blake3_hex) = &release.image_blake3 else {
+        return Err(InstallError::NoImageHash {
+            target: name.clone(),
+        });
+    };
+    let mut image_blake3 = [0u8; 32];
+    hex::decode_to_slice(blake3_hex, &mut image_blake3)
+        .map_err(|_| bad("its image_blake3 is not 64 hex digits"))?;
     Ok(SelectedRelease {
         index_path: target_path(name, index).ok_or_else(|| bad("its index has no sha256"))?,
         index_len: index.length,
         pack_path: target_path(&release.pack, pack).ok_or_else(|| bad("its pack has no sha256"))?,
         pack_len: pack.length,
         index_target: name.clone(),
+        image_blake3,
         version,
         release,
     })

@@ -1,6 +1,11 @@
-//! What a device remembers between installs, in a state directory:
+//! What a device remembers between installs, in a state directory.
+//!
+//! Each repository has its own directory, `repos/<id>/` (see [`repository_dir`]), so a
+//! state directory used with one repository never refuses another's releases: there
 //! `root.json` (the newest trusted root) and `state.json` (metadata versions seen, the
-//! time floor, and the version installed per board). Both are replaced atomically.
+//! time floor, the committed version per board). `slots.json`, beside `repos/`, names
+//! the release last written into each slot, so marking that slot good
+//! ([`record_commit`]) can commit its version. All are replaced atomically.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,9 +25,14 @@ pub struct DeviceState {
     /// metadata stays expired even if the device's clock is set back.
     #[serde(default)]
     pub time_floor: u64,
-    /// The last version installed per board (downgrade protection).
+    /// The last version installed per board (whether or not it was committed).
     #[serde(default)]
     pub installed: BTreeMap<String, String>,
+    /// The version per board that booted and was marked good (downgrade protection: a
+    /// release older than this is refused, but one older than a version installed and
+    /// rolled back is not, so a fix published after a rollback is accepted).
+    #[serde(default)]
+    pub committed: BTreeMap<String, String>,
     /// The length of the image last written to each slot (by path), so using that slot
     /// as a seed later cuts only the image, not the whole partition.
     #[serde(default)]
@@ -97,6 +107,109 @@ impl DeviceState {
         })?;
         write_atomic(&Self::state_path(dir), &bytes)
     }
+}
+
+/// The release last written into a slot, by the slot's boot-state name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotRelease {
+    /// The repository's directory name under `repos/`.
+    pub repository: String,
+    pub board: String,
+    pub version: String,
+}
+
+fn slots_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("slots.json")
+}
+
+/// The release last written into each slot of `state_dir`.
+pub fn load_slots(state_dir: &Path) -> Result<BTreeMap<String, SlotRelease>, InstallError> {
+    let path = slots_path(state_dir);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| InstallError::BadState {
+            path,
+            reason: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(InstallError::io("read", path)(e)),
+    }
+}
+
+/// Records that `slot` now holds `release` (after its install was verified).
+pub fn record_slot(state_dir: &Path, slot: &str, release: SlotRelease) -> Result<(), InstallError> {
+    let mut slots = load_slots(state_dir)?;
+    slots.insert(slot.into(), release);
+    let bytes = serde_json::to_vec_pretty(&slots).map_err(|e| InstallError::BadState {
+        path: slots_path(state_dir),
+        reason: e.to_string(),
+    })?;
+    write_atomic(&slots_path(state_dir), &bytes)
+}
+
+/// The booted `slot` was marked good: its release becomes the committed version of its
+/// board in its repository's state. Returns that release; `None` when no install into
+/// `slot` was recorded in `state_dir` (nothing to commit).
+pub fn record_commit(state_dir: &Path, slot: &str) -> Result<Option<SlotRelease>, InstallError> {
+    let Some(release) = load_slots(state_dir)?.remove(slot) else {
+        return Ok(None);
+    };
+    if !safe_dir_name(&release.repository) {
+        return Err(InstallError::BadState {
+            path: slots_path(state_dir),
+            reason: format!(
+                "repository name \"{}\" is not a state directory name",
+                release.repository
+            ),
+        });
+    }
+    let dir = state_dir.join("repos").join(&release.repository);
+    let mut state = DeviceState::load(&dir)?;
+    state
+        .committed
+        .insert(release.board.clone(), release.version.clone());
+    state.save(&dir)?;
+    Ok(Some(release))
+}
+
+fn safe_dir_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The directory, under `state_dir/repos/`, of the repository whose shipped root is
+/// `trusted_root`: named by a hash of that root's root-role key ids (who controls the
+/// repository), so a rotation of the other roles keeps it. A device whose new image
+/// ships a root with new root keys finds its directory by the saved root it rotated to.
+pub fn repository_dir(state_dir: &Path, trusted_root: &[u8]) -> Result<PathBuf, InstallError> {
+    use sha2::{Digest, Sha256};
+    let given = skerry_tuf::TrustedRoot::from_bytes(trusted_root).map_err(|source| {
+        InstallError::Metadata {
+            what: "the trusted root".into(),
+            source,
+        }
+    })?;
+    let mut ids: Vec<String> = given
+        .root()
+        .roles
+        .get(Role::Root.name())
+        .map(|keys| keys.keyids.clone())
+        .unwrap_or_default();
+    ids.sort();
+    let id = hex::encode(&Sha256::digest(ids.join(",").as_bytes())[..16]);
+    let repos = state_dir.join("repos");
+    let keyed = repos.join(&id);
+    if keyed.exists() {
+        return Ok(keyed);
+    }
+    // A root learned by rotation, now shipped with the device: same repository.
+    if let Ok(entries) = std::fs::read_dir(&repos) {
+        for entry in entries.flatten() {
+            let saved = std::fs::read(entry.path().join("root.json"));
+            if saved.is_ok_and(|bytes| bytes == trusted_root) {
+                return Ok(entry.path());
+            }
+        }
+    }
+    Ok(keyed)
 }
 
 /// The newest root this device trusts: `dir/root.json` if it is newer than `given`.

@@ -4,10 +4,13 @@
 //! missing chunks merged into one range request), decompresses and verifies each chunk;
 //! the writing thread takes chunks in image order from a bounded queue (or from the
 //! seed, or from a repeat already written) and writes the slot sequentially; every
-//! 32 MiB a read-back thread flushes the slot, reads the flushed region back and checks
-//! each chunk against its signed hash. So the disk writes while the CPU decompresses,
-//! and the whole image is verified as read back from the slot without a second pass.
-//! Memory stays bounded by the queue depth times the largest chunk.
+//! 32 MiB a read-back thread flushes the slot (`fdatasync`), drops the flushed region
+//! from the page cache (`posix_fadvise(DONTNEED)`, so the read comes from the medium, not
+//! from memory; direct I/O would fail on tmpfs), reads it back, checks each chunk against
+//! its signed hash and feeds the whole-image BLAKE3. So the disk writes while the CPU
+//! decompresses, and the whole image is verified as read back from the medium, against
+//! the signed whole-image hash, without a second pass.
+//! Memory stays bounded by a byte budget on the chunks in flight.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -17,13 +20,17 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use skerry_chunks::chunk_hash;
 
+use crate::budget::ByteBudget;
 use crate::error::InstallError;
 use crate::install::Progress;
 use crate::plan::{Op, Plan, Source};
 use crate::transport::Fetcher;
 
-/// Chunks in flight between the fetch thread and the writer.
-const QUEUE_DEPTH: usize = 64;
+/// Bytes of decompressed chunks in flight between the fetch thread and the writer.
+const IN_FLIGHT_BYTES: u64 = 4 * 1024 * 1024;
+/// Chunks in flight at most (the byte budget is the real bound; this caps the queue's
+/// bookkeeping when chunks are tiny).
+const QUEUE_DEPTH: usize = 1024;
 /// Bytes written between two flushes (each flushed region is read back and hashed).
 const FLUSH_STEP: u64 = 32 * 1024 * 1024;
 /// Times a chunk that fails its hash is fetched again before the install fails.
@@ -35,6 +42,8 @@ pub struct WriteOutcome {
     pub bytes_written: u64,
     pub chunks_fetched: u64,
     pub chunks_reused: u64,
+    /// BLAKE3 of the whole slot as read back from the medium (equal to the signed one).
+    pub blake3: [u8; 32],
 }
 
 /// Opens the slot for writing and checks it can hold `needed` bytes: a block device
@@ -78,9 +87,14 @@ pub fn open_slot(path: &Path, needed: u64, declared: Option<u64>) -> Result<File
 use std::os::unix::fs::FileTypeExt;
 
 /// Writes the image into `slot` following `plan`, flushes it, and checks every chunk
-/// as read back from the slot.
+/// and the whole image (`signed_blake3`) as read back from the medium.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, each argument named"
+)]
 pub fn write_slot(
     plan: &Plan,
+    signed_blake3: [u8; 32],
     fetcher: &Fetcher,
     pack_path: &str,
     seed: Option<&Path>,
@@ -101,19 +115,22 @@ pub fn write_slot(
     progress.phase("writing", plan.head.image_len);
     let (tx, rx) = sync_channel(QUEUE_DEPTH);
     let (flushed_tx, flushed_rx) = sync_channel(4);
+    let budget = ByteBudget::new(IN_FLIGHT_BYTES);
     std::thread::scope(|scope| {
-        scope.spawn(|| fetch_chunks(&plan.ops, fetcher, pack_path, tx));
+        scope.spawn(|| fetch_chunks(&plan.ops, fetcher, pack_path, tx, &budget));
         let verifier = scope.spawn(|| read_back(&readback, slot_path, &plan.ops, flushed_rx));
         // Dropping the receiver and the sender (inside write_chunks) stops both helpers.
         let written = write_chunks(
             plan,
-            rx,
+            (rx, &budget),
             seed_file.as_ref(),
             &mut slot,
             slot_path,
             flushed_tx,
             progress,
         );
+        // The writer is done: a fetch thread waiting for room stops.
+        budget.close();
         let read = verifier.join().unwrap_or_else(|_| {
             Err(InstallError::ReadBack {
                 path: slot_path.into(),
@@ -121,28 +138,40 @@ pub fn write_slot(
                 offset: 0,
             })
         });
-        let outcome = written?;
-        read?;
+        let mut outcome = written?;
+        let measured = read?;
+        if measured != signed_blake3 {
+            return Err(InstallError::ImageMismatch {
+                path: slot_path.into(),
+                signed: hex::encode(signed_blake3),
+                measured: hex::encode(measured),
+            });
+        }
+        outcome.blake3 = measured;
         Ok(outcome)
     })
 }
 
-/// Flushes the slot up to each offset the writer reports, reads every chunk of that
-/// region back and checks it against its signed hash: the whole image is verified as
-/// read back from the slot, while the disk writes and the CPU decompresses the next
-/// region.
+/// Flushes the slot up to each offset the writer reports, drops that region from the
+/// page cache, reads every chunk of it back from the medium, checks it against its
+/// signed hash and hashes it into the whole-image BLAKE3, which it returns: the whole
+/// image is verified as read back, while the disk writes and the CPU decompresses the
+/// next region.
 fn read_back(
     file: &File,
     path: &Path,
     ops: &[Op],
     written: Receiver<u64>,
-) -> Result<(), InstallError> {
+) -> Result<[u8; 32], InstallError> {
     let max = ops.iter().map(|op| op.len).max().unwrap_or(0) as usize;
     let mut buf = vec![0u8; max];
+    let mut whole = blake3::Hasher::new();
     let (mut next, mut offset) = (0usize, 0u64);
+    let mut dropped = 0u64;
     for upto in written {
         file.sync_data()
             .map_err(InstallError::io("flush the slot", path))?;
+        dropped = drop_cached(file, path, dropped, upto)?;
         while let Some(op) = ops.get(next) {
             let end = offset + u64::from(op.len);
             if end > upto {
@@ -158,6 +187,7 @@ fn read_back(
                     offset,
                 });
             }
+            whole.update(data);
             next += 1;
             offset = end;
         }
@@ -169,14 +199,30 @@ fn read_back(
             offset,
         });
     }
-    Ok(())
+    Ok(whole.finalize().into())
+}
+
+/// Drops the flushed bytes `from..upto` from the page cache, so reading them back asks
+/// the medium. The page holding `upto` may be dirty again (the writer went on), and
+/// dirty pages stay cached, so the next call starts from that page. Returns that start.
+fn drop_cached(file: &File, path: &Path, from: u64, upto: u64) -> Result<u64, InstallError> {
+    const PAGE: u64 = 4096;
+    if let Some(len) = std::num::NonZeroU64::new(upto.saturating_sub(from)) {
+        rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::DontNeed)
+            .map_err(|e| InstallError::io("drop the page cache of", path)(e.into()))?;
+        // Ask the medium for the whole region at once (large sequential reads), rather
+        // than chunk by chunk; the bytes still come from the medium, not from memory.
+        rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::WillNeed)
+            .map_err(|e| InstallError::io("read ahead", path)(e.into()))?;
+    }
+    Ok(upto / PAGE * PAGE)
 }
 
 type Fetched = Result<Vec<u8>, InstallError>;
 
 fn write_chunks(
     plan: &Plan,
-    rx: Receiver<Fetched>,
+    (rx, budget): (Receiver<Fetched>, &ByteBudget),
     seed: Option<&(File, &Path)>,
     slot: &mut File,
     slot_path: &Path,
@@ -190,6 +236,7 @@ fn write_chunks(
     for (i, op) in plan.ops.iter().enumerate() {
         let len = op.len as usize;
         let fetched;
+        let mut from_pack = 0;
         let data: &[u8] = match op.source {
             Source::Pack { .. } => {
                 fetched = rx.recv().unwrap_or_else(|_| {
@@ -199,6 +246,8 @@ fn write_chunks(
                     })
                 })?;
                 out.chunks_fetched += 1;
+                // Its bytes leave the budget once written (below).
+                from_pack = fetched.len() as u64;
                 &fetched
             }
             Source::Seed { offset: at } => {
@@ -235,6 +284,7 @@ fn write_chunks(
         };
         slot.write_all(data)
             .map_err(InstallError::io("write the slot", slot_path))?;
+        budget.give(from_pack);
         offset += len as u64;
         progress.advance(len as u64);
         if offset >= next_flush {
@@ -253,7 +303,13 @@ fn write_chunks(
 }
 
 /// Streams every pack chunk of `ops` in order into `tx`, verified.
-fn fetch_chunks(ops: &[Op], fetcher: &Fetcher, pack_path: &str, tx: SyncSender<Fetched>) {
+fn fetch_chunks(
+    ops: &[Op],
+    fetcher: &Fetcher,
+    pack_path: &str,
+    tx: SyncSender<Fetched>,
+    budget: &ByteBudget,
+) {
     let mut decompressor = match zstd::bulk::Decompressor::new() {
         Ok(d) => d,
         Err(e) => {
@@ -276,19 +332,25 @@ fn fetch_chunks(ops: &[Op], fetcher: &Fetcher, pack_path: &str, tx: SyncSender<F
     let mut k = 0;
     let mut comp = Vec::new();
     while k < packed.len() {
-        // One range request for a run of adjacent chunks in the pack.
+        // One range request for a run of adjacent chunks in the pack; from a server
+        // that ignores ranges (each request costs the whole pack), one request for all
+        // the rest, skipping the gaps: never more than one full download.
+        let one_pass = fetcher.ranges_ignored();
         let start = packed[k].2;
         let mut end = start + u64::from(packed[k].3);
         let mut last = k + 1;
-        while last < packed.len() && packed[last].2 == end {
-            end += u64::from(packed[last].3);
+        while last < packed.len() && (packed[last].2 == end || (one_pass && packed[last].2 > end)) {
+            end = packed[last].2 + u64::from(packed[last].3);
             last += 1;
         }
         let mut stream = fetcher.stream(pack_path, start, end - start);
+        let mut at = start;
         for &(i, op, offset, comp_len) in &packed[k..last] {
             comp.resize(comp_len as usize, 0);
-            let result = stream
-                .read_exact(&mut comp)
+            let gap = offset - at;
+            at = offset + u64::from(comp_len);
+            let result = std::io::copy(&mut (&mut stream).take(gap), &mut std::io::sink())
+                .and_then(|_| stream.read_exact(&mut comp))
                 .map_err(|e| fetch_error(fetcher, pack_path, e))
                 .and_then(|()| {
                     let first = unpack(&mut decompressor, &comp, op, i);
@@ -307,7 +369,8 @@ fn fetch_chunks(ops: &[Op], fetcher: &Fetcher, pack_path: &str, tx: SyncSender<F
                     }
                 });
             let failed = result.is_err();
-            if tx.send(result).is_err() || failed {
+            let held = result.as_ref().map_or(0, |data| data.len() as u64);
+            if !budget.take(held) || tx.send(result).is_err() || failed {
                 return;
             }
         }

@@ -10,7 +10,7 @@ use common::{image, TestRepo};
 use sha2::{Digest, Sha256};
 use skerry_chunks::{ChunkParams, IndexError, IndexHead};
 use skerry_installer::install::NoProgress;
-use skerry_installer::{install, InstallError};
+use skerry_installer::{install, InstallError, NoBootState};
 use skerry_tuf::image::{consistent_path, ImageCustom};
 use skerry_tuf::{MetaFile, Signed, Snapshot, Targets, Timestamp};
 
@@ -101,6 +101,7 @@ fn attempt(repo: &TestRepo) -> Result<(), InstallError> {
     let slot = repo.path().join("slot");
     install(
         &repo.options(repo.file_transport(), "rpi4", &slot),
+        &mut NoBootState,
         &NoProgress,
     )
     .map(|_| ())

@@ -5,6 +5,7 @@ mod common;
 
 use common::{edit, image, TestRepo};
 use skerry_installer::install::NoProgress;
+use skerry_installer::NoBootState;
 use skerry_installer::{install, InstallError};
 
 #[test]
@@ -19,7 +20,7 @@ fn full_then_delta_install_writes_exact_images_and_fetches_little() {
 
     let mut opts = repo.options(repo.file_transport(), "rpi4", &slot_a);
     opts.version = Some(semver::Version::new(1, 0, 0));
-    let full = install(&opts, &NoProgress).unwrap();
+    let full = install(&opts, &mut NoBootState, &NoProgress).unwrap();
     assert_eq!(std::fs::read(&slot_a).unwrap(), v1);
     assert_eq!(full.version, "1.0.0");
     assert_eq!(full.bytes_written, v1.len() as u64);
@@ -31,10 +32,10 @@ fn full_then_delta_install_writes_exact_images_and_fetches_little() {
 
     let mut opts = repo.options(repo.file_transport(), "rpi4", &slot_b);
     opts.seed = Some(slot_a.clone());
-    let delta = install(&opts, &NoProgress).unwrap();
+    let delta = install(&opts, &mut NoBootState, &NoProgress).unwrap();
     assert_eq!(std::fs::read(&slot_b).unwrap(), v2);
     assert_eq!(delta.version, "1.1.0");
-    assert_eq!(delta.sha256, sha256_hex(&v2));
+    assert_eq!(delta.blake3, blake3::hash(&v2).to_hex().to_string());
     assert!(delta.chunks_reused > 0 && delta.chunks_fetched > 0);
     assert!(delta.index_pages_from_seed > 0, "{delta:?}");
     // 2 edits of 20 kB: the delta must cost a small fraction of the full download.
@@ -60,11 +61,6 @@ fn full_chunks(repo: &TestRepo, version: &str) -> u64 {
         .chunk_count
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
-}
-
 #[test]
 fn unchanged_image_reuses_everything() {
     let repo = TestRepo::new();
@@ -75,7 +71,7 @@ fn unchanged_image_reuses_everything() {
     let slot = repo.path().join("slot.img");
     let mut opts = repo.options(repo.file_transport(), "rpi4", &slot);
     opts.seed = Some(seed);
-    let r = install(&opts, &NoProgress).unwrap();
+    let r = install(&opts, &mut NoBootState, &NoProgress).unwrap();
     assert_eq!(r.chunks_fetched, 0);
     assert_eq!(r.index_pages_fetched, 0);
     assert_eq!(std::fs::read(&slot).unwrap(), v1);
@@ -91,37 +87,42 @@ fn picks_the_board_and_refuses_other_boards() {
     let slot = repo.path().join("slot.img");
     install(
         &repo.options(repo.file_transport(), "x86", &slot),
+        &mut NoBootState,
         &NoProgress,
     )
     .unwrap();
     assert_eq!(std::fs::read(&slot).unwrap(), x86);
     let err = install(
         &repo.options(repo.file_transport(), "beaglebone", &slot),
+        &mut NoBootState,
         &NoProgress,
     )
     .unwrap_err();
     assert!(matches!(err, InstallError::NoRelease { .. }), "{err}");
     let mut opts = repo.options(repo.file_transport(), "x86", &slot);
     opts.version = Some(semver::Version::new(2, 0, 0));
-    let err = install(&opts, &NoProgress).unwrap_err();
+    let err = install(&opts, &mut NoBootState, &NoProgress).unwrap_err();
     assert!(matches!(err, InstallError::NoRelease { .. }), "{err}");
 }
 
 #[test]
-fn refuses_an_older_version_than_installed() {
+fn refuses_an_older_version_than_committed() {
     let repo = TestRepo::new();
     repo.add("rpi4", "1.0.0", &image(100_000, 6));
     repo.add("rpi4", "1.2.0", &image(100_000, 7));
     let slot = repo.path().join("slot.img");
     install(
         &repo.options(repo.file_transport(), "rpi4", &slot),
+        &mut NoBootState,
         &NoProgress,
     )
     .unwrap();
-    let before = std::fs::read(&slot).unwrap();
     let mut opts = repo.options(repo.file_transport(), "rpi4", &slot);
+    let slot_name = slot.display().to_string();
+    skerry_installer::state::record_commit(&opts.state_dir, &slot_name).unwrap();
+    let before = std::fs::read(&slot).unwrap();
     opts.version = Some(semver::Version::new(1, 0, 0));
-    let err = install(&opts, &NoProgress).unwrap_err();
+    let err = install(&opts, &mut NoBootState, &NoProgress).unwrap_err();
     assert!(matches!(err, InstallError::Downgrade { .. }), "{err}");
     assert_eq!(
         std::fs::read(&slot).unwrap(),
@@ -138,7 +139,7 @@ fn refuses_a_slot_too_small_without_writing() {
     std::fs::write(&slot, vec![7u8; 100_000]).unwrap();
     let mut opts = repo.options(repo.file_transport(), "rpi4", &slot);
     opts.slot_size = Some(100_000);
-    let err = install(&opts, &NoProgress).unwrap_err();
+    let err = install(&opts, &mut NoBootState, &NoProgress).unwrap_err();
     assert!(
         matches!(
             err,
@@ -163,6 +164,7 @@ fn a_full_disk_is_a_clear_error() {
             "rpi4",
             std::path::Path::new("/dev/full"),
         ),
+        &mut NoBootState,
         &NoProgress,
     )
     .unwrap_err();
@@ -196,14 +198,14 @@ fn a_seed_slot_is_cut_only_up_to_the_image_last_written_to_it() {
     let slot_b = repo.path().join("b.img");
     let mut opts = repo.options(repo.file_transport(), "rpi4", &slot_a);
     opts.version = Some(semver::Version::new(1, 0, 0));
-    install(&opts, &NoProgress).unwrap();
+    install(&opts, &mut NoBootState, &NoProgress).unwrap();
     // The partition is larger than the image: the rest is old junk.
     let mut padded = std::fs::read(&slot_a).unwrap();
     padded.extend(image(3 << 20, 33));
     std::fs::write(&slot_a, &padded).unwrap();
     let mut opts = repo.options(repo.file_transport(), "rpi4", &slot_b);
     opts.seed = Some(slot_a);
-    let r = install(&opts, &NoProgress).unwrap();
+    let r = install(&opts, &mut NoBootState, &NoProgress).unwrap();
     assert_eq!(r.seed_bytes_scanned, v1.len() as u64);
     assert_eq!(std::fs::read(&slot_b).unwrap(), v2);
 }

@@ -11,6 +11,7 @@ use common::server::{Faults, TestServer};
 use common::{edit, image, TestRepo};
 use skerry_installer::install::NoProgress;
 use skerry_installer::transport::HttpTransport;
+use skerry_installer::NoBootState;
 use skerry_installer::{install, InstallError, RetryPolicy, Transport};
 
 fn http(server: &TestServer) -> Arc<dyn Transport> {
@@ -40,11 +41,11 @@ fn full_and_delta_install_over_http() {
     let b = repo.path().join("b");
     let mut opts = repo.options(http(&server), "rpi4", &a);
     opts.version = Some(semver::Version::new(1, 0, 0));
-    let full = install(&opts, &NoProgress).unwrap();
+    let full = install(&opts, &mut NoBootState, &NoProgress).unwrap();
     assert_eq!(std::fs::read(&a).unwrap(), v1);
     let mut opts = repo.options(http(&server), "rpi4", &b);
     opts.seed = Some(a);
-    let delta = install(&opts, &NoProgress).unwrap();
+    let delta = install(&opts, &mut NoBootState, &NoProgress).unwrap();
     assert_eq!(std::fs::read(&b).unwrap(), v2);
     assert!(
         delta.bytes_fetched * 4 < full.bytes_fetched,
@@ -73,7 +74,7 @@ fn cuts_stalls_and_wrong_bytes_are_resumed_to_the_exact_image() {
         let mut opts = repo.options(http(&server), "rpi4", &slot);
         opts.state_dir = repo.path().join(format!("state-{seed}"));
         opts.retry = patient();
-        let report = install(&opts, &NoProgress)
+        let report = install(&opts, &mut NoBootState, &NoProgress)
             .unwrap_or_else(|e| panic!("seed {seed}: {e}: {:?}", std::error::Error::source(&e)));
         assert_eq!(std::fs::read(&slot).unwrap(), v1, "seed {seed}");
         assert!(server.requests.load(std::sync::atomic::Ordering::SeqCst) > 4);
@@ -101,7 +102,7 @@ fn wrong_bytes_anywhere_complete_or_fail_cleanly() {
         let mut opts = repo.options(http(&server), "rpi4", &slot);
         opts.state_dir = repo.path().join(format!("state-{seed}"));
         opts.retry = patient();
-        match install(&opts, &NoProgress) {
+        match install(&opts, &mut NoBootState, &NoProgress) {
             Ok(_) => {
                 assert_eq!(
                     std::fs::read(&slot).unwrap(),
@@ -138,7 +139,12 @@ fn a_truncated_pack_fails_cleanly() {
         },
     );
     let slot = repo.path().join("slot");
-    let err = install(&repo.options(http(&server), "rpi4", &slot), &NoProgress).unwrap_err();
+    let err = install(
+        &repo.options(http(&server), "rpi4", &slot),
+        &mut NoBootState,
+        &NoProgress,
+    )
+    .unwrap_err();
     assert!(matches!(err, InstallError::Fetch { .. }), "{err}");
     let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
     assert!(text.contains("image.pack"), "{text}");
@@ -154,6 +160,7 @@ fn a_truncated_pack_over_file_fails_cleanly() {
     let slot = repo.path().join("slot");
     let err = install(
         &repo.options(repo.file_transport(), "rpi4", &slot),
+        &mut NoBootState,
         &NoProgress,
     )
     .unwrap_err();
@@ -183,7 +190,7 @@ fn a_server_without_range_support_still_works() {
     let slot = repo.path().join("slot");
     let mut opts = repo.options(http(&server), "rpi4", &slot);
     opts.seed = Some(seed);
-    let report = install(&opts, &NoProgress).unwrap();
+    let report = install(&opts, &mut NoBootState, &NoProgress).unwrap();
     assert_eq!(std::fs::read(&slot).unwrap(), v2);
     assert!(report.chunks_reused > 0);
 }

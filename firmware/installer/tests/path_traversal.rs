@@ -16,7 +16,7 @@ fn targets_with_pack(pack: &str) -> Targets {
     let custom = json!({"skerry": {
         "board": "rpi4", "version": "1.0.0", "channel": "stable",
         "image_length": 10, "image_sha256": SHA,
-        "head_length": 176, "head_sha256": SHA, "pack": pack,
+        "head_length": 176, "head_sha256": SHA, "pack": pack, "image_blake3": SHA,
     }});
     let file = |custom| TargetFile {
         length: 1000,

@@ -10,6 +10,7 @@ use common::{image, TestRepo};
 use serde_json::Value;
 use skerry_installer::install;
 use skerry_installer::install::NoProgress;
+use skerry_installer::NoBootState;
 
 #[test]
 fn versions_fast_forwarded_before_a_rotation_are_forgotten_after_a_power_cut() {
@@ -17,10 +18,10 @@ fn versions_fast_forwarded_before_a_rotation_are_forgotten_after_a_power_cut() {
     repo.add("rpi4", "1.0.0", &image(100_000, 21));
     let slot = repo.path().join("slot");
     let opts = repo.options(repo.file_transport(), "rpi4", &slot);
-    install(&opts, &NoProgress).expect("the first install succeeds");
+    install(&opts, &mut NoBootState, &NoProgress).expect("the first install succeeds");
 
     // An attacker holding the timestamp and snapshot keys fast-forwarded the device.
-    let state_path = opts.state_dir.join("state.json");
+    let state_path = repo.repo_state(&opts).join("state.json");
     let mut state: Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
     state["versions"]["timestamp"] = 1000.into();
     state["versions"]["snapshot"] = 1000.into();
@@ -40,11 +41,12 @@ fn versions_fast_forwarded_before_a_rotation_are_forgotten_after_a_power_cut() {
     // ... and the device saw root 2, saved it, and lost power before saving its state.
     std::fs::copy(
         repo.repo.metadata_dir().join("2.root.json"),
-        opts.state_dir.join("root.json"),
+        repo.repo_state(&opts).join("root.json"),
     )
     .unwrap();
 
-    let report = install(&opts, &NoProgress).expect("the recovered repository installs");
+    let report =
+        install(&opts, &mut NoBootState, &NoProgress).expect("the recovered repository installs");
     assert_eq!(report.version, "1.0.0");
     let state: Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
     assert!(

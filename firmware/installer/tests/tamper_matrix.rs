@@ -11,6 +11,7 @@ use common::{image, TestRepo};
 use serde_json::Value;
 use skerry_chunks::IndexHead;
 use skerry_installer::install::NoProgress;
+use skerry_installer::NoBootState;
 use skerry_installer::{install, InstallError, InstallReport};
 
 /// Installs `board` into a fresh slot with a fresh device state.
@@ -20,7 +21,7 @@ fn attempt(repo: &TestRepo, tag: &str) -> Result<InstallReport, InstallError> {
     let mut opts = repo.options(repo.file_transport(), "rpi4", &slot);
     opts.state_dir = repo.path().join(format!("state-{tag}"));
     let _ = std::fs::remove_dir_all(&opts.state_dir);
-    install(&opts, &NoProgress)
+    install(&opts, &mut NoBootState, &NoProgress)
 }
 
 /// Runs `check` with `path`'s bytes replaced by `bytes`, then restores them.
@@ -220,9 +221,17 @@ fn replayed_old_metadata_is_refused() {
     repo.add("rpi4", "1.1.0", &image(100_000, 13));
     let slot = repo.path().join("slot");
     let opts = repo.options(repo.file_transport(), "rpi4", &slot);
-    assert_eq!(install(&opts, &NoProgress).unwrap().version, "1.1.0");
+    assert_eq!(
+        install(&opts, &mut NoBootState, &NoProgress)
+            .unwrap()
+            .version,
+        "1.1.0"
+    );
     // The device has seen timestamp v3; an attacker serves the old v2 again.
-    let err = with_file(&ts, &old_ts, || install(&opts, &NoProgress)).unwrap_err();
+    let err = with_file(&ts, &old_ts, || {
+        install(&opts, &mut NoBootState, &NoProgress)
+    })
+    .unwrap_err();
     let text = format!("{}", std::error::Error::source(&err).unwrap());
     assert!(text.contains("older than the trusted version"), "{text}");
 }
@@ -234,16 +243,16 @@ fn expired_metadata_is_refused_even_with_the_clock_set_back() {
     repo.add_at("rpi4", "1.0.0", &image(100_000, 14), month_ago);
     let slot = repo.path().join("slot");
     let mut opts = repo.options(repo.file_transport(), "rpi4", &slot);
-    let err = install(&opts, &NoProgress).unwrap_err();
+    let err = install(&opts, &mut NoBootState, &NoProgress).unwrap_err();
     let text = format!("{}", std::error::Error::source(&err).unwrap());
     assert!(text.contains("expired"), "{text}");
 
     // A device whose clock says "a month ago" accepts it once...
     opts.clock = month_ago + Duration::from_secs(3600);
     opts.state_dir = repo.path().join("state-clock");
-    install(&opts, &NoProgress).unwrap();
+    install(&opts, &mut NoBootState, &NoProgress).unwrap();
     // ...but once it has seen today, setting the clock back does not revive it.
-    let state_file = opts.state_dir.join("state.json");
+    let state_file = repo.repo_state(&opts).join("state.json");
     let mut state: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
     let today = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -251,7 +260,7 @@ fn expired_metadata_is_refused_even_with_the_clock_set_back() {
         .as_secs();
     state["time_floor"] = Value::from(today);
     std::fs::write(&state_file, serde_json::to_vec(&state).unwrap()).unwrap();
-    let err = install(&opts, &NoProgress).unwrap_err();
+    let err = install(&opts, &mut NoBootState, &NoProgress).unwrap_err();
     assert!(format!("{}", std::error::Error::source(&err).unwrap()).contains("expired"));
 }
 
@@ -263,7 +272,7 @@ fn metadata_signed_by_a_wrong_key_is_refused() {
     let mut opts = repo.options(repo.file_transport(), "rpi4", &slot);
     opts.trusted_root = other.root_bytes();
     opts.state_dir = repo.path().join("state-wrong-key");
-    let err = install(&opts, &NoProgress).unwrap_err();
+    let err = install(&opts, &mut NoBootState, &NoProgress).unwrap_err();
     let text = format!("{}", std::error::Error::source(&err).unwrap());
     assert!(text.contains("valid signature"), "{text}");
     assert!(!slot.exists() || std::fs::metadata(&slot).unwrap().len() == 0);
@@ -286,7 +295,15 @@ fn root_rotation_is_followed_and_a_rotation_without_old_signatures_is_refused() 
     let r = attempt(&repo, "rotated").unwrap();
     assert_eq!(r.version, "1.0.0");
     let saved: Value = serde_json::from_slice(
-        &std::fs::read(repo.path().join("state-rotated/root.json")).unwrap(),
+        &std::fs::read(
+            skerry_installer::state::repository_dir(
+                &repo.path().join("state-rotated"),
+                &repo.root_bytes(),
+            )
+            .unwrap()
+            .join("root.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(saved["signed"]["version"], 2);

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use common::{image, TestRepo};
 use skerry_installer::install::NoProgress;
-use skerry_installer::{install, InstallError};
+use skerry_installer::{install, InstallError, NoBootState};
 use skerry_release::{AddImage, Expiries, Repository};
 use skerry_tuf::{MetaFile, Signed, Snapshot, Targets, Timestamp, TufError};
 
@@ -103,6 +103,7 @@ fn attack(same_length: bool) {
     let slot = repo.path().join("slot");
     let result = install(
         &repo.options(repo.file_transport(), "rpi4", &slot),
+        &mut NoBootState,
         &NoProgress,
     );
     let written = std::fs::read(&slot).unwrap_or_default();
@@ -180,6 +181,7 @@ fn a_snapshot_listing_targets_by_version_alone_is_refused() {
     let slot = repo.path().join("slot");
     match install(
         &repo.options(repo.file_transport(), "rpi4", &slot),
+        &mut NoBootState,
         &NoProgress,
     ) {
         Err(InstallError::Metadata {

@@ -39,6 +39,11 @@ pub enum BootCommand {
         slot: SlotName,
         #[command(flatten)]
         store: StoreArg,
+        /// The installer's state (as for `skerryctl install --state`): the release
+        /// installed into SLOT becomes its board's committed version, the one older
+        /// releases are refused against.
+        #[arg(long, value_name = "DIR")]
+        state: Option<std::path::PathBuf>,
     },
     /// Mark SLOT bad, so the bootloader never starts it.
     MarkBad {
@@ -88,7 +93,16 @@ pub fn run(cmd: BootCommand) -> anyhow::Result<()> {
         BootCommand::BeginTrial { slot, store } => {
             transition(&store.spec, |s| s.begin_trial(&slot))
         }
-        BootCommand::MarkGood { slot, store } => transition(&store.spec, |s| s.mark_good(&slot)),
+        BootCommand::MarkGood { slot, store, state } => {
+            if let Some(dir) = &state {
+                commit_installed(dir, &slot, false)?;
+            }
+            transition(&store.spec, |s| s.mark_good(&slot))?;
+            match &state {
+                Some(dir) => commit_installed(dir, &slot, true),
+                None => Ok(()),
+            }
+        }
         BootCommand::MarkBad { slot, store } => transition(&store.spec, |s| s.mark_bad(&slot)),
         BootCommand::SimulateBoot { store } => {
             let slot = open(&store.spec)?
@@ -143,6 +157,23 @@ fn transition(
         .commit(&state)
         .with_context(|| format!("writing {spec}"))?;
     print!("{}", slot_table(&state));
+    Ok(())
+}
+
+/// Checks (`record: false`) or records that the release installed into `slot`, per the
+/// installer's state in `dir`, is now its board's committed version.
+fn commit_installed(dir: &std::path::Path, slot: &SlotName, record: bool) -> anyhow::Result<()> {
+    use skerry_installer::state::{load_slots, record_commit};
+    let known = load_slots(dir)?.contains_key(slot.as_str());
+    if !known {
+        bail!(
+            "--state {} records no install into slot {slot} (install it with --slot-name {slot})",
+            dir.display()
+        );
+    }
+    if record {
+        record_commit(dir, slot.as_str())?;
+    }
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! `skerryctl install`: the offline installer. Verifies a signed release and writes it
-//! into a slot, reusing the chunks of a seed (the active slot). It never changes the
-//! boot state: flip it with `skerryctl boot begin-trial` after this succeeds.
+//! into a slot, reusing the chunks of a seed (the active slot). With `--store`, the
+//! target slot is marked bad in the boot state before its first byte is written (and
+//! stays so if the install fails); start its trial with `skerryctl boot begin-trial`
+//! after this succeeds.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -10,7 +12,13 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use skerry_installer::{install, open_url, InstallOptions, InstallReport, Progress, RetryPolicy};
+use skerry_boot_state::{BootState, SlotName, SlotStatus, StoreSpec};
+use skerry_installer::guard::ActivationError;
+use skerry_installer::transport::MinProgress;
+use skerry_installer::{
+    install, open_url, Downgrade, InstallOptions, InstallReport, NoBootState, Progress,
+    RetryLog, RetryPolicy, SlotActivation,
+};
 
 #[derive(Debug, Args)]
 pub struct InstallArgs {
@@ -47,6 +55,28 @@ pub struct InstallArgs {
     /// Failed attempts in a row before giving up on a download.
     #[arg(long, default_value_t = 8)]
     attempts: u32,
+    /// Give up when less than this many bytes per second arrive, averaged over
+    /// --min-progress-window of waiting on the network (generous for satellite links).
+    #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = 1024)]
+    min_progress: u64,
+    /// The window --min-progress is averaged over.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    min_progress_window: String,
+    /// The boot state (as for `skerryctl boot --store`): the target slot is marked bad
+    /// in it before the install writes anything. Needs --slot-name.
+    #[arg(long, value_name = "STORE", requires = "slot_name")]
+    store: Option<StoreSpec>,
+    /// The target slot's name in the boot state (like B); the state remembers which
+    /// release it holds, so `skerryctl boot mark-good NAME --state DIR` commits it.
+    #[arg(long, value_name = "NAME")]
+    slot_name: Option<SlotName>,
+    /// The slot the device booted from: never written, even if it is not mounted.
+    #[arg(long, value_name = "PATH")]
+    booted: Option<PathBuf>,
+    /// Install a release older than the committed version (it must still be in valid
+    /// signed metadata).
+    #[arg(long)]
+    allow_downgrade: bool,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
 }
@@ -68,6 +98,8 @@ pub fn run(args: InstallArgs) -> anyhow::Result<()> {
         .context("--version is not semantic versioning (like 1.2.3)")?;
     let stall = humantime::parse_duration(&args.stall_timeout)
         .context("--stall-timeout is not a duration like 30s")?;
+    let window = humantime::parse_duration(&args.min_progress_window)
+        .context("--min-progress-window is not a duration like 10m")?;
     let opts = InstallOptions {
         transport: open_url(&args.repo, stall)?,
         trusted_root,
@@ -77,16 +109,31 @@ pub fn run(args: InstallArgs) -> anyhow::Result<()> {
         version,
         slot: args.slot,
         slot_size: args.slot_size,
+        slot_name: args.slot_name.as_ref().map(|n| n.as_str().to_string()),
         seed: args.seed,
+        booted: args.booted,
+        downgrade: if args.allow_downgrade {
+            Downgrade::Allow
+        } else {
+            Downgrade::Refuse
+        },
         retry: RetryPolicy {
             attempts: args.attempts.max(1),
             first_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
         },
+        min_progress: MinProgress {
+            bytes_per_sec: args.min_progress,
+            window,
+        },
+        retry_log: RetryLog::new(|message| eprintln!("skerryctl install: {message}")),
         clock: SystemTime::now(),
     };
     let bar = Bar::new(std::io::stderr().is_terminal());
-    let report = install(&opts, &bar)?;
+    let report = match (args.store, args.slot_name) {
+        (Some(spec), Some(slot)) => install(&opts, &mut MarkBad { spec, slot }, &bar)?,
+        _ => install(&opts, &mut NoBootState, &bar)?,
+    };
     bar.done();
     print_report(&report, args.output)
 }
@@ -95,18 +142,36 @@ fn print_report(r: &InstallReport, output: Output) -> anyhow::Result<()> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(r)?),
         Output::Text => println!(
-            "installed {} {}: wrote {} bytes, fetched {} bytes, {} chunks reused, {} fetched, sha256 {} in {:.2}s",
+            "installed {} {}: wrote {} bytes, fetched {} bytes, {} chunks reused, {} fetched, blake3 {} (read back) in {:.2}s",
             r.board,
             r.version,
             r.bytes_written,
             r.bytes_fetched,
             r.chunks_reused,
             r.chunks_fetched,
-            r.sha256,
+            r.blake3,
             r.seconds
         ),
     }
     Ok(())
+}
+
+/// Marks the target slot bad in the boot store before the install writes it.
+struct MarkBad {
+    spec: StoreSpec,
+    slot: SlotName,
+}
+
+impl SlotActivation for MarkBad {
+    fn deactivate(&mut self) -> Result<(), ActivationError> {
+        let mut store = self.spec.open()?;
+        let mut state: BootState = store.load()?;
+        if state.status(&self.slot)? != SlotStatus::Bad {
+            state.mark_bad(&self.slot)?;
+            store.commit(&state)?;
+        }
+        Ok(())
+    }
 }
 
 /// A progress bar on stderr when it is a terminal; silent otherwise.
@@ -133,6 +198,10 @@ impl Bar {
 }
 
 impl Progress for Bar {
+    fn warn(&self, message: &str) {
+        eprintln!("skerryctl install: warning: {message}");
+    }
+
     fn phase(&self, name: &str, total: u64) {
         if !self.enabled {
             return;

@@ -36,7 +36,7 @@ fn install_reports_json_and_refuses_bad_input() {
     assert!(report["chunks_fetched"].as_u64().unwrap() > 0);
     // Repeated chunks inside the image are copied from the slot, not fetched again.
     assert!(report["chunks_reused"].is_u64());
-    assert_eq!(report["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(report["blake3"].as_str().unwrap().len(), 64);
     assert!(report["seconds"].as_f64().unwrap() >= 0.0);
     assert_eq!(std::fs::read(p("slot")).unwrap(), image);
 

@@ -8,7 +8,9 @@ use std::time::SystemTime;
 
 use skerry_installer::install::NoProgress;
 use skerry_installer::transport::FileTransport;
-use skerry_installer::{install as run_install, InstallOptions, InstallReport, RetryPolicy};
+use skerry_installer::{
+    install as run_install, Downgrade, InstallOptions, InstallReport, NoBootState, RetryPolicy,
+};
 
 use crate::Error;
 
@@ -86,17 +88,22 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             .transpose()?,
         slot: slot.into(),
         slot_size: None,
+        slot_name: None,
         seed: (seed != "-").then(|| seed.into()),
+        booted: None,
+        downgrade: Downgrade::Refuse,
         retry: RetryPolicy::default(),
+        retry_log: skerry_installer::RetryLog::default(),
+        min_progress: Default::default(),
         clock: SystemTime::now(),
     };
     let report: InstallReport = if std::env::var_os("SKERRY_BENCH_TRACE").is_some() {
         let trace = Trace(std::time::Instant::now());
-        let r = run_install(&opts, &trace)?;
+        let r = run_install(&opts, &mut NoBootState, &trace)?;
         eprintln!("trace: done at {:.3}s", trace.0.elapsed().as_secs_f64());
         r
     } else {
-        run_install(&opts, &NoProgress)?
+        run_install(&opts, &mut NoBootState, &NoProgress)?
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

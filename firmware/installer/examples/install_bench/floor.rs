@@ -1,9 +1,11 @@
 //! The floor: the same pack bytes decompressed, hashed and written by the simplest loop
-//! (one thread, no metadata, no verification beyond the chunk hash), then flushed.
+//! (one thread, no metadata, no verification beyond the chunk hash), then flushed, then
+//! read back from the medium (page cache dropped) and hashed whole with BLAKE3 against
+//! the signed whole-image hash, as the installer does.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Instant;
@@ -25,6 +27,7 @@ pub fn run(repo: &Repository, out: &Path) -> Result<f64, Error> {
         }
         Err(format!("no {suffix} in {}", dir.display()).into())
     };
+    let signed_blake3 = signed_image_blake3(repo)?;
     let index = std::fs::read(find(".image.idx")?)?;
     let pages = u32::from_le_bytes(index[60..64].try_into()?) as usize;
     let head = IndexHead::decode(&index[..80 + 96 * pages])?;
@@ -65,5 +68,38 @@ pub fn run(repo: &Repository, out: &Path) -> Result<f64, Error> {
         offset += u64::from(e.len);
     }
     file.sync_all()?;
+    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)?;
+    file.seek(SeekFrom::Start(0))?;
+    let mut whole = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        whole.update(&buf[..n]);
+    }
+    if whole.finalize().to_hex().as_str() != signed_blake3 {
+        return Err("floor: read-back BLAKE3 differs from the signed one".into());
+    }
     Ok(started.elapsed().as_secs_f64())
+}
+
+/// The release's signed whole-image BLAKE3 (hex).
+fn signed_image_blake3(repo: &Repository) -> Result<String, Error> {
+    let current = repo.current()?;
+    let target = current
+        .targets
+        .signed
+        .targets
+        .get("bench/1.0.0/image.idx")
+        .ok_or("no bench/1.0.0/image.idx target")?;
+    let custom = target
+        .custom
+        .as_ref()
+        .ok_or("the index target has no custom")?;
+    Ok(custom["skerry"]["image_blake3"]
+        .as_str()
+        .ok_or("the release has no image_blake3")?
+        .to_string())
 }

@@ -1,11 +1,16 @@
 //! Where repository bytes come from.
 //!
 //! A [`Transport`] opens a byte range of a repository file; [`Fetcher`] adds what every
-//! download needs on a bad link: a size cap, counting every byte received, resuming a
-//! dropped range from where it stopped, and retrying with exponential backoff.
+//! download needs on a bad link: a size cap, counting every byte received (bytes a
+//! server without range support made us skip included), resuming a dropped range from
+//! where it stopped, and retrying with exponential backoff — or after the server's
+//! `Retry-After` when it answered 408, 429 or 503 (bounded by the longest backoff).
+//! Whole files (metadata) are never resumed: a retry starts over, so a file replaced
+//! on the server between two attempts is never spliced from two versions.
 
 mod file;
 mod http;
+pub mod pace;
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +19,9 @@ use std::time::Duration;
 
 pub use file::FileTransport;
 pub use http::HttpTransport;
+pub use pace::{Clock, MinProgress, SystemClock};
+
+use pace::Pace;
 
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +30,13 @@ pub enum FetchError {
     NotFound { url: String },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
+    #[error("{url} is busy (HTTP {status}){}", retry_after.map(|d| format!(", retry after {}s", d.as_secs())).unwrap_or_default())]
+    Busy {
+        url: String,
+        status: u16,
+        /// The server's `Retry-After`, in seconds.
+        retry_after: Option<Duration>,
+    },
     #[error("{url} did not honour the range request: {reason}")]
     BadRange { url: String, reason: String },
     #[error("{url} is larger than the {max} bytes allowed")]
@@ -33,6 +48,13 @@ pub enum FetchError {
         url: String,
         #[source]
         source: std::io::Error,
+    },
+    #[error("{url} delivered {bytes} bytes in {seconds}s of waiting on the network, less than the minimum progress ({min_bytes_per_sec} bytes/s)")]
+    TooSlow {
+        url: String,
+        bytes: u64,
+        seconds: u64,
+        min_bytes_per_sec: u64,
     },
     #[error("giving up on {url} after {attempts} failed attempts")]
     GaveUp {
@@ -54,6 +76,7 @@ impl FetchError {
             self,
             FetchError::NotFound { .. }
                 | FetchError::TooLarge { .. }
+                | FetchError::TooSlow { .. }
                 | FetchError::BadUrl { .. }
                 | FetchError::BadPath { .. }
                 | FetchError::Status {
@@ -76,6 +99,16 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
 
     /// The full URL of `path`, for messages.
     fn url(&self, path: &str) -> String;
+
+    /// Whether the server was seen answering a range request with the whole file.
+    fn ignores_ranges(&self) -> bool {
+        false
+    }
+
+    /// Bytes received and thrown away (a whole file sent for a range request).
+    fn bytes_discarded(&self) -> u64 {
+        0
+    }
 }
 
 /// Opens `file://DIR` or `http(s)://HOST/PATH` as a transport.
@@ -115,6 +148,47 @@ impl RetryPolicy {
             .saturating_mul(factor)
             .min(self.max_backoff)
     }
+
+    /// The wait before the next attempt: the server's `Retry-After` when it gave one
+    /// (never longer than the longest backoff), else the exponential backoff.
+    fn delay(&self, failures: u32, err: &FetchError) -> Duration {
+        match err {
+            FetchError::Busy {
+                retry_after: Some(after),
+                ..
+            } => (*after).min(self.max_backoff),
+            _ => self.backoff(failures),
+        }
+    }
+}
+
+/// Where each retry is reported, with its reason (the CLI prints it on stderr; the
+/// daemon logs it). `RetryLog::default()` reports nothing.
+#[derive(Clone, Default)]
+pub struct RetryLog(Option<Arc<LogFn>>);
+
+type LogFn = dyn Fn(&str) + Send + Sync;
+
+impl RetryLog {
+    pub fn new(log: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(log)))
+    }
+
+    fn report(&self, message: &str) {
+        if let Some(log) = &self.0 {
+            log(message);
+        }
+    }
+}
+
+impl std::fmt::Debug for RetryLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "RetryLog(on)"
+        } else {
+            "RetryLog(off)"
+        })
+    }
 }
 
 /// A transport with retry, resume and a byte counter.
@@ -123,6 +197,10 @@ pub struct Fetcher {
     transport: Arc<dyn Transport>,
     policy: RetryPolicy,
     received: Arc<AtomicU64>,
+    log: RetryLog,
+    clock: Arc<dyn Clock>,
+    pace: Arc<Pace>,
+    rule: MinProgress,
 }
 
 impl Fetcher {
@@ -131,26 +209,77 @@ impl Fetcher {
             transport,
             policy,
             received: Arc::new(AtomicU64::new(0)),
+            log: RetryLog::default(),
+            clock: Arc::new(SystemClock),
+            pace: Arc::new(Pace::new(MinProgress::default())),
+            rule: MinProgress::default(),
         }
     }
 
-    /// Every byte received so far, failed attempts included.
+    /// Fails every download once less than `rule` arrives (see [`pace`]).
+    pub fn with_min_progress(mut self, rule: MinProgress) -> Self {
+        self.rule = rule;
+        self.pace = Arc::new(Pace::new(rule));
+        self
+    }
+
+    /// Measures network time and waits between retries on `clock` (tests inject one).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Runs `f`, returning its result and the time it took on the fetcher's clock.
+    fn timed<T>(&self, f: impl FnOnce() -> T) -> (T, Duration) {
+        let started = self.clock.now();
+        let out = f();
+        (out, self.clock.now().saturating_duration_since(started))
+    }
+
+    /// Records `bytes` received after `waited` on the network, against the rule.
+    fn paced(&self, path: &str, waited: Duration, bytes: u64) -> Result<(), FetchError> {
+        self.pace
+            .record(waited, bytes)
+            .map_err(|slow| FetchError::TooSlow {
+                url: self.url(path),
+                bytes: slow.bytes,
+                seconds: slow.window.as_secs(),
+                min_bytes_per_sec: self.rule.bytes_per_sec,
+            })
+    }
+
+    /// Reports every retry, with its reason, to `log`.
+    pub fn with_retry_log(mut self, log: RetryLog) -> Self {
+        self.log = log;
+        self
+    }
+
+    /// Every byte received so far, failed attempts and skipped bytes included.
     pub fn bytes_received(&self) -> u64 {
-        self.received.load(Ordering::Relaxed)
+        self.received.load(Ordering::Relaxed) + self.transport.bytes_discarded()
+    }
+
+    /// Whether the server answered a range request with the whole file.
+    pub fn ranges_ignored(&self) -> bool {
+        self.transport.ignores_ranges()
     }
 
     pub fn url(&self, path: &str) -> String {
         self.transport.url(path)
     }
 
-    /// A whole file of unknown length, at most `max` bytes.
+    /// A whole file of unknown length, at most `max` bytes. A failed attempt starts
+    /// over: the file may have been replaced meanwhile (metadata is), and resuming
+    /// would splice two versions into one file.
     pub fn get(&self, path: &str, max: u64) -> Result<Vec<u8>, FetchError> {
         let mut out = Vec::new();
         let mut failures = 0;
         loop {
+            out.clear();
+            let (opened, waited) = self.timed(|| self.transport.open(path, 0, None));
             let result = self
-                .transport
-                .open(path, out.len() as u64, None)
+                .paced(path, waited, 0)
+                .and(opened)
                 .and_then(|reader| self.drain(path, reader, &mut out, max));
             match result {
                 Ok(()) => return Ok(out),
@@ -202,10 +331,12 @@ impl Fetcher {
     ) -> Result<(), FetchError> {
         let mut buf = [0u8; 16 * 1024];
         loop {
-            let n = reader.read(&mut buf).map_err(|source| FetchError::Io {
+            let (read, waited) = self.timed(|| reader.read(&mut buf));
+            let n = read.map_err(|source| FetchError::Io {
                 url: self.url(path),
                 source,
             })?;
+            self.paced(path, waited, n as u64)?;
             if n == 0 {
                 return Ok(());
             }
@@ -233,9 +364,30 @@ impl Fetcher {
                 source: Box::new(err),
             });
         }
-        std::thread::sleep(self.policy.backoff(failures));
+        let delay = self.policy.delay(failures, &err);
+        self.log.report(&format!(
+            "retrying {} in {:.1}s (attempt {} of {}): {}",
+            self.url(path),
+            delay.as_secs_f64(),
+            failures + 1,
+            self.policy.attempts,
+            chain(&err)
+        ));
+        self.clock.sleep(delay);
+        self.paced(path, delay, 0)?;
         Ok(failures)
     }
+}
+
+/// `err` and its sources, as one line.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text += &format!(": {s}");
+        source = s.source();
+    }
+    text
 }
 
 /// A byte range that reconnects from where it stopped when the connection drops.
@@ -264,6 +416,7 @@ impl Read for RangeStream {
             return Ok(0);
         }
         loop {
+            let started = self.fetcher.clock.now();
             let attempt = match self.inner.as_mut() {
                 Some(reader) => {
                     let want = buf.len().min((self.end - self.pos) as usize);
@@ -292,6 +445,11 @@ impl Read for RangeStream {
                     Err(e) => Err(e),
                 },
             };
+            let waited = self.fetcher.clock.now().saturating_duration_since(started);
+            let bytes = *attempt.as_ref().unwrap_or(&0) as u64;
+            self.fetcher
+                .paced(&self.path, waited, bytes)
+                .map_err(std::io::Error::other)?;
             match attempt {
                 Ok(n) => {
                     self.pos += n as u64;
@@ -325,5 +483,83 @@ mod tests {
         assert_eq!(p.backoff(1), Duration::from_millis(10));
         assert_eq!(p.backoff(2), Duration::from_millis(20));
         assert_eq!(p.backoff(3), Duration::from_millis(35));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_up_to_the_longest_backoff() {
+        let p = RetryPolicy {
+            attempts: 5,
+            first_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_secs(30),
+        };
+        let busy = |secs| FetchError::Busy {
+            url: "u".into(),
+            status: 503,
+            retry_after: Some(Duration::from_secs(secs)),
+        };
+        assert_eq!(p.delay(1, &busy(7)), Duration::from_secs(7));
+        assert_eq!(p.delay(1, &busy(3600)), Duration::from_secs(30));
+        let plain = FetchError::Busy {
+            url: "u".into(),
+            status: 429,
+            retry_after: None,
+        };
+        assert_eq!(p.delay(2, &plain), Duration::from_millis(20));
+    }
+
+    /// Serves version 1 of a file, dropping the connection after 10 bytes, then (the
+    /// file was replaced meanwhile) version 2 whole.
+    #[derive(Debug, Default)]
+    struct Replaced {
+        opens: AtomicU64,
+    }
+
+    impl Transport for Replaced {
+        fn open(
+            &self,
+            _: &str,
+            start: u64,
+            _: Option<u64>,
+        ) -> Result<Box<dyn Read + Send>, FetchError> {
+            let n = self.opens.fetch_add(1, Ordering::SeqCst);
+            let body: &[u8] = if n == 0 {
+                b"version 1 of the file"
+            } else {
+                b"VERSION 2 OF THE FILE, longer"
+            };
+            let body = std::io::Cursor::new(body[start as usize..].to_vec());
+            Ok(if n == 0 {
+                Box::new(body.take(10).chain(Failing))
+            } else {
+                Box::new(body)
+            })
+        }
+
+        fn url(&self, path: &str) -> String {
+            path.into()
+        }
+    }
+
+    /// A connection that drops (after the bytes before it in a chain).
+    struct Failing;
+
+    impl Read for Failing {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("connection reset"))
+        }
+    }
+
+    #[test]
+    fn a_whole_file_is_never_spliced_from_two_versions() {
+        let fetcher = Fetcher::new(
+            Arc::new(Replaced::default()),
+            RetryPolicy {
+                attempts: 3,
+                first_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(1),
+            },
+        );
+        let got = fetcher.get("timestamp.json", 1000).unwrap();
+        assert_eq!(got, b"VERSION 2 OF THE FILE, longer");
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use skerry_chunks::ChunkParams;
 use skerry_installer::transport::FileTransport;
-use skerry_installer::{InstallOptions, RetryPolicy, Transport};
+use skerry_installer::{Downgrade, InstallOptions, RetryPolicy, Transport};
 use skerry_release::{AddImage, Expiries, KeySet, Repository};
 
 /// A repository with keys, in a temp dir.
@@ -32,6 +32,11 @@ impl TestRepo {
         self.tmp.path()
     }
 
+    /// The state directory of this repository inside the state dir `opts` names.
+    pub fn repo_state(&self, opts: &InstallOptions) -> PathBuf {
+        skerry_installer::state::repository_dir(&opts.state_dir, &opts.trusted_root).unwrap()
+    }
+
     pub fn root_bytes(&self) -> Vec<u8> {
         std::fs::read(self.repo.metadata_dir().join("1.root.json")).unwrap()
     }
@@ -43,12 +48,21 @@ impl TestRepo {
 
     /// Releases with metadata signed as if at `now` (in the past: already expired).
     pub fn add_at(&self, board: &str, version: &str, image: &[u8], now: SystemTime) {
+        self.add_full(board, version, "stable", image, now);
+    }
+
+    /// Releases `image` on `channel`.
+    pub fn add_on(&self, board: &str, version: &str, channel: &str, image: &[u8]) {
+        self.add_full(board, version, channel, image, SystemTime::now());
+    }
+
+    fn add_full(&self, board: &str, version: &str, channel: &str, image: &[u8], now: SystemTime) {
         let path = self.path().join(format!("{board}-{version}.img"));
         std::fs::write(&path, image).unwrap();
         let add = AddImage {
             board,
             version,
-            channel: "stable",
+            channel,
             image: &path,
             params: ChunkParams::DEFAULT,
             level: 3,
@@ -76,8 +90,13 @@ impl TestRepo {
             version: None,
             slot: slot.into(),
             slot_size: None,
+            slot_name: None,
             seed: None,
+            booted: None,
+            downgrade: Downgrade::Refuse,
             retry: fast_retry(),
+            retry_log: skerry_installer::RetryLog::default(),
+            min_progress: Default::default(),
             clock: SystemTime::now(),
         }
     }

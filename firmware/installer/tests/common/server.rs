@@ -25,6 +25,13 @@ pub struct Faults {
     pub truncate_packs_at: Option<u64>,
     /// Ignore `Range` headers and always send the whole file with `200`.
     pub ignore_ranges: bool,
+    /// Answer `403 Forbidden` for a missing file, as S3 does.
+    pub forbid_missing: bool,
+    /// Answer the first N requests with this status (408, 429 or 503) and
+    /// `Retry-After: retry_after` when given.
+    pub busy_first: u64,
+    pub busy_status: u16,
+    pub retry_after: Option<u64>,
     pub seed: u64,
 }
 
@@ -33,6 +40,8 @@ pub struct TestServer {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
     pub requests: Arc<AtomicU64>,
+    /// Body bytes written to clients, per file suffix seen (what a counting proxy sees).
+    pub body_bytes: Arc<AtomicU64>,
 }
 
 impl TestServer {
@@ -41,7 +50,8 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicU64::new(0));
-        let (stop2, requests2) = (stop.clone(), requests.clone());
+        let body_bytes = Arc::new(AtomicU64::new(0));
+        let (stop2, requests2, body2) = (stop.clone(), requests.clone(), body_bytes.clone());
         let handle = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
@@ -50,10 +60,11 @@ impl TestServer {
                 let Ok(conn) = conn else { continue };
                 let n = requests2.fetch_add(1, Ordering::SeqCst);
                 let root = root.clone();
+                let body = body2.clone();
                 let rng =
                     Rng((faults.seed.wrapping_mul(0x9e37_79b9) ^ n.wrapping_mul(0x85eb_ca6b)) | 1);
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &root, faults, rng);
+                    let _ = serve(conn, &root, faults, rng, n, &body);
                 });
             }
         });
@@ -62,6 +73,7 @@ impl TestServer {
             stop,
             handle: Some(handle),
             requests,
+            body_bytes,
         }
     }
 
@@ -85,6 +97,8 @@ fn serve(
     root: &std::path::Path,
     faults: Faults,
     mut rng: Rng,
+    request: u64,
+    body_bytes: &AtomicU64,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
@@ -109,7 +123,23 @@ fn serve(
             b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         );
     }
+    if request < faults.busy_first {
+        let after = faults
+            .retry_after
+            .map(|s| format!("Retry-After: {s}\r\n"))
+            .unwrap_or_default();
+        let head = format!(
+            "HTTP/1.1 {} Busy\r\n{after}Content-Length: 0\r\nConnection: close\r\n\r\n",
+            faults.busy_status
+        );
+        return conn.write_all(head.as_bytes());
+    }
     let Ok(mut data) = std::fs::read(root.join(rel)) else {
+        if faults.forbid_missing {
+            return conn.write_all(
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
         return conn.write_all(
             b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         );
@@ -167,6 +197,7 @@ fn serve(
             return conn.shutdown(std::net::Shutdown::Both);
         }
         conn.write_all(piece)?;
+        body_bytes.fetch_add(piece.len() as u64, Ordering::Relaxed);
         sent = next;
     }
     conn.flush()?;
