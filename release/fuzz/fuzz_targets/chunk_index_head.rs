@@ -1,0 +1,13 @@
+//! Fuzzes the chunk index head decoder: any bytes give a head or an error, never a
+//! panic or an allocation past our limits.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[expect(dead_code, reason = "each target calls one entry point of the shared module")]
+#[path = "../entries/chunks.rs"]
+mod entries;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = entries::head(data);
+});
