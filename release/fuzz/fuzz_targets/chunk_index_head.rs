@@ -4,7 +4,10 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[expect(dead_code, reason = "each target calls one entry point of the shared module")]
+#[expect(
+    dead_code,
+    reason = "each target calls one entry point of the shared module"
+)]
 #[path = "../entries/chunks.rs"]
 mod entries;
 

@@ -5,7 +5,10 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[expect(dead_code, reason = "each target calls one entry point of the shared module")]
+#[expect(
+    dead_code,
+    reason = "each target calls one entry point of the shared module"
+)]
 #[path = "../entries/tuf.rs"]
 mod entries;
 
