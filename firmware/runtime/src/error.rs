@@ -71,8 +71,21 @@ pub enum BackendError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the state log's storage failed")]
+    Medium {
+        #[source]
+        source: skerry_medium::MediumError,
+    },
     #[error("{} is not a Skerry state log (bad header)", path.display())]
     BadHeader { path: PathBuf },
+    #[error("{} is corrupt in the middle: the record at offset {offset} fails its check but a valid record follows at offset {next_valid}, so this is not a torn last write; nothing was dropped. Keep a copy of the file for inspection, then move it aside to start from an empty state", path.display())]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        next_valid: u64,
+    },
+    #[error("{} refuses writes: {reason}; reopen the state to recover", path.display())]
+    Poisoned { path: PathBuf, reason: &'static str },
     #[error("record at offset {offset} in {} does not decode", path.display())]
     BadRecord {
         path: PathBuf,

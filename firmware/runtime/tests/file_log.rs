@@ -238,3 +238,34 @@ fn only_persistent_types_survive_and_sensitivity_is_remembered() {
         .expect("public");
     assert_eq!(setting_json["value"], 1);
 }
+
+#[test]
+fn corruption_in_the_middle_is_an_error_and_nothing_is_dropped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = open(dir.path());
+    for (id, value) in [("a", 1), ("b", 2), ("c", 3)] {
+        state
+            .create(Resource::new(id, setting(value)))
+            .expect("create");
+    }
+    drop(state);
+    let path = dir.path().join("state.log");
+    let mut bytes = fs::read(&path).expect("read");
+    // Flip a byte inside the second record's payload: the third stays intact.
+    let first_len = u32::from_le_bytes(bytes[11..15].try_into().expect("4 bytes")) as usize;
+    let second = 11 + 8 + first_len;
+    bytes[second + 8 + 5] ^= 0x01;
+    fs::write(&path, &bytes).expect("write");
+
+    let err = FileLog::open(dir.path()).expect_err("mid-log corruption refuses to open");
+    assert!(
+        matches!(err, BackendError::Corrupt { offset, .. } if offset == second as u64),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("not a torn last write"), "{err}");
+    assert_eq!(
+        fs::read(&path).expect("read"),
+        bytes,
+        "nothing was truncated"
+    );
+}

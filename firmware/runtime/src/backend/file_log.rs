@@ -1,22 +1,36 @@
-//! [`FileLog`]: an append-only log of resource changes in one file.
+//! [`FileLog`]: an append-only log of resource changes in one file, written through a
+//! [`Directory`] (the host's, or in tests the lossy page-cache model of
+//! `skerry-medium`).
 //!
 //! Format of `state.log`: the header `SKERRYLOG1\n`, then records, each
 //! `[payload length: u32 LE][CRC-32 of payload: u32 LE][payload: JSON]`, where the
 //! payload is `{"Put": PersistedResource}` or `{"Remove": ResourceKey}`.
 //!
-//! Crash safety: a write cut short leaves a torn last record, which fails its length
-//! or CRC check; opening stops at the first such record and truncates the file there,
-//! so the state is exactly the prefix of completed writes. Compaction writes the live
-//! records to `state.log.tmp`, fsyncs it, renames it over `state.log` and fsyncs the
-//! directory; a crash before the rename leaves the old log (the temp file is deleted at
-//! the next open), a crash after it leaves the new one.
+//! Crash and power-loss safety: an append is written at the end of the file and, with
+//! [`Durability::Fsync`], synced before the write returns, so at most the last record
+//! can be incomplete after a cut (lost, or torn at any sector). Opening drops such a
+//! torn tail: a record that fails its frame or CRC check with no valid record after
+//! it. A bad record *followed* by a valid one cannot come from a torn append: it is
+//! corruption in the middle of the log, and opening fails with
+//! [`BackendError::Corrupt`] rather than silently dropping every later write.
+//!
+//! Compaction rewrites the live records through the workspace's one atomic file write
+//! ([`skerry_medium::replace_file`]: temp file, sync, rename, directory sync); a
+//! crash before the rename leaves the old log (the temp file is deleted at the next
+//! open), a crash after it the new one. A compaction that fails does not fail the
+//! write that triggered it (that write is already durable): it is reported by
+//! [`FileLog::compaction_failure`] and retried later. The log holds no open file
+//! handle: every append goes to the file the name points to now, so a compaction that
+//! replaced the file can never leave appends going to the deleted one. If a failed
+//! compaction leaves the log unsure which file is durable, further writes are refused
+//! until the log is reopened.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use skerry_medium::{Directory, HostDir, MediumError};
 
 use super::{Backend, PersistedResource};
 use crate::error::BackendError;
@@ -26,6 +40,8 @@ const HEADER: &[u8] = b"SKERRYLOG1\n";
 const FRAME: usize = 8;
 /// Larger lengths can only come from a torn or corrupt length field.
 const MAX_RECORD: usize = 64 << 20;
+/// The largest log we read into memory at open (config-sized data is far below).
+const MAX_LOG: u64 = 1 << 30;
 const LOG_NAME: &str = "state.log";
 const TMP_NAME: &str = "state.log.tmp";
 
@@ -60,24 +76,34 @@ enum Record {
 
 /// An append-only, CRC-framed log of persistent resources in a directory.
 #[derive(Debug)]
-pub struct FileLog {
-    dir: PathBuf,
+pub struct FileLog<D: Directory = HostDir> {
+    dir: D,
     path: PathBuf,
-    file: File,
     len: u64,
     /// Encoded `Put` payload of every live resource: what compaction writes.
     live: BTreeMap<ResourceKey, Vec<u8>>,
     live_bytes: u64,
     durability: Durability,
     compact_above: u64,
+    /// After a failed compaction, the next one waits until the log reaches this size.
+    next_compaction: u64,
+    compaction_failure: Option<String>,
     recovery: Recovery,
     loaded: Option<Vec<PersistedResource>>,
-    /// Set when a failed append could not be cut off again; further writes would land
-    /// behind garbage, so they are refused.
-    poisoned: bool,
+    /// Why further writes are refused (an append that could not be undone, a
+    /// compaction that left the durable file unknown); reopening clears it.
+    poisoned: Option<&'static str>,
 }
 
-impl FileLog {
+fn name(name: &str) -> &OsStr {
+    OsStr::new(name)
+}
+
+fn medium(source: MediumError) -> BackendError {
+    BackendError::Medium { source }
+}
+
+impl FileLog<HostDir> {
     /// Opens (or creates) the log in `dir`, recovering from a torn tail.
     pub fn open(dir: &Path) -> Result<Self, BackendError> {
         Self::open_with(dir, Durability::Fsync, 1 << 20)
@@ -90,39 +116,52 @@ impl FileLog {
         durability: Durability,
         compact_above: u64,
     ) -> Result<Self, BackendError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| BackendError::Io { path, source }
-        };
-        fs::create_dir_all(dir).map_err(io(dir))?;
-        let path = dir.join(LOG_NAME);
-        let tmp = dir.join(TMP_NAME);
+        std::fs::create_dir_all(dir).map_err(|source| BackendError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Self::open_in(HostDir::new(dir), durability, compact_above)
+    }
+}
+
+impl<D: Directory> FileLog<D> {
+    /// Opens (or creates) the log in any directory.
+    pub fn open_in(
+        mut dir: D,
+        durability: Durability,
+        compact_above: u64,
+    ) -> Result<Self, BackendError> {
+        let path = dir.path().join(LOG_NAME);
         let mut recovery = Recovery::default();
-        if tmp.exists() {
-            fs::remove_file(&tmp).map_err(io(&tmp))?;
+        if dir.exists(name(TMP_NAME)) {
+            dir.remove(name(TMP_NAME)).map_err(medium)?;
             recovery.discarded_compaction = true;
         }
-        if !path.exists() {
-            write_atomically(dir, &path, HEADER)?;
+        if !dir.exists(name(LOG_NAME)) {
+            write_atomically(&mut dir, name(LOG_NAME), HEADER)?;
         }
-        let mut bytes = Vec::new();
-        File::open(&path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(io(&path))?;
+        let size = dir.len(name(LOG_NAME)).map_err(medium)?;
+        if size > MAX_LOG {
+            return Err(medium(MediumError::TooLarge {
+                path,
+                len: size,
+                limit: MAX_LOG,
+            }));
+        }
+        // Bounded by MAX_LOG above, so it fits in usize on every target we build for.
+        let bytes = dir
+            .read_at(name(LOG_NAME), 0, size as usize)
+            .map_err(medium)?;
         if !bytes.starts_with(HEADER) {
             return Err(BackendError::BadHeader { path });
         }
         let (records, good_len) = parse(&path, &bytes)?;
         recovery.records = records.len() as u64;
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(io(&path))?;
         if good_len < bytes.len() {
             recovery.truncated_bytes = (bytes.len() - good_len) as u64;
-            file.set_len(good_len as u64)
-                .and_then(|()| file.sync_all())
-                .map_err(io(&path))?;
+            dir.set_len(name(LOG_NAME), good_len as u64)
+                .and_then(|()| dir.sync_file(name(LOG_NAME)))
+                .map_err(medium)?;
         }
         let mut live = BTreeMap::new();
         for (payload, record) in records {
@@ -143,17 +182,18 @@ impl FileLog {
         }
         let live_bytes = live.values().map(|p| (p.len() + FRAME) as u64).sum();
         Ok(FileLog {
-            dir: dir.to_path_buf(),
+            dir,
             path,
-            file,
             len: good_len as u64,
             live,
             live_bytes,
             durability,
             compact_above,
+            next_compaction: 0,
+            compaction_failure: None,
             recovery,
             loaded: Some(loaded),
-            poisoned: false,
+            poisoned: None,
         })
     }
 
@@ -172,46 +212,51 @@ impl FileLog {
         self.len
     }
 
-    fn io_err(&self, source: io::Error) -> BackendError {
-        BackendError::Io {
-            path: self.path.clone(),
-            source,
-        }
+    /// Why the last compaction failed, if it did (cleared by the next one that works).
+    /// The writes themselves were durable; the log only stays larger.
+    pub fn compaction_failure(&self) -> Option<&str> {
+        self.compaction_failure.as_deref()
     }
 
     fn append(&mut self, payload: &[u8]) -> Result<(), BackendError> {
-        if self.poisoned {
-            return Err(self.io_err(io::Error::other(
-                "an earlier append failed and could not be undone; reopen the log",
-            )));
+        if let Some(reason) = self.poisoned {
+            return Err(BackendError::Poisoned {
+                path: self.path.clone(),
+                reason,
+            });
         }
         let mut frame = Vec::with_capacity(FRAME + payload.len());
         frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         frame.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
         frame.extend_from_slice(payload);
-        let written = self
-            .file
-            .write_all(&frame)
-            .and_then(|()| match self.durability {
-                Durability::Fsync => self.file.sync_data(),
-                Durability::ProcessCrash => Ok(()),
-            });
+        let log = name(LOG_NAME);
+        let written =
+            self.dir
+                .write_at(log, self.len, &frame)
+                .and_then(|()| match self.durability {
+                    Durability::Fsync => self.dir.sync_file(log),
+                    Durability::ProcessCrash => Ok(()),
+                });
         if let Err(source) = written {
             // Cut off whatever part of the record made it, so later appends are not
             // hidden behind a torn record.
-            if self.file.set_len(self.len).is_err() {
-                self.poisoned = true;
+            if self.dir.set_len(log, self.len).is_err() {
+                self.poisoned = Some("an earlier append failed and could not be undone");
             }
-            return Err(self.io_err(source));
+            return Err(medium(source));
         }
         self.len += frame.len() as u64;
         Ok(())
     }
 
-    fn maybe_compact(&mut self) -> Result<(), BackendError> {
-        if self.len <= self.compact_above || self.len <= 2 * (self.live_bytes + HEADER.len() as u64)
+    /// Compacts if the log is large and mostly dead. Never fails the write that
+    /// called it: that write is already durable.
+    fn maybe_compact(&mut self) {
+        if self.len <= self.compact_above
+            || self.len < self.next_compaction
+            || self.len <= 2 * (self.live_bytes + HEADER.len() as u64)
         {
-            return Ok(());
+            return;
         }
         let mut bytes = Vec::with_capacity(self.live_bytes as usize + HEADER.len());
         bytes.extend_from_slice(HEADER);
@@ -220,22 +265,66 @@ impl FileLog {
             bytes.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
             bytes.extend_from_slice(payload);
         }
-        write_atomically(&self.dir, &self.path, &bytes)?;
-        self.file = OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .map_err(|source| self.io_err(source))?;
-        self.len = bytes.len() as u64;
-        Ok(())
+        match write_atomically(&mut self.dir, name(LOG_NAME), &bytes) {
+            Ok(()) => {
+                self.len = bytes.len() as u64;
+                self.compaction_failure = None;
+                self.next_compaction = 0;
+            }
+            Err(error) => {
+                self.compaction_failure = Some(error.to_string());
+                self.next_compaction = self.len.saturating_add(self.compact_above);
+                self.settle_after_failed_compaction(bytes.len() as u64);
+            }
+        }
+    }
+
+    /// Finds out which file the name points to after a failed compaction. The new
+    /// file is always shorter than the old one (compaction only runs when more than
+    /// half is dead), so the length tells them apart.
+    fn settle_after_failed_compaction(&mut self, compacted_len: u64) {
+        let log = name(LOG_NAME);
+        match self.dir.len(log) {
+            // The rename did not happen: the old log is in place and durable.
+            Ok(len) if len == self.len => {
+                let _ = self.dir.remove(name(TMP_NAME));
+            }
+            // The rename happened but may not be durable: appends to the new file
+            // would be lost if the old name came back after a power cut. Sync again;
+            // if that fails too, stop writing.
+            Ok(len) if len == compacted_len => {
+                if self.dir.sync_dir().is_ok() {
+                    self.len = compacted_len;
+                } else {
+                    self.poisoned =
+                        Some("a compaction replaced the log but its directory could not be synced");
+                }
+            }
+            _ => {
+                self.poisoned = Some("a failed compaction left the log in an unknown state");
+            }
+        }
     }
 }
 
-impl Backend for FileLog {
+impl<D: Directory + Send + std::fmt::Debug> Backend for FileLog<D> {
     fn load(&mut self) -> Result<Vec<PersistedResource>, BackendError> {
         Ok(self.loaded.take().unwrap_or_default())
     }
 
     fn put(&mut self, record: &PersistedResource) -> Result<(), BackendError> {
+        self.put_record(record)
+    }
+
+    fn remove(&mut self, key: &ResourceKey) -> Result<(), BackendError> {
+        self.remove_record(key)
+    }
+}
+
+impl<D: Directory> FileLog<D> {
+    /// Records the new state of a resource (what [`Backend::put`] does; usable on
+    /// directories that are not `Send`, such as the lossy model in tests).
+    pub fn put_record(&mut self, record: &PersistedResource) -> Result<(), BackendError> {
         let key = record.metadata.key();
         let payload = serde_json::to_vec(&Record::Put(record.clone())).map_err(|source| {
             BackendError::Encode {
@@ -248,10 +337,12 @@ impl Backend for FileLog {
         if let Some(old) = self.live.insert(key, payload) {
             self.live_bytes -= (old.len() + FRAME) as u64;
         }
-        self.maybe_compact()
+        self.maybe_compact();
+        Ok(())
     }
 
-    fn remove(&mut self, key: &ResourceKey) -> Result<(), BackendError> {
+    /// Records that a resource was destroyed (what [`Backend::remove`] does).
+    pub fn remove_record(&mut self, key: &ResourceKey) -> Result<(), BackendError> {
         let payload = serde_json::to_vec(&Record::Remove(key.clone())).map_err(|source| {
             BackendError::Encode {
                 key: key.clone(),
@@ -262,28 +353,57 @@ impl Backend for FileLog {
         if let Some(old) = self.live.remove(key) {
             self.live_bytes -= (old.len() + FRAME) as u64;
         }
-        self.maybe_compact()
+        self.maybe_compact();
+        Ok(())
+    }
+
+    /// The resources the log held when it was opened (what [`Backend::load`] gives).
+    pub fn loaded(&mut self) -> Vec<PersistedResource> {
+        self.loaded.take().unwrap_or_default()
     }
 }
 
+/// The payload of a well-formed record at `offset`: a non-empty length within our
+/// limit, the whole payload present, and its CRC matching.
+fn frame_at(bytes: &[u8], offset: usize) -> Option<&[u8]> {
+    let frame = bytes.get(offset..offset.checked_add(FRAME)?)?;
+    let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+    let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    // A zero length is never written (every payload is a JSON object); a zeroed
+    // region (a lost sector the filesystem fills with zeros) would look like one.
+    if len == 0 || len > MAX_RECORD {
+        return None;
+    }
+    let start = offset + FRAME;
+    let payload = bytes.get(start..start.checked_add(len)?)?;
+    (crc32fast::hash(payload) == crc).then_some(payload)
+}
+
+/// The first offset after `from` holding a record we could have written.
+fn next_valid_record(bytes: &[u8], from: usize) -> Option<usize> {
+    (from + 1..bytes.len()).find(|&offset| {
+        frame_at(bytes, offset).is_some_and(|p| serde_json::from_slice::<Record>(p).is_ok())
+    })
+}
+
 /// Splits the log into records; returns them with their payloads and the length of
-/// the valid prefix. A record whose frame is torn ends the log; a record whose CRC
-/// holds but whose JSON does not decode is corruption we did not write, so it fails.
+/// the valid prefix. A bad record ends the log only if nothing valid follows it (a
+/// torn tail); otherwise, as for a record whose CRC holds but whose JSON does not
+/// decode, the log is corrupt and opening fails.
 fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<Framed>, usize), BackendError> {
     let mut records = Vec::new();
     let mut offset = HEADER.len();
-    while let Some(frame) = bytes.get(offset..offset + FRAME) {
-        let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
-        let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
-        if len > MAX_RECORD {
-            break;
-        }
-        let Some(payload) = bytes.get(offset + FRAME..offset + FRAME + len) else {
+    while offset < bytes.len() {
+        let Some(payload) = frame_at(bytes, offset) else {
+            if let Some(next) = next_valid_record(bytes, offset) {
+                return Err(BackendError::Corrupt {
+                    path: path.to_path_buf(),
+                    offset: offset as u64,
+                    next_valid: next as u64,
+                });
+            }
             break;
         };
-        if crc32fast::hash(payload) != crc {
-            break;
-        }
         let record = serde_json::from_slice::<Record>(payload).map_err(|source| {
             BackendError::BadRecord {
                 path: path.to_path_buf(),
@@ -292,21 +412,19 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<Framed>, usize), BackendError
             }
         })?;
         records.push((payload.to_vec(), record));
-        offset += FRAME + len;
+        offset += FRAME + payload.len();
     }
-    Ok((records, offset))
+    Ok((records, offset.min(bytes.len())))
 }
 
-/// Writes `bytes` to `path` through a temp file, fsync and rename, then fsyncs `dir`.
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), BackendError> {
-    // The helper's temp file is `state.log.tmp` (TMP_NAME), which `open` cleans up.
-    let name = path.file_name().unwrap_or_default();
-    skerry_medium::replace_file(&mut skerry_medium::HostDir::new(dir), name, bytes).map_err(|e| {
-        BackendError::Io {
-            path: e.path().to_owned(),
-            source: e.into_io(),
-        }
-    })
+/// Replaces `file` in `dir` through the workspace's one atomic write (temp file
+/// `state.log.tmp`, which `open` cleans up; sync; rename; directory sync).
+fn write_atomically<D: Directory>(
+    dir: &mut D,
+    file: &OsStr,
+    bytes: &[u8],
+) -> Result<(), BackendError> {
+    skerry_medium::replace_file(dir, file, bytes).map_err(medium)
 }
 
 #[cfg(test)]
@@ -338,6 +456,30 @@ mod tests {
         oversized.extend(u32::MAX.to_le_bytes());
         oversized.extend([0; 12]);
         assert_eq!(parse(Path::new("x"), &oversized).expect("parses").1, good);
+
+        let mut zeroed = log.clone();
+        zeroed.extend([0; 700]);
+        assert_eq!(parse(Path::new("x"), &zeroed).expect("parses").1, good);
+    }
+
+    #[test]
+    fn a_bad_record_followed_by_a_good_one_is_corruption() {
+        let mut log = HEADER.to_vec();
+        log.extend(frame(REMOVE));
+        let bad = log.len();
+        let mut flipped = frame(REMOVE);
+        flipped[FRAME + 3] ^= 0x20;
+        log.extend(flipped);
+        let next = log.len();
+        log.extend(frame(REMOVE));
+        let err = parse(Path::new("x"), &log)
+            .map(|_| ())
+            .expect_err("mid-log corruption");
+        assert!(
+            matches!(err, BackendError::Corrupt { offset, next_valid, .. }
+                if offset == bad as u64 && next_valid == next as u64),
+            "{err:?}"
+        );
     }
 
     #[test]
