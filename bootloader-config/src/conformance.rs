@@ -1,4 +1,4 @@
-//! The one conformance suite every [`BootStore`] passes.
+//! The one conformance suite every [`BootStore`](crate::BootStore) passes.
 //!
 //! It drives a store and the pure [`BootState`] side by side through fixed and
 //! pseudo-random sequences of transitions and power-ons, and checks that the store always
@@ -10,8 +10,8 @@
 //! [`PowerCutMedium`] and to take the medium back out.
 
 use crate::medium::PowerCutMedium;
+use crate::sim::{self, Firmware, Simulated};
 use crate::state::{BootState, SlotName};
-use crate::store::BootStore;
 
 /// One step of a scenario.
 #[derive(Debug, Clone)]
@@ -25,7 +25,7 @@ pub enum Step {
 /// How the suite reaches a backend.
 pub struct Harness<S, O, T>
 where
-    S: BootStore,
+    S: Simulated,
     O: Fn(PowerCutMedium) -> S,
     T: Fn(S) -> PowerCutMedium,
 {
@@ -41,7 +41,7 @@ where
 
 impl<S, O, T> std::fmt::Debug for Harness<S, O, T>
 where
-    S: BootStore,
+    S: Simulated,
     O: Fn(PowerCutMedium) -> S,
     T: Fn(S) -> PowerCutMedium,
 {
@@ -55,7 +55,7 @@ where
 /// Runs every check; panics with a description of the first difference.
 pub fn boot_store_suite<S, O, T>(h: &Harness<S, O, T>)
 where
-    S: BootStore,
+    S: Simulated,
     O: Fn(PowerCutMedium) -> S,
     T: Fn(S) -> PowerCutMedium,
 {
@@ -91,7 +91,7 @@ where
 
 impl<S, O, T> Harness<S, O, T>
 where
-    S: BootStore,
+    S: Simulated,
     O: Fn(PowerCutMedium) -> S,
     T: Fn(S) -> PowerCutMedium,
 {
@@ -172,15 +172,23 @@ where
 
 /// Applies one step to both; refused transitions must be refused by the model and leave
 /// the store alone.
-fn apply<S: BootStore>(store: &mut S, model: &mut BootState, step: &Step) -> Result<(), String> {
+fn apply<S: Simulated>(store: &mut S, model: &mut BootState, step: &Step) -> Result<(), String> {
     let mut next = model.clone();
     let outcome = match step {
         Step::BeginTrial(s) => next.begin_trial(s),
         Step::MarkGood(s) => next.mark_good(s),
         Step::MarkBad(s) => next.mark_bad(s),
         Step::PowerOn => {
-            let expected = next.power_on().map_err(|e| e.to_string())?;
-            let booted = store.simulate_power_on().map_err(|e| e.to_string())?;
+            // The bootloader's own rules on the stored bytes, after the reboot the
+            // device's update engine asks for.
+            let expected = next
+                .power_on_with(<S::Firmware as Firmware<S>>::GIVE_UP)
+                .map_err(|e| e.to_string())?;
+            let mut firmware = S::Firmware::default();
+            if let Some(arg) = sim::reboot_request(model) {
+                firmware.request_reboot(arg);
+            }
+            let booted = firmware.power_on(store).map_err(|e| e.to_string())?;
             if booted != expected {
                 return Err(format!("store booted {booted}, model booted {expected}"));
             }
@@ -220,7 +228,7 @@ impl XorShift {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreError;
+    use crate::store::{BootStore, StoreError};
 
     /// A reference store: the state as JSON, replaced atomically. It shows the suite
     /// itself passes a correct store and catches a wrong one.
@@ -248,11 +256,22 @@ mod tests {
         fn max_tries(&self) -> u8 {
             3
         }
-        fn simulate_power_on(&mut self) -> Result<SlotName, StoreError> {
-            let mut state = self.load()?;
+    }
+
+    /// The reference store's bootloader: the model's power-on on the stored JSON.
+    #[derive(Debug, Default)]
+    struct JsonFirmware;
+
+    impl Simulated for JsonStore {
+        type Firmware = JsonFirmware;
+    }
+
+    impl Firmware<JsonStore> for JsonFirmware {
+        fn power_on(&mut self, store: &mut JsonStore) -> Result<SlotName, StoreError> {
+            let mut state = store.load()?;
             let slot = state.power_on()?;
-            if !self.lossy_power_on {
-                self.commit(&state)?;
+            if !store.lossy_power_on {
+                store.commit(&state)?;
             }
             Ok(slot)
         }

@@ -45,6 +45,11 @@ impl StoreSpec {
         self.open_with(|path| Ok(FileMedium::create(path)))
     }
 
+    /// The checks [`StoreSpec::open`] makes before it opens anything.
+    pub(crate) fn check_existing(&self) -> Result<(), StoreError> {
+        self.check_paths(Presence::Required)
+    }
+
     /// Refuses a path that is not what this kind of store lives in.
     fn check_paths(&self, presence: Presence) -> Result<(), StoreError> {
         match self {

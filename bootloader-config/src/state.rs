@@ -109,6 +109,21 @@ pub struct BootState {
     tries: u8,
 }
 
+/// When a bootloader gives up a trial whose attempts are used up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveUp {
+    /// At the first power-on after the last attempt: that power-on marks the trial bad
+    /// and falls back (the generated U-Boot script and GRUB fragment). Until then the
+    /// trial is on trial with 0 attempts left and can still be marked good.
+    AfterLastAttempt,
+    /// As the last attempt starts: the bootloader marks the slot bad (ChromeOS vboot sets
+    /// its priority and tries to 0) and then starts it, so the slot goes to the back of
+    /// the order at once and a spent trial is never seen. A trial with 0 attempts left
+    /// that some other writer left behind is skipped and left as it is: vboot only
+    /// writes the entry it starts.
+    AtLastAttempt,
+}
+
 /// Why a transition or a state was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BootError {
@@ -311,8 +326,48 @@ impl BootState {
     /// A slot on trial uses up one attempt; a trial with no attempt left is given up
     /// (marked bad) and the bootloader falls back to the next slot.
     ///
-    /// Because a good slot always exists, this always finds a slot.
+    /// Because a good slot always exists, this always finds a slot. This is the rule of
+    /// the generated U-Boot script and GRUB fragment ([`GiveUp::AfterLastAttempt`]); see
+    /// [`power_on_with`](Self::power_on_with) for firmware that gives up earlier.
     pub fn power_on(&mut self) -> Result<SlotName, BootError> {
+        self.power_on_with(GiveUp::AfterLastAttempt)
+    }
+
+    /// The bootloader's power-on step under `rule`: the two rules differ only in when a
+    /// trial whose last attempt is used becomes bad.
+    pub fn power_on_with(&mut self, rule: GiveUp) -> Result<SlotName, BootError> {
+        match rule {
+            GiveUp::AfterLastAttempt => self.power_on_giving_up_after_last_attempt(),
+            GiveUp::AtLastAttempt => self.power_on_giving_up_at_last_attempt(),
+        }
+    }
+
+    fn power_on_giving_up_at_last_attempt(&mut self) -> Result<SlotName, BootError> {
+        let i = self
+            .slots
+            .iter()
+            .position(|s| BootState::is_bootable(s.status))
+            .ok_or(BootError::NoGoodSlot)?;
+        let name = self.slots[i].name.clone();
+        match self.slots[i].status {
+            SlotStatus::Trial { tries_left: 1 } => {
+                // Started with priority 0: on disk it is bad already, behind every
+                // bootable slot. Only the boot now running can still mark it good.
+                let mut entry = self.slots.remove(i);
+                entry.status = SlotStatus::Bad;
+                self.slots.push(entry);
+            }
+            SlotStatus::Trial { tries_left } => {
+                self.slots[i].status = SlotStatus::Trial {
+                    tries_left: tries_left - 1,
+                };
+            }
+            SlotStatus::Good | SlotStatus::Bad => {}
+        }
+        Ok(name)
+    }
+
+    fn power_on_giving_up_after_last_attempt(&mut self) -> Result<SlotName, BootError> {
         for slot in &mut self.slots {
             match slot.status {
                 SlotStatus::Good => return Ok(slot.name.clone()),

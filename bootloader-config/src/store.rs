@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-use crate::state::{BootError, BootState, SlotName};
+use crate::state::{BootError, BootState};
 
 /// A place a bootloader reads its A/B state from (an environment block, partition
-/// attributes, a config file). Backends translate; [`BootState`] decides.
+/// attributes, a config file). Backends translate; [`BootState`] decides. What the
+/// bootloader itself does at power-on is no part of a store: see [`crate::sim`].
 pub trait BootStore {
     /// Reads the persisted state. Fails if no valid copy exists.
     fn load(&self) -> Result<BootState, StoreError>;
@@ -16,16 +17,6 @@ pub trait BootStore {
 
     /// The most boot attempts this bootloader can count for a slot on trial.
     fn max_tries(&self) -> u8;
-
-    /// Does what the bootloader does at power-on, on the persisted bytes, and returns the
-    /// slot it starts. Backends whose bootloader keeps state outside the store (the
-    /// Raspberry Pi firmware's one-shot tryboot flag) model it here.
-    fn simulate_power_on(&mut self) -> Result<SlotName, StoreError> {
-        let mut state = self.load()?;
-        let slot = state.power_on()?;
-        self.commit(&state)?;
-        Ok(slot)
-    }
 }
 
 /// Why a store could not be read or written.

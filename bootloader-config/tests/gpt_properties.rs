@@ -1,12 +1,15 @@
 //! Property tests of the GPT mapping: any reachable state on any partition numbers
 //! loads back exactly, and a picker that follows the ChromeOS firmware's rules (highest
 //! priority among entries with priority > 0 that are successful or have tries, ties to
-//! the lowest entry) starts the slot the model would.
+//! the lowest entry) starts the slot the model would. From any reachable state, power-ons
+//! by the simulated vboot write what this file's own reading of vboot writes and load
+//! as the model under `GiveUp::AtLastAttempt`.
 
 use proptest::prelude::*;
 use skerry_boot_state::gpt::attributes::KernelAttributes;
 use skerry_boot_state::gpt::{image, table, GptStore};
-use skerry_boot_state::{BootState, BootStore, PowerCutMedium, SlotName};
+use skerry_boot_state::sim::Simulated;
+use skerry_boot_state::{BootState, BootStore, GiveUp, PowerCutMedium, SlotName};
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -87,5 +90,64 @@ proptest! {
             .next_boot()
             .map(|name| slots.iter().find(|(n, _)| n == name).unwrap().1);
         prop_assert_eq!(picked, expected);
+    }
+}
+
+/// vboot's try count on the entry it starts, written out again here from its source
+/// (`GptUpdateKernelWithEntry`, `GPT_UPDATE_ENTRY_TRY`): a successful entry is left
+/// alone, more than one try loses one, the last try clears priority and tries.
+fn vboot_counted(a: KernelAttributes) -> KernelAttributes {
+    if a.successful {
+        a
+    } else if a.tries > 1 {
+        KernelAttributes {
+            tries: a.tries - 1,
+            ..a
+        }
+    } else {
+        KernelAttributes {
+            priority: 0,
+            tries: 0,
+            ..a
+        }
+    }
+}
+
+fn all_fields(store: &GptStore<PowerCutMedium>) -> Vec<KernelAttributes> {
+    let t = table::Table::read(store.medium()).unwrap();
+    let copy = t.trusted().unwrap();
+    (0..copy.header.entry_count)
+        .map(|i| KernelAttributes::from_raw(table::attributes(&copy.entries, 128, i).unwrap()))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn gpt_vboot_power_ons_follow_vboot_and_the_model(
+        (state, slots) in reachable(),
+        boots in 1..6usize,
+    ) {
+        let disk = image::chromeos_disk(512, 80, 8, 1).unwrap();
+        let mut store = GptStore::new(PowerCutMedium::new(disk), slots.clone());
+        store.commit(&state).unwrap();
+        let mut model = store.load().unwrap();
+        for _ in 0..boots {
+            let before = all_fields(&store);
+            let t = table::Table::read(store.medium()).unwrap();
+            let copy = t.trusted().unwrap();
+            let picked = firmware_pick(&copy.entries, copy.header.entry_count).unwrap();
+            let booted = store.simulate_boot().unwrap();
+            prop_assert_eq!(&slots.iter().find(|(_, p)| *p == picked).unwrap().0, &booted);
+            let after = all_fields(&store);
+            for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+                let expected = if i as u32 + 1 == picked { vboot_counted(*b) } else { *b };
+                prop_assert_eq!(*a, expected, "entry {}", i + 1);
+            }
+            let expected = model.power_on_with(GiveUp::AtLastAttempt).unwrap();
+            prop_assert_eq!(&booted, &expected);
+            prop_assert_eq!(store.load().unwrap(), model.clone());
+        }
     }
 }

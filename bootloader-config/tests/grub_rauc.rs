@@ -3,6 +3,7 @@
 //! one is not), and what RAUC's `mark-bad` writes loads as a bad slot.
 
 use skerry_boot_state::grub::GrubEnvStore;
+use skerry_boot_state::sim::Simulated;
 use skerry_boot_state::{BootState, BootStore, FileMedium, SlotName, SlotStatus};
 
 mod support {
@@ -35,16 +36,16 @@ fn rauc_reads_our_grub_env_and_its_mark_bad_loads() {
     store.commit(&state).unwrap();
     for _ in 0..2 {
         assert_eq!(rauc.status(), ("B".into(), statuses("good", "good")));
-        assert_eq!(store.simulate_power_on().unwrap(), b);
+        assert_eq!(store.simulate_boot().unwrap(), b);
     }
     assert_eq!(rauc.status(), ("B".into(), statuses("good", "good")));
-    assert_eq!(store.simulate_power_on().unwrap(), b);
+    assert_eq!(store.simulate_boot().unwrap(), b);
     assert_eq!(rauc.status(), ("A".into(), statuses("good", "bad")));
     assert_eq!(
         store.load().unwrap().status(&b).unwrap(),
         SlotStatus::Trial { tries_left: 0 }
     );
-    assert_eq!(store.simulate_power_on().unwrap(), a);
+    assert_eq!(store.simulate_boot().unwrap(), a);
 
     // A new trial, then RAUC's mark-bad: we load B as bad.
     let mut state = store.load().unwrap();
@@ -52,5 +53,5 @@ fn rauc_reads_our_grub_env_and_its_mark_bad_loads() {
     store.commit(&state).unwrap();
     rauc.cli(&["status", "mark-bad", "other"]);
     assert_eq!(store.load().unwrap().status(&b).unwrap(), SlotStatus::Bad);
-    assert_eq!(store.simulate_power_on().unwrap(), a);
+    assert_eq!(store.simulate_boot().unwrap(), a);
 }

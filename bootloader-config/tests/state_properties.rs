@@ -1,8 +1,8 @@
 //! Property tests of the pure boot-state machine over random sequences of transitions
-//! and power-ons.
+//! and power-ons, under both rules of giving a trial up (`GiveUp`).
 
 use proptest::prelude::*;
-use skerry_boot_state::{BootError, BootState, SlotName, SlotStatus};
+use skerry_boot_state::{BootError, BootState, GiveUp, SlotName, SlotStatus};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -10,6 +10,8 @@ enum Op {
     MarkGood(usize),
     MarkBad(usize),
     PowerOn,
+    /// A power-on by firmware that gives a trial up as its last attempt starts (vboot).
+    PowerOnGivingUpAtLastAttempt,
 }
 
 fn op(slots: usize) -> impl Strategy<Value = Op> {
@@ -19,6 +21,7 @@ fn op(slots: usize) -> impl Strategy<Value = Op> {
         (0..slots).prop_map(Op::MarkBad),
         Just(Op::PowerOn),
         Just(Op::PowerOn),
+        Just(Op::PowerOnGivingUpAtLastAttempt),
     ]
 }
 
@@ -102,17 +105,22 @@ proptest! {
     /// A trial that is never marked good boots exactly `tries` times, then the device
     /// falls back to a good slot for good.
     #[test]
-    fn unconfirmed_trial_rolls_back_after_exactly_its_tries(n in 2usize..=4, tries in 1u8..=15, pick in 1usize..4) {
+    fn unconfirmed_trial_rolls_back_after_exactly_its_tries(
+        n in 2usize..=4,
+        tries in 1u8..=15,
+        pick in 1usize..4,
+        rule in prop_oneof![Just(GiveUp::AfterLastAttempt), Just(GiveUp::AtLastAttempt)],
+    ) {
         let slots = names(n);
         let target = slots[pick % n].clone();
         let mut state = BootState::new(&slots, tries).unwrap();
         prop_assume!(target != slots[0]);
         state.begin_trial(&target).unwrap();
         for _ in 0..tries {
-            prop_assert_eq!(state.power_on().unwrap(), target.clone());
+            prop_assert_eq!(state.power_on_with(rule).unwrap(), target.clone());
         }
         for _ in 0..3 {
-            let booted = state.power_on().unwrap();
+            let booted = state.power_on_with(rule).unwrap();
             prop_assert_eq!(state.status(&booted).unwrap(), SlotStatus::Good);
         }
         prop_assert_eq!(state.status(&target).unwrap(), SlotStatus::Bad);
@@ -137,6 +145,7 @@ fn apply(state: &mut BootState, slots: &[SlotName], op: &Op) -> Result<(), BootE
         Op::MarkGood(i) => state.mark_good(&slots[*i]),
         Op::MarkBad(i) => state.mark_bad(&slots[*i]),
         Op::PowerOn => state.power_on().map(drop),
+        Op::PowerOnGivingUpAtLastAttempt => state.power_on_with(GiveUp::AtLastAttempt).map(drop),
     }
 }
 

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use skerry_boot_state::conformance::{boot_store_suite, Harness};
-use skerry_boot_state::tryboot::{TrybootStore, AUTOBOOT_FILE};
+use skerry_boot_state::sim::Simulated;
+use skerry_boot_state::tryboot::{TrybootStore, AUTOBOOT_FILE, TRYBOOT_REBOOT_ARG};
 use skerry_boot_state::{BootState, BootStore, PowerCutMedium, SlotName, SlotStatus};
 
 fn name(s: &str) -> SlotName {
@@ -69,7 +70,12 @@ fn trial_gets_one_boot_then_falls_back_to_all_across_invocations() {
     assert_eq!(text.len(), 512);
     assert_eq!(text.trim_end_matches(['#', '\n']), content.trim_end());
     // The tryboot boot: B, once.
-    assert_eq!(fresh(dir.path()).simulate_power_on().unwrap(), name("B"));
+    assert_eq!(
+        fresh(dir.path())
+            .simulate_boot_after(TRYBOOT_REBOOT_ARG)
+            .unwrap(),
+        name("B")
+    );
     assert_eq!(
         fresh(dir.path())
             .load()
@@ -79,10 +85,10 @@ fn trial_gets_one_boot_then_falls_back_to_all_across_invocations() {
         SlotStatus::Trial { tries_left: 0 }
     );
     // B hung: the next power-on boots [all] and B is given up.
-    assert_eq!(fresh(dir.path()).simulate_power_on().unwrap(), name("A"));
+    assert_eq!(fresh(dir.path()).simulate_boot().unwrap(), name("A"));
     let after = fresh(dir.path()).load().unwrap();
     assert_eq!(after.status(&name("B")).unwrap(), SlotStatus::Bad);
-    assert_eq!(fresh(dir.path()).simulate_power_on().unwrap(), name("A"));
+    assert_eq!(fresh(dir.path()).simulate_boot().unwrap(), name("A"));
     // No temp files are left beside autoboot.txt.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
@@ -93,7 +99,12 @@ fn committed_trial_makes_all_point_at_the_new_slot() {
     let mut state = BootState::new(&[name("A"), name("B")], 1).unwrap();
     state.begin_trial(&name("B")).unwrap();
     fresh(dir.path()).commit(&state).unwrap();
-    assert_eq!(fresh(dir.path()).simulate_power_on().unwrap(), name("B"));
+    assert_eq!(
+        fresh(dir.path())
+            .simulate_boot_after(TRYBOOT_REBOOT_ARG)
+            .unwrap(),
+        name("B")
+    );
     let mut state = fresh(dir.path()).load().unwrap();
     state.mark_good(&name("B")).unwrap();
     fresh(dir.path()).commit(&state).unwrap();
@@ -102,7 +113,7 @@ fn committed_trial_makes_all_point_at_the_new_slot() {
         text.contains("[all]\ntryboot_a_b=1\nboot_partition=3\n"),
         "{text}"
     );
-    assert_eq!(fresh(dir.path()).simulate_power_on().unwrap(), name("B"));
+    assert_eq!(fresh(dir.path()).simulate_boot().unwrap(), name("B"));
 }
 
 #[test]

@@ -7,6 +7,7 @@
 
 use std::process::Command;
 
+use skerry_boot_state::sim::Simulated;
 use skerry_boot_state::uboot::{UbootEnvStore, UbootLayout};
 use skerry_boot_state::{BootState, BootStore, FileMedium, SlotName, SlotStatus};
 
@@ -86,8 +87,8 @@ fn rauc_reads_our_uboot_env_and_its_mark_bad_loads() {
     store.commit(&state).unwrap();
     assert_eq!(rauc.status().0, "B");
     for _ in 0..3 {
-        assert_eq!(store.simulate_power_on().unwrap(), b);
+        assert_eq!(store.simulate_boot().unwrap(), b);
     }
     assert_eq!(rauc.status(), ("A".into(), statuses("good", "bad")));
-    assert_eq!(store.simulate_power_on().unwrap(), a);
+    assert_eq!(store.simulate_boot().unwrap(), a);
 }

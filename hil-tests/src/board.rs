@@ -1,10 +1,11 @@
-//! A simulated board: A/B slots as files, a bootloader that is the store's own power-on
-//! step, and a health check of the image that runs.
+//! A simulated board: A/B slots as files, the store's simulated bootloader
+//! (`skerry_boot_state::sim`), and a health check of the image that runs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use skerry_boot_state::{BootError, BootState, BootStore, SlotName, SlotStatus, StoreError};
+use skerry_boot_state::sim::{self, Machine};
+use skerry_boot_state::{BootError, BootState, SlotName, SlotStatus, StoreError};
 
 /// The first bytes of an image that passes its health checks once booted.
 pub const HEALTHY_IMAGE: &[u8] = b"SKERRY-IMAGE healthy\n";
@@ -38,7 +39,10 @@ pub enum BoardError {
 
 /// A board with a boot-state store and one image file per slot.
 pub struct SimBoard {
-    store: Box<dyn BootStore>,
+    machine: Box<dyn Machine>,
+    /// The reboot the running system asked for (the update engine asks for one right
+    /// after it begins a trial), delivered when the board goes down.
+    reboot_request: Option<&'static str>,
     images: BTreeMap<SlotName, PathBuf>,
     running: Option<SlotName>,
 }
@@ -54,9 +58,10 @@ impl std::fmt::Debug for SimBoard {
 
 impl SimBoard {
     /// A powered-off board whose slots keep their images in `images`.
-    pub fn new(store: Box<dyn BootStore>, images: BTreeMap<SlotName, PathBuf>) -> Self {
+    pub fn new(machine: Box<dyn Machine>, images: BTreeMap<SlotName, PathBuf>) -> Self {
         SimBoard {
-            store,
+            machine,
+            reboot_request: None,
             images,
             running: None,
         }
@@ -64,7 +69,7 @@ impl SimBoard {
 
     /// The boot state as persisted.
     pub fn boot_state(&self) -> Result<BootState, BoardError> {
-        Ok(self.store.load()?)
+        Ok(self.machine.store().load()?)
     }
 
     /// The slot running now, if powered on.
@@ -72,15 +77,21 @@ impl SimBoard {
         self.running.as_ref()
     }
 
-    /// Cuts power (or the watchdog resets the board).
+    /// The board goes down: by the reboot the running system asked for, if it asked for
+    /// one (after beginning a trial: `reboot "0 tryboot"`, which only the Raspberry Pi
+    /// firmware tells from a plain one), otherwise by a power cut or a watchdog reset.
     pub fn power_off(&mut self) {
+        match self.reboot_request.take() {
+            Some(arg) => self.machine.request_reboot(arg),
+            None => self.machine.power_cut(),
+        }
         self.running = None;
     }
 
     /// Powers on: the bootloader picks a slot (consuming a trial attempt if it picks a
     /// slot on trial) and starts it.
     pub fn power_on(&mut self) -> Result<SlotName, BoardError> {
-        let slot = self.store.simulate_power_on()?;
+        let slot = self.machine.power_on()?;
         self.running = Some(slot.clone());
         Ok(slot)
     }
@@ -111,14 +122,15 @@ impl SimBoard {
         }
         let target = self.image_path(slot)?.clone();
         let seed = self.image_path(&running)?.clone();
-        let mut state = self.store.load()?;
+        let mut state = self.machine.store().load()?;
         if state.status(slot)? != SlotStatus::Bad {
             state.mark_bad(slot)?;
-            self.store.commit(&state)?;
+            self.machine.store_mut().commit(&state)?;
         }
         write(&target, &seed)?;
         state.begin_trial(slot)?;
-        self.store.commit(&state)?;
+        self.machine.store_mut().commit(&state)?;
+        self.reboot_request = sim::reboot_request(&state);
         Ok(())
     }
 
@@ -126,11 +138,11 @@ impl SimBoard {
     /// Returns whether anything changed.
     pub fn commit_if_healthy(&mut self) -> Result<bool, BoardError> {
         let slot = self.running.clone().ok_or(BoardError::PoweredOff)?;
-        let mut state = self.store.load()?;
+        let mut state = self.machine.store().load()?;
         let on_trial = matches!(state.status(&slot)?, SlotStatus::Trial { .. });
         if on_trial && self.running_is_healthy()? {
             state.mark_good(&slot)?;
-            self.store.commit(&state)?;
+            self.machine.store_mut().commit(&state)?;
             return Ok(true);
         }
         Ok(false)

@@ -69,7 +69,7 @@ impl Backend {
             images.insert(slot.clone(), path);
         }
         std::fs::write(&images[&slots[0]], factory)?;
-        Ok(SimBoard::new(spec.open()?, images))
+        Ok(SimBoard::new(spec.open_simulated()?, images))
     }
 }
 

@@ -60,16 +60,15 @@ pub enum EncodeError {
 ///
 /// Ranks are assigned from the back of the boot order to the front, each as small as it
 /// can be while still sorting after the slots before it: equal ranks sort by partition
-/// number, as the ChromeOS firmware breaks priority ties (lowest entry first).
+/// number, as the ChromeOS firmware breaks priority ties (lowest entry first). Every
+/// rank is at least 1, a bad slot's too (in its tries field): the tries 0 that vboot
+/// leaves on a trial it gave up then sorts behind every slot we wrote, which is where
+/// the model puts it ([`crate::state::GiveUp::AtLastAttempt`]).
 pub fn encode(state: &BootState, partitions: &[u32]) -> Result<Vec<KernelAttributes>, EncodeError> {
     let slots = state.slots();
     let mut ranks = vec![0u8; slots.len()];
     for i in (0..slots.len()).rev() {
-        let floor = if slots[i].status == SlotStatus::Bad {
-            0
-        } else {
-            1
-        };
+        let floor = 1;
         let after = match ranks.get(i + 1) {
             None => 0,
             Some(&next) if partitions[i] < partitions[i + 1] => next,
@@ -104,6 +103,33 @@ pub fn encode(state: &BootState, partitions: &[u32]) -> Result<Vec<KernelAttribu
             },
         })
         .collect())
+}
+
+/// [`decode`], knowing that the running system was started from `running`: if that
+/// slot's entry reads priority 0, tries 0, not successful, vboot gave it up as its last
+/// attempt started, and it is that attempt which runs now. It is then on trial with no
+/// attempt left, first in the order, as the model has it right after that power-on
+/// ([`crate::state::GiveUp::AfterLastAttempt`]), so it can still be marked good.
+pub fn decode_running(
+    slots: &[(SlotName, u32, KernelAttributes)],
+    running: Option<&SlotName>,
+) -> (Vec<SlotState>, u8) {
+    let (mut states, tries) = decode(slots);
+    let spent = KernelAttributes {
+        priority: 0,
+        tries: 0,
+        successful: false,
+    };
+    let on_last_attempt = slots
+        .iter()
+        .find(|(name, _, a)| Some(name) == running && *a == spent)
+        .map(|(name, _, _)| name);
+    if let Some(i) = on_last_attempt.and_then(|n| states.iter().position(|s| &s.name == n)) {
+        let mut entry = states.remove(i);
+        entry.status = SlotStatus::Trial { tries_left: 0 };
+        states.insert(0, entry);
+    }
+    (states, tries)
 }
 
 /// The slots' statuses, order and `tries` from their attributes (`(name, partition,

@@ -5,7 +5,6 @@ use crate::state::{BootState, SlotName, MAX_TRIES};
 use crate::store::{BootStore, StoreError};
 
 use super::attributes::{self, EncodeError, KernelAttributes};
-use super::firmware;
 use super::table::{self, Table};
 
 /// A disk whose slots are GPT partitions, each configured as `(slot, partition number)`
@@ -14,13 +13,31 @@ use super::table::{self, Table};
 pub struct GptStore<M: Medium> {
     disk: M,
     slots: Vec<(SlotName, u32)>,
+    /// The slot the running system was started from, when the caller knows it.
+    running: Option<SlotName>,
 }
 
 impl<M: Medium> GptStore<M> {
     /// A store on `disk` (an image file, a block device, or memory in tests). Nothing is
     /// read until [`BootStore::load`] or [`BootStore::commit`].
     pub fn new(disk: M, slots: Vec<(SlotName, u32)>) -> Self {
-        GptStore { disk, slots }
+        GptStore {
+            disk,
+            slots,
+            running: None,
+        }
+    }
+
+    /// The same store, told that the running system was started from `slot` (on a
+    /// ChromeOS-style device the kernel command line names the partition the firmware
+    /// started). vboot gives a trial up as its last attempt starts (see
+    /// [`crate::gpt::firmware`]), so the running slot's entry may read priority 0, tries
+    /// 0, not successful: load then shows it on trial with no attempt left, at the front,
+    /// so that [`BootState::mark_good`] of it, committed, restores its priority and sets
+    /// successful. Any other entry that reads so is bad, as `cgpt` means it.
+    pub fn running(mut self, slot: SlotName) -> Self {
+        self.running = Some(slot);
+        self
     }
 
     /// Gives the disk back.
@@ -69,7 +86,7 @@ impl<M: Medium> GptStore<M> {
 impl<M: Medium> BootStore for GptStore<M> {
     fn load(&self) -> Result<BootState, StoreError> {
         let found = self.slot_attributes()?;
-        let (slots, tries) = attributes::decode(&found);
+        let (slots, tries) = attributes::decode_running(&found, self.running.as_ref());
         Ok(BootState::from_parts(slots, tries)?)
     }
 
@@ -124,38 +141,14 @@ impl<M: Medium> BootStore for GptStore<M> {
     fn max_tries(&self) -> u8 {
         MAX_TRIES
     }
-
-    /// The firmware picks a partition from the attribute bits (see [`firmware`]); the
-    /// store then records the model's power-on step (a try used, or a spent trial given
-    /// up). The two must agree.
-    fn simulate_power_on(&mut self) -> Result<SlotName, StoreError> {
-        let found = self.slot_attributes()?;
-        let candidates: Vec<(u32, KernelAttributes)> =
-            found.iter().map(|(_, p, a)| (*p, *a)).collect();
-        let (slots, tries) = attributes::decode(&found);
-        let mut state = BootState::from_parts(slots, tries)?;
-        let partition = firmware::pick(&candidates)
-            .ok_or_else(|| self.unsupported("no slot partition is bootable".into()))?;
-        let booted = found
-            .iter()
-            .find(|(_, p, _)| *p == partition)
-            .map(|(n, _, _)| n.clone())
-            .ok_or_else(|| self.unsupported(format!("partition {partition} is no slot")))?;
-        let expected = state.power_on()?;
-        if expected != booted {
-            return Err(self.unsupported(format!(
-                "the firmware starts slot {booted} (partition {partition}) but the model expects {expected}"
-            )));
-        }
-        self.commit(&state)?;
-        Ok(booted)
-    }
 }
 
 impl<M: Medium> GptStore<M> {
     /// Each configured slot with its partition number and attribute fields, read from
     /// the copy load trusts.
-    fn slot_attributes(&self) -> Result<Vec<(SlotName, u32, KernelAttributes)>, StoreError> {
+    pub(crate) fn slot_attributes(
+        &self,
+    ) -> Result<Vec<(SlotName, u32, KernelAttributes)>, StoreError> {
         let table = Table::read(&self.disk)?;
         let copy = table.trusted().ok_or_else(|| StoreError::NoValidCopy {
             path: self.disk.path().to_owned(),
@@ -170,5 +163,29 @@ impl<M: Medium> GptStore<M> {
                 (name.clone(), *number, KernelAttributes::from_raw(raw))
             })
             .collect())
+    }
+
+    /// Sets the ChromeOS fields of the given partitions, every other bit kept, through
+    /// the same power-safe write as a commit: what the firmware does when it uses a try
+    /// (see [`crate::gpt::firmware`]). Nothing is written if nothing changes.
+    pub(crate) fn write_fields(
+        &mut self,
+        fields: &[(u32, KernelAttributes)],
+    ) -> Result<(), StoreError> {
+        let table = Table::read(&self.disk)?;
+        let copy = table.trusted().ok_or_else(|| StoreError::NoValidCopy {
+            path: self.disk.path().to_owned(),
+        })?;
+        self.check_slots(copy)?;
+        let size = copy.header.entry_size;
+        let mut entries = copy.entries.clone();
+        for (number, attrs) in fields {
+            let raw = table::attributes(&entries, size, number - 1).unwrap_or(0);
+            table::set_attributes(&mut entries, size, number - 1, attrs.apply(raw));
+        }
+        if entries == copy.entries {
+            return Ok(());
+        }
+        table.write_entries(&mut self.disk, &entries)
     }
 }

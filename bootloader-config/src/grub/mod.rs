@@ -28,14 +28,17 @@
 //!
 //! # Layout
 //! - [`envblk`]: the block's bytes (signature, escaped `name=value` lines, `#` padding).
-//! - [`mapping`]: the table above and the fragment's rules, mirrored in Rust.
+//! - [`mapping`] (in [`crate::rauc::grub`], beside U-Boot's): the table above and the
+//!   fragment's rules, mirrored in Rust.
 //! - [`store`]: the store, [`GrubEnvStore`].
 //! - [`script`]: the fragment, [`grub_cfg`].
 
 pub mod envblk;
-pub mod mapping;
 pub mod script;
 pub mod store;
+
+/// The mapping lives with U-Boot's in [`crate::rauc`]; here under its old name.
+pub use crate::rauc::grub as mapping;
 
 pub use script::{grub_cfg, MENU_ID_PREFIX};
 pub use store::GrubEnvStore;
@@ -49,7 +52,7 @@ use crate::store::{BootStore, StoreError};
 pub fn fuzz_parse(data: &[u8]) -> Result<BootState, StoreError> {
     let mut store = GrubEnvStore::new(MemoryMedium::new(data.to_vec()));
     let state = store.load()?;
-    if store.simulate_power_on().is_ok() {
+    if store.run_grub_fragment().is_ok() {
         debug_assert!(store.load().is_ok(), "power-on broke a loadable block");
     }
     Ok(state)

@@ -1,8 +1,8 @@
 //! Unit-test checks both environment mappings (U-Boot's and GRUB's) must pass, run
 //! from each mapping's tests with its own `write_state` and `power_on`.
 
+use crate::rauc::vars::{Decision, Vars};
 use crate::state::{BootState, SlotName};
-use crate::uboot::vars::{Decision, Vars};
 
 /// Slot names from plain strings.
 pub(crate) fn names(list: &[&str]) -> Vec<SlotName> {

@@ -2,9 +2,9 @@
 //! fragment does with them at power-on (mirrored here so the conformance suite checks the
 //! fragment's rules against the pure model). The table is in [`crate::grub`]'s docs.
 
+pub use crate::rauc::vars::Decision;
+use crate::rauc::vars::{self, MappingError, Vars};
 use crate::state::{BootState, SlotState, SlotStatus, MAX_TRIES};
-pub use crate::uboot::vars::Decision;
-use crate::uboot::vars::{self, MappingError, Vars};
 
 /// RAUC's boot order variable.
 pub const ORDER_VAR: &str = "ORDER";
@@ -133,8 +133,8 @@ pub fn power_on(env: &mut Vars) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rauc::checks::{self, names};
     use crate::state::SlotName;
-    use crate::uboot::mapping_checks::{self, names};
 
     #[test]
     fn trial_counts_down_and_rolls_back_like_the_model() {
@@ -183,6 +183,6 @@ mod tests {
 
     #[test]
     fn good_slot_starts_without_writing() {
-        mapping_checks::good_slot_starts_without_writing(write_state, power_on);
+        checks::good_slot_starts_without_writing(write_state, power_on);
     }
 }

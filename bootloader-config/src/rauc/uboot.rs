@@ -3,9 +3,9 @@
 //! rules against the pure model). The table of the mapping is in the module docs of
 //! [`crate::uboot`].
 
+pub use crate::rauc::vars::Decision;
+use crate::rauc::vars::{self, MappingError, Vars};
 use crate::state::{BootState, SlotName, SlotState, SlotStatus, MAX_TRIES};
-pub use crate::uboot::vars::Decision;
-use crate::uboot::vars::{self, MappingError, Vars};
 
 /// RAUC's boot order variable.
 pub const ORDER_VAR: &str = "BOOT_ORDER";
@@ -135,7 +135,7 @@ fn leading_number_positive(raw: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::uboot::mapping_checks::{self, names};
+    use crate::rauc::checks::{self, names};
 
     #[test]
     fn every_status_round_trips() {
@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn good_slot_starts_without_writing() {
-        mapping_checks::good_slot_starts_without_writing(write_state, power_on);
+        checks::good_slot_starts_without_writing(write_state, power_on);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::state::{BootState, SlotName, SlotState, SlotStatus};
 use crate::store::{BootStore, StoreError};
 
 use super::autoboot::{Autoboot, BootChoice, ParseError};
-use super::{firmware, record};
+use super::record;
 
 /// The file the firmware reads, in the first FAT partition.
 pub const AUTOBOOT_FILE: &str = "autoboot.txt";
@@ -64,7 +64,7 @@ impl<M: Medium> TrybootStore<M> {
         &self.autoboot
     }
 
-    fn corrupt(&self, reason: String) -> StoreError {
+    pub(crate) fn corrupt(&self, reason: String) -> StoreError {
         StoreError::Corrupt {
             path: self.autoboot.path().to_owned(),
             format: "autoboot.txt",
@@ -99,7 +99,7 @@ impl<M: Medium> TrybootStore<M> {
 
     /// Reads the file: the state from the record, checked against what the firmware
     /// would boot, plus the firmware's view.
-    fn read(&self) -> Result<(BootState, BootChoice), StoreError> {
+    pub(crate) fn read_with_choice(&self) -> Result<(BootState, BootChoice), StoreError> {
         let bytes = self.autoboot.read_all()?;
         let doc = Autoboot::parse(&bytes).map_err(|e| self.parse_error(e))?;
         let records = doc.comments_starting(record::PREFIX);
@@ -166,7 +166,7 @@ impl<M: Medium> TrybootStore<M> {
                 choice.normal
             ));
         }
-        if state.trial().is_some() && choice.tryboot != Some(tryboot) {
+        if trial_with_boot_ahead(state).is_some() && choice.tryboot != Some(tryboot) {
             problems.push(format!(
                 "[tryboot] boot_partition is {:?}, the slot on trial is partition {tryboot}",
                 choice.tryboot
@@ -206,7 +206,7 @@ impl<M: Medium> TrybootStore<M> {
     }
 
     /// `[all]`'s partition (the first good slot) and `[tryboot]`'s (the slot on trial,
-    /// or the same as `[all]` when nothing is on trial).
+    /// with its one boot still ahead, or the same as `[all]` otherwise).
     fn partitions_for(&self, state: &BootState) -> Result<(u32, u32), StoreError> {
         let good = state
             .slots()
@@ -214,17 +214,25 @@ impl<M: Medium> TrybootStore<M> {
             .find(|s| s.status == SlotStatus::Good)
             .ok_or(crate::state::BootError::NoGoodSlot)?;
         let normal = self.partition(&good.name)?;
-        let tryboot = match state.trial() {
+        let tryboot = match trial_with_boot_ahead(state) {
             Some(t) => self.partition(t)?,
             None => normal,
         };
         Ok((normal, tryboot))
     }
+
+    /// The slot on `partition`, if one is configured there.
+    pub(crate) fn slot_at(&self, partition: u32) -> Option<SlotName> {
+        self.slots
+            .iter()
+            .find(|(_, p)| *p == partition)
+            .map(|(n, _)| n.clone())
+    }
 }
 
 impl<M: Medium> BootStore for TrybootStore<M> {
     fn load(&self) -> Result<BootState, StoreError> {
-        self.read().map(|(state, _)| state)
+        self.read_with_choice().map(|(state, _)| state)
     }
 
     fn commit(&mut self, state: &BootState) -> Result<(), StoreError> {
@@ -250,36 +258,18 @@ impl<M: Medium> BootStore for TrybootStore<M> {
     fn max_tries(&self) -> u8 {
         TRYBOOT_TRIES
     }
-
-    /// The firmware picks the partition from the file and its one-shot flag (see
-    /// [`firmware`]); the device then records what happened, which is the model's
-    /// power-on step. The two must agree.
-    fn simulate_power_on(&mut self) -> Result<SlotName, StoreError> {
-        let (state, choice) = self.read()?;
-        let flag = firmware::tryboot_flag(&state);
-        let partition = firmware::partition_to_boot(&choice, flag)
-            .ok_or_else(|| self.corrupt("no boot_partition applies to this boot".into()))?;
-        let booted = self
-            .slots
-            .iter()
-            .find(|(_, p)| *p == partition)
-            .map(|(n, _)| n.clone())
-            .ok_or_else(|| {
-                self.corrupt(format!(
-                    "the firmware would boot partition {partition}, which is no slot"
-                ))
-            })?;
-        let mut next = state;
-        let expected = next.power_on()?;
-        if expected != booted {
-            return Err(self.corrupt(format!(
-                "the firmware boots slot {booted} (partition {partition}) but the record expects {expected}"
-            )));
-        }
-        self.commit(&next)?;
-        Ok(booted)
-    }
 }
+
+/// The slot on trial whose one boot is still ahead. `[tryboot]` names only it: once the
+/// boot is used, a stray `reboot "0 tryboot"` must not start the spent trial again.
+fn trial_with_boot_ahead(state: &BootState) -> Option<&SlotName> {
+    state
+        .slots()
+        .iter()
+        .find(|s| matches!(s.status, SlotStatus::Trial { tries_left } if tries_left > 0))
+        .map(|s| &s.name)
+}
+
 /// `text` padded to [`FILE_LEN`] with a final `#` comment line, after dropping the
 /// padding line an earlier rewrite added; the length it would need if it does not fit.
 fn fixed_length(mut text: Vec<u8>) -> Result<Vec<u8>, usize> {

@@ -30,20 +30,20 @@
 //! positive count that we read as good, not as a trial.
 //!
 //! # Layout
-//! - [`vars`]: ordered variables as bytes (shared with [`crate::grub`]).
 //! - [`env`](mod@env): one copy's bytes (CRC, flag, `name=value\0` data).
-//! - [`mapping`]: the table above and the boot script's rules, mirrored in Rust.
-//! - `mapping_checks` (tests only): checks the U-Boot and the GRUB mapping both pass.
+//! - [`mapping`] (in [`crate::rauc::uboot`], beside GRUB's): the table above and the boot
+//!   script's rules, mirrored in Rust; [`vars`] (in [`crate::rauc::vars`]): ordered
+//!   variables as bytes.
 //! - [`store`]: the store, [`UbootEnvStore`], single or redundant, on any [`Medium`](crate::Medium).
 //! - [`script`]: the `boot.cmd` source, [`boot_script`].
 
 pub mod env;
-pub mod mapping;
-#[cfg(test)]
-pub(crate) mod mapping_checks;
 pub mod script;
 pub mod store;
-pub mod vars;
+
+/// The mapping lives with GRUB's in [`crate::rauc`]; here under its old name.
+pub use crate::rauc::uboot as mapping;
+pub use crate::rauc::vars;
 
 pub use script::boot_script;
 pub use store::{UbootEnvStore, UbootLayout, SINGLE_REWRITE_LIMIT};
@@ -85,7 +85,7 @@ pub fn fuzz_parse(data: &[u8]) -> Result<BootState, StoreError> {
         match store.load() {
             Ok(state) => {
                 // Whatever the script does next must again be a loadable state.
-                if store.simulate_power_on().is_ok() {
+                if store.run_boot_script().is_ok() {
                     debug_assert!(store.load().is_ok(), "power-on broke a loadable env");
                 }
                 return Ok(state);

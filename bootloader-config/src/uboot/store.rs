@@ -321,10 +321,13 @@ impl<M: Medium> BootStore for UbootEnvStore<M> {
     fn max_tries(&self) -> u8 {
         crate::state::MAX_TRIES
     }
+}
 
+impl<M: Medium> UbootEnvStore<M> {
     /// Runs the generated boot script's rules on the stored variables (not the model's),
-    /// so the conformance suite checks that script against the model.
-    fn simulate_power_on(&mut self) -> Result<SlotName, StoreError> {
+    /// so the conformance suite checks that script against the model. The simulation's
+    /// side ([`crate::sim::UbootScript`]); no production path calls it.
+    pub(crate) fn run_boot_script(&mut self) -> Result<SlotName, StoreError> {
         let regions = self.read_regions()?;
         let mut vars = newest(&regions)
             .map(|(_, c)| c.vars.clone())

@@ -98,8 +98,10 @@ fn lifecycle_on_every_store() {
         assert_eq!(s["slots"][1]["good"], false, "{store}");
 
         ok(&["boot", "begin-trial", "B", "--store", &store]);
+        // The update engine reboots into a trial with `reboot "0 tryboot"`.
+        let after_trial = ["--after-reboot", "0 tryboot"];
         assert_eq!(
-            ok(&["boot", "simulate-boot", "--store", &store]).trim(),
+            ok(&[&["boot", "simulate-boot", "--store", &store][..], &after_trial].concat()).trim(),
             "B"
         );
         ok(&["boot", "mark-good", "B", "--store", &store]);
@@ -110,9 +112,10 @@ fn lifecycle_on_every_store() {
         // A failed trial of A: the bootloader gives it up and falls back to B.
         ok(&["boot", "begin-trial", "A", "--store", &store]);
         let n: usize = tries.parse().unwrap();
-        for _ in 0..n {
+        for i in 0..n {
+            let reboot: &[&str] = if i == 0 { &after_trial } else { &[] };
             assert_eq!(
-                ok(&["boot", "simulate-boot", "--store", &store]).trim(),
+                ok(&[&["boot", "simulate-boot", "--store", &store][..], reboot].concat()).trim(),
                 "A"
             );
         }

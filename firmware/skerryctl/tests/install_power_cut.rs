@@ -14,6 +14,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use skerry_boot_state::grub::GrubEnvStore;
+use skerry_boot_state::sim::Simulated;
 use skerry_boot_state::{BootState, BootStore, FileMedium, SlotName};
 use support::cli::{ok, skerryctl};
 use support::install::install;
@@ -23,7 +24,7 @@ use support::release::{add, init, keygen, s};
 fn boots(env: &Path, scratch: &Path) -> SlotName {
     std::fs::copy(env, scratch).unwrap();
     GrubEnvStore::new(FileMedium::open(scratch).unwrap())
-        .simulate_power_on()
+        .simulate_boot()
         .unwrap()
 }
 
