@@ -17,13 +17,19 @@
 //! Compaction rewrites the live records through the workspace's one atomic file write
 //! ([`skerry_medium::replace_file`]: temp file, sync, rename, directory sync); a
 //! crash before the rename leaves the old log (the temp file is deleted at the next
-//! open), a crash after it the new one. A compaction that fails does not fail the
-//! write that triggered it (that write is already durable): it is reported by
-//! [`FileLog::compaction_failure`] and retried later. The log holds no open file
-//! handle: every append goes to the file the name points to now, so a compaction that
-//! replaced the file can never leave appends going to the deleted one. If a failed
-//! compaction leaves the log unsure which file is durable, further writes are refused
-//! until the log is reopened.
+//! open), a crash after it the new one. The write that makes the log large and mostly
+//! dead is itself written as the compaction (the new file includes it), so it needs no
+//! append and fsync of its own. A compaction that fails before its rename falls back
+//! to appending that write, so it never fails a write that could be made durable; the
+//! failure is kept for [`FileLog::compaction_failure`] and retried once the log grew.
+//! The log holds no open file handle: every append goes to the file the name points to
+//! now, so a compaction that replaced the file can never leave appends going to the
+//! deleted one. If a failed compaction leaves the log unsure which file is durable
+//! (renamed, but the directory sync failed twice), that write fails and further writes
+//! are refused until the log is reopened.
+//!
+//! The power-loss test (`tests/power_loss.rs`) runs the log on the lossy model and
+//! shows that every flush it does is needed.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -249,15 +255,64 @@ impl<D: Directory> FileLog<D> {
         Ok(())
     }
 
-    /// Compacts if the log is large and mostly dead. Never fails the write that
-    /// called it: that write is already durable.
-    fn maybe_compact(&mut self) {
-        if self.len <= self.compact_above
-            || self.len < self.next_compaction
-            || self.len <= 2 * (self.live_bytes + HEADER.len() as u64)
-        {
-            return;
+    /// Replaces `key`'s live payload (`None`: removed); returns the old one.
+    fn set_live(&mut self, key: &ResourceKey, payload: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        let old = match payload {
+            Some(payload) => {
+                self.live_bytes += (payload.len() + FRAME) as u64;
+                self.live.insert(key.clone(), payload)
+            }
+            None => self.live.remove(key),
+        };
+        if let Some(old) = &old {
+            self.live_bytes -= (old.len() + FRAME) as u64;
         }
+        old
+    }
+
+    /// Records one change: `payload` is the record to append, `live` the resource's
+    /// live payload afterwards (`None` once it is removed).
+    ///
+    /// When the log would be large and mostly dead after this record, the change is
+    /// written as a compaction instead: the new file holds every live record, this one
+    /// included, and its atomic replacement is what makes the write durable (appending
+    /// and fsyncing first would be a flush nobody needs). A compaction that fails
+    /// before its rename falls back to the append; the failure is kept for
+    /// [`FileLog::compaction_failure`] and the next attempt waits for the log to grow.
+    fn record(
+        &mut self,
+        key: &ResourceKey,
+        payload: &[u8],
+        live: Option<Vec<u8>>,
+    ) -> Result<(), BackendError> {
+        if let Some(reason) = self.poisoned {
+            return Err(BackendError::Poisoned {
+                path: self.path.clone(),
+                reason,
+            });
+        }
+        let before = self.set_live(key, live);
+        let after_append = self.len + (FRAME + payload.len()) as u64;
+        let compact = after_append > self.compact_above
+            && after_append >= self.next_compaction
+            && after_append > 2 * (self.live_bytes + HEADER.len() as u64);
+        let written = if compact {
+            self.compact().or_else(|error| match error {
+                // The old log is still the durable one: append to it instead.
+                CompactionError::NotReplaced => self.append(payload),
+                CompactionError::Unsure(source) => Err(source),
+            })
+        } else {
+            self.append(payload)
+        };
+        if written.is_err() {
+            self.set_live(key, before);
+        }
+        written
+    }
+
+    /// Writes the live records as the new log.
+    fn compact(&mut self) -> Result<(), CompactionError> {
         let mut bytes = Vec::with_capacity(self.live_bytes as usize + HEADER.len());
         bytes.extend_from_slice(HEADER);
         for payload in self.live.values() {
@@ -265,46 +320,60 @@ impl<D: Directory> FileLog<D> {
             bytes.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
             bytes.extend_from_slice(payload);
         }
-        match write_atomically(&mut self.dir, name(LOG_NAME), &bytes) {
-            Ok(()) => {
-                self.len = bytes.len() as u64;
-                self.compaction_failure = None;
-                self.next_compaction = 0;
-            }
-            Err(error) => {
-                self.compaction_failure = Some(error.to_string());
-                self.next_compaction = self.len.saturating_add(self.compact_above);
-                self.settle_after_failed_compaction(bytes.len() as u64);
-            }
-        }
+        let compacted_len = bytes.len() as u64;
+        let Err(error) = write_atomically(&mut self.dir, name(LOG_NAME), &bytes) else {
+            self.len = compacted_len;
+            self.compaction_failure = None;
+            self.next_compaction = 0;
+            return Ok(());
+        };
+        self.compaction_failure = Some(error.to_string());
+        self.next_compaction = self.len.saturating_add(self.compact_above);
+        self.settle_after_failed_compaction(compacted_len, error)
     }
 
     /// Finds out which file the name points to after a failed compaction. The new
     /// file is always shorter than the old one (compaction only runs when more than
     /// half is dead), so the length tells them apart.
-    fn settle_after_failed_compaction(&mut self, compacted_len: u64) {
+    fn settle_after_failed_compaction(
+        &mut self,
+        compacted_len: u64,
+        error: BackendError,
+    ) -> Result<(), CompactionError> {
         let log = name(LOG_NAME);
         match self.dir.len(log) {
             // The rename did not happen: the old log is in place and durable.
             Ok(len) if len == self.len => {
                 let _ = self.dir.remove(name(TMP_NAME));
+                Err(CompactionError::NotReplaced)
             }
-            // The rename happened but may not be durable: appends to the new file
-            // would be lost if the old name came back after a power cut. Sync again;
-            // if that fails too, stop writing.
+            // The rename happened but may not be durable: if the old name came back
+            // after a power cut, this write and every later one would be lost. Sync
+            // again; if that fails too, stop writing.
             Ok(len) if len == compacted_len => {
                 if self.dir.sync_dir().is_ok() {
                     self.len = compacted_len;
+                    Ok(())
                 } else {
                     self.poisoned =
                         Some("a compaction replaced the log but its directory could not be synced");
+                    Err(CompactionError::Unsure(error))
                 }
             }
             _ => {
                 self.poisoned = Some("a failed compaction left the log in an unknown state");
+                Err(CompactionError::Unsure(error))
             }
         }
     }
+}
+
+/// How a compaction failed.
+enum CompactionError {
+    /// The old log is still in place and durable.
+    NotReplaced,
+    /// The new log may or may not be the durable one; writes are refused from now on.
+    Unsure(BackendError),
 }
 
 impl<D: Directory + Send + std::fmt::Debug> Backend for FileLog<D> {
@@ -332,13 +401,7 @@ impl<D: Directory> FileLog<D> {
                 source,
             }
         })?;
-        self.append(&payload)?;
-        self.live_bytes += (payload.len() + FRAME) as u64;
-        if let Some(old) = self.live.insert(key, payload) {
-            self.live_bytes -= (old.len() + FRAME) as u64;
-        }
-        self.maybe_compact();
-        Ok(())
+        self.record(&key, &payload, Some(payload.clone()))
     }
 
     /// Records that a resource was destroyed (what [`Backend::remove`] does).
@@ -349,12 +412,7 @@ impl<D: Directory> FileLog<D> {
                 source,
             }
         })?;
-        self.append(&payload)?;
-        if let Some(old) = self.live.remove(key) {
-            self.live_bytes -= (old.len() + FRAME) as u64;
-        }
-        self.maybe_compact();
-        Ok(())
+        self.record(key, &payload, None)
     }
 
     /// The resources the log held when it was opened (what [`Backend::load`] gives).
