@@ -203,10 +203,13 @@ impl<M: Medium> BootStore for GrubEnvStore<M> {
     fn max_tries(&self) -> u8 {
         MAX_TRIES
     }
+}
 
+impl<M: Medium> GrubEnvStore<M> {
     /// Runs the generated fragment's rules on the stored variables (not the model's), so
-    /// the conformance suite checks the fragment against the model.
-    fn simulate_power_on(&mut self) -> Result<SlotName, StoreError> {
+    /// the conformance suite checks the fragment against the model. The simulation's
+    /// side ([`crate::sim::GrubFragment`]); no production path calls it.
+    pub(crate) fn run_grub_fragment(&mut self) -> Result<SlotName, StoreError> {
         let (mut vars, size) = self.existing()?;
         let decision = mapping::power_on(&mut vars);
         let slot = decision.slot.ok_or_else(|| {

@@ -55,6 +55,11 @@ pub enum BootCommand {
     SimulateBoot {
         #[command(flatten)]
         store: StoreArg,
+        /// The argument of the `reboot` the system went down with: `0 tryboot` sets the
+        /// Raspberry Pi firmware's one-shot tryboot flag (the other bootloaders ignore
+        /// it). Without it, a power cycle.
+        #[arg(long, value_name = "ARG")]
+        after_reboot: Option<String>,
     },
 }
 
@@ -104,9 +109,19 @@ pub fn run(cmd: BootCommand) -> anyhow::Result<()> {
             }
         }
         BootCommand::MarkBad { slot, store } => transition(&store.spec, |s| s.mark_bad(&slot)),
-        BootCommand::SimulateBoot { store } => {
-            let slot = open(&store.spec)?
-                .simulate_power_on()
+        BootCommand::SimulateBoot {
+            store,
+            after_reboot,
+        } => {
+            let mut device = store
+                .spec
+                .open_simulated()
+                .with_context(|| format!("opening {}", store.spec))?;
+            if let Some(arg) = &after_reboot {
+                device.request_reboot(arg);
+            }
+            let slot = device
+                .power_on()
                 .with_context(|| format!("simulating a power-on of {}", store.spec))?;
             println!("{slot}");
             Ok(())
