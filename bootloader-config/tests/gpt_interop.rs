@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use skerry_boot_state::gpt::GptStore;
+use skerry_boot_state::sim::Simulated;
 use skerry_boot_state::{
     BootState, BootStore, FileMedium, Medium, SlotName, SlotState, SlotStatus,
 };
@@ -266,4 +267,30 @@ fn gpt_interop_cgpt_marks_our_trial_good_and_counts_a_try() {
     assert_eq!(loaded.next_boot(), Some(&name("B")));
     assert_eq!(loaded.tries(), 3, "A still records the configured tries");
     assert_verified(&disk);
+}
+
+#[test]
+fn gpt_interop_vboot_last_try_reads_zero_in_cgpt_and_mark_good_restores_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (disk, mut store, _) = disk_with_b_on_trial(dir.path());
+    for left in ["2", "1"] {
+        assert_eq!(store.simulate_boot().unwrap(), name("B"));
+        assert_eq!(field(&disk, "3", "-T"), left);
+        assert_eq!(field(&disk, "3", "-P"), "2");
+    }
+    // The last attempt: vboot clears priority and tries before the kernel starts.
+    assert_eq!(store.simulate_boot().unwrap(), name("B"));
+    for flag in ["-P", "-T", "-S"] {
+        assert_eq!(field(&disk, "3", flag), "0", "cgpt show {flag}");
+    }
+    assert_verified(&disk);
+    // The running B marks itself good through the store.
+    let mut running = open(&disk).running(name("B"));
+    let mut state = running.load().unwrap();
+    state.mark_good(&name("B")).unwrap();
+    running.commit(&state).unwrap();
+    assert_eq!(field(&disk, "3", "-S"), "1");
+    assert_eq!(field(&disk, "3", "-P"), "2", "B first again, above A's 1");
+    assert_verified(&disk);
+    assert_eq!(open(&disk).simulate_boot().unwrap(), name("B"));
 }

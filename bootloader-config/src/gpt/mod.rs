@@ -25,21 +25,22 @@
 //!   ignored" for a successful entry). There is always a good slot, so it always loads
 //!   back. A table written only by `cgpt` (good slots with tries 0) loads with the
 //!   largest tries of a trial slot, or [`attributes::DEFAULT_TRIES`].
-//! - **the place of a bad slot** that the model keeps ahead of bootable slots (a trial
-//!   that ran out of attempts stays where it was) is kept in the tries field of that
-//!   priority-0 entry; the firmware never starts a priority-0 entry whatever its tries.
-//!   Bad slots at the back of the order are written as priority 0, tries 0,
-//!   successful 0, like `cgpt add -P 0 -T 0 -S 0`.
+//! - **the place of a bad slot** in the order is kept in the tries field of that
+//!   priority-0 entry, at least 1 (the firmware never starts a priority-0 entry whatever
+//!   its tries): so the tries 0 that vboot leaves on a trial it gives up sorts behind
+//!   every slot we wrote, which is where the model puts a slot given up that way.
 //!
 //! A trial whose tries ran out (model: on trial, 0 left) keeps its priority with tries 0
-//! and successful 0; the firmware skips it just as it skips a priority-0 entry. (vboot
-//! itself clears the priority when it uses the last try; the model does that one
-//! power-on later, which starts the same slot.)
+//! and successful 0 (this is what Flatcar's GRUB `gptprio` leaves); the firmware skips
+//! it just as it skips a priority-0 entry.
 //!
-//! # Simulated power-on
-//! [`GptStore`]'s `simulate_power_on` picks the slot by the firmware's rules on the
-//! attribute bits ([`firmware::pick`]), checks that the model starts the same slot, and
-//! records the model's step.
+//! # The firmware's rules
+//! ChromeOS vboot gives a trial up as its last attempt starts: priority 0, tries 0 (see
+//! [`firmware`], and `docs/boot-state.md` for vboot and `gptprio` side by side). The
+//! slot running that attempt reads like a bad one, so the running system tells the store
+//! which slot it runs ([`GptStore::running`]) to mark it good. The simulation's power-on
+//! ([`firmware::Vboot`]) does exactly what vboot does to the bits; the model agrees
+//! under [`GiveUp::AtLastAttempt`](crate::GiveUp::AtLastAttempt).
 //!
 //! # Atomicity
 //! Both table copies are rewritten, backup first while the primary is valid (see

@@ -5,8 +5,9 @@
 //! # Mapping of the model
 //! - `[all] boot_partition` is the first **good** slot in boot order; the firmware boots
 //!   it on every normal boot.
-//! - `[tryboot] boot_partition` is the slot **on trial** (or the `[all]` partition when
-//!   nothing is). The firmware's one-shot flag makes a trial get exactly one boot, so
+//! - `[tryboot] boot_partition` is the slot **on trial** while its one boot is ahead
+//!   (otherwise the `[all]` partition, so a stray tryboot reboot never starts a spent
+//!   trial again). The firmware's one-shot flag makes a trial get exactly one boot, so
 //!   `max_tries` and the state's `tries` are 1.
 //! - Everything else the model holds (the whole boot order, every slot's status, and
 //!   whether the trial's one boot is still ahead, `trial:1`, or used, `trial:0`) is one
@@ -17,8 +18,10 @@
 //! - **Bad** slots appear only in the record; the firmware never boots them because
 //!   neither section names them.
 //!
-//! The firmware's one-shot flag is no file of its own: see [`firmware`] for how the
-//! simulation derives it from the record, so it survives between `skerryctl` calls.
+//! The firmware's one-shot flag is no file of its own and is never read from this one:
+//! the simulated firmware ([`firmware::PiFirmware`]) sets it from the reboot request
+//! (`reboot "0 tryboot"`) and clears it at the next boot; the running system's
+//! bookkeeping of what that boot was is the record (see [`firmware`]).
 //!
 //! # Atomicity
 //! `autoboot.txt` lives on FAT, which has no atomic rename. So the file is kept exactly
