@@ -70,13 +70,13 @@ fn install(
         format!(
             "install {} into slot {slot} from the signed repository: fetched {} for a {} image \
              ({} chunks reused from slot {running}, {} fetched), read back and verified \
-             (sha256 {}…); slot {slot} begins its trial",
+             (BLAKE3 {}…); slot {slot} begins its trial",
             done.version,
             megabytes(done.bytes_fetched),
             megabytes(done.bytes_written),
             done.chunks_reused,
             done.chunks_fetched,
-            &done.sha256[..12],
+            &done.blake3[..12],
         ),
         report,
     )?;
@@ -167,4 +167,69 @@ pub fn failed_trial_rolls_back(
         install: done,
         boots_of_new_slot: boots,
     })
+}
+
+/// What the installer said when it refused a tampered release.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The slot the release was meant for.
+    pub slot: SlotName,
+    /// The installer's error, causes included.
+    pub reason: String,
+    /// Whether the boot state afterwards is the one before (the slot stayed not bootable).
+    pub boot_state_unchanged: bool,
+}
+
+/// A mirror serves `release` with image bytes altered after signing: the installer must
+/// refuse it before the slot can be tried, and the board keeps running what it runs.
+pub fn tampered_release_is_refused(
+    board: &mut SimBoard,
+    mirror: UpdateSource<'_>,
+    release: Release,
+    report: &mut dyn FnMut(Step),
+) -> Result<Refusal, BoardError> {
+    if board.running().is_none() {
+        board.power_on()?;
+    }
+    let slot = board.inactive_slot()?;
+    let before = board.boot_state()?;
+    let reason = match mirror
+        .releases
+        .install(board, &slot, release, mirror.device_state)
+    {
+        Ok(done) => {
+            return Err(BoardError::Update {
+                slot,
+                source: format!("the tampered release {} was installed", done.version).into(),
+            })
+        }
+        Err(refused) => chain(&refused),
+    };
+    let after = board.boot_state()?;
+    step(
+        board,
+        format!(
+            "a mirror serves {} with image bytes altered after signing: the installer refuses \
+             it ({reason}); slot {slot} is never tried",
+            release.version()
+        ),
+        report,
+    )?;
+    Ok(Refusal {
+        slot,
+        reason,
+        boot_state_unchanged: after == before,
+    })
+}
+
+/// An error and its causes on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut words = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        words.push_str(": ");
+        words.push_str(&c.to_string());
+        cause = c.source();
+    }
+    words
 }

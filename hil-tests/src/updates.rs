@@ -10,7 +10,9 @@ use std::time::SystemTime;
 use skerry_boot_state::SlotName;
 use skerry_chunks::ChunkParams;
 use skerry_installer::install::NoProgress;
-use skerry_installer::{install, open_url, InstallOptions, InstallReport};
+use skerry_installer::{
+    install, open_url, Downgrade, InstallOptions, InstallReport, NoBootState, RetryLog, RetryPolicy,
+};
 use skerry_release::{AddImage, Expiries, KeySet, Repository};
 
 use crate::board::{BoardError, SimBoard};
@@ -49,6 +51,7 @@ impl Release {
 pub struct SignedReleases {
     repo: PathBuf,
     trusted_root: Vec<u8>,
+    retry: RetryPolicy,
 }
 
 /// Why the repository could not be built.
@@ -114,6 +117,38 @@ impl SignedReleases {
         Ok(SignedReleases {
             repo: repo_dir,
             trusted_root,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// A mirror of this repository under `dir` whose copy of `release`'s image pack was
+    /// altered after signing (every byte inverted), as a compromised mirror or a bad
+    /// disk would serve it. The metadata is the genuine, signed one, so only the
+    /// installer's check of each chunk against its signed hash can catch it. The mirror
+    /// fails on the first bad chunk, without the retries a flaky network deserves.
+    pub fn tampered_mirror(&self, dir: &Path, release: Release) -> Result<Self, ReleasesError> {
+        let mirror = dir.join("tampered-mirror");
+        copy_tree(&self.repo, &mirror)?;
+        let release_dir = mirror.join("targets").join(BOARD).join(release.version());
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| ReleasesError::Io { path, source }
+        };
+        for entry in std::fs::read_dir(&release_dir).map_err(io(&release_dir))? {
+            let path = entry.map_err(io(&release_dir))?.path();
+            if path.to_string_lossy().ends_with(".image.pack") {
+                let mut bytes = std::fs::read(&path).map_err(io(&path))?;
+                bytes.iter_mut().for_each(|b| *b = !*b);
+                std::fs::write(&path, bytes).map_err(io(&path))?;
+            }
+        }
+        Ok(SignedReleases {
+            repo: mirror,
+            trusted_root: self.trusted_root.clone(),
+            retry: RetryPolicy {
+                attempts: 1,
+                ..RetryPolicy::default()
+            },
         })
     }
 
@@ -146,13 +181,40 @@ impl SignedReleases {
                 version: Some(release.semver()),
                 slot: target.to_owned(),
                 slot_size: None,
+                slot_name: Some(slot.to_string()),
                 seed: Some(seed.to_owned()),
-                retry: Default::default(),
+                booted: Some(seed.to_owned()),
+                downgrade: Downgrade::Refuse,
+                retry: self.retry,
+                retry_log: RetryLog::default(),
+                min_progress: Default::default(),
                 clock: SystemTime::now(),
             };
-            report = Some(install(&options, &NoProgress).map_err(|e| update_err(Box::new(e)))?);
+            // The board has already made the slot unbootable (it marks it bad before it
+            // calls us), so the installer's own hook has nothing left to change.
+            let installed = install(&options, &mut NoBootState, &NoProgress);
+            report = Some(installed.map_err(|e| update_err(Box::new(e)))?);
             Ok(())
         })?;
         report.ok_or_else(|| update_err("the installer reported nothing".into()))
     }
+}
+
+/// Copies the directory tree `from` to `to` (regular files and directories only).
+fn copy_tree(from: &Path, to: &Path) -> Result<(), ReleasesError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ReleasesError::Io { path, source }
+    };
+    std::fs::create_dir_all(to).map_err(io(to))?;
+    for entry in std::fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().map_err(io(&src))?.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(io(&src))?;
+        }
+    }
+    Ok(())
 }

@@ -82,3 +82,84 @@ fn the_running_slot_is_never_written() {
     assert!(!written);
     assert_eq!(board.boot_state().unwrap(), before);
 }
+
+#[test]
+fn a_tampered_release_is_refused_on_every_backend() {
+    use skerry_hil::scenario::tampered_release_is_refused;
+    use skerry_hil::updates::Release;
+    let work = tempfile::tempdir().unwrap();
+    let factory = images::factory();
+    let releases = SignedReleases::publish(work.path(), &factory).unwrap();
+    let mirror = releases
+        .tampered_mirror(work.path(), Release::Upgrade)
+        .unwrap();
+    for backend in Backend::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let mut board = backend.board(dir.path(), &factory).unwrap();
+        let state = dir.path().join("device-state");
+        let tampered = UpdateSource {
+            releases: &mirror,
+            device_state: &state,
+        };
+        let refusal =
+            tampered_release_is_refused(&mut board, tampered, Release::Upgrade, &mut |_| {})
+                .unwrap();
+        assert_eq!(refusal.slot, slot("B"), "{backend}");
+        assert!(refusal.boot_state_unchanged, "{backend}");
+        assert!(
+            refusal.reason.contains("chunk"),
+            "{backend}: {}",
+            refusal.reason
+        );
+        assert_eq!(
+            board.boot_state().unwrap().status(&slot("B")).unwrap(),
+            SlotStatus::Bad,
+            "{backend}"
+        );
+        // The genuine release still installs afterwards.
+        let source = UpdateSource {
+            releases: &releases,
+            device_state: &state,
+        };
+        let upgrade = upgrade_and_commit(&mut board, source, &mut |_| {}).unwrap();
+        assert_eq!(upgrade.install.version, "1.1.0", "{backend}");
+    }
+}
+
+/// The demo as a user runs it: short, with one backend told in full, a legend, the
+/// tampered release refused, and a summary row for every backend.
+#[test]
+fn the_demo_narrates_one_backend_and_sums_up_all() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skerry-demo"))
+        .output()
+        .expect("skerry-demo runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("How to read a slot table"), "{text}");
+    assert!(text.contains("the installer refuses it"), "{text}");
+    let summary = text
+        .split("=== The same stories on every bootloader ===")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no summary in: {text}"));
+    for name in ["U-Boot", "GRUB", "GPT", "tryboot"] {
+        let row = summary
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row in: {summary}"));
+        assert!(row.contains("refused"), "{row}");
+        assert!(!row.contains("NOT REFUSED"), "{row}");
+        assert!(row.contains("B good"), "{row}");
+        assert!(row.contains("back on B"), "{row}");
+    }
+    assert_eq!(
+        text.matches("=== ").count(),
+        2,
+        "one backend narrated: {text}"
+    );
+    let lines = text.lines().count();
+    assert!(lines < 120, "the demo prints {lines} lines");
+}

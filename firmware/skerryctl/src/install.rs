@@ -10,15 +10,17 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use skerry_boot_state::{BootState, SlotName, SlotStatus, StoreSpec};
 use skerry_installer::guard::ActivationError;
 use skerry_installer::transport::MinProgress;
 use skerry_installer::{
-    install, open_url, Downgrade, InstallOptions, InstallReport, NoBootState, Progress,
-    RetryLog, RetryPolicy, SlotActivation,
+    install, open_url, Downgrade, InstallOptions, InstallReport, NoBootState, Progress, RetryLog,
+    RetryPolicy, SlotActivation,
 };
+
+use crate::output::Output;
 
 #[derive(Debug, Args)]
 pub struct InstallArgs {
@@ -28,6 +30,7 @@ pub struct InstallArgs {
     /// The root metadata the device trusts (shipped with it).
     #[arg(long)]
     trusted_root: PathBuf,
+    /// The board this device is, like rpi4 (releases are published per board).
     #[arg(long)]
     board: String,
     /// The slot to write (a file or block device).
@@ -77,17 +80,9 @@ pub struct InstallArgs {
     /// signed metadata).
     #[arg(long)]
     allow_downgrade: bool,
-    #[arg(long, value_enum, default_value_t = Output::Text)]
-    output: Output,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
-}
-
-pub fn run(args: InstallArgs) -> anyhow::Result<()> {
+pub fn run(args: InstallArgs, output: Output) -> anyhow::Result<()> {
     let trusted_root = std::fs::read(&args.trusted_root)
         .with_context(|| format!("reading --trusted-root {}", args.trusted_root.display()))?;
     let version = args
@@ -135,7 +130,7 @@ pub fn run(args: InstallArgs) -> anyhow::Result<()> {
         _ => install(&opts, &mut NoBootState, &bar)?,
     };
     bar.done();
-    print_report(&report, args.output)
+    print_report(&report, output)
 }
 
 fn print_report(r: &InstallReport, output: Output) -> anyhow::Result<()> {

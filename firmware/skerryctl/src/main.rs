@@ -1,46 +1,118 @@
 //! `skerryctl`: the operator's one tool. This file only wires subcommands to modules.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod boot;
+mod boot_report;
+mod completions;
+mod hints;
 mod install;
+mod output;
 mod release;
+
+use output::Output;
+
+const EXAMPLES: &str = "\
+Examples:
+  skerryctl boot status --store uboot:/boot/uboot.env,redundant
+  skerryctl release keygen --out keys && skerryctl release init --keys keys --repo repo
+  skerryctl release add --keys keys --repo repo --board rpi4 --version 1.1.0 --image rootfs.img
+  skerryctl install --repo https://updates.example.com/repo --trusted-root root.json \\
+      --board rpi4 --slot /dev/mmcblk0p3 --seed /dev/mmcblk0p2 --output json
+  skerryctl completions bash > /etc/bash_completion.d/skerryctl
+
+Commands that write: boot init, begin-trial, mark-good, mark-bad and simulate-boot write
+the boot store; release keygen, init, add, rotate-root and timestamp write keys or the
+repository; install writes the slot and the device state. boot status only reads.";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "skerryctl",
     version,
-    about = "Operate Skerry devices and releases"
+    about = "Operate Skerry devices and releases",
+    after_help = EXAMPLES
 )]
 struct Cli {
+    /// How to report: text for people, json for scripts (one document on stdout).
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Offline A/B boot-state commands for manufacturing and debugging.
+    /// Offline A/B boot-state commands for manufacturing and debugging (status only
+    /// reads; the others write the store).
     #[command(subcommand)]
     Boot(boot::BootCommand),
-    /// Keys and the signed release repository (TUF).
+    /// Keys and the signed release repository (TUF); every release command writes.
     #[command(subcommand)]
     Release(release::ReleaseCommand),
-    /// Verify a signed release and write it into a slot (delta against a seed).
+    /// Verify a signed release and write it into a slot (delta against a seed); writes
+    /// the slot and the device state.
+    #[command(
+        after_help = "Example:\n  skerryctl install --repo file:///srv/repo --trusted-root root.json --board rpi4 \\\n      --slot /dev/mmcblk0p3 --seed /dev/mmcblk0p2\nThen: skerryctl boot begin-trial B --store tryboot:/boot/firmware,A=2,B=3"
+    )]
     Install(install::InstallArgs),
+    /// Print a shell completion script for SHELL (writes nothing).
+    #[command(after_help = "Example:\n  skerryctl completions zsh > ~/.zfunc/_skerryctl")]
+    Completions(completions::CompletionsArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Boot(cmd) => boot::run(cmd),
-        Command::Release(cmd) => release::run(cmd),
-        Command::Install(args) => install::run(args),
+        Command::Boot(cmd) => boot::run(cmd, cli.output),
+        Command::Release(cmd) => release::run(cmd, cli.output),
+        Command::Install(args) => install::run(args, cli.output),
+        Command::Completions(args) => completions::run(&args, Cli::command()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("skerryctl: error: {err:#}");
+            for hint in hints::for_error(&err) {
+                eprintln!("  hint: {hint}");
+            }
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every leaf command with its path, like `boot init`.
+    fn leaves(command: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        for sub in command.get_subcommands() {
+            leaves(sub, format!("{path} {}", sub.get_name()), out);
+        }
+        if command.get_subcommands().next().is_none() {
+            out.push((path, command.clone()));
+        }
+    }
+
+    #[test]
+    fn every_argument_has_help_and_every_command_an_example() {
+        let mut all = Vec::new();
+        leaves(&Cli::command(), "skerryctl".into(), &mut all);
+        assert!(all.len() >= 13, "{}", all.len());
+        for (path, command) in all {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                assert!(
+                    builtin || arg.get_help().is_some(),
+                    "{path}: --{} has no help text",
+                    arg.get_id()
+                );
+            }
+            let example = command
+                .get_after_help()
+                .is_some_and(|h| h.to_string().contains("Example"));
+            assert!(example, "{path} has no example in its help");
+        }
+        Cli::command().debug_assert();
     }
 }

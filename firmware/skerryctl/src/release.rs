@@ -8,9 +8,12 @@ use clap::Subcommand;
 use skerry_chunks::ChunkParams;
 use skerry_release::{AddImage, Expiries, KeySet, Repository};
 
+use crate::output::{emit, Done, Output};
+
 #[derive(Debug, Subcommand)]
 pub enum ReleaseCommand {
-    /// Create ed25519 keys for the four TUF roles.
+    /// Create ed25519 keys for the four TUF roles (writes the key directory).
+    #[command(after_help = "Example:\n  skerryctl release keygen --out keys --root-keys 3")]
     Keygen {
         /// Directory to create the keys in (must not hold keys yet).
         #[arg(long)]
@@ -19,10 +22,15 @@ pub enum ReleaseCommand {
         #[arg(long, default_value_t = 1)]
         root_keys: usize,
     },
-    /// Write the initial root metadata and an empty first release.
+    /// Write the initial root metadata and an empty first release (writes the repository).
+    #[command(
+        after_help = "Example:\n  skerryctl release init --keys keys --repo repo --threshold 2 --expires 365d"
+    )]
     Init {
+        /// The directory of signing keys (from `release keygen`).
         #[arg(long)]
         keys: PathBuf,
+        /// The repository directory (metadata/ and targets/), served as is.
         #[arg(long)]
         repo: PathBuf,
         /// Root signatures required (at most the number of root keys).
@@ -32,19 +40,28 @@ pub enum ReleaseCommand {
         #[arg(long, default_value = "365d")]
         expires: String,
     },
-    /// Cut an image into chunks and publish it as a new release of a board.
+    /// Cut an image into chunks and publish it as a new release of a board (writes the
+    /// repository).
+    #[command(
+        after_help = "Example:\n  skerryctl release add --keys keys --repo repo --board rpi4 --version 1.1.0 --image rootfs.img"
+    )]
     Add {
+        /// The directory of signing keys (from `release keygen`).
         #[arg(long)]
         keys: PathBuf,
+        /// The repository directory (metadata/ and targets/), served as is.
         #[arg(long)]
         repo: PathBuf,
+        /// The board the image is for, like rpi4.
         #[arg(long)]
         board: String,
         /// Semantic version, like 1.4.0.
         #[arg(long)]
         version: String,
+        /// The slot image to publish (what the installer writes into a slot).
         #[arg(long)]
         image: PathBuf,
+        /// The channel devices follow to get this release.
         #[arg(long, default_value = "stable")]
         channel: String,
         /// How long targets and snapshot stay valid.
@@ -57,7 +74,11 @@ pub enum ReleaseCommand {
         #[arg(long, default_value_t = skerry_release::pack::DEFAULT_LEVEL)]
         level: i32,
     },
-    /// Publish a new root with new keys, signed by the old root keys and the new.
+    /// Publish a new root with new keys, signed by the old root keys and the new (writes
+    /// the repository).
+    #[command(
+        after_help = "Example:\n  skerryctl release rotate-root --keys keys --new-keys keys-2027 --repo repo"
+    )]
     RotateRoot {
         /// The current keys.
         #[arg(long)]
@@ -65,19 +86,29 @@ pub enum ReleaseCommand {
         /// The new keys (from `keygen`).
         #[arg(long)]
         new_keys: PathBuf,
+        /// The repository directory (metadata/ and targets/), served as is.
         #[arg(long)]
         repo: PathBuf,
+        /// Root signatures required for the new root (at most its number of root keys).
         #[arg(long, default_value_t = 1)]
         threshold: u32,
+        /// How long the new root stays valid, like 365d.
         #[arg(long, default_value = "365d")]
         expires: String,
     },
-    /// Re-sign timestamp.json alone (run it more often than it expires).
+    /// Re-sign timestamp.json alone; run it more often than it expires (writes the
+    /// repository).
+    #[command(
+        after_help = "Example:\n  skerryctl release timestamp --keys keys --repo repo --expires 7d"
+    )]
     Timestamp {
+        /// The directory of signing keys (from `release keygen`).
         #[arg(long)]
         keys: PathBuf,
+        /// The repository directory (metadata/ and targets/), served as is.
         #[arg(long)]
         repo: PathBuf,
+        /// How long the timestamp stays valid, like 7d.
         #[arg(long, default_value = "7d")]
         expires: String,
     },
@@ -101,15 +132,17 @@ fn keys_and_repo(keys: &Path, repo: &Path) -> anyhow::Result<(KeySet, Repository
     Ok((KeySet::load(keys)?, Repository::new(repo)))
 }
 
-pub fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
+pub fn run(cmd: ReleaseCommand, output: Output) -> anyhow::Result<()> {
     let now = SystemTime::now();
     match cmd {
         ReleaseCommand::Keygen { out, root_keys } => {
             KeySet::generate(&out, root_keys)?;
-            println!(
+            let words = format!(
                 "wrote {root_keys} root key(s) and targets, snapshot, timestamp keys to {}",
                 out.display()
             );
+            let fields = serde_json::json!({ "keys": out, "root_keys": root_keys });
+            emit(output, &Done { words, fields })?;
         }
         ReleaseCommand::Init {
             keys,
@@ -120,10 +153,13 @@ pub fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
             let exp = root_expiries(&expires)?;
             let (keys, repository) = keys_and_repo(&keys, &repo)?;
             skerry_release::init(&keys, &repository, threshold, &exp, now)?;
-            println!(
+            let words = format!(
                 "initialized {} (root version 1, threshold {threshold})",
                 repo.display()
             );
+            let fields =
+                serde_json::json!({ "repo": repo, "root_version": 1, "threshold": threshold });
+            emit(output, &Done { words, fields })?;
         }
         ReleaseCommand::Add {
             keys,
@@ -152,10 +188,21 @@ pub fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
             };
             let (keys, repo) = keys_and_repo(&keys, &repo)?;
             let added = skerry_release::add_image(&keys, &repo, &add, &exp, now)?;
-            println!(
+            let words = format!(
                 "released {board} {version}: {} bytes in {} chunks, pack {} bytes, index {} bytes (targets v{})",
                 added.image_len, added.chunks, added.pack_len, added.index_len, added.targets_version
             );
+            let fields = serde_json::json!({
+                "board": board,
+                "version": version,
+                "channel": channel,
+                "image_len": added.image_len,
+                "chunks": added.chunks,
+                "pack_len": added.pack_len,
+                "index_len": added.index_len,
+                "targets_version": added.targets_version,
+            });
+            emit(output, &Done { words, fields })?;
         }
         ReleaseCommand::RotateRoot {
             keys,
@@ -168,7 +215,9 @@ pub fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
             let (keys, repo) = keys_and_repo(&keys, &repo)?;
             let new_keys = KeySet::load(&new_keys)?;
             let v = skerry_release::rotate_root(&keys, &new_keys, &repo, threshold, &exp, now)?;
-            println!("published root version {v}");
+            let words = format!("published root version {v}");
+            let fields = serde_json::json!({ "root_version": v, "threshold": threshold });
+            emit(output, &Done { words, fields })?;
         }
         ReleaseCommand::Timestamp {
             keys,
@@ -181,7 +230,9 @@ pub fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
             };
             let (keys, repo) = keys_and_repo(&keys, &repo)?;
             let v = skerry_release::resign_timestamp(&keys, &repo, &exp, now)?;
-            println!("published timestamp version {v}");
+            let words = format!("published timestamp version {v}");
+            let fields = serde_json::json!({ "timestamp_version": v });
+            emit(output, &Done { words, fields })?;
         }
     }
     Ok(())
