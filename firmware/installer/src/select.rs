@@ -70,6 +70,7 @@ pub fn select(targets: &Targets, want: &Selector<'_>) -> Result<SelectedRelease,
         if let Some(v) = want.version {
             detail += &format!(" at version {v}");
         }
+        detail += &offered(targets);
         return Err(InstallError::NoRelease {
             board: want.board.into(),
             detail,
@@ -113,6 +114,37 @@ pub fn select(targets: &Targets, want: &Selector<'_>) -> Result<SelectedRelease,
         version,
         release,
     })
+}
+
+/// The most releases an error lists; a repository may hold thousands.
+const MAX_LISTED: usize = 12;
+
+/// What the repository does offer, for an error that found nothing: `; it has rpi4
+/// 1.0.0 (stable), …`, newest first per board.
+fn offered(targets: &Targets) -> String {
+    let mut releases: Vec<(String, semver::Version, String)> = targets
+        .targets
+        .values()
+        .filter_map(|file| {
+            let custom = serde_json::from_value::<ImageCustom>(file.custom.clone()?).ok()?;
+            let release = custom.skerry;
+            let version = semver::Version::parse(&release.version).ok()?;
+            Some((release.board, version, release.channel))
+        })
+        .collect();
+    if releases.is_empty() {
+        return "; it has no releases at all".into();
+    }
+    releases.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut listed: Vec<String> = releases
+        .iter()
+        .take(MAX_LISTED)
+        .map(|(board, version, channel)| format!("{board} {version} ({channel})"))
+        .collect();
+    if releases.len() > MAX_LISTED {
+        listed.push(format!("and {} more", releases.len() - MAX_LISTED));
+    }
+    format!("; it has {}", listed.join(", "))
 }
 
 fn target_path(name: &str, file: &TargetFile) -> Option<String> {

@@ -149,3 +149,28 @@ fn a_trusted_root_of_another_repository_gets_a_hint() {
     let err = fails(&args, "hint:");
     assert!(err.contains("may belong to another repository"), "{err}");
 }
+
+#[test]
+fn an_unknown_board_or_version_lists_what_the_repository_has() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path();
+    let (keys, repo, image) = (p.join("k"), p.join("r"), p.join("img"));
+    std::fs::write(&image, vec![3u8; 100_000]).unwrap();
+    ok(&keygen(&keys));
+    ok(&init(&keys, &repo));
+    ok(&add(&keys, &repo, "rpi4", "1.0.0", &image));
+    ok(&add(&keys, &repo, "rpi4", "1.1.0", &image));
+    let slot = p.join("slot");
+    for (board, extra) in [("rpi5", &[][..]), ("rpi4", &["--version", "2.0.0"][..])] {
+        let args = install(&repo, board, &slot, &p.join("state"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = fails(
+            &[&args[..], extra, &["--slot-size", "1000000"]].concat(),
+            "it has",
+        );
+        assert!(
+            err.contains("rpi4 1.1.0 (stable), rpi4 1.0.0 (stable)"),
+            "{board} {extra:?}: {err}"
+        );
+    }
+}
