@@ -161,3 +161,44 @@ fn the_sample_keeps_the_extremes_when_there_are_many_changes() {
     assert!(sample.contains(&pending.iter().copied().collect()));
     assert!(sample.contains(&Survivors::from([40])));
 }
+
+#[test]
+fn an_append_log_keeps_its_synced_records_and_at_most_a_torn_tail() {
+    // The shape of the runtime's file log: records appended, each synced.
+    let record = |i: u8| vec![i; 300];
+    let before = LossyFs::new(Mode::Posix).with_file("state.log", b"HDR\n");
+    let appended = |upto: u8| -> Vec<u8> {
+        let mut all = b"HDR\n".to_vec();
+        (0..upto).for_each(|i| all.extend(record(i)));
+        all
+    };
+    every_power_loss(
+        &before,
+        |fs| {
+            let mut fs = fs.clone();
+            for i in 0..3 {
+                let len = match fs.len(name("state.log")) {
+                    Ok(len) => len,
+                    Err(_) => return,
+                };
+                if fs.write_at(name("state.log"), len, &record(i)).is_err()
+                    || fs.sync_file(name("state.log")).is_err()
+                {
+                    return;
+                }
+            }
+        },
+        |cut, fs| {
+            let log = fs.read("state.log").ok_or("the log is gone")?;
+            // Each record takes a write and a sync: the synced ones must all be there.
+            let synced = (cut.after_ops / 2) as u8;
+            let whole = (synced..=3).find(|&n| log.starts_with(&appended(n)));
+            match whole {
+                Some(_) if log.len() <= appended(3).len() => Ok(()),
+                _ => Err(format!("{} bytes, {synced} records synced", log.len())),
+            }
+        },
+        256,
+    )
+    .unwrap();
+}
