@@ -115,7 +115,7 @@ fn run_each(bad: Bad, named: &Path, init_ok: bool, commands: &[Vec<String>]) -> 
     let mut problems = Vec::new();
     for args in commands {
         let is_init = args[1] == "init";
-        let out = match run_bounded(&args) {
+        let out = match run_bounded(args) {
             Ok(out) => out,
             Err(hang) => {
                 problems.push(format!("{bad:?} {args:?}: {hang}"));
