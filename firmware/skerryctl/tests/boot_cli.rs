@@ -101,7 +101,12 @@ fn lifecycle_on_every_store() {
         // The update engine reboots into a trial with `reboot "0 tryboot"`.
         let after_trial = ["--after-reboot", "0 tryboot"];
         assert_eq!(
-            ok(&[&["boot", "simulate-boot", "--store", &store][..], &after_trial].concat()).trim(),
+            ok(&[
+                &["boot", "simulate-boot", "--store", &store][..],
+                &after_trial
+            ]
+            .concat())
+            .trim(),
             "B"
         );
         ok(&["boot", "mark-good", "B", "--store", &store]);
