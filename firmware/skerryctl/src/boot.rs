@@ -203,7 +203,10 @@ fn init(
     let max = store.max_tries().min(MAX_TRIES);
     let tries = tries.unwrap_or(DEFAULT_TRIES.min(max));
     if tries == 0 || tries > max {
-        bail!("--tries {tries} is out of range: this bootloader counts 1 to {max} attempts");
+        bail!(
+            "--tries {tries} is out of range: this bootloader counts at least 1 and at most \
+             {max} attempt(s) of a trial"
+        );
     }
     let state = BootState::new(&slots, tries)?;
     store
