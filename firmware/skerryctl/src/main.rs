@@ -23,7 +23,8 @@ Examples:
 
 Commands that write: boot init, begin-trial, mark-good, mark-bad and simulate-boot write
 the boot store; release keygen, init, add, rotate-root and timestamp write keys or the
-repository; install writes the slot and the device state. boot status only reads.";
+repository; install writes the slot and the device state (and, with --store, marks the
+target slot bad in the boot store before its first byte). boot status only reads.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,7 +51,7 @@ enum Command {
     #[command(subcommand)]
     Release(release::ReleaseCommand),
     /// Verify a signed release and write it into a slot (delta against a seed); writes
-    /// the slot and the device state.
+    /// the slot, the device state and, with --store, the boot store.
     #[command(
         after_help = "Example:\n  skerryctl install --repo file:///srv/repo --trusted-root root.json --board rpi4 \\\n      --slot /dev/mmcblk0p3 --seed /dev/mmcblk0p2\nThen: skerryctl boot begin-trial B --store tryboot:/boot/firmware,A=2,B=3"
     )]
