@@ -193,7 +193,10 @@ mod tests {
             "for skerry_next in $ORDER; do",
             "elif [ \"$SKERRY_B_LEFT\" = \"15\" ]; then\n          SKERRY_B_LEFT=14\n",
             "SKERRY_A_LEFT=0\n          A_TRY=1\n",
-            "save_env -f ${prefix}/grubenv A_OK A_TRY SKERRY_A_LEFT B_OK B_TRY SKERRY_B_LEFT\n",
+            "if save_env -f ${prefix}/grubenv A_OK A_TRY SKERRY_A_LEFT B_OK B_TRY SKERRY_B_LEFT \
+             SKERRY_GEN_HEAD SKERRY_GEN_TAIL; then\n",
+            "if [ \"$SKERRY_GEN_HEAD\" != \"$SKERRY_GEN_TAIL\" ]; then\n  echo \"skerry: the environment \
+             block is torn; loading its second copy\"\n  load_env -f ${prefix}/grubenv.b\n",
             "default=\"skerry-$skerry_slot\"",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
