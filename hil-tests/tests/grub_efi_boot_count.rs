@@ -1,8 +1,8 @@
 //! The generated `grub.cfg` fragment in real GRUB-EFI: OVMF (read-only code, a private
 //! copy of its variables) on QEMU's q35 machine starts a standalone GRUB
 //! (`grub-mkstandalone -O x86_64-efi`, the fragment as its embedded `grub.cfg`) from
-//! `EFI/BOOT/BOOTX64.EFI` on a FAT ESP, with the environment in `EFI/BOOT/grubenv` next to
-//! it. Each slot's menu entry prints a marker. Between boots the test reads `grubenv` back
+//! `EFI/BOOT/BOOTX64.EFI` on a FAT ESP, with the environment in `EFI/BOOT/grubenv` (and
+//! the store's second copy, `grubenv.b`) next to it. Each slot's menu entry prints a marker. Between boots the test reads `grubenv` back
 //! out of the disk image (mtools) with our GRUB store and `grub-editenv`, and resets the
 //! machine over QMP.
 //!
@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use skerry_boot_state::grub::store::SECOND_COPY_SUFFIX;
 use skerry_boot_state::grub::{grub_cfg, mapping, GrubEnvStore};
 use skerry_boot_state::uboot::vars::Vars;
 use skerry_boot_state::{BootState, BootStore, FileMedium, SlotName};
@@ -71,11 +72,15 @@ impl Rig {
         .unwrap();
         let esp = EspImage::create(&dir.path().join("disk.img")).unwrap();
         esp.put(&efi, "/EFI/BOOT/BOOTX64.EFI").unwrap();
+        // The store writes the block and its second copy beside it; both go on the ESP.
         let env = dir.path().join("grubenv");
         GrubEnvStore::new(FileMedium::create(&env))
             .commit(state)
             .unwrap();
         esp.put(&env, GRUBENV).unwrap();
+        let second = dir.path().join(format!("grubenv{SECOND_COPY_SUFFIX}"));
+        esp.put(&second, &format!("{GRUBENV}{SECOND_COPY_SUFFIX}"))
+            .unwrap();
         let vars = ovmf_vars_copy(dir.path()).unwrap();
         Rig { dir, esp, vars }
     }
@@ -92,11 +97,19 @@ impl Rig {
         Qemu::start(&config, self.dir.path()).unwrap()
     }
 
-    /// `grubenv` as it is on the ESP now, in a host file.
+    /// `grubenv` and its second copy as they are on the ESP now, in host files; returns
+    /// the block's path.
     fn grubenv(&self) -> PathBuf {
-        let copy = self.dir.path().join("grubenv.read-back");
-        std::fs::write(&copy, self.esp.read(GRUBENV).unwrap()).unwrap();
-        copy
+        let dir = self.dir.path().join("read-back");
+        std::fs::create_dir_all(&dir).unwrap();
+        let block = dir.join("grubenv");
+        std::fs::write(&block, self.esp.read(GRUBENV).unwrap()).unwrap();
+        let second = self
+            .esp
+            .read(&format!("{GRUBENV}{SECOND_COPY_SUFFIX}"))
+            .unwrap();
+        std::fs::write(dir.join(format!("grubenv{SECOND_COPY_SUFFIX}")), second).unwrap();
+        block
     }
 
     /// The boot state on the ESP now, as our store reads it.
