@@ -63,6 +63,12 @@ pub enum InstallError {
     },
     #[error("device state in {} is damaged: {reason}", path.display())]
     BadState { path: PathBuf, reason: String },
+    #[error("slot {slot} holds an unfinished install of {board} {version}, which cannot be committed (rerun the install)")]
+    Unfinished {
+        slot: String,
+        board: String,
+        version: String,
+    },
     #[error("read-back of slot {} found chunk {chunk} at offset {offset} different from what was written", path.display())]
     ReadBack {
         path: PathBuf,

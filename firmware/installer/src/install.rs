@@ -13,13 +13,17 @@ use crate::plan::{fetch_head, make_plan};
 use crate::refresh::refresh;
 use crate::seed::SeedIndex;
 use crate::select::{select, Selector};
-use crate::state::{load_root, record_slot, repository_dir, save_root, DeviceState, SlotRelease};
+use crate::state::{
+    load_root, load_slots, record_slot, repository_dir, save_root, DeviceState, SlotRelease,
+};
+use crate::ticker::with_ticker;
 use crate::transport::{Fetcher, MinProgress, RetryLog, RetryPolicy, Transport};
 use crate::write::write_slot;
 
 /// Receives progress; the CLI draws a bar with it.
 pub trait Progress: Sync {
-    /// A new phase (`"seed"`, `"writing"`, `"verifying"`) of `total` bytes starts.
+    /// A new phase (`"metadata"`, `"reading seed"`, `"writing"`) of `total` bytes starts
+    /// (`0`: not known up front).
     fn phase(&self, name: &str, total: u64);
     fn advance(&self, bytes: u64);
     /// Something the operator should know, which does not stop the install.
@@ -92,6 +96,9 @@ pub struct InstallReport {
     pub index_pages_from_seed: usize,
     /// Bytes of the seed cut to find reusable chunks.
     pub seed_bytes_scanned: u64,
+    /// Whether an earlier, interrupted run of this install was resumed (the slot's
+    /// chunks it had written were reused).
+    pub resumed: bool,
     /// BLAKE3 of the whole slot, measured as read back from the medium (it matched the
     /// signed one).
     pub blake3: String,
@@ -117,7 +124,9 @@ pub fn install(
     let mut root = load_root(&repo_dir, &opts.trusted_root)?;
     state.forget_rotated(root.root());
     let now = state.trusted_now(opts.clock);
-    let verified = refresh(&fetcher, &mut root, &mut state.versions, now)?;
+    let verified = with_ticker(&fetcher, progress, "metadata", || {
+        refresh(&fetcher, &mut root, &mut state.versions, now)
+    })?;
     state.record_keys(root.root());
     state.raise_floor(now);
     save_root(&repo_dir, &root)?;
@@ -147,7 +156,32 @@ pub fn install(
         }
         None => SeedIndex::none(),
     };
-    let plan = make_plan(&fetcher, &selected, head, &seed)?;
+    let slot_name = match &opts.slot_name {
+        Some(name) => name.clone(),
+        None => opts.slot.display().to_string(),
+    };
+    let writing = SlotRelease {
+        repository: repo_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        board: opts.board.clone(),
+        version: selected.version.to_string(),
+        partial: true,
+    };
+    // An earlier run of this same install gave up: what it wrote is reused.
+    let resumed = load_slots(&opts.state_dir)?.get(&slot_name) == Some(&writing);
+    let partial = if resumed {
+        let limit = selected.release.image_length;
+        progress.phase(
+            "reading the unfinished slot",
+            file_len(&opts.slot).min(limit),
+        );
+        SeedIndex::scan(&opts.slot, head.params, limit, progress)?
+    } else {
+        SeedIndex::none()
+    };
+    let plan = make_plan(&fetcher, &selected, head, &seed, &partial)?;
     if fetcher.ranges_ignored() {
         progress.warn(&format!(
             "{} ignores range requests: the pack is fetched in one pass, skipping what the \
@@ -162,6 +196,7 @@ pub fn install(
             slot: opts.slot.clone(),
             source,
         })?;
+    record_slot(&opts.state_dir, &slot_name, writing.clone())?;
     let outcome = write_slot(
         &plan,
         selected.image_blake3,
@@ -183,21 +218,12 @@ pub fn install(
         .slot_images
         .insert(opts.slot.display().to_string(), outcome.bytes_written);
     state.save(&repo_dir)?;
-    let slot_name = match &opts.slot_name {
-        Some(name) => name.clone(),
-        None => opts.slot.display().to_string(),
-    };
-    let repository = repo_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     record_slot(
         &opts.state_dir,
         &slot_name,
         SlotRelease {
-            repository,
-            board: opts.board.clone(),
-            version: selected.version.to_string(),
+            partial: false,
+            ..writing
         },
     )?;
     Ok(InstallReport {
@@ -210,6 +236,7 @@ pub fn install(
         index_pages_fetched: plan.pages_fetched,
         index_pages_from_seed: plan.pages_from_seed,
         seed_bytes_scanned: seed.bytes_scanned,
+        resumed,
         blake3: hex::encode(outcome.blake3),
         seconds: started.elapsed().as_secs_f64(),
     })

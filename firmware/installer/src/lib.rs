@@ -29,6 +29,7 @@ pub mod seed;
 pub mod select;
 pub mod state;
 pub mod transport;
+mod ticker;
 pub mod write;
 
 pub use error::InstallError;

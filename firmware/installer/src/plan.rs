@@ -94,12 +94,16 @@ pub fn fetch_head(fetcher: &Fetcher, sel: &SelectedRelease) -> Result<IndexHead,
     Ok(head)
 }
 
-/// Builds the plan, fetching the index pages the seed cannot rebuild.
+/// Builds the plan, fetching the index pages the seed cannot rebuild. `partial` is the
+/// target slot itself when an earlier run of the same install was interrupted: a chunk
+/// it holds at or after the chunk's own offset is not yet overwritten when the writer
+/// reaches it, so it is copied instead of fetched (resume across runs).
 pub fn make_plan(
     fetcher: &Fetcher,
     sel: &SelectedRelease,
     head: IndexHead,
     seed: &SeedIndex,
+    partial: &SeedIndex,
 ) -> Result<Plan, InstallError> {
     let mut pages: Vec<Option<Vec<KnownChunk>>> = vec![None; head.pages.len()];
     let mut missing = Vec::new();
@@ -152,6 +156,12 @@ pub fn make_plan(
             let source =
                 if let Some(&(offset, _)) = seed.chunks.get(&hash).filter(|(_, l)| *l == len) {
                     Source::Seed { offset }
+                } else if let Some(&(offset, _)) = partial
+                    .chunks
+                    .get(&hash)
+                    .filter(|(at, l)| *l == len && *at >= image_offset)
+                {
+                    Source::Slot { offset }
                 } else if let Some(&offset) = written.get(&hash) {
                     Source::Slot { offset }
                 } else {

@@ -116,6 +116,10 @@ pub struct SlotRelease {
     pub repository: String,
     pub board: String,
     pub version: String,
+    /// Being written: an install started and has not been verified yet. A rerun of
+    /// the same install reuses what the slot already holds; it is never committed.
+    #[serde(default)]
+    pub partial: bool,
 }
 
 fn slots_path(state_dir: &Path) -> PathBuf {
@@ -153,6 +157,13 @@ pub fn record_commit(state_dir: &Path, slot: &str) -> Result<Option<SlotRelease>
     let Some(release) = load_slots(state_dir)?.remove(slot) else {
         return Ok(None);
     };
+    if release.partial {
+        return Err(InstallError::Unfinished {
+            slot: slot.into(),
+            board: release.board,
+            version: release.version,
+        });
+    }
     if !safe_dir_name(&release.repository) {
         return Err(InstallError::BadState {
             path: slots_path(state_dir),

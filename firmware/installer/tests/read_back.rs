@@ -103,7 +103,14 @@ fn the_signed_whole_image_hash_is_what_the_read_back_must_match() {
     let selected = select(&current.targets.signed, &want).unwrap();
     let fetcher = Fetcher::new(repo.file_transport(), common::fast_retry());
     let head = fetch_head(&fetcher, &selected).unwrap();
-    let plan = make_plan(&fetcher, &selected, head, &SeedIndex::none()).unwrap();
+    let plan = make_plan(
+        &fetcher,
+        &selected,
+        head,
+        &SeedIndex::none(),
+        &SeedIndex::none(),
+    )
+    .unwrap();
     let slot = repo.path().join("slot.img");
     let mut wrong = selected.image_blake3;
     wrong[0] ^= 1;

@@ -64,6 +64,19 @@ fn the_target_slot_is_marked_bad_and_mark_good_commits_its_release() {
     std::fs::write(&pack, vec![0u8; good_pack.len()]).unwrap();
     fails(&with_store("2.0.0", &[]), "tampered");
     assert_eq!(status(&env, &b), SlotStatus::Bad);
+    // An unfinished install is never committed.
+    fails(
+        &[
+            "boot",
+            "mark-good",
+            "B",
+            "--store",
+            &grub,
+            "--state",
+            s(&p("state")),
+        ],
+        "unfinished install",
+    );
     std::fs::write(&pack, good_pack).unwrap();
 
     ok(&with_store("2.0.0", &[]));

@@ -201,7 +201,7 @@ fn print_table(f: &Full, d: &Delta) {
             ),
         ],
         [
-            "  floor (decompress+chunk hash+write+fsync loop)".into(),
+            "  floor (decompress+hash+write+fsync+uncached read-back)".into(),
             format!("{:.2} s", f.floor),
             String::new(),
             String::new(),
