@@ -114,3 +114,36 @@ fn tryboot_on_fat_survives_every_cut_and_needs_every_flush() {
         slots: ab(),
     });
 }
+
+#[test]
+fn uboot_redundant_env_growing_its_second_copy_survives_every_cut() {
+    use skerry_boot_state::{BootState, BootStore, MemoryMedium};
+    use skerry_medium::lossy::every_power_loss;
+    let layout = UbootLayout {
+        offset: 0,
+        size: 0x800,
+        redundant: true,
+    };
+    let old = BootState::new(&ab(), 3).unwrap();
+    let mut new = old.clone();
+    new.begin_trial(&name("B")).unwrap();
+    // A file that holds only the first copy: the commit extends it by the second.
+    let mut seed = UbootEnvStore::new(MemoryMedium::new(Vec::new()), layout);
+    seed.commit(&old).unwrap();
+    let first_copy = seed.into_medium().bytes()[..0x800].to_vec();
+    let open = |fs: &LossyFs| UbootEnvStore::new(FsMedium::in_dir(fs.clone(), "uboot.env"), layout);
+    let before = LossyFs::new(Mode::Posix).with_file("uboot.env", &first_copy);
+    assert_eq!(open(&before).load().unwrap(), old);
+    every_power_loss(
+        &before,
+        |fs| {
+            let _ = open(fs).commit(&new);
+        },
+        |cut, fs| match open(fs).load() {
+            Ok(s) if s == new || (s == old && !cut.completed()) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+        128,
+    )
+    .unwrap();
+}

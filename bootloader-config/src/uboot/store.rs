@@ -229,8 +229,9 @@ impl<M: Medium> UbootEnvStore<M> {
         if len < end {
             let missing =
                 usize::try_from(end - len).map_err(|_| self.corrupt("too large".into()))?;
+            // No flush of its own: the copy written next is flushed with it, and until
+            // then the other copy (or no state, on `init`) is what loads.
             self.medium.write_at(len, &vec![0; missing])?;
-            self.medium.flush()?;
         }
         Ok(())
     }
