@@ -28,8 +28,8 @@ pub mod refresh;
 pub mod seed;
 pub mod select;
 pub mod state;
-pub mod transport;
 mod ticker;
+pub mod transport;
 pub mod write;
 
 pub use error::InstallError;
