@@ -46,8 +46,8 @@ pub trait Medium {
         }
         self.read_at(0, usize::try_from(len).map_err(|_| too_large())?)
     }
-    /// Another file in the same directory (a store's second copy), if this medium has
-    /// a directory.
+    /// Another file in the same directory (a store's second copy), if this medium is a
+    /// file in a directory (not memory, not a block device).
     fn sibling(&self, _name: &str) -> Option<Self>
     where
         Self: Sized,
@@ -167,7 +167,11 @@ impl<D: Directory + Clone> Medium for FsMedium<D> {
         Ok(())
     }
 
+    /// None for a block device: the directory it is in (`/dev`) holds no copies.
     fn sibling(&self, name: &str) -> Option<Self> {
+        if self.dir.is_block_device(&self.name) {
+            return None;
+        }
         Some(FsMedium::in_dir(self.dir.clone(), name))
     }
 }
@@ -214,6 +218,25 @@ mod tests {
         );
         let err = FileMedium::open(&fifo).unwrap_err();
         assert!(err.to_string().contains("neither a regular file"), "{err}");
+    }
+
+    #[test]
+    fn a_block_device_has_no_sibling_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("blk");
+        // A node for loop device 0 (block major 7); it needs no attached image.
+        let made = std::process::Command::new("mknod")
+            .arg(&node)
+            .args(["b", "7", "0"])
+            .status();
+        assert!(
+            made.is_ok_and(|s| s.success()),
+            "mknod (coreutils, as root) is needed"
+        );
+        let device = FileMedium::create(&node);
+        assert!(device.sibling("blk.b").is_none());
+        let file = FileMedium::create(dir.path().join("grubenv"));
+        assert!(file.sibling("grubenv.b").is_some());
     }
 
     #[test]
