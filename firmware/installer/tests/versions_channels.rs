@@ -118,3 +118,36 @@ fn one_state_dir_serves_two_repositories() {
     let r = install(&opts, &mut NoBootState, &NoProgress).unwrap();
     assert_eq!(r.version, "1.0.0");
 }
+
+#[test]
+fn a_new_image_shipping_the_rotated_root_keeps_the_repository_state() {
+    let mut repo = TestRepo::new();
+    repo.add("rpi4", "2.0.0", &image(30_000, 30));
+    let slot = repo.path().join("a");
+    let mut opts = repo.options(repo.file_transport(), "rpi4", &slot);
+    opts.slot_name = Some("A".into());
+    install(&opts, &mut NoBootState, &NoProgress).unwrap();
+    record_commit(&opts.state_dir, "A").unwrap().unwrap();
+
+    // Every key rotates, the root keys included; the device follows the rotation.
+    let new_keys = skerry_release::KeySet::generate(&repo.path().join("keys2"), 1).unwrap();
+    skerry_release::rotate_root(
+        &repo.keys,
+        &new_keys,
+        &repo.repo,
+        1,
+        &skerry_release::Expiries::default(),
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    repo.keys = new_keys;
+    repo.add("rpi4", "1.0.0", &image(30_000, 31));
+    opts.version = Some(semver::Version::new(1, 0, 0));
+    let err = install(&opts, &mut NoBootState, &NoProgress).unwrap_err();
+    assert!(matches!(err, InstallError::Downgrade { .. }), "{err}");
+
+    // A new image ships root 2 as its trusted root: same repository, same state.
+    opts.trusted_root = std::fs::read(repo.repo.metadata_dir().join("2.root.json")).unwrap();
+    let err = install(&opts, &mut NoBootState, &NoProgress).unwrap_err();
+    assert!(matches!(err, InstallError::Downgrade { .. }), "{err}");
+}
