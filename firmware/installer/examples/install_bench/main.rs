@@ -1,6 +1,6 @@
 //! `install-bench`: the installer against the floor of this machine, RAUC, casync and
 //! zstd, printed as one table. Run it by hand (it needs the tools of
-//! `scripts/deps/release.apt` and a few GB of disk):
+//! `scripts/install-deps bench` and a few GB of disk):
 //!
 //! ```text
 //! cargo run --release -p skerry-installer --example install-bench

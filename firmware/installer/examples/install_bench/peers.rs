@@ -36,7 +36,7 @@ pub fn check_tools() -> Result<(), Error> {
         Ok(())
     } else {
         Err(format!(
-            "missing {}: install the packages of scripts/deps/release.apt (scripts/install-deps)",
+            "missing {}: install the benchmark peers with scripts/install-deps bench",
             missing.join(", ")
         )
         .into())
