@@ -49,6 +49,15 @@ fn a_bookmark_from_before_a_restart_is_refused_and_restored_resources_bootstrap(
 
     let state = State::open_persistent(dir.path()).expect("reopens");
     assert_ne!(state.epoch(), before.epoch, "a reopened state is a new run");
+    assert_eq!(
+        state.kinds(),
+        [(
+            "config".to_owned(),
+            "Settings.test.skerry.dev".to_owned(),
+            2
+        )],
+        "restored resources count"
+    );
     // Writes after the restart reuse revision numbers the old run handed out: a
     // bookmark compared by revision alone would resume in the wrong place.
     for id in ["c", "d"] {
