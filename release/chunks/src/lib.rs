@@ -11,6 +11,8 @@
 //!   and pages of chunk entries, each page named by the hash of its chunk list so a device
 //!   can skip every page its seed already reproduces.
 //! - [`page`]: the content-defined grouping of chunk entries into pages.
+//! - [`patch`]: patched chunks (zstd against a base region the device holds) and the
+//!   patch index that lists them, with the bounded patch decoder.
 //! - [`limits`]: our ceilings on every size and count an index declares.
 
 pub mod chunker;
@@ -18,8 +20,10 @@ pub mod error;
 pub mod index;
 pub mod limits;
 pub mod page;
+pub mod patch;
 
 pub use chunker::{chunk_hash, ChunkHash, ChunkParams, ChunkReader};
 pub use error::IndexError;
 pub use index::{ChunkEntry, IndexHead, PageRef, ENTRY_LEN};
 pub use page::{page_ids_hash, paginate};
+pub use patch::{BaseChunk, PatchEntry, PatchError, PatchIndex};

@@ -21,3 +21,18 @@ pub const MAX_HEAD_LEN: u64 = 8 * 1024 * 1024;
 
 /// The most chunks in one image: 64 GiB at the default 16 KiB average.
 pub const MAX_CHUNKS: u64 = 4 * 1024 * 1024;
+
+/// The most base chunks one patch may be made against.
+pub const MAX_PATCH_BASE_CHUNKS: u32 = 8;
+
+/// The most bytes of one patch's base region (the zstd dictionary the device builds
+/// from its seed): four chunks of the largest size allowed.
+pub const MAX_PATCH_BASE_BYTES: u64 = 4 * MAX_CHUNK_LEN as u64;
+
+/// The largest zstd window (as a power of two) a patch frame may declare: 2 MiB covers
+/// the largest base region and the largest chunk.
+pub const MAX_PATCH_WINDOW_LOG: u32 = 21;
+
+/// The most bytes of a patch index (the device holds it whole): about 100,000 patched
+/// chunks, over 1.5 GB of changed data at the default chunk sizes.
+pub const MAX_PATCH_INDEX_LEN: u64 = 8 * 1024 * 1024;
