@@ -73,6 +73,14 @@ pub enum ReleaseCommand {
         /// zstd level of the chunks.
         #[arg(long, default_value_t = skerry_release::pack::DEFAULT_LEVEL)]
         level: i32,
+        /// Earlier releases of the board to publish patches against (comma-separated,
+        /// like 1.0.0,1.1.0): a device on one of them fetches a changed chunk as a
+        /// small patch against what it holds, when that is smaller than the chunk.
+        #[arg(long, value_delimiter = ',')]
+        delta_from: Vec<String>,
+        /// zstd level of the patches.
+        #[arg(long, default_value_t = skerry_release::delta::DEFAULT_PATCH_LEVEL)]
+        patch_level: i32,
     },
     /// Publish a new root with new keys, signed by the old root keys and the new (writes
     /// the repository).
@@ -171,6 +179,8 @@ pub fn run(cmd: ReleaseCommand, output: Output) -> anyhow::Result<()> {
             expires,
             timestamp_expires,
             level,
+            delta_from,
+            patch_level,
         } => {
             let exp = Expiries {
                 targets: dur(&expires)?,
@@ -187,11 +197,35 @@ pub fn run(cmd: ReleaseCommand, output: Output) -> anyhow::Result<()> {
                 level,
             };
             let (keys, repo) = keys_and_repo(&keys, &repo)?;
-            let added = skerry_release::add_image(&keys, &repo, &add, &exp, now)?;
-            let words = format!(
+            let deltas = skerry_release::Deltas {
+                from: &delta_from,
+                level: patch_level,
+            };
+            let added =
+                skerry_release::add_image_with_deltas(&keys, &repo, &add, &deltas, &exp, now)?;
+            let mut words = format!(
                 "released {board} {version}: {} bytes in {} chunks, pack {} bytes, index {} bytes (targets v{})",
                 added.image_len, added.chunks, added.pack_len, added.index_len, added.targets_version
             );
+            for p in &added.patches {
+                words += &format!(
+                    "\n  patches from {}: {} chunks in {} bytes (instead of {}), index {} bytes",
+                    p.base_version, p.patched_chunks, p.patch_bytes, p.replaced_bytes, p.index_len
+                );
+            }
+            let patches: Vec<_> = added
+                .patches
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "base_version": p.base_version,
+                        "patched_chunks": p.patched_chunks,
+                        "patch_bytes": p.patch_bytes,
+                        "replaced_bytes": p.replaced_bytes,
+                        "index_len": p.index_len,
+                    })
+                })
+                .collect();
             let fields = serde_json::json!({
                 "board": board,
                 "version": version,
@@ -201,6 +235,7 @@ pub fn run(cmd: ReleaseCommand, output: Output) -> anyhow::Result<()> {
                 "pack_len": added.pack_len,
                 "index_len": added.index_len,
                 "targets_version": added.targets_version,
+                "patches": patches,
             });
             emit(output, &Done { words, fields })?;
         }

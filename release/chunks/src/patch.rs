@@ -2,17 +2,19 @@
 //! region of a base image that devices already hold, and the patch index that lists them.
 //!
 //! ```text
-//! patch index = header (24 bytes) ‖ entries
-//! header: "SKRYPAT1" ‖ entry_count u32 ‖ base_chunk_total u32 ‖ patches_len u64
+//! patch index = header (24 bytes) ‖ entries (88 bytes each)
+//! header: "SKRYPAT1" ‖ entry_count u32 ‖ reserved u32 (0) ‖ patches_len u64
 //! entry:  chunk_hash [16] ‖ chunk_len u32 ‖ patch_offset u64 ‖ patch_len u32 ‖
-//!         patch_hash [16] ‖ base_count u32 ‖ base_count × (base_hash [16] ‖ base_len u32)
+//!         patch_hash [16] ‖ base_first [16] ‖ base_count u32 ‖ base_len u32 ‖ base_id [16]
 //! ```
-//! All integers little-endian. The base region of a patch is the concatenation, in
-//! order, of the named base chunks: a device that holds each of them (by name, which is
-//! the BLAKE3 of its bytes) holds exactly the bytes the patch was made against. The patch
-//! bytes sit in a patch pack at `patch_offset`, and `patch_hash` is the BLAKE3 (first 16
-//! bytes) of them, so only signed bytes reach the decoder. The result of applying a
-//! patch is checked against `chunk_hash` like every other chunk.
+//! All integers little-endian. The base region of a patch is `base_count` consecutive
+//! chunks of the base image starting with the chunk named `base_first`; `base_id` names
+//! that run ([`region_id`]: the BLAKE3 of its chunks' names and lengths) and `base_len`
+//! is its length. A device finds the run in its seed (every seed chunk is named by the
+//! BLAKE3 of its bytes, and read back against that name), checks the run's id, and so
+//! holds exactly the bytes the patch was made against. The patch bytes sit in a patch
+//! pack at `patch_offset`; `patch_hash` is their BLAKE3 (first 16 bytes), so only signed
+//! bytes reach the decoder. The result is checked against `chunk_hash` like every chunk.
 //!
 //! The index and the pack are separate signed targets beside the release's chunk index,
 //! which stays as it was: an installer that does not know patches never sees them.
@@ -27,10 +29,8 @@ use crate::limits::{
 const MAGIC: &[u8; 8] = b"SKRYPAT1";
 /// Bytes of the patch index header.
 pub const PATCH_HEADER_LEN: usize = 24;
-/// Bytes of an entry without its base chunks.
-pub const PATCH_ENTRY_FIXED: usize = 52;
-/// Bytes of one base chunk reference.
-pub const PATCH_BASE_REF: usize = 20;
+/// Bytes of one entry.
+pub const PATCH_ENTRY_LEN: usize = 88;
 /// The magic of a formatted zstd dictionary: a base region starting with it would be
 /// read by zstd as a dictionary, not as raw content, so no patch is made against it.
 const ZSTD_DICT_MAGIC: [u8; 4] = [0x37, 0xa4, 0x30, 0xec];
@@ -65,6 +65,48 @@ pub struct BaseChunk {
     pub len: u32,
 }
 
+/// The base region a patch was made against: a run of consecutive base chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BaseRegion {
+    pub first: ChunkHash,
+    pub count: u32,
+    pub len: u32,
+    /// [`region_id`] of the run.
+    pub id: ChunkHash,
+}
+
+impl BaseRegion {
+    /// The region of the run `chunks`.
+    pub fn of(chunks: &[BaseChunk]) -> Self {
+        Self {
+            first: chunks.first().map_or([0; 16], |c| c.hash),
+            count: chunks.len() as u32,
+            len: chunks.iter().map(|c| c.len).sum(),
+            id: region_id(chunks),
+        }
+    }
+
+    /// Whether `chunks` is this region's run.
+    pub fn is_run(&self, chunks: &[BaseChunk]) -> bool {
+        chunks.len() == self.count as usize
+            && chunks.first().is_some_and(|c| c.hash == self.first)
+            && chunks.iter().map(|c| u64::from(c.len)).sum::<u64>() == u64::from(self.len)
+            && region_id(chunks) == self.id
+    }
+}
+
+/// Names a run of chunks: BLAKE3 (first 16 bytes) of their names and lengths, in order.
+pub fn region_id(chunks: &[BaseChunk]) -> ChunkHash {
+    let mut h = blake3::Hasher::new();
+    for c in chunks {
+        h.update(&c.hash);
+        h.update(&c.len.to_le_bytes());
+    }
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    out
+}
+
 /// One patched chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatchEntry {
@@ -73,14 +115,13 @@ pub struct PatchEntry {
     pub patch_offset: u64,
     pub patch_len: u32,
     pub patch_hash: ChunkHash,
-    /// The base region, in order.
-    pub base: Vec<BaseChunk>,
+    pub base: BaseRegion,
 }
 
 impl PatchEntry {
     /// Bytes of the base region.
     pub fn base_len(&self) -> u64 {
-        self.base.iter().map(|b| u64::from(b.len)).sum()
+        u64::from(self.base.len)
     }
 }
 
@@ -95,13 +136,10 @@ pub struct PatchIndex {
 impl PatchIndex {
     /// Encodes the index.
     pub fn encode(&self) -> Vec<u8> {
-        let base_total: usize = self.entries.iter().map(|e| e.base.len()).sum();
-        let mut out = Vec::with_capacity(
-            PATCH_HEADER_LEN + self.entries.len() * PATCH_ENTRY_FIXED + base_total * PATCH_BASE_REF,
-        );
+        let mut out = Vec::with_capacity(PATCH_HEADER_LEN + self.entries.len() * PATCH_ENTRY_LEN);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(base_total as u32).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
         out.extend_from_slice(&self.patches_len.to_le_bytes());
         for e in &self.entries {
             out.extend_from_slice(&e.chunk);
@@ -109,11 +147,10 @@ impl PatchIndex {
             out.extend_from_slice(&e.patch_offset.to_le_bytes());
             out.extend_from_slice(&e.patch_len.to_le_bytes());
             out.extend_from_slice(&e.patch_hash);
-            out.extend_from_slice(&(e.base.len() as u32).to_le_bytes());
-            for b in &e.base {
-                out.extend_from_slice(&b.hash);
-                out.extend_from_slice(&b.len.to_le_bytes());
-            }
+            out.extend_from_slice(&e.base.first);
+            out.extend_from_slice(&e.base.count.to_le_bytes());
+            out.extend_from_slice(&e.base.len.to_le_bytes());
+            out.extend_from_slice(&e.base.id);
         }
         out
     }
@@ -147,11 +184,8 @@ impl PatchIndex {
             return Err(PatchError::BadMagic);
         }
         let count = r.u32()?;
-        let base_total = r.u32()?;
+        let reserved = r.u32()?;
         let patches_len = r.u64()?;
-        let needed = PATCH_HEADER_LEN as u64
-            + u64::from(count) * PATCH_ENTRY_FIXED as u64
-            + u64::from(base_total) * PATCH_BASE_REF as u64;
         if u64::from(count) > MAX_CHUNKS {
             return Err(PatchError::TooLarge {
                 what: "entry count",
@@ -159,6 +193,7 @@ impl PatchIndex {
                 limit: MAX_CHUNKS,
             });
         }
+        let needed = PATCH_HEADER_LEN as u64 + u64::from(count) * PATCH_ENTRY_LEN as u64;
         if needed != bytes.len() as u64 {
             return Err(PatchError::Truncated {
                 needed: usize::try_from(needed).unwrap_or(usize::MAX),
@@ -166,50 +201,27 @@ impl PatchIndex {
             });
         }
         let invalid = |reason: String| PatchError::Invalid { reason };
-        let mut entries = Vec::with_capacity(count as usize);
-        let mut bases_seen = 0u64;
-        for i in 0..count {
-            let chunk = r.hash()?;
-            let chunk_len = r.u32()?;
-            let patch_offset = r.u64()?;
-            let patch_len = r.u32()?;
-            let patch_hash = r.hash()?;
-            let base_count = r.u32()?;
-            if base_count > MAX_PATCH_BASE_CHUNKS {
-                return Err(PatchError::TooLarge {
-                    what: "base chunk count",
-                    value: u64::from(base_count),
-                    limit: u64::from(MAX_PATCH_BASE_CHUNKS),
-                });
-            }
-            bases_seen += u64::from(base_count);
-            if bases_seen > u64::from(base_total) {
-                return Err(invalid(format!(
-                    "entry {i} names more base chunks than the header"
-                )));
-            }
-            let mut base = Vec::with_capacity(base_count as usize);
-            for _ in 0..base_count {
-                base.push(BaseChunk {
-                    hash: r.hash()?,
-                    len: r.u32()?,
-                });
-            }
-            let entry = PatchEntry {
-                chunk,
-                chunk_len,
-                patch_offset,
-                patch_len,
-                patch_hash,
-                base,
-            };
-            check_entry(&entry, patches_len).map_err(|reason| invalid(format!("entry {i}: {reason}")))?;
-            entries.push(entry);
+        if reserved != 0 {
+            return Err(invalid("the reserved header word is not 0".into()));
         }
-        if bases_seen != u64::from(base_total) {
-            return Err(invalid(
-                "the entries name fewer base chunks than the header".into(),
-            ));
+        let mut entries = Vec::with_capacity(count as usize);
+        for i in 0..count {
+            let entry = PatchEntry {
+                chunk: r.hash()?,
+                chunk_len: r.u32()?,
+                patch_offset: r.u64()?,
+                patch_len: r.u32()?,
+                patch_hash: r.hash()?,
+                base: BaseRegion {
+                    first: r.hash()?,
+                    count: r.u32()?,
+                    len: r.u32()?,
+                    id: r.hash()?,
+                },
+            };
+            check_entry(&entry, patches_len)
+                .map_err(|reason| invalid(format!("entry {i}: {reason}")))?;
+            entries.push(entry);
         }
         Ok(Self {
             entries,
@@ -231,10 +243,13 @@ fn check_entry(e: &PatchEntry, patches_len: u64) -> Result<(), String> {
     {
         return Err("patch lies outside the patch pack".into());
     }
-    if e.base.is_empty() || e.base.iter().any(|b| b.len == 0 || b.len > MAX_CHUNK_LEN) {
-        return Err("empty base or base chunk of impossible length".into());
+    if e.base.count == 0 || e.base.count > MAX_PATCH_BASE_CHUNKS {
+        return Err(format!(
+            "a base region of {} chunks (1 to {MAX_PATCH_BASE_CHUNKS} allowed)",
+            e.base.count
+        ));
     }
-    if e.base_len() > MAX_PATCH_BASE_BYTES {
+    if e.base_len() == 0 || e.base_len() > MAX_PATCH_BASE_BYTES {
         return Err(format!(
             "base region of {} bytes, more than {MAX_PATCH_BASE_BYTES}",
             e.base_len()
@@ -303,10 +318,12 @@ pub fn apply_patch(entry: &PatchEntry, patch: &[u8], base: &[u8]) -> Result<Vec<
         Ok(n) if n == patch.len() => {}
         _ => return Err(undecodable("not exactly one zstd frame".into())),
     }
-    let mut d = zstd::bulk::Decompressor::with_dictionary(base)
-        .map_err(|e| undecodable(e.to_string()))?;
-    d.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(MAX_PATCH_WINDOW_LOG))
-        .map_err(|e| undecodable(e.to_string()))?;
+    let mut d =
+        zstd::bulk::Decompressor::with_dictionary(base).map_err(|e| undecodable(e.to_string()))?;
+    d.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(
+        MAX_PATCH_WINDOW_LOG,
+    ))
+    .map_err(|e| undecodable(e.to_string()))?;
     let data = d
         .decompress(patch, entry.chunk_len as usize)
         .map_err(|e| undecodable(e.to_string()))?;
@@ -448,10 +465,10 @@ mod tests {
             patch_offset: 0,
             patch_len: patch.len() as u32,
             patch_hash: chunk_hash(patch),
-            base: vec![BaseChunk {
+            base: BaseRegion::of(&[BaseChunk {
                 hash: chunk_hash(base),
                 len: base.len() as u32,
-            }],
+            }]),
         }
     }
 
@@ -462,7 +479,12 @@ mod tests {
         chunk[20_000..20_010].copy_from_slice(b"0123456789");
         let patch = make_patch(&chunk, &base, 3).unwrap().unwrap();
         let alone = zstd::bulk::compress(&chunk, 3).unwrap();
-        assert!(patch.len() * 20 < alone.len(), "{} vs {}", patch.len(), alone.len());
+        assert!(
+            patch.len() * 20 < alone.len(),
+            "{} vs {}",
+            patch.len(),
+            alone.len()
+        );
         let e = entry_for(&chunk, &base, &patch);
         check_patch_bytes(&e, &patch).unwrap();
         assert_eq!(apply_patch(&e, &patch, &base).unwrap(), chunk);
@@ -500,10 +522,16 @@ mod tests {
                 patch_offset: 10,
                 patch_len: 90,
                 patch_hash: [2; 16],
-                base: vec![
-                    BaseChunk { hash: [3; 16], len: 5000 },
-                    BaseChunk { hash: [4; 16], len: 6000 },
-                ],
+                base: BaseRegion::of(&[
+                    BaseChunk {
+                        hash: [3; 16],
+                        len: 5000,
+                    },
+                    BaseChunk {
+                        hash: [4; 16],
+                        len: 6000,
+                    },
+                ]),
             }],
         };
         let bytes = idx.encode();

@@ -40,6 +40,14 @@ pub enum ReleaseError {
     EmptyImage { path: PathBuf },
     #[error("the keys in {} do not match the repository's {role} role; wrong key directory?", dir.display())]
     WrongKeys { dir: PathBuf, role: String },
+    #[error("{board} {version} is not released in this repository")]
+    NoSuchRelease { board: String, version: String },
+    #[error("cannot publish patches of {version} from {base}: {reason}")]
+    BadDeltaBase {
+        version: String,
+        base: String,
+        reason: String,
+    },
     #[error("repository metadata {} is damaged: {reason}", path.display())]
     Damaged { path: PathBuf, reason: String },
 }

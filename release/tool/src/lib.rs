@@ -8,17 +8,27 @@
 //! - [`publish`]: `init`, `add`, root rotation and timestamp re-signing.
 //! - [`pack`]: cutting an image into chunks, compressing them and writing index and pack.
 //! - [`stage`]: all-or-nothing publishing: what a refused step created is removed.
+//! - [`delta`]: patched chunks of a release against earlier releases (`--delta-from`).
+//! - [`published`]: reading a published release back (index, pack, patch sets).
+//! - [`needs`]: which chunks and patches a device on a base release needs.
 
+pub mod delta;
 pub mod error;
 pub mod keys;
+pub mod needs;
 pub mod pack;
 pub mod publish;
+pub mod published;
 pub mod repo;
 pub mod stage;
 
 pub use error::ReleaseError;
 pub use keys::KeySet;
-pub use publish::{add_image, init, resign_timestamp, rotate_root, AddImage, Expiries};
+pub use needs::{objects_needed, NeededObjects, ObjectRange};
+pub use publish::{
+    add_image, add_image_with_deltas, init, resign_timestamp, rotate_root, AddImage,
+    AddedPatches, Deltas, Expiries,
+};
 pub use repo::Repository;
 
 /// Checks a board name: lowercase letters, digits, `-`, `_`, `.`, not starting with `.`.

@@ -26,6 +26,8 @@ pub struct PackedImage {
     pub pack_tmp: PathBuf,
     pub pack_len: u64,
     pub pack_sha256: [u8; 32],
+    /// Every chunk in image order.
+    pub entries: Vec<ChunkEntry>,
 }
 
 /// Chunks `image`, writing compressed, de-duplicated chunks to `pack_tmp`.
@@ -97,5 +99,6 @@ pub fn pack_image(
         pack_tmp: pack_tmp.into(),
         pack_len,
         pack_sha256: pack_hash.finalize().into(),
+        entries,
     })
 }

@@ -9,15 +9,20 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 use skerry_chunks::ChunkParams;
-use skerry_tuf::image::{consistent_path, index_target, pack_target, ImageCustom, ImageRelease};
+use skerry_tuf::image::{
+    consistent_path, index_target, pack_target, patch_index_target, patch_pack_target, ImageCustom,
+    ImageRelease, PatchSet, PatchSetCustom,
+};
 use skerry_tuf::{
     Expiry, MetaFile, Role, RoleKeys, Root, SecretKey, Signed, Snapshot, TargetFile, Targets,
     Timestamp, TufError, SPEC_VERSION,
 };
 
+use crate::delta::{build_patches, DEFAULT_PATCH_LEVEL};
 use crate::error::ReleaseError;
 use crate::keys::KeySet;
 use crate::pack::pack_image;
+use crate::published::PublishedRelease;
 use crate::repo::{tmp_name, write_atomic, Repository};
 use crate::stage::Staging;
 
@@ -86,6 +91,35 @@ pub struct AddImage<'a> {
     pub level: i32,
 }
 
+/// The earlier releases of the same board to publish patches against
+/// (`--delta-from 1.0.0,1.1.0`), and the zstd level of the patches.
+#[derive(Debug, Clone)]
+pub struct Deltas<'a> {
+    pub from: &'a [String],
+    pub level: i32,
+}
+
+impl Deltas<'_> {
+    /// No patches.
+    pub const NONE: Deltas<'static> = Deltas {
+        from: &[],
+        level: DEFAULT_PATCH_LEVEL,
+    };
+}
+
+/// One patch set `add` published.
+#[derive(Debug, Clone)]
+pub struct AddedPatches {
+    pub base_version: String,
+    pub index_target: String,
+    pub pack_target: String,
+    pub patched_chunks: u64,
+    pub patch_bytes: u64,
+    pub index_len: u64,
+    /// Compressed bytes of the full chunks the patches stand in for.
+    pub replaced_bytes: u64,
+}
+
 /// What `add` published.
 #[derive(Debug, Clone)]
 pub struct AddedRelease {
@@ -96,6 +130,7 @@ pub struct AddedRelease {
     pub index_len: u64,
     pub chunks: u64,
     pub targets_version: u64,
+    pub patches: Vec<AddedPatches>,
 }
 
 /// Cuts and publishes an image as a new release of its board.
@@ -103,6 +138,21 @@ pub fn add_image(
     keys: &KeySet,
     repo: &Repository,
     add: &AddImage<'_>,
+    exp: &Expiries,
+    now: SystemTime,
+) -> Result<AddedRelease, ReleaseError> {
+    add_image_with_deltas(keys, repo, add, &Deltas::NONE, exp, now)
+}
+
+/// Cuts and publishes an image as a new release of its board, with a patch set against
+/// each release in `deltas.from` (earlier releases of the same board, cut with the same
+/// chunk sizes). Each set is two more targets, `from-BASE.patch.idx` and
+/// `from-BASE.patch.pack`; the release's own index and pack are the same as without.
+pub fn add_image_with_deltas(
+    keys: &KeySet,
+    repo: &Repository,
+    add: &AddImage<'_>,
+    deltas: &Deltas<'_>,
     exp: &Expiries,
     now: SystemTime,
 ) -> Result<AddedRelease, ReleaseError> {
@@ -129,6 +179,7 @@ pub fn add_image(
     // Everything that can be checked is checked before the first write.
     check_publishing_keys(&current.root.signed, keys)?;
     check_image(add.image)?;
+    let bases = delta_bases(repo, &current.targets.signed, add, &version, deltas)?;
     let mut staging = Staging::new();
     let dir = repo.targets_dir().join(add.board).join(&version);
     staging.create_dirs(&dir)?;
@@ -175,6 +226,60 @@ pub fn add_image(
         pack_name.clone(),
         target_file(packed.pack_len, &pack_hex, None),
     );
+    let mut added_patches = Vec::new();
+    for base in &bases {
+        let tmp = tmp_name(&dir.join(format!("from-{}.patch.pack", base.version)));
+        staging.file(&tmp);
+        let built = build_patches(add.image, &packed.entries, base, &tmp, deltas.level)?;
+        if built.index.entries.is_empty() {
+            std::fs::remove_file(&tmp).map_err(ReleaseError::io(&tmp))?;
+            continue;
+        }
+        let pidx_name = patch_index_target(add.board, &version, &base.version);
+        let ppack_name = patch_pack_target(add.board, &version, &base.version);
+        let ppack_hex = hex::encode(built.pack_sha256);
+        let ppack_path = repo
+            .targets_dir()
+            .join(consistent_path(&ppack_name, &ppack_hex));
+        staging.file(&ppack_path);
+        std::fs::rename(&tmp, &ppack_path).map_err(ReleaseError::io(&ppack_path))?;
+        let pidx_hex = hex::encode(Sha256::digest(&built.index_bytes));
+        let pidx_path = repo
+            .targets_dir()
+            .join(consistent_path(&pidx_name, &pidx_hex));
+        staging.atomic_file(&pidx_path);
+        write_atomic(&pidx_path, &built.index_bytes)?;
+        let custom = PatchSetCustom {
+            skerry_patches: PatchSet {
+                board: add.board.into(),
+                version: version.clone(),
+                base_version: base.version.clone(),
+                pack: ppack_name.clone(),
+                entries: built.index.entries.len() as u64,
+            },
+        };
+        let custom = serde_json::to_value(custom).map_err(|source| TufError::Json {
+            what: "patch set fields".into(),
+            source,
+        })?;
+        targets.insert(
+            pidx_name.clone(),
+            target_file(built.index_bytes.len() as u64, &pidx_hex, Some(custom)),
+        );
+        targets.insert(
+            ppack_name.clone(),
+            target_file(built.pack_len, &ppack_hex, None),
+        );
+        added_patches.push(AddedPatches {
+            base_version: base.version.clone(),
+            index_target: pidx_name,
+            pack_target: ppack_name,
+            patched_chunks: built.index.entries.len() as u64,
+            patch_bytes: built.pack_len,
+            index_len: built.index_bytes.len() as u64,
+            replaced_bytes: built.replaced_bytes,
+        });
+    }
     let versions = next_versions(&current);
     publish(
         keys,
@@ -195,7 +300,54 @@ pub fn add_image(
         index_len: packed.index.len() as u64,
         chunks: packed.head.chunk_count,
         targets_version: versions[0],
+        patches: added_patches,
     })
+}
+
+/// Reads and checks each base of `deltas` before anything is written: a release of the
+/// same board in the repository, older than the new version, cut with the same chunk
+/// sizes (the device cuts its seed with the new release's sizes).
+fn delta_bases(
+    repo: &Repository,
+    targets: &Targets,
+    add: &AddImage<'_>,
+    version: &str,
+    deltas: &Deltas<'_>,
+) -> Result<Vec<PublishedRelease>, ReleaseError> {
+    let new = semver::Version::parse(version).map_err(|source| ReleaseError::BadVersion {
+        value: version.into(),
+        source,
+    })?;
+    let mut bases: Vec<PublishedRelease> = Vec::new();
+    for raw in deltas.from {
+        let bad = |reason: &str| ReleaseError::BadDeltaBase {
+            version: version.into(),
+            base: raw.clone(),
+            reason: reason.into(),
+        };
+        let base = semver::Version::parse(raw).map_err(|source| ReleaseError::BadVersion {
+            value: raw.clone(),
+            source,
+        })?;
+        if base >= new {
+            return Err(bad("a base must be an earlier release"));
+        }
+        let base = base.to_string();
+        if bases.iter().any(|b| b.version == base) {
+            return Err(bad("named twice"));
+        }
+        let release = match PublishedRelease::read(repo, targets, add.board, &base) {
+            Err(ReleaseError::NoSuchRelease { .. }) => {
+                return Err(bad("no such release of this board in the repository"))
+            }
+            other => other?,
+        };
+        if release.head.params != add.params {
+            return Err(bad("it was cut with other chunk sizes"));
+        }
+        bases.push(release);
+    }
+    Ok(bases)
 }
 
 /// Re-signs `timestamp.json` alone with a new version and expiry.

@@ -51,3 +51,34 @@ pub fn consistent_path(target: &str, sha256_hex: &str) -> String {
         None => format!("{sha256_hex}.{target}"),
     }
 }
+
+/// What the signed targets metadata says about the patches of one release against one
+/// base release: `custom.skerry_patches` of the target `BOARD/VERSION/from-BASE.patch.idx`
+/// (the patch index), whose patches are in `pack`. Installers that predate patches find
+/// no `skerry` key here and skip the target, so the release installs from its full chunks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchSet {
+    pub board: String,
+    pub version: String,
+    pub base_version: String,
+    /// Target name of the patch pack.
+    pub pack: String,
+    /// Patched chunks listed in the index.
+    pub entries: u64,
+}
+
+/// `custom` of a patch index target: `{"skerry_patches": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchSetCustom {
+    pub skerry_patches: PatchSet,
+}
+
+/// Target name of the patch index of `version` against `base`.
+pub fn patch_index_target(board: &str, version: &str, base: &str) -> String {
+    format!("{board}/{version}/from-{base}.patch.idx")
+}
+
+/// Target name of the patch pack of `version` against `base`.
+pub fn patch_pack_target(board: &str, version: &str, base: &str) -> String {
+    format!("{board}/{version}/from-{base}.patch.pack")
+}
