@@ -162,7 +162,9 @@ proptest! {
             let entry = toc.file(&file.name).unwrap();
             for &(offset, len) in &file.ranges {
                 prop_assert_eq!(entry.locate(offset, offset + len), Some(data_at));
-                prop_assert_eq!(entry.locate(offset + 1, offset + len), Some(data_at + 1));
+                if len > 1 {
+                    prop_assert_eq!(entry.locate(offset + 1, offset + len), Some(data_at + 1));
+                }
                 // One byte either side of a held range is not held.
                 prop_assert_eq!(entry.locate(offset - 1, offset + 1), None);
                 prop_assert_eq!(entry.locate(offset, offset + len + 1), None);
