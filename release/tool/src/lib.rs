@@ -7,11 +7,13 @@
 //! - [`repo`]: reading and atomically writing the repository's metadata.
 //! - [`publish`]: `init`, `add`, root rotation and timestamp re-signing.
 //! - [`pack`]: cutting an image into chunks, compressing them and writing index and pack.
+//! - [`bundle`]: cutting an offline bundle for a site without network.
 //! - [`stage`]: all-or-nothing publishing: what a refused step created is removed.
 //! - [`delta`]: patched chunks of a release against earlier releases (`--delta-from`).
 //! - [`published`]: reading a published release back (index, pack, patch sets).
 //! - [`needs`]: which chunks and patches a device on a base release needs.
 
+pub mod bundle;
 pub mod delta;
 pub mod error;
 pub mod keys;
