@@ -5,7 +5,8 @@
 //! slot's trial only after [`install`] returns `Ok`.
 //!
 //! # Layout
-//! - [`transport`]: where bytes come from (`file://`, `http(s)://`), with size caps,
+//! - [`transport`]: where bytes come from (`file://`, `http(s)://`, `bundle:` offline
+//!   bundles), with size caps,
 //!   range requests, resume and retry with backoff.
 //! - [`guard`]: refusing a slot that is the seed, booted or mounted, and the caller's
 //!   hook that makes the slot unbootable before it is written.

@@ -8,6 +8,7 @@
 //! Whole files (metadata) are never resumed: a retry starts over, so a file replaced
 //! on the server between two attempts is never spliced from two versions.
 
+mod bundle;
 mod file;
 mod http;
 pub mod pace;
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bundle::BundleTransport;
 pub use file::FileTransport;
 pub use http::HttpTransport;
 pub use pace::{Clock, MinProgress, SystemClock};
@@ -63,8 +65,21 @@ pub enum FetchError {
         #[source]
         source: Box<FetchError>,
     },
-    #[error("unsupported repository URL {url} (use file://, http:// or https://)")]
+    #[error("unsupported repository URL {url} (use file://, http://, https:// or bundle:FILE)")]
     BadUrl { url: String },
+    #[error("bundle {} is refused", path.display())]
+    Bundle {
+        path: std::path::PathBuf,
+        #[source]
+        source: skerry_bundle::BundleError,
+    },
+    #[error("{url} is not in the bundle (bytes {start}..{end}): {detail}")]
+    MissingFromBundle {
+        url: String,
+        start: u64,
+        end: u64,
+        detail: String,
+    },
     #[error("refusing repository path \"{path}\": it is not plainly inside the repository")]
     BadPath { path: String },
 }
@@ -78,6 +93,8 @@ impl FetchError {
                 | FetchError::TooLarge { .. }
                 | FetchError::TooSlow { .. }
                 | FetchError::BadUrl { .. }
+                | FetchError::Bundle { .. }
+                | FetchError::MissingFromBundle { .. }
                 | FetchError::BadPath { .. }
                 | FetchError::Status {
                     status: 400..=499,
@@ -111,9 +128,12 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Opens `file://DIR` or `http(s)://HOST/PATH` as a transport.
+/// Opens `file://DIR`, `http(s)://HOST/PATH` or `bundle:FILE` (an offline bundle) as a
+/// transport.
 pub fn open_url(url: &str, stall_timeout: Duration) -> Result<Arc<dyn Transport>, FetchError> {
-    if let Some(dir) = url.strip_prefix("file://") {
+    if let Some(path) = bundle::bundle_path(url) {
+        Ok(Arc::new(BundleTransport::open(&path)?))
+    } else if let Some(dir) = url.strip_prefix("file://") {
         Ok(Arc::new(FileTransport::new(dir.into())))
     } else if url.starts_with("http://") || url.starts_with("https://") {
         Ok(Arc::new(HttpTransport::new(url, stall_timeout)))
