@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::error::InstallError;
 use crate::guard::{check_slot, SlotActivation};
+use crate::patches::{attach, fetch_patch_index, held_set, patch_sets, PatchUse};
 use crate::plan::{fetch_head, make_plan};
 use crate::refresh::refresh;
 use crate::seed::SeedIndex;
@@ -92,6 +93,12 @@ pub struct InstallReport {
     pub bytes_written: u64,
     pub chunks_reused: u64,
     pub chunks_fetched: u64,
+    /// Chunks that came as patches against the seed (`patch_base`), and of those, the
+    /// ones whose patch failed and that came whole instead.
+    pub chunks_patched: u64,
+    pub patch_fallbacks: u64,
+    /// The release whose patches were used: the one the seed holds.
+    pub patch_base: Option<String>,
     pub index_pages_fetched: usize,
     pub index_pages_from_seed: usize,
     /// Bytes of the seed cut to find reusable chunks.
@@ -108,9 +115,20 @@ pub struct InstallReport {
 /// Installs the selected release into `opts.slot`. The slot is refused when it is the
 /// seed, the booted slot or mounted; `activation` makes it unbootable before its first
 /// byte is written, and nothing here makes it bootable again: the caller starts its
-/// trial after this returns `Ok`.
+/// trial after this returns `Ok`. Patches are used where the seed holds their base.
 pub fn install(
     opts: &InstallOptions,
+    activation: &mut dyn SlotActivation,
+    progress: &dyn Progress,
+) -> Result<InstallReport, InstallError> {
+    install_with(opts, PatchUse::WhenBaseHeld, activation, progress)
+}
+
+/// [`install`], choosing whether published patches are used (`PatchUse::Ignore` is
+/// what installers built before patches do).
+pub fn install_with(
+    opts: &InstallOptions,
+    patch_use: PatchUse,
     activation: &mut dyn SlotActivation,
     progress: &dyn Progress,
 ) -> Result<InstallReport, InstallError> {
@@ -144,6 +162,14 @@ pub fn install(
         check_not_older(&state, &opts.board, &selected.version)?;
     }
     let head = fetch_head(&fetcher, &selected)?;
+    // Patches need range requests: from a server that ignores them, the full pack in
+    // one pass is already the most a delta costs.
+    let sets = match patch_use {
+        PatchUse::WhenBaseHeld if opts.seed.is_some() && !fetcher.ranges_ignored() => {
+            patch_sets(verified.targets(), &selected)
+        }
+        _ => Vec::new(),
+    };
     let seed = match &opts.seed {
         Some(path) => {
             let limit = state
@@ -152,7 +178,8 @@ pub fn install(
                 .copied()
                 .unwrap_or(u64::MAX);
             progress.phase("reading seed", file_len(path).min(limit));
-            SeedIndex::scan(path, head.params, limit, progress)?
+            let marks: Vec<u64> = sets.iter().map(|s| s.base_image_len).collect();
+            SeedIndex::scan_marked(path, head.params, limit, &marks, progress)?
         }
         None => SeedIndex::none(),
     };
@@ -181,7 +208,20 @@ pub fn install(
     } else {
         SeedIndex::none()
     };
-    let plan = make_plan(&fetcher, &selected, head, &seed, &partial)?;
+    let mut plan = make_plan(&fetcher, &selected, head, &seed, &partial)?;
+    let mut patch_base = None;
+    if let Some(set) = held_set(&sets, &seed) {
+        match fetch_patch_index(&fetcher, set) {
+            Ok(index) => {
+                attach(&mut plan, set, index, &seed);
+                patch_base = Some(set.base_version.clone());
+            }
+            Err(e) => progress.warn(&format!(
+                "the patches from {} are not usable ({e}); fetching full chunks instead",
+                set.base_version
+            )),
+        }
+    }
     if fetcher.ranges_ignored() {
         progress.warn(&format!(
             "{} ignores range requests: the pack is fetched in one pass, skipping what the \
@@ -207,6 +247,13 @@ pub fn install(
         opts.slot_size,
         progress,
     )?;
+    if outcome.patch_fallbacks > 0 {
+        progress.warn(&format!(
+            "{} patches did not give their chunk (damaged, or made against other bytes); \
+             those chunks were fetched whole",
+            outcome.patch_fallbacks
+        ));
+    }
     // Every chunk of the slot, read back from the medium after flushing, matched the
     // signed index, and the whole slot so read matched the signed BLAKE3: the slot holds
     // exactly the signed image.
@@ -233,6 +280,9 @@ pub fn install(
         bytes_written: outcome.bytes_written,
         chunks_reused: outcome.chunks_reused,
         chunks_fetched: outcome.chunks_fetched,
+        chunks_patched: outcome.chunks_patched,
+        patch_fallbacks: outcome.patch_fallbacks,
+        patch_base,
         index_pages_fetched: plan.pages_fetched,
         index_pages_from_seed: plan.pages_from_seed,
         seed_bytes_scanned: seed.bytes_scanned,

@@ -17,6 +17,8 @@
 //! - [`seed`]: cutting the seed into chunks and naming its index pages.
 //! - [`plan`]: fetching the index head and the pages the seed cannot rebuild, and
 //!   deciding where each chunk of the new image comes from.
+//! - [`patches`]: patched chunks: which patch set's base the seed holds, its patch
+//!   index, and which fetched chunks become patches.
 //! - [`write`]: the one-pass writer and the read-back verification.
 //! - [`install`](mod@install): the whole flow and its report.
 
@@ -24,6 +26,7 @@ mod budget;
 pub mod error;
 pub mod guard;
 pub mod install;
+pub mod patches;
 pub mod plan;
 pub mod refresh;
 pub mod seed;
@@ -35,6 +38,7 @@ pub mod write;
 
 pub use error::InstallError;
 pub use guard::{NoBootState, SlotActivation};
-pub use install::{install, Downgrade, InstallOptions, InstallReport, Progress};
+pub use install::{install, install_with, Downgrade, InstallOptions, InstallReport, Progress};
+pub use patches::PatchUse;
 pub use state::DeviceState;
 pub use transport::{open_url, FetchError, Fetcher, RetryLog, RetryPolicy, Transport};

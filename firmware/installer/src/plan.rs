@@ -3,7 +3,9 @@
 //! The index head is fetched first (its sha256 is signed). Pages whose identity the
 //! seed reproduces are rebuilt locally; only the other pages' bodies are fetched, with
 //! adjacent bodies merged into one range request. Then every chunk gets a source: the
-//! seed, an earlier chunk of the slot being written (repeats), or the pack.
+//! seed, an earlier chunk of the slot being written (repeats), or the pack; then
+//! [`patches::attach`](crate::patches::attach) turns pack chunks into patches where the
+//! seed holds their base.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -12,6 +14,7 @@ use sha2::{Digest, Sha256};
 use skerry_chunks::{ChunkHash, IndexHead};
 
 use crate::error::InstallError;
+use crate::patches::PlannedPatches;
 use crate::seed::SeedIndex;
 use crate::select::SelectedRelease;
 use crate::transport::{FetchError, Fetcher, RangeStream};
@@ -28,6 +31,13 @@ pub enum Source {
     Slot { offset: u64 },
     /// Compressed in the pack.
     Pack { offset: u64, comp_len: u32 },
+    /// A patch against a base region the seed holds (`patch` indexes the plan's
+    /// patches); the full chunk stays in the pack at `pack_offset` as the fallback.
+    Patch {
+        pack_offset: u64,
+        comp_len: u32,
+        patch: usize,
+    },
 }
 
 /// One chunk of the new image.
@@ -45,6 +55,8 @@ pub struct Plan {
     pub ops: Vec<Op>,
     pub pages_fetched: usize,
     pub pages_from_seed: usize,
+    /// The patches some chunks come from, when a patch set's base is held.
+    pub patches: Option<PlannedPatches>,
 }
 
 impl Plan {
@@ -57,6 +69,16 @@ impl Plan {
                 _ => 0,
             })
             .sum()
+    }
+
+    /// Bytes of patches that must be fetched.
+    pub fn patch_bytes(&self) -> u64 {
+        self.patches.as_ref().map_or(0, |p| {
+            p.patches
+                .iter()
+                .map(|pp| u64::from(pp.entry.patch_len))
+                .sum()
+        })
     }
 }
 
@@ -184,6 +206,7 @@ pub fn make_plan(
         ops,
         pages_fetched: missing.len(),
         pages_from_seed,
+        patches: None,
     })
 }
 

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use skerry_chunks::{chunk_hash, page_ids_hash, paginate, ChunkHash, ChunkParams, ChunkReader};
+use skerry_chunks::{
+    chunk_hash, page_ids_hash, paginate, BaseChunk, ChunkHash, ChunkParams, ChunkReader,
+};
 
 use crate::error::InstallError;
 use crate::install::Progress;
@@ -20,6 +22,18 @@ pub struct SeedIndex {
     /// Page identity → the page's (hash, length) entries.
     pub pages: HashMap<[u8; 32], Vec<(ChunkHash, u32)>>,
     pub bytes_scanned: u64,
+    /// Every chunk in seed order: (hash, length, offset).
+    pub order: Vec<(ChunkHash, u32, u64)>,
+    /// BLAKE3 of the seed's first `len` bytes, for each length asked for in
+    /// [`scan_marked`](Self::scan_marked) that the seed reaches.
+    pub prefix_blake3: Vec<(u64, [u8; 32])>,
+}
+
+/// A run of consecutive seed chunks.
+#[derive(Debug, Clone)]
+pub struct SeedRun {
+    pub offset: u64,
+    pub chunks: Vec<BaseChunk>,
 }
 
 impl SeedIndex {
@@ -35,6 +49,40 @@ impl SeedIndex {
         limit: u64,
         progress: &dyn Progress,
     ) -> Result<Self, InstallError> {
+        Self::scan_marked(path, params, limit, &[], progress)
+    }
+
+    /// `count` consecutive seed chunks starting at the first chunk named `first`.
+    pub fn run(&self, first: ChunkHash, count: usize) -> Option<SeedRun> {
+        let &(offset, _) = self.chunks.get(&first)?;
+        let at = self.order.partition_point(|c| c.2 < offset);
+        let chunks = self.order.get(at..at.checked_add(count)?)?;
+        Some(SeedRun {
+            offset,
+            chunks: chunks
+                .iter()
+                .map(|&(hash, len, _)| BaseChunk { hash, len })
+                .collect(),
+        })
+    }
+
+    /// Like [`scan`](Self::scan), also measuring the BLAKE3 of the seed's first `len`
+    /// bytes for each of `marks` (the base images' lengths, to tell which base the seed
+    /// holds).
+    pub fn scan_marked(
+        path: &Path,
+        params: ChunkParams,
+        limit: u64,
+        marks: &[u64],
+        progress: &dyn Progress,
+    ) -> Result<Self, InstallError> {
+        let mut marks: Vec<u64> = marks.iter().copied().filter(|&m| m > 0).collect();
+        marks.sort_unstable();
+        marks.dedup();
+        let mut next_mark = 0;
+        let mut whole = blake3::Hasher::new();
+        let mut prefix_blake3 = Vec::new();
+        let mut order = Vec::new();
         use std::io::Read;
         let file = File::open(path).map_err(InstallError::io("open the seed", path))?;
         let reader = std::io::BufReader::with_capacity(1 << 20, file.take(limit));
@@ -48,7 +96,23 @@ impl SeedIndex {
         {
             let hash = chunk_hash(chunk);
             let len = chunk.len() as u32;
+            if next_mark < marks.len() {
+                let mut done = 0usize;
+                while let Some(&m) = marks.get(next_mark) {
+                    let end = offset + u64::from(len);
+                    if m > end {
+                        break;
+                    }
+                    let upto = (m - offset) as usize;
+                    whole.update(&chunk[done..upto]);
+                    done = upto;
+                    prefix_blake3.push((m, *whole.finalize().as_bytes()));
+                    next_mark += 1;
+                }
+                whole.update(&chunk[done..]);
+            }
             chunks.entry(hash).or_insert((offset, len));
+            order.push((hash, len, offset));
             entries.push((hash, len));
             offset += u64::from(len);
             progress.advance(u64::from(len));
@@ -64,6 +128,8 @@ impl SeedIndex {
             chunks,
             pages,
             bytes_scanned: offset,
+            order,
+            prefix_blake3,
         })
     }
 }

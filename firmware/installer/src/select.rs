@@ -147,7 +147,7 @@ fn offered(targets: &Targets) -> String {
     format!("; it has {}", listed.join(", "))
 }
 
-fn target_path(name: &str, file: &TargetFile) -> Option<String> {
+pub(crate) fn target_path(name: &str, file: &TargetFile) -> Option<String> {
     let sha = file.hashes.get("sha256")?;
     if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
@@ -155,7 +155,7 @@ fn target_path(name: &str, file: &TargetFile) -> Option<String> {
     Some(format!("targets/{}", consistent_path(name, sha)))
 }
 
-fn safe_name(board: &str) -> bool {
+pub(crate) fn safe_name(board: &str) -> bool {
     !board.is_empty()
         && !board.starts_with('.')
         && board

@@ -1,7 +1,9 @@
 //! The one-pass writer and its read-back.
 //!
 //! Three threads share the work: a fetch thread streams the pack ranges (adjacent
-//! missing chunks merged into one range request), decompresses and verifies each chunk;
+//! missing chunks merged into one range request) and the patch pack's, decompresses
+//! each chunk or applies each patch to its base region read from the seed, and verifies
+//! it (a patch that fails gives way to its full chunk);
 //! the writing thread takes chunks in image order from a bounded queue (or from the
 //! seed, or from a repeat already written) and writes the slot sequentially; every
 //! 32 MiB a read-back thread flushes the slot (`fdatasync`), drops the flushed region
@@ -18,11 +20,15 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use skerry_chunks::chunk_hash;
+use skerry_chunks::patch::{apply_patch, check_patch_bytes};
 
 use crate::budget::ByteBudget;
 use crate::error::InstallError;
 use crate::install::Progress;
+use crate::patches::PlannedPatch;
 use crate::plan::{Op, Plan, Source};
 use crate::transport::Fetcher;
 
@@ -42,6 +48,9 @@ pub struct WriteOutcome {
     pub bytes_written: u64,
     pub chunks_fetched: u64,
     pub chunks_reused: u64,
+    /// Chunks planned as patches (those whose patch failed came whole: `patch_fallbacks`).
+    pub chunks_patched: u64,
+    pub patch_fallbacks: u64,
     /// BLAKE3 of the whole slot as read back from the medium (equal to the signed one).
     pub blake3: [u8; 32],
 }
@@ -116,8 +125,20 @@ pub fn write_slot(
     let (tx, rx) = sync_channel(QUEUE_DEPTH);
     let (flushed_tx, flushed_rx) = sync_channel(4);
     let budget = ByteBudget::new(IN_FLIGHT_BYTES);
+    let patch_fallbacks = AtomicU64::new(0);
+    let seed_for_patches = seed_file.as_ref().map(|(f, _)| f);
     std::thread::scope(|scope| {
-        scope.spawn(|| fetch_chunks(&plan.ops, fetcher, pack_path, tx, &budget));
+        scope.spawn(|| {
+            fetch_chunks(
+                plan,
+                fetcher,
+                pack_path,
+                seed_for_patches,
+                tx,
+                &budget,
+                &patch_fallbacks,
+            )
+        });
         let verifier = scope.spawn(|| read_back(&readback, slot_path, &plan.ops, flushed_rx));
         // Dropping the receiver and the sender (inside write_chunks) stops both helpers.
         let written = write_chunks(
@@ -148,6 +169,7 @@ pub fn write_slot(
             });
         }
         outcome.blake3 = measured;
+        outcome.patch_fallbacks = patch_fallbacks.load(Ordering::Relaxed);
         Ok(outcome)
     })
 }
@@ -238,14 +260,18 @@ fn write_chunks(
         let fetched;
         let mut from_pack = 0;
         let data: &[u8] = match op.source {
-            Source::Pack { .. } => {
+            Source::Pack { .. } | Source::Patch { .. } => {
                 fetched = rx.recv().unwrap_or_else(|_| {
                     Err(InstallError::BadChunk {
                         chunk: i,
                         reason: "the fetch thread stopped".into(),
                     })
                 })?;
-                out.chunks_fetched += 1;
+                if matches!(op.source, Source::Patch { .. }) {
+                    out.chunks_patched += 1;
+                } else {
+                    out.chunks_fetched += 1;
+                }
                 // Its bytes leave the budget once written (below).
                 from_pack = fetched.len() as u64;
                 &fetched
@@ -302,14 +328,90 @@ fn write_chunks(
     Ok(out)
 }
 
-/// Streams every pack chunk of `ops` in order into `tx`, verified.
+/// One file the fetch thread reads from (the pack, or the patch pack), item by item in
+/// image order: a run of items adjacent in the file is one range request; from a
+/// server that ignores ranges (each request costs the whole file), one request for all
+/// the rest, skipping the gaps: never more than one full download.
+struct Lane<'a> {
+    fetcher: &'a Fetcher,
+    path: &'a str,
+    /// (offset, length) of each item, in image order.
+    items: Vec<(u64, u32)>,
+    next: usize,
+    run_end: usize,
+    stream: Option<crate::transport::RangeStream>,
+    at: u64,
+}
+
+impl<'a> Lane<'a> {
+    fn new(fetcher: &'a Fetcher, path: &'a str, items: Vec<(u64, u32)>) -> Self {
+        Self {
+            fetcher,
+            path,
+            items,
+            next: 0,
+            run_end: 0,
+            stream: None,
+            at: 0,
+        }
+    }
+
+    /// Reads the next item into `buf`.
+    fn read(&mut self, buf: &mut Vec<u8>) -> Result<(), InstallError> {
+        let k = self.next;
+        let Some(&(offset, len)) = self.items.get(k) else {
+            return Err(InstallError::BadChunk {
+                chunk: k,
+                reason: "the plan asked for more items than it listed".into(),
+            });
+        };
+        self.next += 1;
+        if k >= self.run_end || self.stream.is_none() {
+            let one_pass = self.fetcher.ranges_ignored();
+            let mut end = offset + u64::from(len);
+            let mut last = k + 1;
+            while let Some(&(o, l)) = self.items.get(last) {
+                if o != end && !(one_pass && o > end) {
+                    break;
+                }
+                end = o + u64::from(l);
+                last += 1;
+            }
+            self.stream = Some(self.fetcher.stream(self.path, offset, end - offset));
+            self.at = offset;
+            self.run_end = last;
+        }
+        buf.resize(len as usize, 0);
+        let gap = offset - self.at;
+        self.at = offset + u64::from(len);
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(InstallError::BadChunk {
+                chunk: k,
+                reason: "no stream".into(),
+            });
+        };
+        let read = std::io::copy(&mut stream.take(gap), &mut std::io::sink())
+            .and_then(|_| stream.read_exact(buf));
+        read.map_err(|e| {
+            // The next item starts a new request.
+            self.stream = None;
+            fetch_error(self.fetcher, self.path, e)
+        })
+    }
+}
+
+/// Streams every fetched chunk of `ops` (full from the pack, or patched against the
+/// seed) in order into `tx`, verified.
 fn fetch_chunks(
-    ops: &[Op],
+    plan: &Plan,
     fetcher: &Fetcher,
     pack_path: &str,
+    seed: Option<&File>,
     tx: SyncSender<Fetched>,
     budget: &ByteBudget,
+    patch_fallbacks: &AtomicU64,
 ) {
+    let ops = &plan.ops;
     let mut decompressor = match zstd::bulk::Decompressor::new() {
         Ok(d) => d,
         Err(e) => {
@@ -320,62 +422,115 @@ fn fetch_chunks(
             return;
         }
     };
-    let packed: Vec<(usize, &Op, u64, u32)> = ops
-        .iter()
-        .enumerate()
-        .filter_map(|(i, op)| match op.source {
-            Source::Pack { offset, comp_len } => Some((i, op, offset, comp_len)),
-            _ => None,
-        })
-        .collect();
-    let image_offsets = image_offsets(ops);
-    let mut k = 0;
-    let mut comp = Vec::new();
-    while k < packed.len() {
-        // One range request for a run of adjacent chunks in the pack; from a server
-        // that ignores ranges (each request costs the whole pack), one request for all
-        // the rest, skipping the gaps: never more than one full download.
-        let one_pass = fetcher.ranges_ignored();
-        let start = packed[k].2;
-        let mut end = start + u64::from(packed[k].3);
-        let mut last = k + 1;
-        while last < packed.len() && (packed[last].2 == end || (one_pass && packed[last].2 > end)) {
-            end = packed[last].2 + u64::from(packed[last].3);
-            last += 1;
+    let mut full = Vec::new();
+    let mut patched = Vec::new();
+    for op in ops {
+        match op.source {
+            Source::Pack { offset, comp_len } => full.push((offset, comp_len)),
+            Source::Patch { patch, .. } => {
+                if let Some(p) = plan.patches.as_ref().and_then(|p| p.patches.get(patch)) {
+                    patched.push((p.entry.patch_offset, p.entry.patch_len));
+                }
+            }
+            _ => {}
         }
-        let mut stream = fetcher.stream(pack_path, start, end - start);
-        let mut at = start;
-        for &(i, op, offset, comp_len) in &packed[k..last] {
-            comp.resize(comp_len as usize, 0);
-            let gap = offset - at;
-            at = offset + u64::from(comp_len);
-            let result = std::io::copy(&mut (&mut stream).take(gap), &mut std::io::sink())
-                .and_then(|_| stream.read_exact(&mut comp))
-                .map_err(|e| fetch_error(fetcher, pack_path, e))
-                .and_then(|()| {
-                    let first = unpack(&mut decompressor, &comp, op, i);
-                    match first {
+    }
+    let patch_path = plan.patches.as_ref().map_or("", |p| p.pack_path.as_str());
+    let mut pack = Lane::new(fetcher, pack_path, full);
+    let mut patch_lane = Lane::new(fetcher, patch_path, patched);
+    let image_offsets = image_offsets(ops);
+    let mut comp = Vec::new();
+    let mut dict = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let result = match op.source {
+            Source::Pack { offset, comp_len } => {
+                pack.read(&mut comp)
+                    .and_then(|()| match unpack(&mut decompressor, &comp, op, i) {
                         Err(InstallError::TamperedChunk { .. })
                         | Err(InstallError::BadChunk { .. }) => refetch(
                             fetcher,
                             &mut decompressor,
                             pack_path,
-                            offset,
+                            (offset, comp_len),
                             op,
                             i,
                             image_offsets[i],
                         ),
                         other => other,
-                    }
-                });
-            let failed = result.is_err();
-            let held = result.as_ref().map_or(0, |data| data.len() as u64);
-            if !budget.take(held) || tx.send(result).is_err() || failed {
-                return;
+                    })
             }
+            Source::Patch {
+                pack_offset,
+                comp_len,
+                patch,
+            } => {
+                let planned = plan.patches.as_ref().and_then(|p| p.patches.get(patch));
+                let applied = match planned {
+                    Some(pp) => patch_lane
+                        .read(&mut comp)
+                        .and_then(|()| apply_planned(pp, &comp, seed, &mut dict, i)),
+                    None => Err(InstallError::BadChunk {
+                        chunk: i,
+                        reason: "the plan names a patch it does not hold".into(),
+                    }),
+                };
+                match applied {
+                    Ok(data) => Ok(data),
+                    // A patch that does not give the chunk (tampered, made against
+                    // other bytes, or a seed that changed): the full chunk instead.
+                    Err(_) => {
+                        patch_fallbacks.fetch_add(1, Ordering::Relaxed);
+                        refetch(
+                            fetcher,
+                            &mut decompressor,
+                            pack_path,
+                            (pack_offset, comp_len),
+                            op,
+                            i,
+                            image_offsets[i],
+                        )
+                    }
+                }
+            }
+            _ => continue,
+        };
+        let failed = result.is_err();
+        let held = result.as_ref().map_or(0, |data| data.len() as u64);
+        if !budget.take(held) || tx.send(result).is_err() || failed {
+            return;
         }
-        k = last;
     }
+}
+
+/// Applies a planned patch: checks the patch bytes against their signed hash, reads
+/// the base region from the seed and checks each of its chunks against its name, then
+/// decodes (bounded) and checks the result against the chunk's name.
+fn apply_planned(
+    pp: &PlannedPatch,
+    patch: &[u8],
+    seed: Option<&File>,
+    dict: &mut Vec<u8>,
+    chunk: usize,
+) -> Result<Vec<u8>, InstallError> {
+    let bad = |reason: String| InstallError::BadChunk { chunk, reason };
+    check_patch_bytes(&pp.entry, patch).map_err(|e| bad(e.to_string()))?;
+    let Some(seed) = seed else {
+        return Err(bad("no seed holds the patch's base".into()));
+    };
+    // Bounded: the base region is at most MAX_PATCH_BASE_BYTES (checked when the patch
+    // index was decoded).
+    dict.resize(pp.entry.base_len() as usize, 0);
+    seed.read_exact_at(dict, pp.base_offset)
+        .map_err(|e| bad(format!("reading the patch's base from the seed: {e}")))?;
+    let mut at = 0usize;
+    for c in &pp.base {
+        let end = at + c.len as usize;
+        if dict.get(at..end).map(chunk_hash) != Some(c.hash) {
+            return Err(bad("the seed no longer holds the patch's base".into()));
+        }
+        at = end;
+    }
+    apply_patch(&pp.entry, patch, dict).map_err(|e| bad(e.to_string()))
 }
 
 fn image_offsets(ops: &[Op]) -> Vec<u64> {
@@ -433,20 +588,18 @@ fn unpack(
     Ok(data)
 }
 
-/// A chunk arrived damaged: fetch it alone again a few times before giving up.
+/// A chunk arrived damaged (or its patch failed): fetch it alone again a few times
+/// before giving up.
 fn refetch(
     fetcher: &Fetcher,
     decompressor: &mut zstd::bulk::Decompressor<'_>,
     pack_path: &str,
-    offset: u64,
+    (offset, comp_len): (u64, u32),
     op: &Op,
     chunk: usize,
     image_offset: u64,
 ) -> Result<Vec<u8>, InstallError> {
-    let comp_len = match op.source {
-        Source::Pack { comp_len, .. } => u64::from(comp_len),
-        _ => 0,
-    };
+    let comp_len = u64::from(comp_len);
     for _ in 1..CHUNK_ATTEMPTS {
         let comp = fetcher
             .get_range(pack_path, offset, comp_len)

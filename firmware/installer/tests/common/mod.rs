@@ -70,6 +70,34 @@ impl TestRepo {
         skerry_release::add_image(&self.keys, &self.repo, &add, &Expiries::default(), now).unwrap();
     }
 
+    /// Releases `image` with patches against each of `from` (earlier releases).
+    pub fn add_delta(&self, board: &str, version: &str, image: &[u8], from: &[&str]) {
+        let path = self.path().join(format!("{board}-{version}.img"));
+        std::fs::write(&path, image).unwrap();
+        let add = AddImage {
+            board,
+            version,
+            channel: "stable",
+            image: &path,
+            params: ChunkParams::DEFAULT,
+            level: 3,
+        };
+        let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
+        let deltas = skerry_release::Deltas {
+            from: &from,
+            level: skerry_release::delta::DEFAULT_PATCH_LEVEL,
+        };
+        skerry_release::add_image_with_deltas(
+            &self.keys,
+            &self.repo,
+            &add,
+            &deltas,
+            &Expiries::default(),
+            SystemTime::now(),
+        )
+        .unwrap();
+    }
+
     pub fn file_transport(&self) -> Arc<dyn Transport> {
         Arc::new(FileTransport::new(self.repo.dir.clone()))
     }
