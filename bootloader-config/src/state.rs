@@ -504,6 +504,52 @@ mod tests {
     }
 
     #[test]
+    fn tries_outside_one_to_fifteen_are_refused() {
+        let (a, b) = ab();
+        for bad in [0, MAX_TRIES + 1] {
+            assert!(matches!(
+                BootState::new(&[a.clone(), b.clone()], bad),
+                Err(BootError::InvalidTries { .. })
+            ));
+        }
+        for good in [1, MAX_TRIES] {
+            assert!(BootState::new(&[a.clone(), b.clone()], good).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_second_trial_is_refused_and_the_same_trial_starts_afresh() {
+        let (a, b) = ab();
+        let c = SlotName::new("C").unwrap();
+        let mut s = BootState::new(&[a.clone(), b.clone(), c.clone()], 3).unwrap();
+        s.begin_trial(&b).unwrap();
+        s.power_on().unwrap();
+        let before = s.clone();
+        assert!(matches!(
+            s.begin_trial(&c),
+            Err(BootError::TrialInProgress { trial }) if trial == b
+        ));
+        assert_eq!(s, before);
+        // The same slot again (a reinstall): its attempts start afresh.
+        s.begin_trial(&b).unwrap();
+        assert_eq!(s.status(&b).unwrap(), SlotStatus::Trial { tries_left: 3 });
+    }
+
+    #[test]
+    fn vboot_rule_gives_the_last_attempt_up_as_it_starts() {
+        let (a, b) = ab();
+        let mut s = BootState::new(&[a.clone(), b.clone()], 2).unwrap();
+        s.begin_trial(&b).unwrap();
+        assert_eq!(s.power_on_with(GiveUp::AtLastAttempt).unwrap(), b);
+        assert_eq!(s.status(&b).unwrap(), SlotStatus::Trial { tries_left: 1 });
+        // The last attempt starts B, which is bad at once and behind A.
+        assert_eq!(s.power_on_with(GiveUp::AtLastAttempt).unwrap(), b);
+        assert_eq!(s.status(&b).unwrap(), SlotStatus::Bad);
+        assert_eq!(s.order().cloned().collect::<Vec<_>>(), vec![a.clone(), b]);
+        assert_eq!(s.power_on_with(GiveUp::AtLastAttempt).unwrap(), a);
+    }
+
+    #[test]
     fn unknown_slot_is_named() {
         let (a, b) = ab();
         let mut s = BootState::new(&[a, b], 3).unwrap();

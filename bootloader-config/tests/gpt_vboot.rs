@@ -3,7 +3,7 @@
 //! attempt commits; the last of several attempts can be marked good by the slot that
 //! runs it; and the model under `GiveUp::AtLastAttempt` agrees with the disk.
 
-use skerry_boot_state::gpt::attributes::KernelAttributes;
+use skerry_boot_state::gpt::attributes::{KernelAttributes, OWNED_MASK};
 use skerry_boot_state::gpt::{image, table, GptStore};
 use skerry_boot_state::sim::Simulated;
 use skerry_boot_state::{BootState, BootStore, GiveUp, PowerCutMedium, SlotName, SlotStatus};
@@ -200,4 +200,61 @@ fn the_model_gives_up_at_the_last_attempt_as_vboot_does() {
         assert_eq!(store.load().unwrap(), model);
     }
     assert_eq!(model.status(&name("B")).unwrap(), SlotStatus::Bad);
+}
+
+/// vboot rewrites only the priority, tries and successful bits of the entry it starts:
+/// the other attribute bits (bit 0 "required", bit 2 "legacy BIOS bootable", bits 57-63)
+/// of that entry and of its neighbours stay as they were.
+#[test]
+fn counting_a_try_keeps_every_other_attribute_bit() {
+    let mut store = trial_of_b(3);
+    let others = 0x8400_0000_0000_0005u64;
+    let mut disk = store.into_medium();
+    let t = table::Table::read(&disk).unwrap();
+    let copy = t.trusted().unwrap();
+    let mut entries = copy.entries.clone();
+    let size = copy.header.entry_size;
+    for index in 0..3 {
+        let raw = table::attributes(&entries, size, index).unwrap();
+        table::set_attributes(&mut entries, size, index, raw | others);
+    }
+    t.write_entries(&mut disk, &entries).unwrap();
+    disk.power_on();
+    store = GptStore::new(disk, ab());
+    for _ in 0..3 {
+        assert_eq!(store.simulate_boot().unwrap(), name("B"));
+        let t = table::Table::read(store.medium()).unwrap();
+        let copy = t.trusted().unwrap();
+        for index in 0..3 {
+            let raw = table::attributes(&copy.entries, size, index).unwrap();
+            assert_eq!(raw & !OWNED_MASK, others, "partition {}", index + 1);
+        }
+    }
+    assert_eq!(fields(&store, 3), attrs(0, 0, false));
+}
+
+/// A slot configured on partition 0, past the table, or on the table's last entry.
+#[test]
+fn slot_partitions_are_checked_against_the_table() {
+    // Four entries, all in use: partition 4 is the table's last.
+    let disk = image::chromeos_disk_with_entries(512, 40, 4, 2, 4).unwrap();
+    let on = |b: u32| {
+        GptStore::new(
+            PowerCutMedium::new(disk.clone()),
+            vec![(name("A"), 2), (name("B"), b)],
+        )
+    };
+    let state = BootState::new(&[name("A"), name("B")], 3).unwrap();
+    for bad in [0, 5, 6] {
+        let err = on(bad).commit(&state).unwrap_err();
+        assert!(
+            err.to_string().contains("partitions 1..=4"),
+            "partition {bad}: {err}"
+        );
+    }
+    let mut last = on(4);
+    last.commit(&state).unwrap();
+    assert_eq!(last.load().unwrap(), state);
+    // The tries field is four bits wide: a trial can get up to 15 attempts.
+    assert_eq!(last.max_tries(), 15);
 }
