@@ -24,7 +24,8 @@ use crate::output::Output;
 
 #[derive(Debug, Args)]
 pub struct InstallArgs {
-    /// The repository: file:///path or http(s)://host/path.
+    /// The repository: file:///path, http(s)://host/path, or bundle:FILE (an offline
+    /// bundle from `skerryctl release bundle`, verified exactly like a repository).
     #[arg(long)]
     repo: String,
     /// The root metadata the device trusts (shipped with it).

@@ -120,6 +120,37 @@ pub enum ReleaseCommand {
         #[arg(long, default_value = "7d")]
         expires: String,
     },
+    /// Cut an offline bundle: the signed metadata, a timestamp re-signed to last while the
+    /// site is offline, and the chunks a device on --from lacks (or the whole image)
+    /// (writes FILE; reads the repository).
+    #[command(
+        after_help = "Example:\n  skerryctl release bundle --keys keys --repo repo --board rpi4 --version 1.1.0 \\\n      --from 1.0.0 --expires 60d --out rpi4-1.1.0-from-1.0.0.skb\nThen on the device: skerryctl install --repo bundle:/mnt/usb/rpi4-1.1.0-from-1.0.0.skb …"
+    )]
+    Bundle {
+        /// The directory of signing keys; only the online timestamp key is used.
+        #[arg(long)]
+        keys: PathBuf,
+        /// The repository directory (metadata/ and targets/) to cut from.
+        #[arg(long)]
+        repo: PathBuf,
+        /// The board of the release, like rpi4.
+        #[arg(long)]
+        board: String,
+        /// The release to bundle, like 1.1.0.
+        #[arg(long)]
+        version: String,
+        /// The version the devices run: only the chunks it lacks are bundled (default:
+        /// the whole image).
+        #[arg(long, value_name = "BASE")]
+        from: Option<String>,
+        /// How long the bundle's timestamp stays valid (the snapshot, targets and root
+        /// keep their own expiries; the report says when the bundle stops installing).
+        #[arg(long, value_name = "DURATION", default_value = "30d")]
+        expires: String,
+        /// The bundle file to write (replaced atomically; nothing is left on failure).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 /// Parses a validity period given on the command line, like `30d`.
@@ -267,6 +298,46 @@ pub fn run(cmd: ReleaseCommand, output: Output) -> anyhow::Result<()> {
             let v = skerry_release::resign_timestamp(&keys, &repo, &exp, now)?;
             let words = format!("published timestamp version {v}");
             let fields = serde_json::json!({ "timestamp_version": v });
+            emit(output, &Done { words, fields })?;
+        }
+        ReleaseCommand::Bundle {
+            keys,
+            repo,
+            board,
+            version,
+            from,
+            expires,
+            out,
+        } => {
+            let req = skerry_release::bundle::BundleRequest {
+                board: &board,
+                version: &version,
+                from: from.as_deref(),
+                expires: dur(&expires)?,
+                out: &out,
+            };
+            let (keys, repo) = keys_and_repo(&keys, &repo)?;
+            let r = skerry_release::bundle::cut_bundle(&keys, &repo, &req, now)?;
+            let base = match &r.from {
+                Some(from) => format!("for devices on {from}"),
+                None => "whole image".into(),
+            };
+            let words = format!(
+                "wrote {}: {board} {} ({base}), {} bytes: {} chunk and patch bytes ({} chunks \
+                 whole, {} as patches, {} already on the device); timestamp v{} expires {}, \
+                 installs until {}",
+                r.out.display(),
+                r.version,
+                r.bundle_len,
+                r.payload_bytes,
+                r.chunks_full,
+                r.chunks_patched,
+                r.chunks_reused,
+                r.timestamp_version,
+                r.timestamp_expires,
+                r.valid_until
+            );
+            let fields = serde_json::to_value(&r)?;
             emit(output, &Done { words, fields })?;
         }
     }
