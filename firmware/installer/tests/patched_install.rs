@@ -243,6 +243,35 @@ fn a_server_ignoring_ranges_gets_no_patch_requests() {
     assert_eq!(r.chunks_patched, 0);
 }
 
+#[test]
+fn a_patched_install_cut_short_resumes_on_the_next_run() {
+    let s = setup();
+    let seed_path = s.repo.path().join("seed-resume");
+    std::fs::write(&seed_path, &s.v1).unwrap();
+    let slot = s.repo.path().join("slot-resume");
+    let attempt = |faults: Faults| {
+        let server = TestServer::start(s.repo.repo.dir.clone(), faults);
+        let transport = Arc::new(HttpTransport::new(
+            &server.url(),
+            Duration::from_millis(250),
+        ));
+        let mut opts = s.repo.options(transport, "rpi4", &slot);
+        opts.seed = Some(seed_path.clone());
+        opts.state_dir = s.repo.path().join("state-resume");
+        install(&opts, &mut NoBootState, &NoProgress)
+    };
+    // Both packs (chunks and patches) end early on the first server: the install gives up.
+    let cut = Faults {
+        truncate_packs_at: Some(1500),
+        ..Faults::default()
+    };
+    assert!(attempt(cut).is_err());
+    let r = attempt(Faults::default()).unwrap();
+    assert!(r.resumed);
+    assert!(r.chunks_patched > 0, "{r:?}");
+    assert!(std::fs::read(&slot).unwrap() == s.v2);
+}
+
 /// Every chunk of a published release, in image order.
 fn base_chunks(repo: &TestRepo, version: &str) -> Vec<BaseChunk> {
     let current = repo.repo.current().unwrap();
