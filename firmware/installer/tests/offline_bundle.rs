@@ -1,6 +1,6 @@
 //! Offline bundles (`bundle:FILE`): cut from a repository, installed through the same TUF
 //! chain, time floor and rollback rules as a network install. A delta bundle installs on
-//! a seed holding its base; a full one without a seed; a bundle outlives the online
+//! a seed holding its base (patches included); a full one without a seed; a bundle outlives the online
 //! timestamp but not its own; an older bundle than what the device saw, a tampered
 //! object, a file cut short and a device on another base are refused with clear errors,
 //! and a refused cut leaves no file.
@@ -95,6 +95,32 @@ fn a_delta_bundle_installs_on_its_base_exactly() {
     assert_eq!(r.version, "1.1.0");
     assert_eq!(std::fs::read(&slot).unwrap(), v2);
     assert!(r.chunks_reused > 0 && r.chunks_fetched > 0, "{r:?}");
+}
+
+#[test]
+fn a_delta_bundle_carries_patches_and_installs_them() {
+    let repo = TestRepo::new();
+    let v1 = image(3 << 20, 31);
+    // Small edits all over the image: chunks change by a few bytes, so patches pay.
+    let mut v2 = v1.clone();
+    for k in 0..40usize {
+        let at = k * (v2.len() / 41) + 777;
+        v2[at..at + 4].copy_from_slice(&(k as u32).to_le_bytes());
+    }
+    repo.add("rpi4", "1.0.0", &v1);
+    repo.add_delta("rpi4", "1.1.0", &v2, &["1.0.0"]);
+    let (file, report) = cut(&repo, "1.1.0", Some("1.0.0"), "patched.skb");
+    assert!(report.chunks_patched > 0, "{report:?}");
+    let toc = BundleFile::open(&file).unwrap().toc().clone();
+    assert!(toc.files().any(|f| f.name.contains("patch")), "{toc:?}");
+
+    let slot = repo.path().join("b.img");
+    let mut opts = repo.options(bundle(&file), "rpi4", &slot);
+    opts.seed = Some(seed(&repo, &v1));
+    let r = install(&opts, &mut NoBootState, &NoProgress).unwrap();
+    assert_eq!(std::fs::read(&slot).unwrap(), v2);
+    assert_eq!(r.chunks_patched, report.chunks_patched, "{r:?}");
+    assert_eq!(r.patch_fallbacks, 0, "{r:?}");
 }
 
 #[test]
