@@ -107,6 +107,10 @@ impl Deltas<'_> {
     };
 }
 
+/// The least a patch set must save (beyond its own patches and index) to be published:
+/// its two entries in the targets metadata, which every device fetches.
+pub const MIN_SET_SAVING: u64 = 1024;
+
 /// One patch set `add` published.
 #[derive(Debug, Clone)]
 pub struct AddedPatches {
@@ -231,7 +235,10 @@ pub fn add_image_with_deltas(
         let tmp = tmp_name(&dir.join(format!("from-{}.patch.pack", base.version)));
         staging.file(&tmp);
         let built = build_patches(add.image, &packed.entries, base, &tmp, deltas.level)?;
-        if built.index.entries.is_empty() {
+        // A set costs every device its two entries in the targets metadata (about
+        // 600 bytes) and a device on the base its index: it must save more than that.
+        let cost = built.pack_len + built.index_bytes.len() as u64 + MIN_SET_SAVING;
+        if built.index.entries.is_empty() || built.replaced_bytes <= cost {
             std::fs::remove_file(&tmp).map_err(ReleaseError::io(&tmp))?;
             continue;
         }
