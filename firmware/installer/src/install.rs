@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::InstallError;
 use crate::guard::{check_slot, SlotActivation};
 use crate::patches::{attach, fetch_patch_index, held_set, patch_sets, PatchUse};
-use crate::plan::{fetch_head, make_plan};
+use crate::plan::{fetch_head, make_plan, Plan, Source};
 use crate::refresh::refresh;
 use crate::seed::SeedIndex;
 use crate::select::{select, Selector};
@@ -230,6 +230,7 @@ pub fn install_with(
             fetcher.url("")
         ));
     }
+    check_deliverable(opts.transport.as_ref(), &plan, &selected.pack_path)?;
     activation
         .deactivate()
         .map_err(|source| InstallError::Deactivate {
@@ -290,6 +291,26 @@ pub fn install_with(
         blake3: hex::encode(outcome.blake3),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Refuses, before the slot is touched, a plan whose full chunks the transport already
+/// knows it cannot deliver (an offline bundle cut for another base than the seed's).
+fn check_deliverable(
+    transport: &dyn Transport,
+    plan: &Plan,
+    pack_path: &str,
+) -> Result<(), InstallError> {
+    for op in &plan.ops {
+        if let Source::Pack { offset, comp_len } = op.source {
+            transport
+                .check_range(pack_path, offset, offset + u64::from(comp_len))
+                .map_err(|source| InstallError::Fetch {
+                    what: "the image pack".into(),
+                    source,
+                })?;
+        }
+    }
+    Ok(())
 }
 
 fn check_not_older(

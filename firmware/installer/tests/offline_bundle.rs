@@ -15,7 +15,9 @@ use common::{edit, image, TestRepo};
 use skerry_bundle::{BundleError, BundleFile};
 use skerry_installer::install::NoProgress;
 use skerry_installer::transport::BundleTransport;
-use skerry_installer::{install, open_url, FetchError, InstallError, NoBootState, Transport};
+use skerry_installer::{
+    install, open_url, FetchError, InstallError, NoBootState, SlotActivation, Transport,
+};
 use skerry_release::bundle::{cut_bundle, BundleReport, BundleRequest, CutError};
 use skerry_release::{Expiries, KeySet};
 use skerry_tuf::TufError;
@@ -325,11 +327,25 @@ fn a_device_on_another_base_is_told_the_base_the_bundle_needs() {
     let slot = repo.path().join("b.img");
     let mut opts = repo.options(bundle(&file), "rpi4", &slot);
     opts.seed = Some(seed(&repo, &v0));
-    let err = install(&opts, &mut NoBootState, &NoProgress).unwrap_err();
+    let mut activation = Counted(0);
+    let err = install(&opts, &mut activation, &NoProgress).unwrap_err();
     let text = chain(&err);
     assert!(text.contains("devices running rpi4 1.0.0"), "{text}");
     assert!(text.contains("--from"), "{text}");
     assert!(!text.contains("attempts"), "not retried: {text}");
+    // Refused before the slot is touched: never marked bad, never opened.
+    assert_eq!(activation.0, 0);
+    assert!(!slot.exists());
+}
+
+/// Counts how often the slot was made unbootable.
+struct Counted(u32);
+
+impl SlotActivation for Counted {
+    fn deactivate(&mut self) -> Result<(), skerry_installer::guard::ActivationError> {
+        self.0 += 1;
+        Ok(())
+    }
 }
 
 #[test]

@@ -106,6 +106,18 @@ impl Transport for BundleTransport {
     fn url(&self, path: &str) -> String {
         format!("bundle:{}#{path}", self.bundle.path().display())
     }
+
+    fn check_range(&self, path: &str, start: u64, end: u64) -> Result<(), FetchError> {
+        let Some(entry) = self.bundle.toc().file(path) else {
+            return Err(FetchError::NotFound {
+                url: self.url(path),
+            });
+        };
+        if start < end && entry.locate(start, end).is_none() {
+            return Err(self.missing(path, entry, start, end));
+        }
+        Ok(())
+    }
 }
 
 /// The file named by a `bundle:FILE` repository URL.

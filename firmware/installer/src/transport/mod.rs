@@ -126,6 +126,13 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
     fn bytes_discarded(&self) -> u64 {
         0
     }
+
+    /// Fails when the transport knows, without reading, that it cannot deliver bytes
+    /// `start..end` of `path` (an offline bundle cut for another base), so an install
+    /// is refused before the slot is touched. A server cannot know: `Ok`.
+    fn check_range(&self, _path: &str, _start: u64, _end: u64) -> Result<(), FetchError> {
+        Ok(())
+    }
 }
 
 /// Opens `file://DIR`, `http(s)://HOST/PATH` or `bundle:FILE` (an offline bundle) as a
