@@ -23,7 +23,7 @@ Examples:
 
 Commands that write: boot init, begin-trial, mark-good, mark-bad and simulate-boot write
 the boot store; release keygen, init, add, rotate-root and timestamp write keys or the
-repository; install writes the slot and the device state (and, with --store, marks the
+repository, release bundle writes its --out file; install writes the slot and the device state (and, with --store, marks the
 target slot bad in the boot store before its first byte). boot status only reads.";
 
 #[derive(Debug, Parser)]
