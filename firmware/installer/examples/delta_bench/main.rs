@@ -232,5 +232,7 @@ fn upgrade_device(ctl: &Skerryctl, repo: &Path, dev: &Path, v2: &Path) -> Result
         chunks_fetched: report.chunks_fetched,
         chunks_reused: report.chunks_reused,
         index_pages: report.index_pages_fetched,
+        chunks_patched: report.chunks_patched,
+        patch_fallbacks: report.patch_fallbacks,
     })
 }

@@ -21,6 +21,10 @@ pub struct Installed {
     pub chunks_fetched: u64,
     pub chunks_reused: u64,
     pub index_pages_fetched: u64,
+    /// Chunks that came as patches, and patches that failed a check and gave way to
+    /// the full chunk (`None` from an installer that predates patches).
+    pub chunks_patched: Option<u64>,
+    pub patch_fallbacks: Option<u64>,
 }
 
 /// Whether `skerryctl release add --help` offers patched chunks (`--delta-from BASE`).
@@ -43,6 +47,8 @@ pub fn parse_report(json: &[u8]) -> Result<Installed, Error> {
         chunks_fetched: field("chunks_fetched")?,
         chunks_reused: field("chunks_reused")?,
         index_pages_fetched: field("index_pages_fetched")?,
+        chunks_patched: v.get("chunks_patched").and_then(serde_json::Value::as_u64),
+        patch_fallbacks: v.get("patch_fallbacks").and_then(serde_json::Value::as_u64),
     })
 }
 
@@ -206,9 +212,15 @@ mod tests {
                 bytes_fetched: 1234,
                 chunks_fetched: 3,
                 chunks_reused: 7,
-                index_pages_fetched: 2
+                index_pages_fetched: 2,
+                chunks_patched: None,
+                patch_fallbacks: None,
             }
         );
+        let patched = br#"{"bytes_fetched":5,"chunks_reused":7,"chunks_fetched":3,
+            "index_pages_fetched":2,"chunks_patched":2,"patch_fallbacks":0}"#;
+        let r = parse_report(patched).unwrap();
+        assert_eq!((r.chunks_patched, r.patch_fallbacks), (Some(2), Some(0)));
     }
 
     #[test]

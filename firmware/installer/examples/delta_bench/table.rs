@@ -13,6 +13,9 @@ pub struct Fetched {
     pub chunks_fetched: u64,
     pub chunks_reused: u64,
     pub index_pages: u64,
+    /// Of `chunks_fetched`, those that came as patches (`None`: not reported).
+    pub chunks_patched: Option<u64>,
+    pub patch_fallbacks: Option<u64>,
 }
 
 /// The release published with `--delta-from 1.0.0`.
@@ -125,7 +128,10 @@ impl Upgrade {
         if let Patches::Measured(p) = &self.patches {
             rows.push(ours(
                 format!(
-                    "  ours, with patches (--delta-from 1.0.0; {} requests)",
+                    "  ours, with patches (--delta-from 1.0.0; {} of {} chunks as patches, {} fell back, {} requests)",
+                    p.fetched.chunks_patched.map_or("?".into(), |n| n.to_string()),
+                    p.fetched.chunks_fetched,
+                    p.fetched.patch_fallbacks.map_or("?".into(), |n| n.to_string()),
                     p.fetched.requests
                 ),
                 &p.fetched,
@@ -231,6 +237,8 @@ mod tests {
             chunks_fetched: 40,
             chunks_reused: 900,
             index_pages: 2,
+            chunks_patched: Some(30),
+            patch_fallbacks: Some(0),
         }
     }
 
@@ -286,7 +294,10 @@ mod tests {
             extra_storage: 2_000_000,
         };
         let t = render(&[upgrade(15_000_000, Patches::Measured(p))]);
-        assert!(t.contains("with patches (--delta-from 1.0.0"), "{t}");
+        assert!(
+            t.contains("with patches (--delta-from 1.0.0; 30 of 40 chunks as patches, 0 fell back"),
+            "{t}"
+        );
         assert!(t.contains("+2.00 MB"), "{t}");
         assert!(t.contains("+2.0% of the repository"), "{t}");
         assert!(t.contains("<=no patches yes"), "{t}");
