@@ -212,10 +212,14 @@ pub fn install_with(
     let mut patch_base = None;
     if let Some(set) = held_set(&sets, &seed) {
         match fetch_patch_index(&fetcher, set) {
-            Ok(index) => {
-                attach(&mut plan, set, index, &seed);
-                patch_base = Some(set.base_version.clone());
-            }
+            Ok(index) => match attach(&mut plan, set, index, &seed) {
+                Ok(()) => patch_base = Some(set.base_version.clone()),
+                Err(why) => progress.warn(&format!(
+                    "the patches from {} do not fit this release ({why}); fetching full \
+                     chunks instead",
+                    set.base_version
+                )),
+            },
             Err(e) => progress.warn(&format!(
                 "the patches from {} are not usable ({e}); fetching full chunks instead",
                 set.base_version

@@ -3,15 +3,15 @@
 //! fetched chunks into patches where the seed holds each patch's base region.
 //!
 //! The device holds a base when its seed, read up to the base image's signed length,
-//! has the base image's signed BLAKE3 (measured during the seed scan). Each patch's base
-//! region is then found in the seed by its first chunk's name and checked by its run's
-//! id; the region's bytes are read back against their chunk names when the patch is
-//! applied, and the patched chunk is checked against its own name before it is queued
-//! for writing. A device on no base, or any failure to get a patch set, installs from
+//! has the base image's signed BLAKE3 (measured during the seed scan): then the seed's
+//! chunks up to that length are the base's chunks, one for one, and each patch's base
+//! region is a run of them by position. The region's bytes are read back against the
+//! names the scan gave them when the patch is applied, and the patched chunk is checked
+//! against its own name before it is queued for writing. A device on no base, or any failure to get a patch set, installs from
 //! full chunks (warned, never fatal); a bad patch falls back to its full chunk.
 
 use sha2::{Digest, Sha256};
-use skerry_chunks::{BaseChunk, PatchEntry, PatchIndex};
+use skerry_chunks::{ChunkHash, PatchIndex};
 use skerry_tuf::image::{
     index_target, patch_index_target, patch_pack_target, ImageCustom, PatchSetCustom,
 };
@@ -153,13 +153,21 @@ pub fn fetch_patch_index(fetcher: &Fetcher, set: &PatchSetRef) -> Result<PatchIn
     Ok(index)
 }
 
-/// A patch the plan uses: its entry, where its base region sits in the seed, and the
-/// region's chunks (to check them when they are read).
+/// A patch the plan uses: where it is in the patch pack, where its base region sits in
+/// the seed, and the region's chunks (to check them when they are read).
 #[derive(Debug, Clone)]
 pub struct PlannedPatch {
-    pub entry: PatchEntry,
+    pub patch_offset: u64,
+    pub patch_len: u32,
     pub base_offset: u64,
-    pub base: Vec<BaseChunk>,
+    pub base: Vec<(ChunkHash, u32)>,
+}
+
+impl PlannedPatch {
+    /// Bytes of the base region.
+    pub fn base_len(&self) -> u64 {
+        self.base.iter().map(|&(_, l)| u64::from(l)).sum()
+    }
 }
 
 /// Where the plan's patches come from.
@@ -170,36 +178,55 @@ pub struct PlannedPatches {
     pub patches: Vec<PlannedPatch>,
 }
 
-/// Replaces each fetched chunk of `plan` that has a patch whose base region the seed
-/// holds (a run of consecutive seed chunks with the region's id) by that patch, when
-/// the patch is smaller than the full chunk.
-pub fn attach(plan: &mut Plan, set: &PatchSetRef, index: PatchIndex, seed: &SeedIndex) {
-    let by_chunk: std::collections::HashMap<_, _> = index
-        .entries
-        .into_iter()
-        .map(|e| ((e.chunk, e.chunk_len), e))
-        .collect();
+/// Replaces each fetched chunk of `plan` that has a patch by that patch, when the patch
+/// is smaller than the full chunk and its base region lies within the seed's chunks of
+/// the base image (`seed` holds `set`'s base: see [`held_set`]). A patch index made for
+/// another chunk count is not used at all.
+pub fn attach(
+    plan: &mut Plan,
+    set: &PatchSetRef,
+    index: PatchIndex,
+    seed: &SeedIndex,
+) -> Result<(), String> {
+    if index.chunk_count as usize != plan.ops.len() {
+        return Err(format!(
+            "it lists {} chunks, the release has {}",
+            index.chunk_count,
+            plan.ops.len()
+        ));
+    }
+    // The seed's chunks that end within the base image are the base's chunks (the last
+    // one may be cut differently when the seed goes on past the image).
+    let usable = seed
+        .order
+        .partition_point(|&(_, len, at)| at + u64::from(len) <= set.base_image_len);
+    if usable > index.base_chunk_count as usize {
+        return Err(format!(
+            "it was made against {} base chunks, the seed holds {usable}",
+            index.base_chunk_count
+        ));
+    }
     let mut patches = Vec::new();
-    for op in plan.ops.iter_mut() {
+    for e in &index.entries {
+        let Some(op) = plan.ops.get_mut(e.chunk as usize) else {
+            continue;
+        };
         let Source::Pack { offset, comp_len } = op.source else {
             continue;
         };
-        let Some(entry) = by_chunk.get(&(op.hash, op.len)) else {
-            continue;
-        };
-        if entry.patch_len >= comp_len {
-            continue;
-        }
-        let Some(run) = seed.run(entry.base.first, entry.base.count as usize) else {
-            continue;
-        };
-        if !entry.base.is_run(&run.chunks) {
+        let (first, end) = (
+            e.base_first as usize,
+            (e.base_first + e.base_count) as usize,
+        );
+        if e.patch_len >= comp_len || end > usable {
             continue;
         }
+        let run = &seed.order[first..end];
         patches.push(PlannedPatch {
-            entry: entry.clone(),
-            base_offset: run.offset,
-            base: run.chunks,
+            patch_offset: e.patch_offset,
+            patch_len: e.patch_len,
+            base_offset: run[0].2,
+            base: run.iter().map(|&(h, l, _)| (h, l)).collect(),
         });
         *op = Op {
             source: Source::Patch {
@@ -215,4 +242,5 @@ pub fn attach(plan: &mut Plan, set: &PatchSetRef, index: PatchIndex, seed: &Seed
         base_version: set.base_version.clone(),
         patches,
     });
+    Ok(())
 }

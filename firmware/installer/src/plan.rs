@@ -74,10 +74,7 @@ impl Plan {
     /// Bytes of patches that must be fetched.
     pub fn patch_bytes(&self) -> u64 {
         self.patches.as_ref().map_or(0, |p| {
-            p.patches
-                .iter()
-                .map(|pp| u64::from(pp.entry.patch_len))
-                .sum()
+            p.patches.iter().map(|pp| u64::from(pp.patch_len)).sum()
         })
     }
 }

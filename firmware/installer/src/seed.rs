@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use skerry_chunks::{
-    chunk_hash, page_ids_hash, paginate, BaseChunk, ChunkHash, ChunkParams, ChunkReader,
-};
+use skerry_chunks::{chunk_hash, page_ids_hash, paginate, ChunkHash, ChunkParams, ChunkReader};
 
 use crate::error::InstallError;
 use crate::install::Progress;
@@ -29,13 +27,6 @@ pub struct SeedIndex {
     pub prefix_blake3: Vec<(u64, [u8; 32])>,
 }
 
-/// A run of consecutive seed chunks.
-#[derive(Debug, Clone)]
-pub struct SeedRun {
-    pub offset: u64,
-    pub chunks: Vec<BaseChunk>,
-}
-
 impl SeedIndex {
     /// An empty seed (a full install).
     pub fn none() -> Self {
@@ -50,20 +41,6 @@ impl SeedIndex {
         progress: &dyn Progress,
     ) -> Result<Self, InstallError> {
         Self::scan_marked(path, params, limit, &[], progress)
-    }
-
-    /// `count` consecutive seed chunks starting at the first chunk named `first`.
-    pub fn run(&self, first: ChunkHash, count: usize) -> Option<SeedRun> {
-        let &(offset, _) = self.chunks.get(&first)?;
-        let at = self.order.partition_point(|c| c.2 < offset);
-        let chunks = self.order.get(at..at.checked_add(count)?)?;
-        Some(SeedRun {
-            offset,
-            chunks: chunks
-                .iter()
-                .map(|&(hash, len, _)| BaseChunk { hash, len })
-                .collect(),
-        })
     }
 
     /// Like [`scan`](Self::scan), also measuring the BLAKE3 of the seed's first `len`

@@ -23,7 +23,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use skerry_chunks::chunk_hash;
-use skerry_chunks::patch::{apply_patch, check_patch_bytes};
+use skerry_chunks::patch::apply_patch;
 
 use crate::budget::ByteBudget;
 use crate::error::InstallError;
@@ -429,7 +429,7 @@ fn fetch_chunks(
             Source::Pack { offset, comp_len } => full.push((offset, comp_len)),
             Source::Patch { patch, .. } => {
                 if let Some(p) = plan.patches.as_ref().and_then(|p| p.patches.get(patch)) {
-                    patched.push((p.entry.patch_offset, p.entry.patch_len));
+                    patched.push((p.patch_offset, p.patch_len));
                 }
             }
             _ => {}
@@ -468,7 +468,7 @@ fn fetch_chunks(
                 let applied = match planned {
                     Some(pp) => patch_lane
                         .read(&mut comp)
-                        .and_then(|()| apply_planned(pp, &comp, seed, &mut dict, i)),
+                        .and_then(|()| apply_planned(pp, &comp, seed, &mut dict, op, i)),
                     None => Err(InstallError::BadChunk {
                         chunk: i,
                         reason: "the plan names a patch it does not hold".into(),
@@ -502,35 +502,35 @@ fn fetch_chunks(
     }
 }
 
-/// Applies a planned patch: checks the patch bytes against their signed hash, reads
-/// the base region from the seed and checks each of its chunks against its name, then
-/// decodes (bounded) and checks the result against the chunk's name.
+/// Applies a planned patch: reads the base region from the seed and checks each of its
+/// chunks against its name, then decodes (bounded) and checks the result against the
+/// chunk's name.
 fn apply_planned(
     pp: &PlannedPatch,
     patch: &[u8],
     seed: Option<&File>,
     dict: &mut Vec<u8>,
+    op: &Op,
     chunk: usize,
 ) -> Result<Vec<u8>, InstallError> {
     let bad = |reason: String| InstallError::BadChunk { chunk, reason };
-    check_patch_bytes(&pp.entry, patch).map_err(|e| bad(e.to_string()))?;
     let Some(seed) = seed else {
         return Err(bad("no seed holds the patch's base".into()));
     };
-    // Bounded: the base region is at most MAX_PATCH_BASE_BYTES (checked when the patch
-    // index was decoded).
-    dict.resize(pp.entry.base_len() as usize, 0);
+    // Bounded: at most MAX_PATCH_BASE_CHUNKS seed chunks of at most the index's maximum
+    // chunk length each (checked when the patch index and the head were decoded).
+    dict.resize(pp.base_len() as usize, 0);
     seed.read_exact_at(dict, pp.base_offset)
         .map_err(|e| bad(format!("reading the patch's base from the seed: {e}")))?;
     let mut at = 0usize;
-    for c in &pp.base {
-        let end = at + c.len as usize;
-        if dict.get(at..end).map(chunk_hash) != Some(c.hash) {
+    for &(hash, len) in &pp.base {
+        let end = at + len as usize;
+        if dict.get(at..end).map(chunk_hash) != Some(hash) {
             return Err(bad("the seed no longer holds the patch's base".into()));
         }
         at = end;
     }
-    apply_patch(&pp.entry, patch, dict).map_err(|e| bad(e.to_string()))
+    apply_patch(patch, dict, &op.hash, op.len).map_err(|e| bad(e.to_string()))
 }
 
 fn image_offsets(ops: &[Op]) -> Vec<u64> {

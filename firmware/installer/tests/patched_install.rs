@@ -15,7 +15,7 @@ use common::server::{Faults, TestServer};
 use common::{image, TestRepo};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
-use skerry_chunks::{BaseChunk, BaseRegion, PatchIndex};
+use skerry_chunks::PatchIndex;
 use skerry_installer::install::NoProgress;
 use skerry_installer::transport::HttpTransport;
 use skerry_installer::{install, install_with, InstallReport, NoBootState, PatchUse, RetryPolicy};
@@ -142,17 +142,12 @@ fn a_tampered_patch_index_is_refused_and_full_chunks_are_fetched() {
 fn a_patch_made_against_other_base_bytes_gives_way_to_its_full_chunk() {
     let s = setup();
     // A signer (key stolen, or a buggy tool) points every patch at another run of the
-    // base: the run is in the seed and its id is right, but its bytes are not the ones
-    // the patch was made against.
-    let base_runs = base_chunks(&s.repo, "1.0.0");
+    // base: the run is in the seed, but its bytes are not the ones the patch was made
+    // against.
     let moved = forge_patches(&s.repo, |index| {
+        let n = index.base_chunk_count;
         for e in &mut index.entries {
-            let at = base_runs
-                .iter()
-                .position(|c| c.hash == e.base.first)
-                .unwrap();
-            let to = (at + 40) % (base_runs.len() - 8);
-            e.base = BaseRegion::of(&base_runs[to..to + e.base.count as usize]);
+            e.base_first = (e.base_first + 40) % (n - 8);
         }
     });
     assert!(moved > 0);
@@ -163,26 +158,39 @@ fn a_patch_made_against_other_base_bytes_gives_way_to_its_full_chunk() {
 #[test]
 fn a_patch_that_gives_another_chunk_gives_way_to_the_full_chunk() {
     let s = setup();
+    let lens = chunk_lens(&s.repo, "1.1.0");
     // Entries of chunks of the same length swap patches and bases: each decodes to the
     // right length, but to the other chunk, so only the chunk's name tells.
     let mut swapped = 0;
     forge_patches(&s.repo, |index| {
         let originals = index.entries.clone();
-        for (i, e) in index.entries.iter_mut().enumerate() {
-            let Some(other) = originals
+        let mut rebuilt = PatchIndex {
+            chunk_count: index.chunk_count,
+            base_chunk_count: index.base_chunk_count,
+            ..PatchIndex::default()
+        };
+        let mut pack = Vec::new();
+        let old = std::fs::read(s.repo.find(".from-1.0.0.patch.pack")).unwrap();
+        for (i, e) in originals.iter().enumerate() {
+            let len = lens[e.chunk as usize];
+            let other = originals
                 .iter()
                 .enumerate()
-                .find(|&(j, o)| j != i && o.chunk_len == e.chunk_len && o.chunk != e.chunk)
-                .map(|(_, o)| o)
-            else {
-                continue;
+                .find(|&(j, o)| j != i && lens[o.chunk as usize] == len)
+                .map(|(_, o)| o);
+            let from = match other {
+                Some(o) => {
+                    swapped += 1;
+                    o
+                }
+                None => e,
             };
-            e.patch_offset = other.patch_offset;
-            e.patch_len = other.patch_len;
-            e.patch_hash = other.patch_hash;
-            e.base = other.base;
-            swapped += 1;
+            let at = from.patch_offset as usize;
+            pack.extend_from_slice(&old[at..at + from.patch_len as usize]);
+            rebuilt.push(e.chunk, from.patch_len, from.base_first, from.base_count);
         }
+        *index = rebuilt;
+        pack
     });
     assert!(swapped > 1, "no two patched chunks of the same length");
     let r = install_from(&s, &s.v1, "other-chunk", PatchUse::WhenBaseHeld);
@@ -272,8 +280,8 @@ fn a_patched_install_cut_short_resumes_on_the_next_run() {
     assert!(std::fs::read(&slot).unwrap() == s.v2);
 }
 
-/// Every chunk of a published release, in image order.
-fn base_chunks(repo: &TestRepo, version: &str) -> Vec<BaseChunk> {
+/// The length of every chunk of a published release, in image order.
+fn chunk_lens(repo: &TestRepo, version: &str) -> Vec<u32> {
     let current = repo.repo.current().unwrap();
     let r = skerry_release::published::PublishedRelease::read(
         &repo.repo,
@@ -282,13 +290,7 @@ fn base_chunks(repo: &TestRepo, version: &str) -> Vec<BaseChunk> {
         version,
     )
     .unwrap();
-    r.entries
-        .iter()
-        .map(|e| BaseChunk {
-            hash: e.hash,
-            len: e.len,
-        })
-        .collect()
+    r.entries.iter().map(|e| e.len).collect()
 }
 
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> T {
@@ -303,10 +305,11 @@ fn pin(version: u64, bytes: &[u8]) -> MetaFile {
     }
 }
 
-/// Lets `edit` change the patch index of 1.1.0 from 1.0.0, then re-signs targets,
-/// snapshot and timestamp with the repository's own keys, as a publisher with every
-/// key would. Returns the number of entries.
-fn forge_patches(repo: &TestRepo, edit: impl FnOnce(&mut PatchIndex)) -> usize {
+/// Lets `edit` change the patch index of 1.1.0 from 1.0.0 (and return a new patch pack
+/// to publish with it, or nothing to keep the old one), then re-signs targets, snapshot
+/// and timestamp with the repository's own keys, as a publisher with every key would.
+/// Returns the number of entries.
+fn forge_patches<P: PackEdit>(repo: &TestRepo, edit: impl FnOnce(&mut PatchIndex) -> P) -> usize {
     let md = repo.repo.metadata_dir();
     let ts: Signed<Timestamp> = read(&md.join("timestamp.json"));
     let snap_v = ts.signed.meta["snapshot.json"].version;
@@ -321,7 +324,21 @@ fn forge_patches(repo: &TestRepo, edit: impl FnOnce(&mut PatchIndex)) -> usize {
         .targets_dir()
         .join(consistent_path(name, &entry.hashes["sha256"]));
     let mut index = PatchIndex::decode(&std::fs::read(&old_path).unwrap()).unwrap();
-    edit(&mut index);
+    if let Some(pack) = edit(&mut index).new_pack() {
+        let pack_name = "rpi4/1.1.0/from-1.0.0.patch.pack";
+        let sha = hex::encode(Sha256::digest(&pack));
+        let file = targets.signed.targets.get_mut(pack_name).unwrap();
+        file.length = pack.len() as u64;
+        file.hashes.insert("sha256".into(), sha.clone());
+        std::fs::write(
+            repo.repo
+                .targets_dir()
+                .join(consistent_path(pack_name, &sha)),
+            &pack,
+        )
+        .unwrap();
+    }
+    let entry = targets.signed.targets.get_mut(name).unwrap();
     let bytes = index.encode();
     let sha = hex::encode(Sha256::digest(&bytes));
     entry.length = bytes.len() as u64;
@@ -353,6 +370,23 @@ fn forge_patches(repo: &TestRepo, edit: impl FnOnce(&mut PatchIndex)) -> usize {
         .unwrap();
     std::fs::write(md.join("timestamp.json"), ts_bytes).unwrap();
     index.entries.len()
+}
+
+/// What an edit of the patch index returns: nothing, or a new patch pack.
+trait PackEdit {
+    fn new_pack(self) -> Option<Vec<u8>>;
+}
+
+impl PackEdit for () {
+    fn new_pack(self) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+impl PackEdit for Vec<u8> {
+    fn new_pack(self) -> Option<Vec<u8>> {
+        Some(self)
+    }
 }
 
 /// One change to the image.

@@ -26,4 +26,4 @@ pub use chunker::{chunk_hash, ChunkHash, ChunkParams, ChunkReader};
 pub use error::IndexError;
 pub use index::{ChunkEntry, IndexHead, PageRef, ENTRY_LEN};
 pub use page::{page_ids_hash, paginate};
-pub use patch::{region_id, BaseChunk, BaseRegion, PatchEntry, PatchError, PatchIndex};
+pub use patch::{PatchEntry, PatchError, PatchIndex};

@@ -2,19 +2,20 @@
 //! region of a base image that devices already hold, and the patch index that lists them.
 //!
 //! ```text
-//! patch index = header (24 bytes) ‖ entries (88 bytes each)
-//! header: "SKRYPAT1" ‖ entry_count u32 ‖ reserved u32 (0) ‖ patches_len u64
-//! entry:  chunk_hash [16] ‖ chunk_len u32 ‖ patch_offset u64 ‖ patch_len u32 ‖
-//!         patch_hash [16] ‖ base_first [16] ‖ base_count u32 ‖ base_len u32 ‖ base_id [16]
+//! patch index = header (32 bytes) ‖ entries (16 bytes each)
+//! header: "SKRYPAT2" ‖ entry_count u32 ‖ chunk_count u32 ‖ base_chunk_count u32 ‖
+//!         reserved u32 (0) ‖ patches_len u64
+//! entry:  chunk u32 ‖ patch_len u32 ‖ base_first u32 ‖ base_count u32
 //! ```
-//! All integers little-endian. The base region of a patch is `base_count` consecutive
-//! chunks of the base image starting with the chunk named `base_first`; `base_id` names
-//! that run ([`region_id`]: the BLAKE3 of its chunks' names and lengths) and `base_len`
-//! is its length. A device finds the run in its seed (every seed chunk is named by the
-//! BLAKE3 of its bytes, and read back against that name), checks the run's id, and so
-//! holds exactly the bytes the patch was made against. The patch bytes sit in a patch
-//! pack at `patch_offset`; `patch_hash` is their BLAKE3 (first 16 bytes), so only signed
-//! bytes reach the decoder. The result is checked against `chunk_hash` like every chunk.
+//! All integers little-endian. `chunk` is the patched chunk's position in the release's
+//! chunk index (of `chunk_count` chunks; its name and length are there), entries in
+//! increasing `chunk` order; each patch follows the previous one in the patch pack (the
+//! first at offset 0), `patch_len` bytes. The base region is the `base_count` chunks of
+//! the base image (of `base_chunk_count` chunks) from position `base_first`, one after
+//! the other. A device whose seed is the base image (its whole-image BLAKE3 is signed
+//! with the base release) cuts it into exactly those chunks, so it holds exactly the
+//! bytes the patch was made against; it still checks each base chunk against the name
+//! its scan gave it when it reads the region, and the result against the chunk's name.
 //!
 //! The index and the pack are separate signed targets beside the release's chunk index,
 //! which stays as it was: an installer that does not know patches never sees them.
@@ -26,11 +27,11 @@ use crate::limits::{
     MAX_PATCH_WINDOW_LOG,
 };
 
-const MAGIC: &[u8; 8] = b"SKRYPAT1";
+const MAGIC: &[u8; 8] = b"SKRYPAT2";
 /// Bytes of the patch index header.
-pub const PATCH_HEADER_LEN: usize = 24;
+pub const PATCH_HEADER_LEN: usize = 32;
 /// Bytes of one entry.
-pub const PATCH_ENTRY_LEN: usize = 88;
+pub const PATCH_ENTRY_LEN: usize = 16;
 /// The magic of a formatted zstd dictionary: a base region starting with it would be
 /// read by zstd as a dictionary, not as raw content, so no patch is made against it.
 const ZSTD_DICT_MAGIC: [u8; 4] = [0x37, 0xa4, 0x30, 0xec];
@@ -50,107 +51,67 @@ pub enum PatchError {
         value: u64,
         limit: u64,
     },
-    #[error("patch for chunk {chunk} does not match its signed hash")]
-    PatchHash { chunk: String },
     #[error("patch for chunk {chunk} cannot be applied: {reason}")]
     Undecodable { chunk: String, reason: String },
     #[error("patch for chunk {chunk} gave bytes that do not match the chunk's name")]
     WrongResult { chunk: String },
 }
 
-/// One base chunk a patch was made against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BaseChunk {
-    pub hash: ChunkHash,
-    pub len: u32,
-}
-
-/// The base region a patch was made against: a run of consecutive base chunks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BaseRegion {
-    pub first: ChunkHash,
-    pub count: u32,
-    pub len: u32,
-    /// [`region_id`] of the run.
-    pub id: ChunkHash,
-}
-
-impl BaseRegion {
-    /// The region of the run `chunks`.
-    pub fn of(chunks: &[BaseChunk]) -> Self {
-        Self {
-            first: chunks.first().map_or([0; 16], |c| c.hash),
-            count: chunks.len() as u32,
-            len: chunks.iter().map(|c| c.len).sum(),
-            id: region_id(chunks),
-        }
-    }
-
-    /// Whether `chunks` is this region's run.
-    pub fn is_run(&self, chunks: &[BaseChunk]) -> bool {
-        chunks.len() == self.count as usize
-            && chunks.first().is_some_and(|c| c.hash == self.first)
-            && chunks.iter().map(|c| u64::from(c.len)).sum::<u64>() == u64::from(self.len)
-            && region_id(chunks) == self.id
-    }
-}
-
-/// Names a run of chunks: BLAKE3 (first 16 bytes) of their names and lengths, in order.
-pub fn region_id(chunks: &[BaseChunk]) -> ChunkHash {
-    let mut h = blake3::Hasher::new();
-    for c in chunks {
-        h.update(&c.hash);
-        h.update(&c.len.to_le_bytes());
-    }
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
-    out
-}
-
 /// One patched chunk.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PatchEntry {
-    pub chunk: ChunkHash,
-    pub chunk_len: u32,
-    pub patch_offset: u64,
+    /// Position of the chunk in the release's chunk index.
+    pub chunk: u32,
     pub patch_len: u32,
-    pub patch_hash: ChunkHash,
-    pub base: BaseRegion,
-}
-
-impl PatchEntry {
-    /// Bytes of the base region.
-    pub fn base_len(&self) -> u64 {
-        u64::from(self.base.len)
-    }
+    /// Where the patch starts in the patch pack (the sum of the earlier patches' lengths).
+    pub patch_offset: u64,
+    /// First base chunk (its position in the base image) and how many follow.
+    pub base_first: u32,
+    pub base_count: u32,
 }
 
 /// A decoded patch index.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PatchIndex {
     pub entries: Vec<PatchEntry>,
+    /// Chunks in the release's index and in the base's.
+    pub chunk_count: u32,
+    pub base_chunk_count: u32,
     /// Bytes of the patch pack.
     pub patches_len: u64,
 }
 
 impl PatchIndex {
+    /// Appends an entry for chunk `chunk` (after every earlier one) whose patch of
+    /// `patch_len` bytes follows the earlier patches in the pack.
+    pub fn push(&mut self, chunk: u32, patch_len: u32, base_first: u32, base_count: u32) {
+        self.entries.push(PatchEntry {
+            chunk,
+            patch_len,
+            patch_offset: self.patches_len,
+            base_first,
+            base_count,
+        });
+        self.patches_len += u64::from(patch_len);
+    }
+
     /// Encodes the index.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(PATCH_HEADER_LEN + self.entries.len() * PATCH_ENTRY_LEN);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        for v in [
+            self.entries.len() as u32,
+            self.chunk_count,
+            self.base_chunk_count,
+            0,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
         out.extend_from_slice(&self.patches_len.to_le_bytes());
         for e in &self.entries {
-            out.extend_from_slice(&e.chunk);
-            out.extend_from_slice(&e.chunk_len.to_le_bytes());
-            out.extend_from_slice(&e.patch_offset.to_le_bytes());
-            out.extend_from_slice(&e.patch_len.to_le_bytes());
-            out.extend_from_slice(&e.patch_hash);
-            out.extend_from_slice(&e.base.first);
-            out.extend_from_slice(&e.base.count.to_le_bytes());
-            out.extend_from_slice(&e.base.len.to_le_bytes());
-            out.extend_from_slice(&e.base.id);
+            for v in [e.chunk, e.patch_len, e.base_first, e.base_count] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
         }
         out
     }
@@ -184,14 +145,22 @@ impl PatchIndex {
             return Err(PatchError::BadMagic);
         }
         let count = r.u32()?;
+        let chunk_count = r.u32()?;
+        let base_chunk_count = r.u32()?;
         let reserved = r.u32()?;
         let patches_len = r.u64()?;
-        if u64::from(count) > MAX_CHUNKS {
-            return Err(PatchError::TooLarge {
-                what: "entry count",
-                value: u64::from(count),
-                limit: MAX_CHUNKS,
-            });
+        for (what, value) in [
+            ("entry count", count),
+            ("chunk count", chunk_count),
+            ("base chunk count", base_chunk_count),
+        ] {
+            if u64::from(value) > MAX_CHUNKS {
+                return Err(PatchError::TooLarge {
+                    what,
+                    value: u64::from(value),
+                    limit: MAX_CHUNKS,
+                });
+            }
         }
         let needed = PATCH_HEADER_LEN as u64 + u64::from(count) * PATCH_ENTRY_LEN as u64;
         if needed != bytes.len() as u64 {
@@ -204,58 +173,46 @@ impl PatchIndex {
         if reserved != 0 {
             return Err(invalid("the reserved header word is not 0".into()));
         }
-        let mut entries = Vec::with_capacity(count as usize);
+        let mut index = PatchIndex {
+            entries: Vec::with_capacity(count as usize),
+            chunk_count,
+            base_chunk_count,
+            patches_len: 0,
+        };
         for i in 0..count {
-            let entry = PatchEntry {
-                chunk: r.hash()?,
-                chunk_len: r.u32()?,
-                patch_offset: r.u64()?,
-                patch_len: r.u32()?,
-                patch_hash: r.hash()?,
-                base: BaseRegion {
-                    first: r.hash()?,
-                    count: r.u32()?,
-                    len: r.u32()?,
-                    id: r.hash()?,
-                },
-            };
-            check_entry(&entry, patches_len)
-                .map_err(|reason| invalid(format!("entry {i}: {reason}")))?;
-            entries.push(entry);
+            let (chunk, patch_len, base_first, base_count) =
+                (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
+            if index.entries.last().is_some_and(|last| chunk <= last.chunk) || chunk >= chunk_count
+            {
+                return Err(invalid(format!(
+                    "entry {i} names chunk {chunk} out of order or range"
+                )));
+            }
+            if patch_len == 0 || patch_len > zstd_bound(MAX_CHUNK_LEN) {
+                return Err(invalid(format!(
+                    "entry {i} has a patch of {patch_len} bytes"
+                )));
+            }
+            if base_count == 0 || base_count > MAX_PATCH_BASE_CHUNKS {
+                return Err(invalid(format!(
+                    "entry {i} has a base region of {base_count} chunks (1 to {MAX_PATCH_BASE_CHUNKS} allowed)"
+                )));
+            }
+            if u64::from(base_first) + u64::from(base_count) > u64::from(base_chunk_count) {
+                return Err(invalid(format!(
+                    "entry {i}'s base region is past the base's chunks"
+                )));
+            }
+            index.push(chunk, patch_len, base_first, base_count);
         }
-        Ok(Self {
-            entries,
-            patches_len,
-        })
+        if index.patches_len != patches_len {
+            return Err(invalid(format!(
+                "the patches add up to {} bytes, the header says {patches_len}",
+                index.patches_len
+            )));
+        }
+        Ok(index)
     }
-}
-
-fn check_entry(e: &PatchEntry, patches_len: u64) -> Result<(), String> {
-    if e.chunk_len == 0 || e.chunk_len > MAX_CHUNK_LEN {
-        return Err(format!("chunk length {} out of range", e.chunk_len));
-    }
-    if e.patch_len == 0 || e.patch_len > zstd_bound(e.chunk_len) {
-        return Err(format!("patch length {} out of range", e.patch_len));
-    }
-    if e.patch_offset
-        .checked_add(u64::from(e.patch_len))
-        .is_none_or(|end| end > patches_len)
-    {
-        return Err("patch lies outside the patch pack".into());
-    }
-    if e.base.count == 0 || e.base.count > MAX_PATCH_BASE_CHUNKS {
-        return Err(format!(
-            "a base region of {} chunks (1 to {MAX_PATCH_BASE_CHUNKS} allowed)",
-            e.base.count
-        ));
-    }
-    if e.base_len() == 0 || e.base_len() > MAX_PATCH_BASE_BYTES {
-        return Err(format!(
-            "base region of {} bytes, more than {MAX_PATCH_BASE_BYTES}",
-            e.base_len()
-        ));
-    }
-    Ok(())
 }
 
 /// Makes a patch of `chunk` against `base` (the base region's bytes), at zstd `level`.
@@ -271,40 +228,45 @@ pub fn make_patch(chunk: &[u8], base: &[u8], level: i32) -> std::io::Result<Opti
     c.compress(chunk).map(Some)
 }
 
-/// Applies `patch` (already checked against the entry's `patch_hash`, see
-/// [`check_patch_bytes`]) to `base`, the base region's bytes. Bounded before anything
-/// is allocated: the base region is at most [`MAX_PATCH_BASE_BYTES`], the frame must be
-/// one frame declaring exactly `chunk_len` bytes of content and a window of at most
-/// 2^[`MAX_PATCH_WINDOW_LOG`], and the output buffer is `chunk_len` bytes (at most
-/// [`MAX_CHUNK_LEN`]). The result is checked against the chunk's name.
-pub fn apply_patch(entry: &PatchEntry, patch: &[u8], base: &[u8]) -> Result<Vec<u8>, PatchError> {
-    let name = hex16(&entry.chunk);
+/// Applies `patch` to `base` (the base region's bytes) to get the chunk named `chunk`
+/// of `chunk_len` bytes. Bounded before anything is allocated: the base region is at
+/// most [`MAX_PATCH_BASE_BYTES`], the frame must be one frame declaring exactly
+/// `chunk_len` bytes of content and a window of at most 2^[`MAX_PATCH_WINDOW_LOG`], and
+/// the output buffer is `chunk_len` bytes (at most [`MAX_CHUNK_LEN`]). The result is
+/// checked against the chunk's name.
+pub fn apply_patch(
+    patch: &[u8],
+    base: &[u8],
+    chunk: &ChunkHash,
+    chunk_len: u32,
+) -> Result<Vec<u8>, PatchError> {
+    let name = hex16(chunk);
     let undecodable = |reason: String| PatchError::Undecodable {
         chunk: name.clone(),
         reason,
     };
-    if entry.chunk_len == 0 || entry.chunk_len > MAX_CHUNK_LEN {
+    if chunk_len == 0 || chunk_len > MAX_CHUNK_LEN {
         return Err(PatchError::TooLarge {
             what: "output length",
-            value: u64::from(entry.chunk_len),
+            value: u64::from(chunk_len),
             limit: u64::from(MAX_CHUNK_LEN),
         });
     }
-    if base.len() as u64 > MAX_PATCH_BASE_BYTES || base.len() as u64 != entry.base_len() {
+    if base.is_empty() || base.len() as u64 > MAX_PATCH_BASE_BYTES {
         return Err(PatchError::TooLarge {
             what: "base region",
             value: base.len() as u64,
-            limit: entry.base_len().min(MAX_PATCH_BASE_BYTES),
+            limit: MAX_PATCH_BASE_BYTES,
         });
     }
     if base.starts_with(&ZSTD_DICT_MAGIC) {
         return Err(undecodable("the base region is not raw content".into()));
     }
     let header = frame_header(patch).map_err(undecodable)?;
-    if header.content_size != Some(u64::from(entry.chunk_len)) {
+    if header.content_size != Some(u64::from(chunk_len)) {
         return Err(undecodable(format!(
-            "the frame declares {:?} bytes, the chunk has {}",
-            header.content_size, entry.chunk_len
+            "the frame declares {:?} bytes, the chunk has {chunk_len}",
+            header.content_size
         )));
     }
     if header.window > 1u64 << MAX_PATCH_WINDOW_LOG {
@@ -325,22 +287,12 @@ pub fn apply_patch(entry: &PatchEntry, patch: &[u8], base: &[u8]) -> Result<Vec<
     ))
     .map_err(|e| undecodable(e.to_string()))?;
     let data = d
-        .decompress(patch, entry.chunk_len as usize)
+        .decompress(patch, chunk_len as usize)
         .map_err(|e| undecodable(e.to_string()))?;
-    if data.len() != entry.chunk_len as usize || chunk_hash(&data) != entry.chunk {
+    if data.len() != chunk_len as usize || chunk_hash(&data) != *chunk {
         return Err(PatchError::WrongResult { chunk: name });
     }
     Ok(data)
-}
-
-/// Checks patch bytes against the entry's signed `patch_hash` and length.
-pub fn check_patch_bytes(entry: &PatchEntry, patch: &[u8]) -> Result<(), PatchError> {
-    if patch.len() != entry.patch_len as usize || chunk_hash(patch) != entry.patch_hash {
-        return Err(PatchError::PatchHash {
-            chunk: hex16(&entry.chunk),
-        });
-    }
-    Ok(())
 }
 
 /// What a zstd frame header declares.
@@ -435,11 +387,6 @@ impl<'a> Reader<'a> {
         b.copy_from_slice(self.take(8)?);
         Ok(u64::from_le_bytes(b))
     }
-    fn hash(&mut self) -> Result<ChunkHash, PatchError> {
-        let mut b = [0u8; 16];
-        b.copy_from_slice(self.take(16)?);
-        Ok(b)
-    }
 }
 
 #[cfg(test)]
@@ -458,20 +405,6 @@ mod tests {
             .collect()
     }
 
-    fn entry_for(chunk: &[u8], base: &[u8], patch: &[u8]) -> PatchEntry {
-        PatchEntry {
-            chunk: chunk_hash(chunk),
-            chunk_len: chunk.len() as u32,
-            patch_offset: 0,
-            patch_len: patch.len() as u32,
-            patch_hash: chunk_hash(patch),
-            base: BaseRegion::of(&[BaseChunk {
-                hash: chunk_hash(base),
-                len: base.len() as u32,
-            }]),
-        }
-    }
-
     #[test]
     fn a_small_edit_patches_small_and_applies_exactly() {
         let base = noise(60_000, 7);
@@ -485,64 +418,62 @@ mod tests {
             patch.len(),
             alone.len()
         );
-        let e = entry_for(&chunk, &base, &patch);
-        check_patch_bytes(&e, &patch).unwrap();
-        assert_eq!(apply_patch(&e, &patch, &base).unwrap(), chunk);
+        let name = chunk_hash(&chunk);
+        assert_eq!(
+            apply_patch(&patch, &base, &name, chunk.len() as u32).unwrap(),
+            chunk
+        );
         let h = frame_header(&patch).unwrap();
         assert!(h.window <= 1 << MAX_PATCH_WINDOW_LOG, "{h:?}");
     }
 
     #[test]
-    fn a_wrong_base_or_tampered_patch_is_refused() {
+    fn a_wrong_base_a_tampered_patch_or_another_name_is_refused() {
         let base = noise(30_000, 9);
         let chunk = base[..20_000].to_vec();
         let patch = make_patch(&chunk, &base, 3).unwrap().unwrap();
-        let e = entry_for(&chunk, &base, &patch);
+        let name = chunk_hash(&chunk);
+        let len = chunk.len() as u32;
         let mut other = base.clone();
         other[5] ^= 1;
-        assert!(apply_patch(&e, &patch, &other).is_err());
+        assert!(apply_patch(&patch, &other, &name, len).is_err());
         let mut bad = patch.clone();
         let last = bad.len() - 1;
         bad[last] ^= 0x40;
+        assert!(apply_patch(&bad, &base, &name, len).is_err());
+        assert!(apply_patch(&patch, &base[..100], &name, len).is_err());
         assert!(matches!(
-            check_patch_bytes(&e, &bad),
-            Err(PatchError::PatchHash { .. })
+            apply_patch(&patch, &base, &[0; 16], len),
+            Err(PatchError::WrongResult { .. })
         ));
-        assert!(apply_patch(&e, &bad, &base).is_err());
-        assert!(apply_patch(&e, &patch, &base[..100]).is_err());
+        assert!(apply_patch(&patch, &base, &name, len + 1).is_err());
     }
 
     #[test]
     fn index_round_trips_and_refuses_bad_counts() {
-        let idx = PatchIndex {
-            patches_len: 500,
-            entries: vec![PatchEntry {
-                chunk: [1; 16],
-                chunk_len: 4096,
-                patch_offset: 10,
-                patch_len: 90,
-                patch_hash: [2; 16],
-                base: BaseRegion::of(&[
-                    BaseChunk {
-                        hash: [3; 16],
-                        len: 5000,
-                    },
-                    BaseChunk {
-                        hash: [4; 16],
-                        len: 6000,
-                    },
-                ]),
-            }],
+        let mut idx = PatchIndex {
+            chunk_count: 100,
+            base_chunk_count: 90,
+            ..PatchIndex::default()
         };
+        idx.push(3, 90, 10, 2);
+        idx.push(7, 40, 80, 8);
         let bytes = idx.encode();
         assert_eq!(PatchIndex::decode(&bytes).unwrap(), idx);
+        assert_eq!(idx.entries[1].patch_offset, 90);
         assert!(PatchIndex::decode(&bytes[..bytes.len() - 1]).is_err());
         let mut huge = bytes.clone();
         huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(PatchIndex::decode(&huge).is_err());
-        let mut outside = idx.clone();
-        outside.patches_len = 50;
-        assert!(PatchIndex::decode(&outside.encode()).is_err());
+        let mut past = idx.clone();
+        past.base_chunk_count = 87;
+        assert!(PatchIndex::decode(&past.encode()).is_err());
+        let mut order = idx.clone();
+        order.entries[1].chunk = 3;
+        assert!(PatchIndex::decode(&order.encode()).is_err());
+        let mut sum = bytes.clone();
+        sum[24] ^= 1;
+        assert!(PatchIndex::decode(&sum).is_err());
         assert!(PatchIndex::check_len(MAX_PATCH_INDEX_LEN + 1).is_err());
     }
 }

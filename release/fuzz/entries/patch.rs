@@ -6,7 +6,7 @@
 //! panic or an allocation past our limits.
 
 use skerry_chunks::patch::{apply_patch, make_patch};
-use skerry_chunks::{chunk_hash, BaseChunk, BaseRegion, PatchEntry, PatchError, PatchIndex};
+use skerry_chunks::{chunk_hash, PatchError, PatchIndex};
 
 /// Decodes `data` as a patch index.
 pub fn index(data: &[u8]) -> Result<usize, PatchError> {
@@ -26,19 +26,7 @@ pub fn apply(data: &[u8]) -> Result<usize, PatchError> {
     chunk.copy_from_slice(&data[..16]);
     let chunk_len = u32::from_le_bytes([data[16], data[17], data[18], data[19]]);
     let patch = &data[20..];
-    let base = base();
-    let entry = PatchEntry {
-        chunk,
-        chunk_len,
-        patch_offset: 0,
-        patch_len: patch.len() as u32,
-        patch_hash: chunk_hash(patch),
-        base: BaseRegion::of(&[BaseChunk {
-            hash: chunk_hash(&base),
-            len: base.len() as u32,
-        }]),
-    };
-    apply_patch(&entry, patch, &base).map(|d| d.len())
+    apply_patch(patch, &base(), &chunk, chunk_len).map(|d| d.len())
 }
 
 /// The fixed base region: text-like bytes.
@@ -99,42 +87,35 @@ pub fn apply_seeds() -> Vec<(String, Vec<u8>)> {
 
 /// Seed inputs for [`index`].
 pub fn index_seeds() -> Vec<(String, Vec<u8>)> {
-    let entry = |i: u8| PatchEntry {
-        chunk: [i; 16],
-        chunk_len: 16_384,
-        patch_offset: u64::from(i) * 100,
-        patch_len: 100,
-        patch_hash: [i ^ 0x55; 16],
-        base: BaseRegion::of(&[
-            BaseChunk {
-                hash: [i ^ 1; 16],
-                len: 20_000,
-            },
-            BaseChunk {
-                hash: [i ^ 2; 16],
-                len: 30_000,
-            },
-        ]),
+    let mut good = PatchIndex {
+        chunk_count: 100,
+        base_chunk_count: 90,
+        ..PatchIndex::default()
     };
-    let good = PatchIndex {
-        entries: (0..5).map(entry).collect(),
-        patches_len: 500,
-    };
+    for i in 0..5u32 {
+        good.push(i * 7 + 1, 100 + i, i * 10, 2);
+    }
     let bytes = good.encode();
     let mut many = bytes.clone();
     many[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
-    let mut outside = good.clone();
-    outside.patches_len = 450;
+    let mut sum = bytes.clone();
+    sum[24] ^= 1;
     let mut wide = good.clone();
-    wide.entries[0].base.count = 1000;
-    let mut big_base = good.clone();
-    big_base.entries[1].base.len = 64 << 20;
+    wide.entries[0].base_count = 1000;
+    let mut past_base = good.clone();
+    past_base.entries[4].base_first = 89;
+    let mut unordered = good.clone();
+    unordered.entries[2].chunk = 1;
+    let mut past_chunks = good.clone();
+    past_chunks.chunk_count = 20;
     vec![
         ("accept-5-entries".into(), bytes.clone()),
         ("reject-4-billion-entries".into(), many),
-        ("reject-patch-outside-pack".into(), outside.encode()),
+        ("reject-patches-disagree-with-pack".into(), sum),
         ("reject-1000-base-chunks".into(), wide.encode()),
-        ("reject-64-mib-base".into(), big_base.encode()),
+        ("reject-base-past-its-chunks".into(), past_base.encode()),
+        ("reject-chunks-out-of-order".into(), unordered.encode()),
+        ("reject-chunk-past-the-release".into(), past_chunks.encode()),
         ("reject-truncated".into(), bytes[..bytes.len() - 3].to_vec()),
         ("reject-empty".into(), Vec::new()),
     ]

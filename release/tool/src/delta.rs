@@ -17,9 +17,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use skerry_chunks::limits::MAX_PATCH_BASE_CHUNKS;
 use skerry_chunks::patch::{make_patch, PATCH_ENTRY_LEN};
-use skerry_chunks::{
-    chunk_hash, BaseChunk, BaseRegion, ChunkEntry, ChunkHash, PatchEntry, PatchIndex,
-};
+use skerry_chunks::{ChunkEntry, ChunkHash, PatchIndex};
 
 use crate::error::ReleaseError;
 use crate::published::{ChunkSource, PublishedRelease};
@@ -69,7 +67,11 @@ pub fn build_patches(
     }
     base_at.push(at);
 
-    let mut index = PatchIndex::default();
+    let mut index = PatchIndex {
+        chunk_count: entries.len() as u32,
+        base_chunk_count: base.entries.len() as u32,
+        ..PatchIndex::default()
+    };
     let mut replaced = 0u64;
     let mut seen = std::collections::HashSet::new();
     // After the latest chunk the base holds: (base index of the next base chunk, image
@@ -77,7 +79,7 @@ pub fn build_patches(
     let mut anchor = (0usize, 0u64);
     let mut offset = 0u64;
     let mut chunk = Vec::new();
-    for e in entries {
+    for (position, e) in entries.iter().enumerate() {
         let here = offset;
         offset += u64::from(e.len);
         if let Some(&b) = base_index.get(&e.hash) {
@@ -116,23 +118,12 @@ pub fn build_patches(
         pack.write_all(&patch).map_err(ReleaseError::io(pack_tmp))?;
         pack_hash.update(&patch);
         replaced += u64::from(e.comp_len);
-        index.entries.push(PatchEntry {
-            chunk: e.hash,
-            chunk_len: e.len,
-            patch_offset: index.patches_len,
-            patch_len: patch.len() as u32,
-            patch_hash: chunk_hash(&patch),
-            base: BaseRegion::of(
-                &region
-                    .iter()
-                    .map(|&b| BaseChunk {
-                        hash: base.entries[b].hash,
-                        len: base.entries[b].len,
-                    })
-                    .collect::<Vec<_>>(),
-            ),
-        });
-        index.patches_len += patch.len() as u64;
+        index.push(
+            position as u32,
+            patch.len() as u32,
+            region[0] as u32,
+            region.len() as u32,
+        );
     }
     let file = pack.into_inner().map_err(|e| ReleaseError::Io {
         path: pack_tmp.into(),

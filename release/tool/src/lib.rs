@@ -28,8 +28,8 @@ pub use error::ReleaseError;
 pub use keys::KeySet;
 pub use needs::{objects_needed, NeededObjects, ObjectRange};
 pub use publish::{
-    add_image, add_image_with_deltas, init, resign_timestamp, rotate_root, AddImage,
-    AddedPatches, Deltas, Expiries,
+    add_image, add_image_with_deltas, init, resign_timestamp, rotate_root, AddImage, AddedPatches,
+    Deltas, Expiries,
 };
 pub use repo::Repository;
 

@@ -86,7 +86,7 @@ pub fn objects_needed(
         }
         None => (HashSet::new(), None),
     };
-    let patch_by_chunk: std::collections::HashMap<ChunkHash, &PatchEntry> = patches
+    let patch_by_chunk: std::collections::HashMap<u32, &PatchEntry> = patches
         .as_ref()
         .map(|(index, _, _)| index.entries.iter().map(|e| (e.chunk, e)).collect())
         .unwrap_or_default();
@@ -107,13 +107,14 @@ pub fn objects_needed(
         _ => None,
     };
     let mut written: HashSet<ChunkHash> = HashSet::new();
-    for e in &release.entries {
+    for (position, e) in release.entries.iter().enumerate() {
         if held.contains(&e.hash) || !written.insert(e.hash) {
             out.chunks_reused += 1;
             continue;
         }
-        match (patch_by_chunk.get(&e.hash), &patch_pack) {
-            (Some(p), Some((path, target))) if held.contains(&p.base.first) => {
+        // A device on the base holds every base region (its seed is the base image).
+        match (patch_by_chunk.get(&(position as u32)), &patch_pack) {
+            (Some(p), Some((path, target))) => {
                 out.chunks_patched += 1;
                 push_merged(
                     &mut out.patches,

@@ -281,9 +281,9 @@ fn a_patch_set_that_saves_less_than_its_metadata_costs_is_not_published() {
     let fx = Fixture::new();
     // One small chunk of text: compressed alone it is a few hundred bytes, so a patch
     // saves less than the set's entries in the targets metadata cost every device.
-    let v1 = text(3000, 5);
+    let v1 = text(1500, 5);
     let mut v2 = v1.clone();
-    v2[1500] ^= 0x20;
+    v2[700] ^= 0x20;
     fx.add("1.0.0", &fx.image("a", &v1), &[], ChunkParams::DEFAULT)
         .unwrap();
     let added = fx
