@@ -1,7 +1,8 @@
 //! A read that fails for any reason but a missing file is an error, never an empty
 //! store: a commit over a file it could not read would drop the lines and variables
 //! that are not ours, and a load would start from nothing. Also: the tryboot store
-//! refuses a record whose slots are not the configured ones.
+//! refuses a record whose slots are not the configured ones, and the memory medium the
+//! fuzz entry points use keeps what is written and refuses reads past its end.
 
 use std::path::Path;
 
@@ -113,9 +114,22 @@ fn tryboot_refuses_a_record_of_other_slots_or_a_shared_partition() {
     );
     ab.commit(&ab_state()).unwrap();
     let bytes = ab.into_medium().bytes().to_vec();
+    let same = TrybootStore::new(
+        MemoryMedium::new(bytes.clone()),
+        vec![(name("A"), 2), (name("B"), 3)],
+    );
+    assert_eq!(same.load().unwrap(), ab_state());
     let other = TrybootStore::new(
         MemoryMedium::new(bytes),
         vec![(name("A"), 2), (name("C"), 3)],
     );
     assert!(other.load().is_err());
+}
+
+#[test]
+fn memory_medium_refuses_reads_past_its_end() {
+    let m = MemoryMedium::new(vec![1, 2, 3, 4]);
+    assert_eq!(m.read_at(1, 3).unwrap(), vec![2, 3, 4]);
+    assert!(m.read_at(2, 3).is_err());
+    assert!(m.read_at(5, 0).is_err());
 }
