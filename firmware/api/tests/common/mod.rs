@@ -1,0 +1,183 @@
+//! Test fixtures: a throwaway machine PKI and a served API on a loopback port.
+
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use skerry_api::{
+    CheckReport, CheckStatus, ClientTls, HealthReport, HealthSource, Role, ServerTls, Services,
+    VersionInfo,
+};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A PEM certificate and its key.
+pub struct Pem {
+    pub cert: String,
+    pub key: String,
+}
+
+/// A certificate authority that signs node and client certificates.
+pub struct Ca {
+    pub cert_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Ca {
+    pub fn new(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Ca {
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    pub fn node(&self) -> Pem {
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "node");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.sign(params)
+    }
+
+    /// A client certificate whose subject Organizations are `orgs`.
+    pub fn client(&self, orgs: &[&str]) -> Pem {
+        let params = client_params(orgs);
+        self.sign(params)
+    }
+
+    pub fn client_for(&self, role: Role) -> Pem {
+        self.client(&[role.organization()])
+    }
+
+    /// A client certificate that expired in 2001.
+    pub fn expired_client(&self, role: Role) -> Pem {
+        let mut params = client_params(&[role.organization()]);
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        self.sign(params)
+    }
+
+    fn sign(&self, params: CertificateParams) -> Pem {
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Pem {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
+    }
+}
+
+fn client_params(orgs: &[&str]) -> CertificateParams {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "client");
+    for org in orgs {
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, *org);
+    }
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params
+}
+
+/// A working fake of the daemon's health: whatever report it was given.
+pub struct FixedHealth(pub HealthReport);
+
+impl HealthSource for FixedHealth {
+    fn health(&self) -> HealthReport {
+        self.0.clone()
+    }
+}
+
+pub fn sample_health() -> HealthReport {
+    HealthReport {
+        checks: vec![
+            CheckReport {
+                name: "api-port".into(),
+                critical: true,
+                status: CheckStatus::Healthy,
+                message: String::new(),
+                last_run: Some(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+                ),
+                consecutive_failures: 0,
+            },
+            CheckReport {
+                name: "disk".into(),
+                critical: false,
+                status: CheckStatus::Unhealthy,
+                message: "var is 97% full".into(),
+                last_run: None,
+                consecutive_failures: 3,
+            },
+        ],
+    }
+}
+
+pub fn sample_version() -> VersionInfo {
+    VersionInfo {
+        daemon_version: "0.1.0".into(),
+        release_version: "2026.12.1".into(),
+        board: "rpi4".into(),
+        booted_slot: "A".into(),
+    }
+}
+
+/// The API served on a loopback port; dropped, it shuts the server down.
+pub struct Served {
+    pub endpoint: String,
+    pub ca: Ca,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), skerry_api::ServeError>>>,
+}
+
+impl Served {
+    pub async fn start() -> Served {
+        let ca = Ca::new("machine CA");
+        let node = ca.node();
+        let tls = ServerTls::from_pem(&node.cert, &node.key, &ca.cert_pem);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let services = Services {
+            version: sample_version(),
+            health: Arc::new(FixedHealth(sample_health())),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            skerry_api::serve(listener, &tls, services, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        Served {
+            endpoint: format!("https://localhost:{port}"),
+            ca,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn client_tls(&self, pem: &Pem) -> ClientTls {
+        ClientTls::from_pem(&self.ca.cert_pem, &pem.cert, &pem.key, "localhost")
+    }
+
+    /// Stops the server and checks it ended cleanly.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
