@@ -44,11 +44,8 @@ fn conforms(schema: &Value, value: &Value, root: &Value) -> bool {
     ) {
         for (k, v) in obj {
             match props.get(k) {
-                Some(p) => {
-                    if !conforms(p, v, root) {
-                        return false;
-                    }
-                }
+                Some(p) if !conforms(p, v, root) => return false,
+                Some(_) => {}
                 None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
                     return false
                 }
