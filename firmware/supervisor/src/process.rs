@@ -75,6 +75,9 @@ pub(crate) async fn stop_group(
     }
     kill_group(pgid, Signal::KILL);
     if status.is_none() {
+        // Also kill the leader by pid, in case its group is not what we think (it
+        // called setpgid itself): a stop must end it either way.
+        let _ = child.start_kill();
         status = child.wait().await.ok();
     }
     status

@@ -43,7 +43,7 @@ pub enum Orphans {
 }
 
 /// Counters of one stream's ring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogStats {
     /// Heap bytes held: stored lines with overhead, and the pending buffer.
     pub held_bytes: usize,
