@@ -24,7 +24,9 @@ pub use gate::RoleGate;
 pub use health::{CheckReport, CheckStatus, HealthReport, HealthSource};
 pub use identity::{role_of_certificate, IdentityError};
 pub use roles::{required_role, Role, METHOD_ROLES};
-pub use serve::{connect, serve, ServeError, MAX_REQUEST_BYTES, MAX_STREAMS_PER_CONNECTION};
+pub use serve::{
+    connect, serve, ServeError, DEFAULT_PORT, MAX_REQUEST_BYTES, MAX_STREAMS_PER_CONNECTION,
+};
 pub use service::{MachineApi, Services, VersionInfo};
 pub use skerry_proto::machine::v1 as pb;
 pub use tls::{ClientTls, ServerTls, HANDSHAKE_TIMEOUT};

@@ -13,6 +13,9 @@ use crate::gate::RoleGate;
 use crate::service::{MachineApi, Services};
 use crate::tls::{ClientTls, ServerTls};
 
+/// The port skerryd serves the machine API on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 50000;
+
 /// The largest request message the server decodes (a machine configuration is the
 /// largest thing a client sends).
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
