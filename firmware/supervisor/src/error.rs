@@ -13,6 +13,8 @@ pub enum SupervisorError {
     UnknownDependency { service: String, dependency: String },
     #[error("services depend on each other in a cycle: {}", cycle.join(" -> "))]
     DependencyCycle { cycle: Vec<String> },
+    #[error("service {service} is running: stop it first")]
+    AlreadyRunning { service: String },
     #[error("no service named {service}")]
     NoSuchService { service: String },
     #[error("could not become a child subreaper (to reap orphaned service processes)")]

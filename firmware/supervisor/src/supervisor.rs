@@ -55,11 +55,20 @@ pub struct LogStats {
 
 #[derive(Debug)]
 struct Service {
+    spec: ServiceSpec,
+    /// Kept here so the status (restart count, last exit) outlives each runner.
+    status_tx: watch::Sender<ServiceStatus>,
     status: watch::Receiver<ServiceStatus>,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    /// The current runner; `None` once it was stopped and awaited.
+    run: Option<RunnerHandle>,
     stdout: SharedRing,
     stderr: SharedRing,
+}
+
+#[derive(Debug)]
+struct RunnerHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
 }
 
 /// Runs a validated set of services.
@@ -93,42 +102,19 @@ impl Supervisor {
             let Some(spec) = by_name.remove(name) else {
                 continue;
             };
-            let dependencies = spec
-                .depends_on
-                .iter()
-                .filter_map(|dep| {
-                    let service = services.get(dep)?;
-                    Some(Dependency {
-                        name: dep.clone(),
-                        has_check: service.status.borrow().health != HealthState::NoCheck,
-                        status: service.status.clone(),
-                    })
-                })
-                .collect();
-            let (status_tx, status_rx) = watch::channel(initial_status(&spec));
-            let (stop_tx, stop_rx) = watch::channel(false);
+            let (status_tx, status) = watch::channel(initial_status(&spec));
             let stdout = SharedRing::new(LogStream::Stdout, spec.logs.clone());
             let stderr = SharedRing::new(LogStream::Stderr, spec.logs.clone());
-            let runner = Runner {
+            let mut service = Service {
                 spec,
-                dependencies,
-                status: status_tx,
-                bus: bus.clone(),
-                stdout: stdout.clone(),
-                stderr: stderr.clone(),
-                stop: stop_rx,
+                status_tx,
+                status,
+                run: None,
+                stdout,
+                stderr,
             };
-            let task = tokio::spawn(runner.run());
-            services.insert(
-                name.clone(),
-                Service {
-                    status: status_rx,
-                    stop: stop_tx,
-                    task: Some(task),
-                    stdout,
-                    stderr,
-                },
-            );
+            service.run = Some(spawn_runner(&service, &services, &bus));
+            services.insert(name.clone(), service);
         }
         Ok((
             Supervisor {
@@ -149,6 +135,11 @@ impl Supervisor {
     /// Names in start order.
     pub fn start_order(&self) -> &[String] {
         self.order.start()
+    }
+
+    /// The spec a service runs with.
+    pub fn spec(&self, name: &str) -> Result<&ServiceSpec, SupervisorError> {
+        Ok(&self.service(name)?.spec)
     }
 
     /// The current status of one service.
@@ -185,26 +176,52 @@ impl Supervisor {
 
     /// The lines held for one stream of one service, oldest first.
     pub fn logs(&self, name: &str, stream: LogStream) -> Result<Vec<LogLine>, SupervisorError> {
-        let service = self.service(name)?;
-        let ring = match stream {
-            LogStream::Stdout => &service.stdout,
-            LogStream::Stderr => &service.stderr,
-        };
-        Ok(ring.lock().lines())
+        Ok(self.service(name)?.ring(stream).lock().lines())
     }
 
     /// Counters of one stream's ring.
     pub fn log_stats(&self, name: &str, stream: LogStream) -> Result<LogStats, SupervisorError> {
         let service = self.service(name)?;
-        let ring = match stream {
-            LogStream::Stdout => service.stdout.lock(),
-            LogStream::Stderr => service.stderr.lock(),
-        };
+        let ring = service.ring(stream).lock();
         Ok(LogStats {
             held_bytes: ring.held_bytes(),
             total_lines: ring.total_lines(),
             dropped_lines: ring.dropped(),
         })
+    }
+
+    /// Stops one service (SIGTERM, grace, SIGKILL to its group) and waits for its
+    /// runner to end. Its dependents keep running; stopping a stopped service is a
+    /// no-op.
+    pub async fn stop_service(&mut self, name: &str) -> Result<(), SupervisorError> {
+        if let Some(run) = self.service_mut(name)?.run.take() {
+            stop_runner(run).await;
+        }
+        Ok(())
+    }
+
+    /// Starts a service whose runner has ended (stopped, or exited for good under its
+    /// restart policy); it waits for its dependencies again. Refused while it runs.
+    pub fn start_service(&mut self, name: &str) -> Result<(), SupervisorError> {
+        let service = self.service(name)?;
+        if service
+            .run
+            .as_ref()
+            .is_some_and(|run| !run.task.is_finished())
+        {
+            return Err(SupervisorError::AlreadyRunning {
+                service: name.to_string(),
+            });
+        }
+        let run = spawn_runner(service, &self.services, &self.bus);
+        self.service_mut(name)?.run = Some(run);
+        Ok(())
+    }
+
+    /// Stops a service and starts it again.
+    pub async fn restart_service(&mut self, name: &str) -> Result<(), SupervisorError> {
+        self.stop_service(name).await?;
+        self.start_service(name)
     }
 
     /// Stops every service, dependents before their dependencies, each with its own
@@ -215,11 +232,8 @@ impl Supervisor {
             let Some(service) = self.services.get_mut(&name) else {
                 continue;
             };
-            service.stop.send_replace(true);
-            if let Some(task) = service.task.take() {
-                // A runner that panicked has already dropped its child, whose group
-                // guard killed the group; there is nothing left to stop.
-                let _ = task.await;
+            if let Some(run) = service.run.take() {
+                stop_runner(run).await;
             }
         }
     }
@@ -231,6 +245,23 @@ impl Supervisor {
                 service: name.to_string(),
             })
     }
+
+    fn service_mut(&mut self, name: &str) -> Result<&mut Service, SupervisorError> {
+        self.services
+            .get_mut(name)
+            .ok_or_else(|| SupervisorError::NoSuchService {
+                service: name.to_string(),
+            })
+    }
+}
+
+impl Service {
+    fn ring(&self, stream: LogStream) -> &SharedRing {
+        match stream {
+            LogStream::Stdout => &self.stdout,
+            LogStream::Stderr => &self.stderr,
+        }
+    }
 }
 
 impl Drop for Supervisor {
@@ -238,11 +269,53 @@ impl Drop for Supervisor {
     /// group guard kills the group, and tokio reaps the leader.
     fn drop(&mut self) {
         for service in self.services.values() {
-            if let Some(task) = &service.task {
-                task.abort();
+            if let Some(run) = &service.run {
+                run.task.abort();
             }
         }
     }
+}
+
+/// Starts a runner for `service`, its dependencies looked up in `services`.
+fn spawn_runner(
+    service: &Service,
+    services: &BTreeMap<String, Service>,
+    bus: &EventBus,
+) -> RunnerHandle {
+    let dependencies = service
+        .spec
+        .depends_on
+        .iter()
+        .filter_map(|dep| {
+            let dependency = services.get(dep)?;
+            Some(Dependency {
+                name: dep.clone(),
+                has_check: dependency.spec.health.is_some(),
+                status: dependency.status.clone(),
+            })
+        })
+        .collect();
+    let (stop, stop_rx) = watch::channel(false);
+    let runner = Runner {
+        spec: service.spec.clone(),
+        dependencies,
+        status: service.status_tx.clone(),
+        bus: bus.clone(),
+        stdout: service.stdout.clone(),
+        stderr: service.stderr.clone(),
+        stop: stop_rx,
+    };
+    RunnerHandle {
+        stop,
+        task: tokio::spawn(runner.run()),
+    }
+}
+
+async fn stop_runner(run: RunnerHandle) {
+    run.stop.send_replace(true);
+    // A runner that panicked has already dropped its child, whose group guard killed
+    // the group; there is nothing left to stop.
+    let _ = run.task.await;
 }
 
 fn initial_status(spec: &ServiceSpec) -> ServiceStatus {
