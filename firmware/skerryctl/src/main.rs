@@ -5,6 +5,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod boot;
 mod boot_report;
 mod completions;
+mod gen;
 mod hints;
 mod install;
 mod output;
@@ -56,6 +57,10 @@ enum Command {
         after_help = "Example:\n  skerryctl install --repo file:///srv/repo --trusted-root root.json --board rpi4 \\\n      --slot /dev/mmcblk0p3 --seed /dev/mmcblk0p2\nThen: skerryctl boot begin-trial B --store tryboot:/boot/firmware,A=2,B=3"
     )]
     Install(install::InstallArgs),
+    /// Generate machine secrets: CA, node and per-role client certificates, client
+    /// config (writes only new files).
+    #[command(subcommand)]
+    Gen(gen::GenCommand),
     /// Print a shell completion script for SHELL (writes nothing).
     #[command(after_help = "Example:\n  skerryctl completions zsh > ~/.zfunc/_skerryctl")]
     Completions(completions::CompletionsArgs),
@@ -67,6 +72,7 @@ fn main() -> std::process::ExitCode {
         Command::Boot(cmd) => boot::run(cmd, cli.output),
         Command::Release(cmd) => release::run(cmd, cli.output),
         Command::Install(args) => install::run(args, cli.output),
+        Command::Gen(cmd) => gen::run(cmd, cli.output),
         Command::Completions(args) => completions::run(&args, Cli::command()),
     };
     match result {
