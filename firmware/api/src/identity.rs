@@ -60,21 +60,35 @@ pub fn role_of_peer(chain: Option<&[impl AsRef<[u8]>]>) -> Result<Role, Identity
 mod tests {
     use super::*;
 
+    /// A self-signed certificate whose subject carries each of `orgs` as an
+    /// Organization attribute (rcgen keeps one value per attribute type, so the second
+    /// one goes in under the same OID spelled as a custom type).
     fn cert_with_orgs(orgs: &[&str]) -> Vec<u8> {
+        assert!(orgs.len() <= 2);
         let mut params = rcgen::CertificateParams::new(vec!["client".into()]).unwrap();
-        for org in orgs {
-            params
-                .distinguished_name
-                .push(rcgen::DnType::OrganizationName, *org);
+        let types = [
+            rcgen::DnType::OrganizationName,
+            rcgen::DnType::CustomDnType(vec![2, 5, 4, 10]),
+        ];
+        for (ty, org) in types.into_iter().zip(orgs) {
+            params.distinguished_name.push(ty, *org);
         }
         let key = rcgen::KeyPair::generate().unwrap();
         params.self_signed(&key).unwrap().der().to_vec()
     }
 
     #[test]
-    fn the_highest_named_role_counts_and_unknown_values_are_ignored() {
-        let der = cert_with_orgs(&["acme", "os:reader", "os:operator"]);
-        assert_eq!(role_of_certificate(&der), Ok(Role::Operator));
+    fn the_highest_named_role_counts_whatever_the_order() {
+        for orgs in [["os:reader", "os:operator"], ["os:operator", "os:reader"]] {
+            let der = cert_with_orgs(&orgs);
+            assert_eq!(role_of_certificate(&der), Ok(Role::Operator), "{orgs:?}");
+        }
+    }
+
+    #[test]
+    fn organization_values_that_name_no_role_are_ignored() {
+        let der = cert_with_orgs(&["acme", "os:reader"]);
+        assert_eq!(role_of_certificate(&der), Ok(Role::Reader));
     }
 
     #[test]

@@ -78,13 +78,19 @@ impl Ca {
     }
 }
 
+/// Client parameters with each of `orgs` (at most two) as a subject Organization; rcgen
+/// keeps one value per attribute type, so the second goes in under the same OID spelled
+/// as a custom type.
 fn client_params(orgs: &[&str]) -> CertificateParams {
+    assert!(orgs.len() <= 2);
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name.push(DnType::CommonName, "client");
-    for org in orgs {
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, *org);
+    let types = [
+        DnType::OrganizationName,
+        DnType::CustomDnType(vec![2, 5, 4, 10]),
+    ];
+    for (ty, org) in types.into_iter().zip(orgs) {
+        params.distinguished_name.push(ty, *org);
     }
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params
