@@ -13,7 +13,9 @@ pub struct Fetched {
     pub chunks_fetched: u64,
     pub chunks_reused: u64,
     pub index_pages: u64,
-    /// Of `chunks_fetched`, those that came as patches (`None`: not reported).
+    /// Chunks that came as patches (beside the `chunks_fetched` whole ones), and
+    /// patches that failed a check and gave way to the whole chunk (`None`: an
+    /// installer that predates patches does not report them).
     pub chunks_patched: Option<u64>,
     pub patch_fallbacks: Option<u64>,
 }
@@ -128,7 +130,7 @@ impl Upgrade {
         if let Patches::Measured(p) = &self.patches {
             rows.push(ours(
                 format!(
-                    "  ours, with patches (--delta-from 1.0.0; {} of {} chunks as patches, {} fell back, {} requests)",
+                    "  ours, with patches (--delta-from 1.0.0; {} chunks as patches, {} whole, {} fell back, {} requests)",
                     p.fetched.chunks_patched.map_or("?".into(), |n| n.to_string()),
                     p.fetched.chunks_fetched,
                     p.fetched.patch_fallbacks.map_or("?".into(), |n| n.to_string()),
@@ -295,7 +297,9 @@ mod tests {
         };
         let t = render(&[upgrade(15_000_000, Patches::Measured(p))]);
         assert!(
-            t.contains("with patches (--delta-from 1.0.0; 30 of 40 chunks as patches, 0 fell back"),
+            t.contains(
+                "with patches (--delta-from 1.0.0; 30 chunks as patches, 40 whole, 0 fell back"
+            ),
             "{t}"
         );
         assert!(t.contains("+2.00 MB"), "{t}");
