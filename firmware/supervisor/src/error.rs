@@ -13,6 +13,8 @@ pub enum SupervisorError {
     UnknownDependency { service: String, dependency: String },
     #[error("services depend on each other in a cycle: {}", cycle.join(" -> "))]
     DependencyCycle { cycle: Vec<String> },
+    #[error("the supervisor must be started inside a tokio runtime")]
+    NoRuntime,
     #[error("service {service} is running: stop it first")]
     AlreadyRunning { service: String },
     #[error("no service named {service}")]

@@ -2,6 +2,8 @@
 //! 127.0.0.1. Each is one attempt; the caller bounds it with the check's timeout, and
 //! dropping the future cancels it (an exec probe's process group is killed then).
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::Stdio;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,10 +28,15 @@ impl ProbeOutcome {
     }
 }
 
-/// Runs one probe of `kind`.
-pub async fn probe(kind: &HealthCheckKind) -> ProbeOutcome {
+/// Runs one probe of `kind`. An exec probe runs like its service: with the
+/// service's environment (and nothing else) in its working directory.
+pub async fn probe(
+    kind: &HealthCheckKind,
+    env: &BTreeMap<String, String>,
+    working_dir: Option<&Path>,
+) -> ProbeOutcome {
     match kind {
-        HealthCheckKind::Exec { argv } => exec(argv).await,
+        HealthCheckKind::Exec { argv } => exec(argv, env, working_dir).await,
         HealthCheckKind::Tcp { host, port } => {
             match TcpStream::connect((host.as_str(), *port)).await {
                 Ok(_) => ProbeOutcome::Pass,
@@ -40,10 +47,19 @@ pub async fn probe(kind: &HealthCheckKind) -> ProbeOutcome {
     }
 }
 
-async fn exec(argv: &[String]) -> ProbeOutcome {
+async fn exec(
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+    working_dir: Option<&Path>,
+) -> ProbeOutcome {
     let mut command = tokio::process::Command::new(&argv[0]);
+    if let Some(dir) = working_dir {
+        command.current_dir(dir);
+    }
     command
         .args(&argv[1..])
+        .env_clear()
+        .envs(env)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -230,13 +230,15 @@ impl Runner {
             };
         });
         let check = self.spec.health.clone();
+        let env = self.spec.env.clone();
+        let dir = self.spec.working_dir.clone();
         let grace = self.spec.stop_grace();
         let health = async {
             match &check {
                 Some(check) => {
                     run_health_loop(
                         check,
-                        || probe(&check.kind),
+                        || probe(&check.kind, &env, dir.as_deref()),
                         |outcome, transition| {
                             report_probe(reporter, pid, outcome, transition.map(|t| t.to))
                         },

@@ -82,13 +82,16 @@ pub struct Supervisor {
 impl Supervisor {
     /// Validates `specs` (each spec, duplicates, unknown dependencies, cycles) and
     /// starts every service's runner; nothing runs if anything is refused. Returns
-    /// the supervisor and a subscription to its events from the first one. Must be
-    /// called inside a tokio runtime.
+    /// the supervisor and a subscription to its events from the first one. Outside a
+    /// tokio runtime it refuses with `NoRuntime`.
     pub fn start(
         specs: Vec<ServiceSpec>,
         options: SupervisorOptions,
     ) -> Result<(Self, broadcast::Receiver<ServiceEvent>), SupervisorError> {
         let order = StartOrder::new(&specs)?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(SupervisorError::NoRuntime);
+        }
         if options.orphans == Orphans::BecomeSubreaper {
             become_subreaper().map_err(|source| SupervisorError::Subreaper { source })?;
         }

@@ -102,3 +102,10 @@ async fn a_service_that_exited_for_good_can_be_started_again() {
         .any(|e| e.service == "once" && e.state == ServiceState::Starting));
     supervisor.shutdown().await;
 }
+
+#[test]
+fn starting_outside_a_runtime_is_refused_not_a_panic() {
+    let err =
+        Supervisor::start(vec![quick("x", &["true"])], SupervisorOptions::default()).unwrap_err();
+    assert!(matches!(err, SupervisorError::NoRuntime), "{err:?}");
+}

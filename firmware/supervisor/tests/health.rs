@@ -210,3 +210,37 @@ async fn http_and_tcp_checks_against_a_real_server() {
     );
     supervisor.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_exec_check_runs_with_the_service_environment_and_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("marker"), b"").unwrap();
+    let mut spec = quick("envcheck", &["sleep", "30"]);
+    spec.env.insert("MODE".into(), "ready".into());
+    spec.working_dir = Some(dir.path().to_path_buf());
+    spec.health = Some(check(
+        HealthCheckKind::Exec {
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                "test \"$MODE\" = ready && test -e marker".into(),
+            ],
+        },
+        1,
+        1,
+    ));
+    let (supervisor, mut events) =
+        Supervisor::start(vec![spec], SupervisorOptions::default()).unwrap();
+    let seen = events_until(&mut events, |e| {
+        matches!(
+            e.state,
+            ServiceState::Healthy { .. } | ServiceState::Unhealthy { .. }
+        )
+    })
+    .await;
+    assert!(
+        matches!(seen.last().unwrap().state, ServiceState::Healthy { .. }),
+        "{seen:#?}"
+    );
+    supervisor.shutdown().await;
+}
