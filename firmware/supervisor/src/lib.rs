@@ -12,6 +12,30 @@
 //! [`HealthTracker`] (threshold transitions) and [`StartOrder`] (dependency order and
 //! its refusals). The I/O around them takes time from tokio, so tests pause it.
 //!
+//! ```
+//! use skerry_supervisor::{
+//!     ExitReason, RestartPolicy, ServiceSpec, ServiceState, Supervisor, SupervisorOptions,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut hello = ServiceSpec::new("hello", ["echo", "hello"]);
+//! hello.restart = RestartPolicy::OnFailure;
+//! let mut after = ServiceSpec::new("after", ["sleep", "30"]);
+//! after.depends_on = vec!["hello".into()];
+//! let (supervisor, mut events) = Supervisor::start(vec![after, hello], SupervisorOptions::default())?;
+//! assert_eq!(supervisor.start_order(), ["hello", "after"]);
+//! loop {
+//!     let event = events.recv().await?;
+//!     if event.service == "hello" && event.state == (ServiceState::Exited { exit: ExitReason::Code(0) }) {
+//!         break;
+//!     }
+//! }
+//! supervisor.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Layout
 //! - `spec`: the service spec (command, environment, dependencies, policies, checks).
 //! - `status`: observed state and status, the event type.
