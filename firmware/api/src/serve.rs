@@ -67,8 +67,13 @@ pub async fn serve(
         .tls_config(tls.config())
         .map_err(|source| ServeError::Transport { source })?
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-        .add_service(RoleGate::new(api))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        // One service, no router: the gate sees every path and refuses those its table
+        // does not list, so an unknown service is UNIMPLEMENTED there too.
+        .serve_with_incoming_shutdown(
+            RoleGate::new(api),
+            TcpListenerStream::new(listener),
+            shutdown,
+        )
         .await
         .map_err(|source| ServeError::Transport { source })
 }
