@@ -85,3 +85,31 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    fn request(path: &str) -> Request<()> {
+        Request::builder().uri(path).body(()).unwrap()
+    }
+
+    #[test]
+    fn a_path_the_table_does_not_list_is_refused_before_any_certificate_is_read() {
+        let status = admit(&request("/grpc.health.v1.Health/Check")).unwrap_err();
+        assert_eq!(status.code(), Code::Unimplemented);
+        assert!(status.message().contains("/grpc.health.v1.Health/Check"));
+    }
+
+    #[test]
+    fn a_connection_without_tls_information_is_unauthenticated() {
+        let status = admit(&request("/skerry.machine.v1.MachineService/Version")).unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert!(
+            status.message().contains("no client certificate"),
+            "{}",
+            status.message()
+        );
+    }
+}
