@@ -42,6 +42,10 @@ pub enum GenCommand {
         after_help = "Example:\n  skerryctl gen secrets --out secrets --name edge-1.local --ip 10.0.0.5 \\\n      --endpoint https://10.0.0.5:50000"
     )]
     Secrets(SecretsArgs),
+    /// Print the machine config's JSON Schema, generated from the config types (writes
+    /// nothing unless --out is given).
+    #[command(after_help = "Example:\n  skerryctl gen schema --out machine-config.schema.json")]
+    Schema(crate::gen_schema::SchemaArgs),
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +75,7 @@ pub struct SecretsArgs {
 pub fn run(cmd: GenCommand, output: Output) -> anyhow::Result<()> {
     match cmd {
         GenCommand::Secrets(args) => secrets(&args, output),
+        GenCommand::Schema(args) => crate::gen_schema::run(&args),
     }
 }
 

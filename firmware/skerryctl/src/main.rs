@@ -6,6 +6,7 @@ mod boot;
 mod boot_report;
 mod completions;
 mod gen;
+mod gen_schema;
 mod hints;
 mod install;
 mod output;
