@@ -197,6 +197,7 @@ fn duplicate_keys_and_tags_are_refused_with_lines() {
             .unwrap_err();
     assert_eq!(e.line(), Some(4), "{e}");
     assert!(e.to_string().contains("appears twice"), "{e}");
+    assert!(e.to_string().contains("(first at line 3)"), "{e}");
     let e =
         decode("apiVersion: skerry.dev/v1alpha1\nkind: MachineConfig\nhostname: !!binary aGk=\n")
             .unwrap_err();

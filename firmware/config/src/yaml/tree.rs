@@ -108,6 +108,8 @@ enum Frame {
     Map {
         entries: Vec<(Node, Node)>,
         key: Option<Node>,
+        /// Each key so far and its line, so duplicate checks stay linear in the map's size.
+        lines: HashMap<String, usize>,
         mark: Mark,
         anchor: usize,
         size: usize,
@@ -203,6 +205,7 @@ impl Builder {
                 self.stack.push(Frame::Map {
                     entries: Vec::new(),
                     key: None,
+                    lines: HashMap::new(),
                     mark: at,
                     anchor,
                     size: 1,
@@ -297,7 +300,11 @@ impl Builder {
                 items.push(node);
             }
             Some(Frame::Map {
-                entries, key, size, ..
+                entries,
+                key,
+                lines,
+                size,
+                ..
             }) => {
                 *size += node.size;
                 match key.take() {
@@ -305,15 +312,14 @@ impl Builder {
                         let Some(text) = node.as_scalar() else {
                             return Err(TreeError::ComplexKey { at: node.mark });
                         };
-                        if let Some((first, _)) =
-                            entries.iter().find(|(k, _)| k.as_scalar() == Some(text))
-                        {
+                        if let Some(first_line) = lines.get(text) {
                             return Err(TreeError::DuplicateKey {
                                 at: node.mark,
                                 key: text.to_string(),
-                                first_line: first.mark.line,
+                                first_line: *first_line,
                             });
                         }
+                        lines.insert(text.to_string(), node.mark.line);
                         *key = Some(node);
                     }
                     Some(k) => entries.push((k, node)),
