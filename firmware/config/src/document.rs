@@ -256,6 +256,8 @@ pub(crate) fn document_value<T: Serialize>(kind: Kind, body: &T) -> Value {
     let mut out = serde_json::Map::new();
     out.insert("apiVersion".into(), Value::String(API_VERSION.into()));
     out.insert("kind".into(), Value::String(kind.as_str().into()));
+    // Every kind is a struct of strings, numbers, lists and string-keyed maps: it always
+    // serializes to an object.
     if let Ok(Value::Object(fields)) = serde_json::to_value(body) {
         out.extend(fields);
     }

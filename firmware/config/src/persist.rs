@@ -40,6 +40,12 @@ pub enum PersistError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("the {what} could not be encoded")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("the stored {what} holds a config that does not decode")]
     Config {
         what: &'static str,
@@ -95,8 +101,11 @@ impl StoredConfig {
     }
 
     /// Serializes the record.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec_pretty(self).unwrap_or_default()
+    pub fn to_bytes(&self) -> Result<Vec<u8>, PersistError> {
+        serde_json::to_vec_pretty(self).map_err(|source| PersistError::Encode {
+            what: "config",
+            source,
+        })
     }
 
     /// Reads a record, refusing newer formats and configs that no longer decode.
@@ -154,8 +163,11 @@ impl ConfigHistory {
     }
 
     /// Serializes the history.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+    pub fn to_bytes(&self) -> Result<Vec<u8>, PersistError> {
+        serde_json::to_vec(self).map_err(|source| PersistError::Encode {
+            what: "config history",
+            source,
+        })
     }
 
     /// Reads a history, refusing newer formats; entries beyond the bound are dropped oldest first.

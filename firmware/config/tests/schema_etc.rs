@@ -185,7 +185,7 @@ fn apply_mode_serializes_with_its_timeout() {
 #[test]
 fn stored_config_round_trips_and_refuses_a_newer_format() {
     let config = decode(EXAMPLE).unwrap();
-    let bytes = StoredConfig::new(&config, 7).to_bytes();
+    let bytes = StoredConfig::new(&config, 7).to_bytes().unwrap();
     let (stored, back) = StoredConfig::from_bytes(&bytes).unwrap();
     assert_eq!(
         (stored.format_version, stored.generation),
@@ -238,9 +238,9 @@ fn history_is_bounded_and_round_trips() {
         5,
         "the oldest are dropped"
     );
-    let back = ConfigHistory::from_bytes(&h.to_bytes()).unwrap();
+    let back = ConfigHistory::from_bytes(&h.to_bytes().unwrap()).unwrap();
     assert_eq!(back, h);
-    let mut newer: Value = serde_json::from_slice(&h.to_bytes()).unwrap();
+    let mut newer: Value = serde_json::from_slice(&h.to_bytes().unwrap()).unwrap();
     newer["formatVersion"] = json!(9);
     assert!(matches!(
         ConfigHistory::from_bytes(&serde_json::to_vec(&newer).unwrap()),
