@@ -106,3 +106,26 @@ fn many_nodes_without_aliases_are_refused() {
     );
     assert!(matches!(tree_error(&text), TreeError::TooManyNodes { .. }));
 }
+
+#[test]
+fn every_expanded_alias_node_counts() {
+    // Five levels of ten aliases: 111,111 nodes expanded from a 300-byte stream. Counting each
+    // alias as one node would accept it under a 1,000-node limit.
+    let mut text = String::from("apiVersion: skerry.dev/v1alpha1\nkind: MachineConfig\nhostname: a\nidentity:\n  labels:\n    a0: &a0 x\n");
+    for level in 1..6 {
+        let refs: Vec<String> = (0..10).map(|_| format!("*a{}", level - 1)).collect();
+        text.push_str(&format!("    a{level}: &a{level} [{}]\n", refs.join(", ")));
+    }
+    let limits = Limits {
+        max_nodes: 1_000,
+        ..Limits::DEFAULT
+    };
+    let err = decode_with(&text, &limits).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecodeError::Yaml(TreeError::TooManyNodes { limit: 1_000, .. })
+        ),
+        "{err:?}"
+    );
+}
