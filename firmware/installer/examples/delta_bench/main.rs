@@ -27,6 +27,8 @@
 //! tooling and installer, `server` is the counting HTTP server, `peers` runs casync and
 //! zstd, `table` prints the figures.
 
+#[path = "../bench_common/mod.rs"]
+mod bench_common;
 mod peers;
 mod server;
 mod skerryctl;

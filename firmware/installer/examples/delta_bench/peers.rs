@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
 use crate::Error;
 
@@ -21,72 +21,12 @@ pub const TOOLS: [&str; 6] = [
 
 /// Fails naming what to install when a tool is missing.
 pub fn check_tools() -> Result<(), Error> {
-    let missing: Vec<&str> = TOOLS
-        .into_iter()
-        .filter(|t| {
-            Command::new("sh")
-                .arg("-c")
-                .arg(format!("command -v {t}"))
-                .stdout(Stdio::null())
-                .status()
-                .map_or(true, |s| !s.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "missing {}: install them with scripts/install-deps bench",
-            missing.join(", ")
-        )
-        .into())
-    }
+    crate::bench_common::check_tools(&TOOLS)
 }
 
-pub fn run(cmd: &mut Command) -> Result<String, Error> {
-    let out = cmd.output()?;
-    if !out.status.success() {
-        return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
+pub use crate::bench_common::run;
 
-fn files(dir: &Path, out: &mut HashSet<PathBuf>) -> Result<(), Error> {
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        if p.is_dir() {
-            files(&p, out)?;
-        } else {
-            out.insert(p);
-        }
-    }
-    Ok(())
-}
-
-/// Bytes a casync client holding v1's chunks fetches for v2: the chunk files `casync
-/// make` adds to the store for v2, plus v2's index.
-pub fn casync_delta(w: &Path, v1: &Path, v2: &Path) -> Result<u64, Error> {
-    let store = w.join("casync.castr");
-    let make = |img: &Path, idx: &Path| -> Result<String, Error> {
-        run(Command::new("casync")
-            .arg("make")
-            .arg(format!("--store={}", store.display()))
-            .arg(idx)
-            .arg(img))
-    };
-    make(v1, &w.join("v1.caibx"))?;
-    let mut before = HashSet::new();
-    files(&store, &mut before)?;
-    make(v2, &w.join("v2.caibx"))?;
-    let mut after = HashSet::new();
-    files(&store, &mut after)?;
-    let mut total = std::fs::metadata(w.join("v2.caibx"))?.len();
-    for p in after.difference(&before) {
-        total += std::fs::metadata(p)?.len();
-    }
-    std::fs::remove_dir_all(&store)?;
-    Ok(total)
-}
+pub use crate::bench_common::casync_delta;
 
 /// The `--long` window log that covers an image of `len` bytes (zstd's range is 10..=31).
 pub fn window_log(len: u64) -> Result<u32, Error> {
@@ -160,7 +100,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, Error> {
 /// Total bytes of the files under `dir`.
 pub fn tree_bytes(dir: &Path) -> Result<u64, Error> {
     let mut all = HashSet::new();
-    files(dir, &mut all)?;
+    crate::bench_common::files(dir, &mut all)?;
     let mut total = 0;
     for p in all {
         total += std::fs::metadata(p)?.len();

@@ -15,6 +15,8 @@
 //! Layout: `images` builds the images, `floor` is the minimal loop, `peers` drives RAUC,
 //! casync and zstd, `child` runs one install in a child process so its RSS is its own.
 
+#[path = "../bench_common/mod.rs"]
+mod bench_common;
 mod child;
 mod floor;
 mod images;

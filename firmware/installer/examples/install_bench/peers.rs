@@ -1,7 +1,6 @@
 //! The peers: RAUC 1.8 (plain bundle into a file slot, its service on a session D-Bus,
 //! as the lab notes describe), casync and `zstd --patch-from`.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,35 +20,10 @@ const TOOLS: [&str; 8] = [
 
 /// Fails naming what to install when a tool is missing.
 pub fn check_tools() -> Result<(), Error> {
-    let missing: Vec<&str> = TOOLS
-        .into_iter()
-        .filter(|t| {
-            Command::new("sh")
-                .arg("-c")
-                .arg(format!("command -v {t}"))
-                .stdout(Stdio::null())
-                .status()
-                .map_or(true, |s| !s.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "missing {}: install the benchmark peers with scripts/install-deps bench",
-            missing.join(", ")
-        )
-        .into())
-    }
+    crate::bench_common::check_tools(&TOOLS)
 }
 
-fn run(cmd: &mut Command) -> Result<String, Error> {
-    let out = cmd.output()?;
-    if !out.status.success() {
-        return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
+use crate::bench_common::run;
 
 /// A RAUC service with a plain bundle ready to install.
 pub struct Rauc {
@@ -169,41 +143,7 @@ impl Rauc {
     }
 }
 
-fn files(dir: &Path, out: &mut HashSet<PathBuf>) -> Result<(), Error> {
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        if p.is_dir() {
-            files(&p, out)?;
-        } else {
-            out.insert(p);
-        }
-    }
-    Ok(())
-}
-
-/// Bytes a casync client fetches for v2 holding v1's chunks: v2's new chunk files plus
-/// its index.
-pub fn casync_delta(w: &Path, v1: &Path, v2: &Path) -> Result<u64, Error> {
-    let store = w.join("casync.castr");
-    let make = |img: &Path, idx: &Path| -> Result<String, Error> {
-        run(Command::new("casync")
-            .arg("make")
-            .arg(format!("--store={}", store.display()))
-            .arg(idx)
-            .arg(img))
-    };
-    make(v1, &w.join("v1.caibx"))?;
-    let mut before = HashSet::new();
-    files(&store, &mut before)?;
-    make(v2, &w.join("v2.caibx"))?;
-    let mut after = HashSet::new();
-    files(&store, &mut after)?;
-    let mut total = std::fs::metadata(w.join("v2.caibx"))?.len();
-    for p in after.difference(&before) {
-        total += std::fs::metadata(p)?.len();
-    }
-    Ok(total)
-}
+pub use crate::bench_common::casync_delta;
 
 /// Size of `zstd -3 --long=28 --patch-from=v1 v2`.
 pub fn zstd_patch(w: &Path, v1: &Path, v2: &Path) -> Result<u64, Error> {
