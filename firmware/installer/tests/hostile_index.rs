@@ -4,75 +4,33 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::{image, TestRepo};
 use sha2::{Digest, Sha256};
 use skerry_chunks::{ChunkParams, IndexError, IndexHead};
 use skerry_installer::install::NoProgress;
 use skerry_installer::{install, InstallError, NoBootState};
 use skerry_tuf::image::{consistent_path, ImageCustom};
-use skerry_tuf::{MetaFile, Signed, Snapshot, Targets, Timestamp};
-
-fn read<T: serde::de::DeserializeOwned>(path: &Path) -> T {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn pin(version: u64, bytes: &[u8]) -> MetaFile {
-    MetaFile {
-        version,
-        length: Some(bytes.len() as u64),
-        hashes: Some([("sha256".to_string(), hex::encode(Sha256::digest(bytes)))].into()),
-    }
-}
 
 /// Lets `edit` change the release's index target (its signed entry and the index file),
 /// then re-signs targets, snapshot and timestamp with the repository's own keys, as a
 /// publisher with every key would.
 fn forge(repo: &TestRepo, edit: impl FnOnce(&mut skerry_tuf::TargetFile, &mut Vec<u8>)) {
-    let md = repo.repo.metadata_dir();
-    let ts: Signed<Timestamp> = read(&md.join("timestamp.json"));
-    let snap_v = ts.signed.meta["snapshot.json"].version;
-    let snap: Signed<Snapshot> = read(&md.join(format!("{snap_v}.snapshot.json")));
-    let targets_v = snap.signed.meta["targets.json"].version;
-    let targets_path = md.join(format!("{targets_v}.targets.json"));
-    let mut targets: Signed<Targets> = read(&targets_path);
-    let name = "rpi4/1.0.0/image.idx";
-    let entry = targets.signed.targets.get_mut(name).unwrap();
-    let old_path = repo
-        .repo
-        .targets_dir()
-        .join(consistent_path(name, &entry.hashes["sha256"]));
-    let mut index = std::fs::read(&old_path).unwrap();
-    edit(entry, &mut index);
-    let sha = entry.hashes["sha256"].clone();
-    std::fs::write(
-        repo.repo.targets_dir().join(consistent_path(name, &sha)),
-        &index,
-    )
-    .unwrap();
-
-    let targets_bytes = Signed::sign(targets.signed, &[&repo.keys.targets])
-        .unwrap()
-        .to_bytes()
+    common::resign_targets(repo, |targets| {
+        let name = "rpi4/1.0.0/image.idx";
+        let entry = targets.targets.get_mut(name).unwrap();
+        let old_path = repo
+            .repo
+            .targets_dir()
+            .join(consistent_path(name, &entry.hashes["sha256"]));
+        let mut index = std::fs::read(&old_path).unwrap();
+        edit(entry, &mut index);
+        let sha = entry.hashes["sha256"].clone();
+        std::fs::write(
+            repo.repo.targets_dir().join(consistent_path(name, &sha)),
+            &index,
+        )
         .unwrap();
-    std::fs::write(&targets_path, &targets_bytes).unwrap();
-    let mut snap = snap.signed;
-    snap.meta
-        .insert("targets.json".into(), pin(targets_v, &targets_bytes));
-    let snap_bytes = Signed::sign(snap, &[&repo.keys.snapshot])
-        .unwrap()
-        .to_bytes()
-        .unwrap();
-    std::fs::write(md.join(format!("{snap_v}.snapshot.json")), &snap_bytes).unwrap();
-    let mut ts = ts.signed;
-    ts.meta
-        .insert("snapshot.json".into(), pin(snap_v, &snap_bytes));
-    let ts_bytes = Signed::sign(ts, &[&repo.keys.timestamp])
-        .unwrap()
-        .to_bytes()
-        .unwrap();
-    std::fs::write(md.join("timestamp.json"), ts_bytes).unwrap();
+    });
 }
 
 /// Replaces the index head with `head` (bodies unchanged) and re-pins it.

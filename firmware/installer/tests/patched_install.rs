@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +19,6 @@ use skerry_installer::install::NoProgress;
 use skerry_installer::transport::HttpTransport;
 use skerry_installer::{install, install_with, InstallReport, NoBootState, PatchUse, RetryPolicy};
 use skerry_tuf::image::consistent_path;
-use skerry_tuf::{MetaFile, Signed, Snapshot, Targets, Timestamp};
 
 /// `base` with `inserts` insertions of 200 bytes (shifting what follows) and `edits`
 /// 4-byte edits spread over the image.
@@ -293,83 +291,45 @@ fn chunk_lens(repo: &TestRepo, version: &str) -> Vec<u32> {
     r.entries.iter().map(|e| e.len).collect()
 }
 
-fn read<T: serde::de::DeserializeOwned>(path: &Path) -> T {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn pin(version: u64, bytes: &[u8]) -> MetaFile {
-    MetaFile {
-        version,
-        length: Some(bytes.len() as u64),
-        hashes: Some([("sha256".to_string(), hex::encode(Sha256::digest(bytes)))].into()),
-    }
-}
-
 /// Lets `edit` change the patch index of 1.1.0 from 1.0.0 (and return a new patch pack
 /// to publish with it, or nothing to keep the old one), then re-signs targets, snapshot
 /// and timestamp with the repository's own keys, as a publisher with every key would.
 /// Returns the number of entries.
 fn forge_patches<P: PackEdit>(repo: &TestRepo, edit: impl FnOnce(&mut PatchIndex) -> P) -> usize {
-    let md = repo.repo.metadata_dir();
-    let ts: Signed<Timestamp> = read(&md.join("timestamp.json"));
-    let snap_v = ts.signed.meta["snapshot.json"].version;
-    let snap: Signed<Snapshot> = read(&md.join(format!("{snap_v}.snapshot.json")));
-    let targets_v = snap.signed.meta["targets.json"].version;
-    let targets_path = md.join(format!("{targets_v}.targets.json"));
-    let mut targets: Signed<Targets> = read(&targets_path);
-    let name = "rpi4/1.1.0/from-1.0.0.patch.idx";
-    let entry = targets.signed.targets.get_mut(name).unwrap();
-    let old_path = repo
-        .repo
-        .targets_dir()
-        .join(consistent_path(name, &entry.hashes["sha256"]));
-    let mut index = PatchIndex::decode(&std::fs::read(&old_path).unwrap()).unwrap();
-    if let Some(pack) = edit(&mut index).new_pack() {
-        let pack_name = "rpi4/1.1.0/from-1.0.0.patch.pack";
-        let sha = hex::encode(Sha256::digest(&pack));
-        let file = targets.signed.targets.get_mut(pack_name).unwrap();
-        file.length = pack.len() as u64;
-        file.hashes.insert("sha256".into(), sha.clone());
+    common::resign_targets(repo, |targets| {
+        let name = "rpi4/1.1.0/from-1.0.0.patch.idx";
+        let entry = targets.targets.get_mut(name).unwrap();
+        let old_path = repo
+            .repo
+            .targets_dir()
+            .join(consistent_path(name, &entry.hashes["sha256"]));
+        let mut index = PatchIndex::decode(&std::fs::read(&old_path).unwrap()).unwrap();
+        if let Some(pack) = edit(&mut index).new_pack() {
+            let pack_name = "rpi4/1.1.0/from-1.0.0.patch.pack";
+            let sha = hex::encode(Sha256::digest(&pack));
+            let file = targets.targets.get_mut(pack_name).unwrap();
+            file.length = pack.len() as u64;
+            file.hashes.insert("sha256".into(), sha.clone());
+            std::fs::write(
+                repo.repo
+                    .targets_dir()
+                    .join(consistent_path(pack_name, &sha)),
+                &pack,
+            )
+            .unwrap();
+        }
+        let entry = targets.targets.get_mut(name).unwrap();
+        let bytes = index.encode();
+        let sha = hex::encode(Sha256::digest(&bytes));
+        entry.length = bytes.len() as u64;
+        entry.hashes.insert("sha256".into(), sha.clone());
         std::fs::write(
-            repo.repo
-                .targets_dir()
-                .join(consistent_path(pack_name, &sha)),
-            &pack,
+            repo.repo.targets_dir().join(consistent_path(name, &sha)),
+            &bytes,
         )
         .unwrap();
-    }
-    let entry = targets.signed.targets.get_mut(name).unwrap();
-    let bytes = index.encode();
-    let sha = hex::encode(Sha256::digest(&bytes));
-    entry.length = bytes.len() as u64;
-    entry.hashes.insert("sha256".into(), sha.clone());
-    std::fs::write(
-        repo.repo.targets_dir().join(consistent_path(name, &sha)),
-        &bytes,
-    )
-    .unwrap();
-    let targets_bytes = Signed::sign(targets.signed, &[&repo.keys.targets])
-        .unwrap()
-        .to_bytes()
-        .unwrap();
-    std::fs::write(&targets_path, &targets_bytes).unwrap();
-    let mut snap = snap.signed;
-    snap.meta
-        .insert("targets.json".into(), pin(targets_v, &targets_bytes));
-    let snap_bytes = Signed::sign(snap, &[&repo.keys.snapshot])
-        .unwrap()
-        .to_bytes()
-        .unwrap();
-    std::fs::write(md.join(format!("{snap_v}.snapshot.json")), &snap_bytes).unwrap();
-    let mut ts = ts.signed;
-    ts.meta
-        .insert("snapshot.json".into(), pin(snap_v, &snap_bytes));
-    let ts_bytes = Signed::sign(ts, &[&repo.keys.timestamp])
-        .unwrap()
-        .to_bytes()
-        .unwrap();
-    std::fs::write(md.join("timestamp.json"), ts_bytes).unwrap();
-    index.entries.len()
+        index.entries.len()
+    })
 }
 
 /// What an edit of the patch index returns: nothing, or a new patch pack.

@@ -211,3 +211,51 @@ impl Rng {
         self.0
     }
 }
+
+/// Lets `edit` change the current signed targets (and write whatever target files it
+/// needs into the repository), then re-signs targets, snapshot and timestamp under their
+/// current versions with the repository's own keys, each pinned by length and sha256 in
+/// its parent, as a publisher holding every key would.
+pub fn resign_targets<R>(repo: &TestRepo, edit: impl FnOnce(&mut skerry_tuf::Targets) -> R) -> R {
+    use sha2::{Digest, Sha256};
+    use skerry_tuf::{MetaFile, Signed, Snapshot, Targets, Timestamp};
+
+    fn read<T: serde::de::DeserializeOwned>(path: &Path) -> T {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+    fn pin(version: u64, bytes: &[u8]) -> MetaFile {
+        MetaFile {
+            version,
+            length: Some(bytes.len() as u64),
+            hashes: Some([("sha256".to_string(), hex::encode(Sha256::digest(bytes)))].into()),
+        }
+    }
+    let md = repo.repo.metadata_dir();
+    let ts: Signed<Timestamp> = read(&md.join("timestamp.json"));
+    let snap_v = ts.signed.meta["snapshot.json"].version;
+    let snap: Signed<Snapshot> = read(&md.join(format!("{snap_v}.snapshot.json")));
+    let targets_v = snap.signed.meta["targets.json"].version;
+    let targets_path = md.join(format!("{targets_v}.targets.json"));
+    let mut targets: Signed<Targets> = read(&targets_path);
+    let result = edit(&mut targets.signed);
+
+    let targets_bytes = Signed::sign(targets.signed, &[&repo.keys.targets])
+        .and_then(|s| s.to_bytes())
+        .unwrap();
+    std::fs::write(&targets_path, &targets_bytes).unwrap();
+    let mut snap = snap.signed;
+    snap.meta
+        .insert("targets.json".into(), pin(targets_v, &targets_bytes));
+    let snap_bytes = Signed::sign(snap, &[&repo.keys.snapshot])
+        .and_then(|s| s.to_bytes())
+        .unwrap();
+    std::fs::write(md.join(format!("{snap_v}.snapshot.json")), &snap_bytes).unwrap();
+    let mut ts = ts.signed;
+    ts.meta
+        .insert("snapshot.json".into(), pin(snap_v, &snap_bytes));
+    let ts_bytes = Signed::sign(ts, &[&repo.keys.timestamp])
+        .and_then(|s| s.to_bytes())
+        .unwrap();
+    std::fs::write(md.join("timestamp.json"), ts_bytes).unwrap();
+    result
+}
