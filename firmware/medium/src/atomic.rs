@@ -68,6 +68,16 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_directory_is_named_not_the_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-dir");
+        let err = write_atomic(&missing.join("grubenv"), b"x").unwrap_err();
+        assert_eq!(err.path(), missing);
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(!missing.exists());
+    }
+
+    #[test]
     fn the_old_mode_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("root.json");

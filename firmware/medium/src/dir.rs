@@ -91,6 +91,18 @@ impl HostDir {
         })
     }
 
+    /// Names the directory, not the temporary file, when it is the directory that is
+    /// missing (`grub:/no/such/dir/grubenv` should say so).
+    fn create_error(&self, path: &Path, source: std::io::Error) -> MediumError {
+        if source.kind() == std::io::ErrorKind::NotFound && !self.dir.is_dir() {
+            return MediumError::Unsupported {
+                path: self.dir.clone(),
+                reason: "the directory does not exist; create it first".into(),
+            };
+        }
+        MediumError::io("create", path)(source)
+    }
+
     fn open_existing(&self, name: &OsStr, write: bool) -> Result<File, MediumError> {
         let path = self.file(name);
         self.check_kind(&path)?;
@@ -160,7 +172,7 @@ impl Directory for HostDir {
             .truncate(true)
             .mode(mode)
             .open(&path)
-            .map_err(MediumError::io("create", &path))?;
+            .map_err(|source| self.create_error(&path, source))?;
         // The umask applied at creation may have narrowed the mode; set it exactly.
         file.set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(MediumError::io("set the mode of", &path))?;
