@@ -2,7 +2,8 @@
 //! feeds travel down a pipe to a fake that lives here, in the parent. The parent stops the
 //! child with SIGSTOP and the fake fires within one timeout (+10%) of the freeze.
 //!
-//! The child is this same test binary, started with `--ignored --exact child_feeder`.
+//! The child is this same test binary running this same test with
+//! `SKERRY_WATCHDOG_FEEDER_CHILD=1`, which makes it play the feeder instead of the parent.
 
 use std::io::{self, Read, Write};
 use std::process::{Command, Stdio};
@@ -62,14 +63,7 @@ impl Watchdog for PipeWatchdog {
 
 /// The child half: a healthy machine (controller, state writes, health check) and the
 /// gate, on real time, until the parent kills it.
-#[tokio::test]
-#[ignore = "the child half of a_sigstopped_feeder_makes_the_watchdog_fire; that test starts it"]
 async fn child_feeder() {
-    assert_eq!(
-        std::env::var(CHILD_ENV).as_deref(),
-        Ok("1"),
-        "child_feeder only runs as the child of a_sigstopped_feeder_makes_the_watchdog_fire"
-    );
     let vitals = Vitals::new(skerry_watchdog::clock::TokioClock);
     let deadline = TIMEOUT / 2;
     let controller = vitals.controller("network", deadline).unwrap();
@@ -110,11 +104,18 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn a_sigstopped_feeder_makes_the_watchdog_fire() {
+    if std::env::var(CHILD_ENV).as_deref() == Ok("1") {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(child_feeder());
+        return;
+    }
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "child_feeder",
-            "--ignored",
+            "a_sigstopped_feeder_makes_the_watchdog_fire",
             "--nocapture",
             "--test-threads=1",
         ])
