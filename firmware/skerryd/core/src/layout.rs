@@ -1,0 +1,276 @@
+//! Where things live under `skerryd --root DIR`, the directory that stands in for the
+//! machine in development and tests. On a device the same names sit under `/`
+//! (`/var`, `/etc`, `/run`) and the board definition comes from the slot image.
+//!
+//! ```text
+//! DIR/board.json              the board definition (BoardDefinition)
+//! DIR/pki/                    ca.crt, node.crt, node.key (skerryctl gen secrets --out DIR/pki)
+//! DIR/run/cmdline             what the bootloader passed: "skerry.slot=A" (written by the
+//!                             power-on step of the simulated board)
+//! DIR/run/power-request       what the daemon asked for when it stopped: "reboot",
+//!                             "reboot tryboot", "shutdown" (read by the simulated board)
+//! DIR/var/skerry/             /var: everything persisted, each format versioned
+//!     state/                  the runtime's persistent resources (FileLog)
+//!     config/                 the config in effect, its history, a pending try
+//!     upgrade/                the upgrade history
+//!     installer/              the installer's device state (trusted root, floors, slots)
+//!     time/                   the persisted time floor
+//! DIR/etc/                    rendered files the daemon owns: hostname, hosts, resolv.conf
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The most bytes of `board.json` and `run/cmdline` we read.
+pub const MAX_SMALL_FILE: u64 = 64 * 1024;
+
+/// The paths of one machine root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// The layout under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Layout { root: root.into() }
+    }
+
+    /// The machine root itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `DIR/board.json`.
+    pub fn board(&self) -> PathBuf {
+        self.root.join("board.json")
+    }
+
+    /// `DIR/pki`: the API's TLS material.
+    pub fn pki(&self) -> PathBuf {
+        self.root.join("pki")
+    }
+
+    /// `DIR/run`: lost at every boot.
+    pub fn run(&self) -> PathBuf {
+        self.root.join("run")
+    }
+
+    /// `DIR/run/cmdline`.
+    pub fn cmdline(&self) -> PathBuf {
+        self.run().join("cmdline")
+    }
+
+    /// `DIR/run/power-request`.
+    pub fn power_request(&self) -> PathBuf {
+        self.run().join("power-request")
+    }
+
+    /// `DIR/var/skerry`.
+    pub fn var(&self) -> PathBuf {
+        self.root.join("var").join("skerry")
+    }
+
+    /// The runtime's persistent resources.
+    pub fn state(&self) -> PathBuf {
+        self.var().join("state")
+    }
+
+    /// The config store.
+    pub fn config(&self) -> PathBuf {
+        self.var().join("config")
+    }
+
+    /// The upgrade history.
+    pub fn upgrade(&self) -> PathBuf {
+        self.var().join("upgrade")
+    }
+
+    /// The installer's device state.
+    pub fn installer(&self) -> PathBuf {
+        self.var().join("installer")
+    }
+
+    /// The persisted time floor.
+    pub fn time(&self) -> PathBuf {
+        self.var().join("time")
+    }
+
+    /// `DIR/etc`: the rendered files.
+    pub fn etc(&self) -> PathBuf {
+        self.root.join("etc")
+    }
+
+    /// A path from the board definition, relative to the root unless absolute.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.root.join(path)
+        }
+    }
+
+    /// Creates the directories the daemon writes into.
+    pub fn create_dirs(&self) -> std::io::Result<()> {
+        for dir in [
+            self.run(),
+            self.state(),
+            self.config(),
+            self.upgrade(),
+            self.installer(),
+            self.time(),
+            self.etc(),
+        ] {
+            std::fs::create_dir_all(&dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the board is: its name, its boot store, its slots, its watchdog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardDefinition {
+    /// The board's name as releases target it, e.g. "rpi4", "qemu-x86_64".
+    pub name: String,
+    /// The boot store, as `skerryctl boot` writes it (`uboot:boot/uboot.env,redundant`);
+    /// relative paths are under the root.
+    pub boot_store: String,
+    /// Each slot's name and image path (relative paths are under the root).
+    pub slots: Vec<SlotDefinition>,
+    /// The watchdog device.
+    #[serde(default)]
+    pub watchdog: BoardWatchdog,
+}
+
+/// One A/B slot of the board.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotDefinition {
+    /// "A", "B".
+    pub name: String,
+    /// The slot's image file or block device.
+    pub image: PathBuf,
+}
+
+/// The board's watchdog.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", deny_unknown_fields)]
+pub enum BoardWatchdog {
+    /// No watchdog (development only: a hung daemon is not reset).
+    #[default]
+    None,
+    /// The simulated board's watchdog: a fake outside the daemon that listens on a Unix
+    /// datagram socket (relative paths under the root), so it keeps counting, and fires,
+    /// while the daemon is stopped or hung.
+    Simulated {
+        /// The socket the board's fake watchdog listens on.
+        socket: PathBuf,
+    },
+    /// The Linux watchdog device.
+    Linux {
+        /// Usually `/dev/watchdog0`.
+        device: PathBuf,
+    },
+}
+
+/// Why the board definition or the command line could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    /// The file could not be read.
+    #[error("could not read {path}")]
+    Read {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: skerry_medium::MediumError,
+    },
+    /// The board definition is not valid.
+    #[error("{path} is not a valid board definition: {message}")]
+    Board {
+        /// Which file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Reads a small file, refusing a directory, a FIFO or more than [`MAX_SMALL_FILE`] bytes.
+pub fn read_small(path: &Path) -> Result<Vec<u8>, LayoutError> {
+    use skerry_medium::Medium as _;
+    let read = |path: &Path| -> Result<Vec<u8>, skerry_medium::MediumError> {
+        let medium = skerry_medium::FileMedium::open(path)?;
+        let len = medium.len()?;
+        if len > MAX_SMALL_FILE {
+            return Err(skerry_medium::MediumError::TooLarge {
+                path: path.to_owned(),
+                len,
+                limit: MAX_SMALL_FILE,
+            });
+        }
+        medium.read_all()
+    };
+    read(path).map_err(|source| LayoutError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+impl BoardDefinition {
+    /// Reads `DIR/board.json`.
+    pub fn load(layout: &Layout) -> Result<Self, LayoutError> {
+        let path = layout.board();
+        let bytes = read_small(&path)?;
+        let board: BoardDefinition =
+            serde_json::from_slice(&bytes).map_err(|e| LayoutError::Board {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        board
+            .check()
+            .map_err(|message| LayoutError::Board { path, message })?;
+        Ok(board)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.name.is_empty() || self.name.len() > 64 {
+            return Err("name must be 1 to 64 characters".into());
+        }
+        if self.slots.len() != 2 {
+            return Err(format!(
+                "an A/B board has 2 slots, not {}",
+                self.slots.len()
+            ));
+        }
+        if self.slots[0].name == self.slots[1].name {
+            return Err(format!("slot {} is listed twice", self.slots[0].name));
+        }
+        Ok(())
+    }
+
+    /// The slot's image path under `layout`.
+    pub fn slot_image(&self, layout: &Layout, slot: &str) -> Option<PathBuf> {
+        self.slots
+            .iter()
+            .find(|s| s.name == slot)
+            .map(|s| layout.resolve(&s.image))
+    }
+}
+
+/// The slot the bootloader started, from `skerry.slot=NAME` on the command line; `None`
+/// when the file is missing or names no slot.
+pub fn booted_slot(layout: &Layout) -> Result<Option<String>, LayoutError> {
+    let path = layout.cmdline();
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = read_small(&path)?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(text
+        .split_ascii_whitespace()
+        .find_map(|arg| arg.strip_prefix("skerry.slot="))
+        .filter(|s| !s.is_empty() && s.len() <= 16)
+        .map(str::to_owned))
+}

@@ -1,0 +1,211 @@
+//! The daemon's assembly: open the machine root, find the boot state and this start's
+//! `/var` area, open the runtime's state, register every subsystem's controllers, serve
+//! the API, and stop in order when asked (a power request, SIGTERM, SIGINT).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use skerry_boot_state::{SlotName, StoreSpec};
+use skerry_runtime::{Runtime, RuntimeOptions, State};
+use skerry_watchdog::clock::TokioClock;
+use skerry_watchdog::gate::Vitals;
+use skerryd_core::{
+    BoardDefinition, BootView, Context, EventLog, Layout, NewEvent, Power, RootPower, VarArea,
+};
+use tokio::sync::watch;
+
+use crate::logging::LogFormat;
+
+/// The API's default address in `--root` mode.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50000";
+
+/// `skerryd`'s command line.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "skerryd", version, about = "The Skerry device daemon")]
+pub struct Options {
+    /// The directory that stands in for the machine (board definition, slots, boot
+    /// store, /var, rendered files); see firmware/skerryd/README.md.
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Where the machine API listens.
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Why the daemon stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// A power request (reboot, shutdown) was carried out.
+    Power(&'static str),
+    /// SIGTERM or SIGINT.
+    Signal,
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stopped::Power(request) => write!(f, "power request: {request}"),
+            Stopped::Signal => f.write_str("signal"),
+        }
+    }
+}
+
+/// The start number, one more than last time (persisted in `var/skerry/starts`).
+fn next_start(layout: &Layout) -> anyhow::Result<u32> {
+    let path = layout.var().join("starts");
+    let last = match skerryd_core::layout::read_small(&path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes)
+            .trim()
+            .parse::<u32>()
+            .unwrap_or(0),
+        Err(_) if !path.exists() => 0,
+        Err(e) => return Err(e).context("reading the start counter"),
+    };
+    let next = last.saturating_add(1);
+    skerry_medium::write_atomic(&path, format!("{next}\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(next)
+}
+
+/// The boot store with its paths resolved under the root.
+fn boot_spec(layout: &Layout, board: &BoardDefinition) -> anyhow::Result<StoreSpec> {
+    let spec: StoreSpec = board
+        .boot_store
+        .parse()
+        .with_context(|| format!("the board's boot store {:?}", board.boot_store))?;
+    Ok(match spec {
+        StoreSpec::Uboot {
+            path,
+            offset,
+            size,
+            redundant,
+        } => StoreSpec::Uboot {
+            path: layout.resolve(&path),
+            offset,
+            size,
+            redundant,
+        },
+        StoreSpec::Grub { path } => StoreSpec::Grub {
+            path: layout.resolve(&path),
+        },
+        StoreSpec::Gpt { disk, slots } => StoreSpec::Gpt {
+            disk: layout.resolve(&disk),
+            slots,
+        },
+        StoreSpec::Tryboot { dir, slots } => StoreSpec::Tryboot {
+            dir: layout.resolve(&dir),
+            slots,
+        },
+    })
+}
+
+/// Opens the machine root: board, boot state, `/var` area, runtime state.
+pub fn open(
+    layout: &Layout,
+    stop: watch::Sender<bool>,
+    stopping: watch::Receiver<bool>,
+) -> anyhow::Result<Context> {
+    layout
+        .create_dirs()
+        .with_context(|| format!("creating the directories under {}", layout.root().display()))?;
+    let board = BoardDefinition::load(layout)?;
+    let start = next_start(layout)?;
+    let spec = boot_spec(layout, &board)?;
+    let at_start = spec
+        .open()
+        .and_then(|store| store.load())
+        .with_context(|| format!("reading the boot state from {}", board.boot_store))?;
+    let booted = skerryd_core::layout::booted_slot(layout)?
+        .map(|s| s.parse::<SlotName>())
+        .transpose()
+        .context("the booted slot on the command line")?;
+    let boot = BootView {
+        spec,
+        booted,
+        at_start,
+    };
+    let area = VarArea::select(
+        &layout.var(),
+        boot.booted.as_ref().map(SlotName::as_str),
+        boot.booted_on_trial(),
+    )?;
+    let state = State::open_persistent(&area.state)
+        .with_context(|| format!("opening the runtime's state in {}", area.state.display()))?;
+    let power: Arc<dyn Power> = Arc::new(RootPower::new(layout.power_request(), stop));
+    let _ = std::fs::remove_file(layout.power_request());
+    let events = EventLog::new(start);
+    events.push(
+        NewEvent::new(
+            "daemon.started",
+            format!("skerryd {} started", env!("CARGO_PKG_VERSION")),
+        )
+        .with("start", start)
+        .with(
+            "booted_slot",
+            boot.booted.as_ref().map_or("unknown", SlotName::as_str),
+        )
+        .with("trial", boot.booted_on_trial()),
+    );
+    Ok(Context {
+        layout: layout.clone(),
+        board,
+        boot,
+        area,
+        state,
+        events,
+        vitals: Vitals::new(TokioClock),
+        power,
+        stopping,
+        stop_hooks: skerryd_core::StopHooks::default(),
+        daemon_version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}
+
+/// Registers every subsystem's controllers.
+pub fn register(runtime: &mut Runtime, context: &Context) -> anyhow::Result<()> {
+    let _ = (runtime, context);
+    Ok(())
+}
+
+async fn signalled() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Runs the daemon until a power request or a signal stops it.
+pub async fn run(options: Options) -> anyhow::Result<Stopped> {
+    let layout = Layout::new(&options.root);
+    let (stop, mut stopping) = watch::channel(false);
+    let context = open(&layout, stop.clone(), stopping.clone())?;
+    let mut runtime = Runtime::new(context.state.clone(), RuntimeOptions::default());
+    register(&mut runtime, &context)?;
+    let handle = runtime.start();
+    tracing::info!(root = %layout.root().display(), listen = %options.listen, "skerryd ready");
+    let stopped = tokio::select! {
+        _ = stopping.wait_for(|s| *s) => Stopped::Power(context.power.requested().map_or("stop", |r| r.as_str())),
+        _ = signalled() => Stopped::Signal,
+    };
+    let _ = stop.send(true);
+    tokio::time::timeout(Duration::from_secs(10), handle.shutdown())
+        .await
+        .context("the controllers did not stop within 10 s")?;
+    context.stop_hooks.run(Duration::from_secs(10)).await;
+    Ok(stopped)
+}

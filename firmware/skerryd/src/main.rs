@@ -1,0 +1,39 @@
+//! `skerryd`: wiring only. Parse the arguments, start the daemon, wait for it to stop,
+//! exit with its status.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let options = skerryd::daemon::Options::parse();
+    skerryd::logging::init(options.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("skerryd: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(skerryd::daemon::run(options)) {
+        Ok(stopped) => {
+            tracing::info!(reason = %stopped, "skerryd stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let mut message = format!("skerryd: {e}");
+            let mut source = std::error::Error::source(&*e);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            tracing::error!("{message}");
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
