@@ -37,15 +37,20 @@ impl Backend {
 
     /// The store spec for this backend's files under `dir` (as `skerryctl boot` takes it).
     pub fn spec(self, dir: &Path) -> StoreSpec {
-        let text = match self {
+        let text = self.spec_text(dir);
+        // The formats below are fixed and valid; a failure here is a bug in this file.
+        text.parse()
+            .unwrap_or_else(|e| panic!("fixture spec {text}: {e}"))
+    }
+
+    /// [`Backend::spec`] as text, as a board definition or `skerryctl boot --store` takes it.
+    pub fn spec_text(self, dir: &Path) -> String {
+        match self {
             Backend::Uboot => format!("uboot:{}/uboot.env,offset=0x2000,redundant", dir.display()),
             Backend::Grub => format!("grub:{}/grubenv", dir.display()),
             Backend::Gpt => format!("gpt:{}/disk.img,A=2,B=3", dir.display()),
             Backend::Tryboot => format!("tryboot:{}/boot,A=2,B=3", dir.display()),
-        };
-        // The formats above are fixed and valid; a failure here is a bug in this file.
-        text.parse()
-            .unwrap_or_else(|e| panic!("fixture spec {text}: {e}"))
+        }
     }
 
     /// Creates the backend's files under `dir`, writes a fresh boot state (slot A good,

@@ -6,6 +6,8 @@
 //!
 //! # Layout
 //! - [`board`]: [`SimBoard`], a simulated board with A/B slots and a bootloader.
+//! - [`daemon`]: [`DaemonBoard`], the same board running the real `skerryd` as a child
+//!   process in `--root` mode, rebooted through its power requests.
 //! - [`fixtures`]: a fresh boot-state store of each backend in a scratch directory.
 //! - [`images`]: the demo's factory image and the releases cut from it.
 //! - [`updates`]: a signed repository of those releases, installed by the real installer.
@@ -15,6 +17,7 @@
 //!   on a board, reporting each step.
 
 pub mod board;
+pub mod daemon;
 pub mod fixtures;
 pub mod images;
 pub mod qemu;
@@ -22,4 +25,5 @@ pub mod scenario;
 pub mod updates;
 
 pub use board::{BoardError, SimBoard};
+pub use daemon::{DaemonBoard, DaemonBoardOptions};
 pub use fixtures::Backend;

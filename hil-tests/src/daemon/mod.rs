@@ -1,0 +1,341 @@
+//! A simulated board that runs the real `skerryd`: file-backed slots with a real boot
+//! store, the bootloader's power-on step from `bootloader-config`, and the daemon as a
+//! child process in `--root` mode.
+//!
+//! A reboot is simulated the way the machine does it: the daemon records its power
+//! request in `run/power-request` and stops; the board runs the bootloader's power-on
+//! on the store's bytes (passing on a `tryboot` request), writes the slot it started to
+//! `run/cmdline`, clears the rest of `run/` and starts the daemon again. A power cut
+//! kills the daemon (SIGKILL) and the firmware loses what it kept outside the store.
+
+pub mod pki;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use skerry_boot_state::sim::Machine;
+use skerry_boot_state::{BootState, SlotName};
+
+use crate::fixtures::Backend;
+use crate::images;
+use crate::updates::BOARD;
+
+pub use pki::{Identity, Pki, ROLES};
+
+/// How long the daemon may take from exec to serving its API.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How to build the board.
+#[derive(Debug, Clone)]
+pub struct DaemonBoardOptions {
+    /// The boot store and its bootloader.
+    pub backend: Backend,
+    /// The factory machine config (`config.yaml` in the root), if any.
+    pub config: Option<String>,
+    /// Where the board's watchdog device listens (a Unix datagram socket), if the board
+    /// has one; the caller runs the device.
+    pub watchdog_socket: Option<PathBuf>,
+}
+
+impl Default for DaemonBoardOptions {
+    fn default() -> Self {
+        DaemonBoardOptions {
+            backend: Backend::Uboot,
+            config: None,
+            watchdog_socket: None,
+        }
+    }
+}
+
+/// The board: its files under `dir`, the daemon when running.
+pub struct DaemonBoard {
+    dir: PathBuf,
+    root: PathBuf,
+    skerryd: PathBuf,
+    machine: Box<dyn Machine>,
+    images: BTreeMap<SlotName, PathBuf>,
+    pki: Pki,
+    child: Option<Child>,
+    api: Option<SocketAddr>,
+    running: Option<SlotName>,
+    boots: u32,
+}
+
+impl std::fmt::Debug for DaemonBoard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DaemonBoard")
+            .field("root", &self.root)
+            .field("running", &self.running)
+            .field("api", &self.api)
+            .finish_non_exhaustive()
+    }
+}
+
+fn write(path: &Path, bytes: impl AsRef<[u8]>) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+impl DaemonBoard {
+    /// Builds a powered-off board under `dir` whose slot A holds the factory image
+    /// (1.0.0, good) and slot B nothing; `skerryd` is the daemon's binary.
+    pub fn build(dir: &Path, skerryd: &Path, options: DaemonBoardOptions) -> anyhow::Result<Self> {
+        let boot = dir.join("boot");
+        std::fs::create_dir_all(&boot)?;
+        let factory = images::factory();
+        // The fixture writes the store and the slot files; the board keeps its own
+        // handle on the store, as the bootloader reads it.
+        drop(options.backend.board(&boot, &factory)?);
+        let spec = options.backend.spec(&boot);
+        let machine = spec.open_simulated()?;
+        let mut images = BTreeMap::new();
+        for name in ["A", "B"] {
+            images.insert(SlotName::new(name)?, boot.join(format!("slot-{name}.img")));
+        }
+        let root = dir.join("root");
+        let slots: Vec<_> = images
+            .iter()
+            .map(|(name, path)| serde_json::json!({"name": name.as_str(), "image": path}))
+            .collect();
+        let mut board = serde_json::json!({
+            "name": BOARD,
+            "boot_store": options.backend.spec_text(&boot),
+            "slots": slots,
+        });
+        if let Some(socket) = &options.watchdog_socket {
+            board["watchdog"] = serde_json::json!({"kind": "simulated", "socket": socket});
+        }
+        write(&root.join("board.json"), serde_json::to_vec_pretty(&board)?)?;
+        if let Some(config) = &options.config {
+            write(&root.join("config.yaml"), config)?;
+        }
+        let pki = Pki::create(&root.join("pki"))?;
+        Ok(DaemonBoard {
+            dir: dir.to_owned(),
+            root,
+            skerryd: skerryd.to_owned(),
+            machine,
+            images,
+            pki,
+            child: None,
+            api: None,
+            running: None,
+            boots: 0,
+        })
+    }
+
+    /// The machine root the daemon runs on.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The machine's PKI (client identities per role).
+    pub fn pki(&self) -> &Pki {
+        &self.pki
+    }
+
+    /// A slot's image file.
+    pub fn image(&self, slot: &str) -> Option<&Path> {
+        self.images
+            .iter()
+            .find(|(name, _)| name.as_str() == slot)
+            .map(|(_, path)| path.as_path())
+    }
+
+    /// The boot state as the store holds it now.
+    pub fn boot_state(&mut self) -> anyhow::Result<BootState> {
+        Ok(self.machine.store().load()?)
+    }
+
+    /// The slot started by the last power-on, while the board is on.
+    pub fn running(&self) -> Option<&SlotName> {
+        self.running.as_ref()
+    }
+
+    /// Where the daemon's API listens, while it runs.
+    pub fn api(&self) -> Option<SocketAddr> {
+        self.api
+    }
+
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The log of the `n`-th boot (1-based): the daemon's stderr and stdout.
+    pub fn log(&self, n: u32) -> PathBuf {
+        self.dir.join(format!("skerryd-boot-{n}.log"))
+    }
+
+    /// Everything the daemon logged in this board's boots, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut all = String::new();
+        for n in 1..=self.boots {
+            let text = std::fs::read_to_string(self.log(n)).unwrap_or_default();
+            all.push_str(&format!("--- boot {n} ---\n{text}"));
+        }
+        all
+    }
+
+    /// Power-on: the bootloader picks a slot, the daemon starts on it and serves its API.
+    pub fn power_on(&mut self) -> anyhow::Result<SlotName> {
+        if self.child.is_some() {
+            bail!("the board is already on");
+        }
+        let slot = self.machine.power_on()?;
+        let run = self.root.join("run");
+        let _ = std::fs::remove_dir_all(&run);
+        write(&run.join("cmdline"), format!("skerry.slot={slot}\n"))?;
+        self.boots += 1;
+        let log = std::fs::File::create(self.log(self.boots))?;
+        let child = Command::new(&self.skerryd)
+            .arg("--root")
+            .arg(&self.root)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("SKERRYD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.skerryd.display()))?;
+        self.child = Some(child);
+        self.running = Some(slot.clone());
+        let address = run.join("api-address");
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&address) {
+                if let Ok(addr) = text.trim().parse() {
+                    self.api = Some(addr);
+                    return Ok(slot);
+                }
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                bail!(
+                    "skerryd exited with {status} before serving its API:\n{}",
+                    self.logs()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "skerryd did not serve its API within {START_TIMEOUT:?}:\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the daemon to stop by itself and returns its power request
+    /// (`reboot`, `reboot tryboot`, `shutdown`); a tryboot request reaches the firmware.
+    pub fn wait_for_power_request(&mut self, timeout: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        let Some(child) = self.child.as_mut() else {
+            bail!("the daemon is not running");
+        };
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "skerryd made no power request within {timeout:?}:\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.child = None;
+        self.api = None;
+        self.running = None;
+        let path = self.root.join("run").join("power-request");
+        let request = std::fs::read_to_string(&path)
+            .with_context(|| format!("skerryd exited ({status}) without a power request"))?
+            .trim()
+            .to_owned();
+        if !status.success() {
+            bail!(
+                "skerryd exited with {status} after asking for {request}:\n{}",
+                self.logs()
+            );
+        }
+        if request == "reboot tryboot" {
+            self.machine.request_reboot("0 tryboot");
+        }
+        Ok(request)
+    }
+
+    /// A reboot the daemon asked for: wait for its request, then power on again.
+    pub fn reboot(&mut self, timeout: Duration) -> anyhow::Result<SlotName> {
+        let request = self.wait_for_power_request(timeout)?;
+        if request == "shutdown" {
+            bail!("skerryd asked to shut down, not to reboot");
+        }
+        self.power_on()
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it (an operator's orderly stop).
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(child) = self.child.as_mut() {
+            signal(child.id(), "TERM")?;
+            child.wait()?;
+        }
+        self.child = None;
+        self.api = None;
+        self.running = None;
+        Ok(())
+    }
+
+    /// Cuts the power: the daemon is killed where it stands and the firmware forgets
+    /// what it kept outside the store (the page cache of the host stays: this cut is a
+    /// process kill, the lossy-medium cuts are in the upgrade subsystem's tests).
+    pub fn power_cut(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.machine.power_cut();
+        self.api = None;
+        self.running = None;
+    }
+
+    /// Sends `SIGSTOP` or `SIGCONT` (`"STOP"`, `"CONT"`) to the daemon.
+    pub fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let Some(child) = self.child.as_ref() else {
+            bail!("the daemon is not running");
+        };
+        signal(child.id(), name)
+    }
+}
+
+fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .context("running kill")?;
+    if !status.success() {
+        bail!("kill -{name} {pid} failed");
+    }
+    Ok(())
+}
+
+impl Drop for DaemonBoard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
