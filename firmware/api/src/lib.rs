@@ -8,25 +8,27 @@
 //! - `identity`: the role a client certificate names;
 //! - `gate`: the service wrapper that refuses callers without the role;
 //! - `tls`: server and client TLS material;
-//! - `health`: the health snapshot the daemon provides;
-//! - `service`: the methods (Version and Health served; the rest await skerryd);
-//! - `serve`: `serve(listener, tls, services, shutdown)` and `connect`.
+//! - `version`: what Version answers;
+//! - `serve`: `serve(listener, tls, machine, shutdown)` for any `MachineService`
+//!   implementation (skerryd's is the real one), and `connect`;
+//! - `testing` (feature `test-support`): a machine with fixed answers for tests.
 
 mod gate;
-mod health;
 mod identity;
 mod roles;
 mod serve;
-mod service;
+#[cfg(feature = "test-support")]
+pub mod testing;
 mod tls;
+mod version;
 
 pub use gate::RoleGate;
-pub use health::{CheckReport, CheckStatus, HealthReport, HealthSource};
 pub use identity::{role_of_certificate, IdentityError};
 pub use roles::{required_role, Role, METHOD_ROLES};
 pub use serve::{
     connect, serve, ServeError, DEFAULT_PORT, MAX_REQUEST_BYTES, MAX_STREAMS_PER_CONNECTION,
 };
-pub use service::{MachineApi, Services, VersionInfo};
 pub use skerry_proto::machine::v1 as pb;
+pub use skerry_proto::machine::v1::machine_service_server::MachineService;
 pub use tls::{ClientTls, ServerTls, HANDSHAKE_TIMEOUT};
+pub use version::VersionInfo;

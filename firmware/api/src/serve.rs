@@ -4,13 +4,12 @@
 use std::future::Future;
 
 use skerry_proto::machine::v1::machine_service_client::MachineServiceClient;
-use skerry_proto::machine::v1::machine_service_server::MachineServiceServer;
+use skerry_proto::machine::v1::machine_service_server::{MachineService, MachineServiceServer};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Channel, Endpoint, Server};
 
 use crate::gate::RoleGate;
-use crate::service::{MachineApi, Services};
 use crate::tls::{ClientTls, ServerTls};
 
 /// The port skerryd serves the machine API on unless told otherwise.
@@ -53,16 +52,16 @@ pub enum ServeError {
     },
 }
 
-/// Serves the machine API on `listener` over mutual TLS until `shutdown` completes,
-/// then lets calls in flight finish.
-pub async fn serve(
+/// Serves `machine` (skerryd's implementation of the machine API) on `listener` over
+/// mutual TLS behind the role gate until `shutdown` completes, then lets calls in
+/// flight finish. Each call's [`Role`](crate::Role) is in its request's extensions.
+pub async fn serve<S: MachineService>(
     listener: TcpListener,
     tls: &ServerTls,
-    services: Services,
+    machine: S,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let api = MachineServiceServer::new(MachineApi::new(services))
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let api = MachineServiceServer::new(machine).max_decoding_message_size(MAX_REQUEST_BYTES);
     Server::builder()
         .tls_config(tls.config())
         .map_err(|source| ServeError::Transport { source })?

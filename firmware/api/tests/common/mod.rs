@@ -1,17 +1,14 @@
-//! Test fixtures: a throwaway machine PKI and a served API on a loopback port.
+//! Test fixtures: a throwaway machine PKI and the test machine (`FixedMachine`) served
+//! on a loopback port.
 
 #![allow(dead_code, reason = "each test binary uses a different part")]
-
-use std::sync::Arc;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use skerry_api::{
-    CheckReport, CheckStatus, ClientTls, HealthReport, HealthSource, Role, ServerTls, Services,
-    VersionInfo,
-};
+use skerry_api::testing::FixedMachine;
+use skerry_api::{pb, ClientTls, Role, ServerTls, VersionInfo};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -96,32 +93,26 @@ fn client_params(orgs: &[&str]) -> CertificateParams {
     params
 }
 
-/// A working fake of the daemon's health: whatever report it was given.
-pub struct FixedHealth(pub HealthReport);
-
-impl HealthSource for FixedHealth {
-    fn health(&self) -> HealthReport {
-        self.0.clone()
-    }
-}
-
-pub fn sample_health() -> HealthReport {
-    HealthReport {
+/// Two checks, one critical and healthy, one not critical and failing.
+pub fn sample_health() -> pb::HealthResponse {
+    pb::HealthResponse {
+        overall: pb::HealthStatus::Healthy.into(),
         checks: vec![
-            CheckReport {
+            pb::HealthCheck {
                 name: "api-port".into(),
                 critical: true,
-                status: CheckStatus::Healthy,
+                status: pb::HealthStatus::Healthy.into(),
                 message: String::new(),
-                last_run: Some(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
-                ),
+                last_run: Some(prost_types::Timestamp {
+                    seconds: 1_700_000_000,
+                    nanos: 0,
+                }),
                 consecutive_failures: 0,
             },
-            CheckReport {
+            pb::HealthCheck {
                 name: "disk".into(),
                 critical: false,
-                status: CheckStatus::Unhealthy,
+                status: pb::HealthStatus::Unhealthy.into(),
                 message: "var is 97% full".into(),
                 last_run: None,
                 consecutive_failures: 3,
@@ -154,13 +145,13 @@ impl Served {
         let tls = ServerTls::from_pem(&node.cert, &node.key, &ca.cert_pem);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let services = Services {
+        let machine = FixedMachine {
             version: sample_version(),
-            health: Arc::new(FixedHealth(sample_health())),
+            health: sample_health(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            skerry_api::serve(listener, &tls, services, async {
+            skerry_api::serve(listener, &tls, machine, async {
                 let _ = stopped.await;
             })
             .await
