@@ -155,6 +155,18 @@ pub const FORMAT_FLOOR: Format = Format {
     current: 1,
 };
 
+/// The upgrade history (`var/skerry/upgrade/history.json`), written by the upgrade
+/// subsystem in the main area, at the floor's version during a trial. Version 2 added
+/// who decided each step and whether an upgrade was forced over a rollback.
+pub const UPGRADE_HISTORY: Format = Format {
+    name: "skerry.upgrade-history",
+    current: 2,
+};
+
+/// Every format this build writes in `/var`, recorded as the floor when a slot running
+/// this build is committed. A subsystem that adds a persisted format lists it here.
+pub const BUILD_FORMATS: &[Format] = &[FORMAT_FLOOR, UPGRADE_HISTORY];
+
 impl FormatFloor {
     /// The version to write `format` at in the main area: ours on a committed slot, and
     /// on a trial the committed release's (a format it never wrote is written at 1, the
@@ -167,7 +179,7 @@ impl FormatFloor {
             .get(format.name)
             .copied()
             .unwrap_or(1)
-            .min(format.current)
+            .clamp(1, format.current)
     }
 }
 
@@ -184,11 +196,17 @@ pub struct VarArea {
     pub floor: FormatFloor,
 }
 
-/// The format of `formats.json` and the directory names of the overlay.
+/// The directory names of the overlay and of what promotion moves aside.
 const TRIAL_DIR: &str = "trial";
 const DISCARDED_DIR: &str = "discarded";
+/// The marker of an overlay whose seeding finished.
+const SEEDED: &str = ".seeded";
+/// The floor's file name in the main area.
+const FLOOR_FILE: &str = "formats.json";
 /// The directories a trial overlays.
 const OVERLAID: [&str; 2] = ["config", "state"];
+/// The deepest directory tree seeded into an overlay.
+const MAX_DEPTH: usize = 16;
 
 /// Why the `/var` area could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +223,14 @@ pub enum AreaError {
     /// `formats.json` is unreadable.
     #[error(transparent)]
     Format(#[from] FormatError),
+    /// The main area holds a tree deeper than [`MAX_DEPTH`].
+    #[error(
+        "{path} is nested more than {MAX_DEPTH} directories deep; refusing to seed a trial from it"
+    )]
+    TooDeep {
+        /// Where.
+        path: PathBuf,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AreaError + '_ {
@@ -214,22 +240,32 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AreaError + '_ {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) -> Result<(), AreaError> {
+/// Copies `from` into `to`, every file synced and every directory synced after its
+/// entries, so a seeded marker written afterwards never outlives a torn copy.
+fn copy_tree(from: &Path, to: &Path, depth: usize) -> Result<(), AreaError> {
+    if depth > MAX_DEPTH {
+        return Err(AreaError::TooDeep {
+            path: from.to_owned(),
+        });
+    }
     std::fs::create_dir_all(to).map_err(io(to))?;
     if !from.exists() {
-        return Ok(());
+        return sync_dir(to);
     }
     for entry in std::fs::read_dir(from).map_err(io(from))? {
         let entry = entry.map_err(io(from))?;
         let kind = entry.file_type().map_err(io(&entry.path()))?;
         let target = to.join(entry.file_name());
         if kind.is_dir() {
-            copy_tree(&entry.path(), &target)?;
+            copy_tree(&entry.path(), &target, depth + 1)?;
         } else if kind.is_file() {
             std::fs::copy(entry.path(), &target).map_err(io(&target))?;
+            std::fs::File::open(&target)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&target))?;
         }
     }
-    Ok(())
+    sync_dir(to)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), AreaError> {
@@ -238,28 +274,77 @@ fn sync_dir(dir: &Path) -> Result<(), AreaError> {
         .map_err(io(dir))
 }
 
+/// Removes `path` if it exists.
+fn remove_tree(path: &Path) -> Result<(), AreaError> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(AreaError::Io {
+            path: path.to_owned(),
+            source: e,
+        }),
+    }
+}
+
+/// Counts the renames and removals of a promotion, so a test can stop it after any
+/// of them, as a power cut would. Production code never stops.
+#[derive(Debug, Default)]
+struct Steps {
+    left: Option<usize>,
+}
+
+impl Steps {
+    fn step(&mut self, what: &Path) -> Result<(), AreaError> {
+        match &mut self.left {
+            Some(0) => Err(AreaError::Io {
+                path: what.to_owned(),
+                source: std::io::Error::other("power cut (test)"),
+            }),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 impl VarArea {
     /// Chooses this start's area under `var` (the layout's `var/skerry`) for the slot
     /// `booted`, which is on trial when `on_trial`:
     ///
     /// - a committed slot promotes its own overlay (the trial it ran passed) and
     ///   discards any other slot's (rolled back), then works in the main area;
-    /// - a slot on trial works in its overlay, seeded from the main area the first time.
+    /// - a slot on trial works in its overlay, seeded from the main area the first time
+    ///   (an overlay whose seeding a power cut interrupted is seeded again).
     ///
-    /// Each step is a rename, repeated at the next start if a power cut stops it.
+    /// Each step is a rename or a removal, repeated at the next start if a power cut
+    /// stops it.
     pub fn select(var: &Path, booted: Option<&str>, on_trial: bool) -> Result<VarArea, AreaError> {
+        Self::select_with(var, booted, on_trial, &mut Steps::default())
+    }
+
+    fn select_with(
+        var: &Path,
+        booted: Option<&str>,
+        on_trial: bool,
+        steps: &mut Steps,
+    ) -> Result<VarArea, AreaError> {
         let floor = Self::load_floor(var)?;
         let trials = var.join(TRIAL_DIR);
         if let (true, Some(slot)) = (on_trial, booted) {
             let overlay = trials.join(slot);
-            let ready = overlay.join(".seeded");
+            let ready = overlay.join(SEEDED);
             if !ready.exists() {
-                let _ = std::fs::remove_dir_all(&overlay);
+                remove_tree(&overlay)?;
                 for dir in OVERLAID {
-                    copy_tree(&var.join(dir), &overlay.join(dir))?;
+                    copy_tree(&var.join(dir), &overlay.join(dir), 0)?;
                 }
-                std::fs::write(&ready, b"").map_err(io(&ready))?;
+                std::fs::File::create(&ready)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io(&ready))?;
                 sync_dir(&overlay)?;
+                sync_dir(&trials)?;
             }
             return Ok(VarArea {
                 config: overlay.join("config"),
@@ -274,15 +359,19 @@ impl VarArea {
                 let overlay = entry.path();
                 let name = entry.file_name();
                 if booted.is_some_and(|b| name == std::ffi::OsStr::new(b))
-                    && overlay.join(".seeded").exists()
+                    && overlay.join(SEEDED).exists()
                 {
-                    Self::promote(var, &overlay)?;
+                    Self::promote(var, &overlay, steps)?;
                 } else {
-                    std::fs::remove_dir_all(&overlay).map_err(io(&overlay))?;
+                    steps.step(&overlay)?;
+                    remove_tree(&overlay)?;
                 }
             }
+            steps.step(&trials)?;
             let _ = std::fs::remove_dir(&trials);
         }
+        // What a promotion moved aside, left by a power cut after the overlay was gone.
+        remove_tree(&var.join(DISCARDED_DIR))?;
         for dir in OVERLAID {
             std::fs::create_dir_all(var.join(dir)).map_err(io(var))?;
         }
@@ -296,8 +385,10 @@ impl VarArea {
 
     /// Moves a passed trial's overlay into the main area, one directory at a time: the
     /// main copy is moved aside, the overlay's moved in, then the old copy removed. A
-    /// directory the overlay no longer holds was promoted before a power cut.
-    fn promote(var: &Path, overlay: &Path) -> Result<(), AreaError> {
+    /// directory the overlay no longer holds was promoted before a power cut; a main
+    /// directory missing while the overlay still holds its copy was moved aside before
+    /// one.
+    fn promote(var: &Path, overlay: &Path, steps: &mut Steps) -> Result<(), AreaError> {
         let discarded = var.join(DISCARDED_DIR);
         std::fs::create_dir_all(&discarded).map_err(io(&discarded))?;
         for dir in OVERLAID {
@@ -307,42 +398,217 @@ impl VarArea {
             }
             let main = var.join(dir);
             let aside = discarded.join(dir);
-            let _ = std::fs::remove_dir_all(&aside);
             if main.exists() {
+                remove_tree(&aside)?;
+                steps.step(&main)?;
                 std::fs::rename(&main, &aside).map_err(io(&main))?;
+                sync_dir(var)?;
+                sync_dir(&discarded)?;
             }
+            steps.step(&from)?;
             std::fs::rename(&from, &main).map_err(io(&from))?;
             sync_dir(var)?;
+            sync_dir(overlay)?;
         }
-        std::fs::remove_dir_all(overlay).map_err(io(overlay))?;
-        std::fs::remove_dir_all(&discarded).map_err(io(&discarded))?;
-        Ok(())
+        steps.step(overlay)?;
+        remove_tree(overlay)?;
+        steps.step(&discarded)?;
+        remove_tree(&discarded)?;
+        sync_dir(var)
     }
 
     fn load_floor(var: &Path) -> Result<FormatFloor, AreaError> {
-        let path = var.join("formats.json");
-        match std::fs::read(&path) {
+        let path = var.join(FLOOR_FILE);
+        match crate::layout::read_small(&path) {
             Ok(bytes) => Ok(FORMAT_FLOOR.decode_as(&path, &bytes)?.1),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FormatFloor::default()),
-            Err(source) => Err(AreaError::Io { path, source }),
+            Err(_) if !path.exists() => Ok(FormatFloor::default()),
+            Err(e) => Err(AreaError::Io {
+                path,
+                source: std::io::Error::other(e.to_string()),
+            }),
         }
     }
 
+    /// The version to write `format` at in the main area from this start: the floor's
+    /// during a trial, ours on a committed slot.
+    pub fn version_for(&self, format: &Format) -> u32 {
+        self.floor.version_for(format, self.trial.is_some())
+    }
+
     /// Records the versions this build writes as the committed release's, when the
-    /// booted slot is committed (never from a trial).
-    pub fn record_floor(&self, var: &Path, formats: &[Format]) -> Result<(), AreaError> {
+    /// booted slot is committed (never from a trial: a trial's area returns `Ok(false)`
+    /// and writes nothing). Returns whether the floor changed.
+    pub fn record_floor(&self, var: &Path, formats: &[Format]) -> Result<bool, AreaError> {
         if self.trial.is_some() {
-            return Ok(());
+            return Ok(false);
         }
-        let mut floor = self.floor.clone();
+        let mut floor = Self::load_floor(var)?;
+        let before = floor.clone();
         for format in formats {
             floor.formats.insert(format.name.to_owned(), format.current);
         }
-        let path = var.join("formats.json");
+        if floor == before && var.join(FLOOR_FILE).exists() {
+            return Ok(false);
+        }
+        let path = var.join(FLOOR_FILE);
         skerry_medium::write_atomic(&path, &FORMAT_FLOOR.encode(FORMAT_FLOOR.current, &floor))
             .map_err(|e| AreaError::Io {
                 path: path.clone(),
                 source: std::io::Error::other(e),
-            })
+            })?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    /// A main area as a committed v1 left it.
+    fn main_area() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let var = dir.path();
+        write(&var.join("config/config.json"), "v1 config");
+        write(&var.join("state/log"), "v1 state");
+        write(&var.join("state/nested/deep"), "v1 nested");
+        dir
+    }
+
+    #[test]
+    fn a_trial_works_in_an_overlay_seeded_from_the_main_area() {
+        let dir = main_area();
+        let var = dir.path();
+        let area = VarArea::select(var, Some("B"), true).unwrap();
+        assert_eq!(area.trial.as_deref(), Some("B"));
+        assert_eq!(area.config, var.join("trial/B/config"));
+        assert_eq!(read(&area.config.join("config.json")), "v1 config");
+        assert_eq!(read(&area.state.join("nested/deep")), "v1 nested");
+        // The trial writes in its overlay; a second start of the same trial keeps it.
+        write(&area.config.join("config.json"), "v2 config");
+        let again = VarArea::select(var, Some("B"), true).unwrap();
+        assert_eq!(read(&again.config.join("config.json")), "v2 config");
+        assert_eq!(read(&var.join("config/config.json")), "v1 config");
+    }
+
+    #[test]
+    fn an_overlay_whose_seeding_was_cut_is_seeded_again() {
+        let dir = main_area();
+        let var = dir.path();
+        // A cut before the marker: a half copy with nothing saying it is complete.
+        write(&var.join("trial/B/config/partial"), "torn");
+        let area = VarArea::select(var, Some("B"), true).unwrap();
+        assert!(!area.config.join("partial").exists());
+        assert_eq!(read(&area.config.join("config.json")), "v1 config");
+    }
+
+    #[test]
+    fn a_rolled_back_trial_is_discarded_and_the_main_area_untouched() {
+        let dir = main_area();
+        let var = dir.path();
+        let trial = VarArea::select(var, Some("B"), true).unwrap();
+        write(&trial.config.join("config.json"), "v2 config");
+        write(&trial.state.join("new-type"), "v2 only");
+        // The old slot A comes back, committed.
+        let area = VarArea::select(var, Some("A"), false).unwrap();
+        assert_eq!(area.trial, None);
+        assert_eq!(area.config, var.join("config"));
+        assert_eq!(read(&area.config.join("config.json")), "v1 config");
+        assert_eq!(read(&area.state.join("log")), "v1 state");
+        assert!(!area.state.join("new-type").exists());
+        assert!(!var.join("trial").exists());
+    }
+
+    #[test]
+    fn a_committed_trial_is_promoted_at_the_next_start() {
+        let dir = main_area();
+        let var = dir.path();
+        let trial = VarArea::select(var, Some("B"), true).unwrap();
+        write(&trial.config.join("config.json"), "v2 config");
+        write(&trial.state.join("new-type"), "v2 only");
+        let area = VarArea::select(var, Some("B"), false).unwrap();
+        assert_eq!(read(&area.config.join("config.json")), "v2 config");
+        assert_eq!(read(&area.state.join("new-type")), "v2 only");
+        assert!(!var.join("trial").exists());
+        assert!(!var.join(DISCARDED_DIR).exists());
+    }
+
+    #[test]
+    fn a_power_cut_at_every_promotion_step_resumes_at_the_next_start() {
+        let mut cuts = 0;
+        for k in 0.. {
+            let dir = main_area();
+            let var = dir.path();
+            let trial = VarArea::select(var, Some("B"), true).unwrap();
+            write(&trial.config.join("config.json"), "v2 config");
+            write(&trial.state.join("log"), "v2 state");
+            let mut steps = Steps { left: Some(k) };
+            let cut = VarArea::select_with(var, Some("B"), false, &mut steps);
+            if cut.is_ok() {
+                assert!(k > 0, "a promotion takes steps");
+                break;
+            }
+            cuts += 1;
+            let area = VarArea::select(var, Some("B"), false)
+                .unwrap_or_else(|e| panic!("after a cut at step {k}: {e}"));
+            assert_eq!(
+                read(&area.config.join("config.json")),
+                "v2 config",
+                "cut {k}"
+            );
+            assert_eq!(read(&area.state.join("log")), "v2 state", "cut {k}");
+            assert!(!var.join("trial").exists(), "cut {k}");
+            assert!(!var.join(DISCARDED_DIR).exists(), "cut {k}");
+        }
+        assert!(cuts >= 5, "only {cuts} cut points");
+    }
+
+    #[test]
+    fn the_floor_gives_the_committed_release_versions_during_a_trial() {
+        let dir = main_area();
+        let var = dir.path();
+        let newer = Format {
+            name: "skerry.test",
+            current: 3,
+        };
+        // Nothing recorded: a trial writes version 1, a committed slot its own.
+        let trial = VarArea::select(var, Some("B"), true).unwrap();
+        assert_eq!(trial.version_for(&newer), 1);
+        assert_eq!(trial.version_for(&UPGRADE_HISTORY), 1);
+        // A trial never records its versions as the floor.
+        assert!(!trial.record_floor(var, &[newer]).unwrap());
+        assert!(!var.join(FLOOR_FILE).exists());
+        let committed = VarArea::select(var, Some("A"), false).unwrap();
+        assert_eq!(committed.version_for(&newer), 3);
+        let older = Format {
+            name: "skerry.test",
+            current: 2,
+        };
+        assert!(committed.record_floor(var, &[older]).unwrap());
+        assert!(!committed.record_floor(var, &[older]).unwrap(), "unchanged");
+        let trial = VarArea::select(var, Some("B"), true).unwrap();
+        assert_eq!(trial.floor.formats["skerry.test"], 2);
+        assert_eq!(trial.version_for(&newer), 2);
+        assert_eq!(trial.version_for(&older), 2);
+    }
+
+    #[test]
+    fn a_floor_written_by_a_newer_release_is_refused_by_name() {
+        let dir = main_area();
+        let var = dir.path();
+        write(
+            &var.join(FLOOR_FILE),
+            r#"{"format":"skerry.format-floor","version":9,"body":{"formats":{}}}"#,
+        );
+        let err = VarArea::select(var, Some("A"), false).unwrap_err();
+        assert!(err.to_string().contains("version 9"), "{err}");
     }
 }
