@@ -211,3 +211,28 @@ fn public_types_are_readable_by_every_role() {
         Ok(Some(WatchEvent::Created { .. }))
     ));
 }
+
+#[test]
+fn spec_json_renders_a_listed_resource_and_checks_the_role_again() {
+    let state = State::in_memory();
+    state
+        .create(Resource::new(
+            "api",
+            Token {
+                secret: "s3".into(),
+            },
+        ))
+        .unwrap();
+    let admin = ClientView::new(state.clone(), Role::Admin);
+    let listed = admin
+        .list(Token::NAMESPACE, Token::TYPE, &Selector::all())
+        .unwrap();
+    assert_eq!(
+        admin.spec_json(&listed[0]).unwrap(),
+        serde_json::json!({"secret": "s3"})
+    );
+    for role in NON_ADMINS {
+        let view = ClientView::new(state.clone(), role);
+        assert!(forbidden(view.spec_json(&listed[0])), "{role:?} spec_json");
+    }
+}

@@ -502,10 +502,6 @@ impl State {
         kinds.sort();
         kinds
     }
-
-    pub(crate) fn type_info(&self, namespace: &str, type_name: &str) -> Option<TypeInfo> {
-        self.read_kind(namespace, type_name, |kind| kind.map(|k| k.info))
-    }
 }
 
 fn get_in(
