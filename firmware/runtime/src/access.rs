@@ -152,10 +152,12 @@ impl ClientView {
     /// watch event) as JSON, for the API to send; the role is checked again.
     pub fn spec_json(&self, raw: &RawResource) -> Result<serde_json::Value, AccessError> {
         let (namespace, type_name) = (&*raw.metadata.namespace, &*raw.metadata.type_name);
-        let info = self.state.read_kind(namespace, type_name, |kind| match kind {
-            Some(kind) if forbids(self.role, kind) => Err(self.forbidden(type_name)),
-            kind => Ok(kind.map(|kind| kind.info)),
-        })?;
+        let info = self
+            .state
+            .read_kind(namespace, type_name, |kind| match kind {
+                Some(kind) if forbids(self.role, kind) => Err(self.forbidden(type_name)),
+                kind => Ok(kind.map(|kind| kind.info)),
+            })?;
         let json = info
             .map(|info| (info.to_json)(&raw.spec))
             .unwrap_or_else(|| Err("type is unknown".to_owned()));
