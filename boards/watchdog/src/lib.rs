@@ -11,6 +11,9 @@
 //! - [`pin`]: an external watchdog IC whose input is toggled through an `OutputPin`;
 //!   [`gpio`] opens those pins on Linux (`linux-gpio` feature) or a Raspberry Pi (`rpi`).
 //! - [`fake`]: a working model of a watchdog on a clock the caller controls, for tests.
+//! - [`simulated`]: the simulated board's watchdog, a device outside the daemon's process
+//!   on a Unix datagram socket ([`simulated::SocketWatchdog`] is the daemon's driver,
+//!   [`simulated::SimulatedWatchdogDevice`] the board's side).
 //! - [`clock`]: the clocks the fake and the gate read.
 //! - [`gate`]: [`gate::Vitals`] (leases and health reports the callers renew) and
 //!   [`gate::WatchdogGate`], the feed loop that feeds only while every vital is fresh.
@@ -22,6 +25,8 @@ pub mod gpio;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod pin;
+#[cfg(unix)]
+pub mod simulated;
 
 use std::time::Duration;
 

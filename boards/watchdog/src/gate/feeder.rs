@@ -1,11 +1,12 @@
 //! The feed loop: arm the watchdog, then before every feed look at every vital.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
-use super::vitals::Vitals;
+use super::vitals::{Unhealthy, Vitals};
 use crate::Watchdog;
 
 /// How the gate runs the watchdog.
@@ -50,12 +51,27 @@ pub enum GateError<E: crate::Error> {
     NoFeeds,
 }
 
+/// What the feed loop did last, for a status page: published after every wake-up to
+/// the channel given to [`WatchdogGate::report_to`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GateReport {
+    /// The timeout the device counts, once armed.
+    pub armed: Option<Duration>,
+    /// When it last fed (the gate's clock: tokio's).
+    pub last_feed: Option<Instant>,
+    /// Feeds so far.
+    pub feeds: u64,
+    /// Why the last wake-up did not feed; `None` when it fed.
+    pub withheld: Option<Unhealthy>,
+}
+
 /// Owns the watchdog and feeds it only while [`Vitals::check`] passes.
 #[derive(Debug)]
 pub struct WatchdogGate<W> {
     watchdog: W,
     vitals: Vitals,
     config: GateConfig,
+    report: Option<watch::Sender<GateReport>>,
 }
 
 impl<W: Watchdog> WatchdogGate<W> {
@@ -65,6 +81,19 @@ impl<W: Watchdog> WatchdogGate<W> {
             watchdog,
             vitals,
             config,
+            report: None,
+        }
+    }
+
+    /// Publishes a [`GateReport`] to `report` after arming and after every wake-up.
+    pub fn report_to(mut self, report: watch::Sender<GateReport>) -> Self {
+        self.report = Some(report);
+        self
+    }
+
+    fn publish(&self, update: impl FnOnce(&mut GateReport)) {
+        if let Some(report) = &self.report {
+            report.send_modify(update);
         }
     }
 
@@ -85,6 +114,7 @@ impl<W: Watchdog> WatchdogGate<W> {
             .map_err(|source| GateError::Arm { timeout, source })?;
         let period = actual / self.config.feeds_per_timeout;
         tracing::info!(?actual, ?period, "watchdog armed");
+        self.publish(|r| r.armed = Some(actual));
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut withheld = false;
@@ -99,12 +129,19 @@ impl<W: Watchdog> WatchdogGate<W> {
                     self.watchdog
                         .feed()
                         .map_err(|source| GateError::Feed { source })?;
+                    let now = tokio::time::Instant::now().into_std();
+                    self.publish(|r| {
+                        r.last_feed = Some(now);
+                        r.feeds += 1;
+                        r.withheld = None;
+                    });
                     if withheld {
                         tracing::info!("machine healthy again; feeding the watchdog");
                         withheld = false;
                     }
                 }
                 Err(unhealthy) => {
+                    self.publish(|r| r.withheld = Some(unhealthy.clone()));
                     if !withheld {
                         tracing::warn!(%unhealthy, "not feeding the watchdog");
                         withheld = true;

@@ -16,7 +16,7 @@
 pub mod feeder;
 pub mod vitals;
 
-pub use feeder::{GateConfig, GateError, WatchdogGate};
+pub use feeder::{GateConfig, GateError, GateReport, WatchdogGate};
 pub use vitals::{
     HealthReport, Lease, Problem, Unhealthy, VitalKind, Vitals, VitalsError, MAX_REASON_LEN,
     MAX_VITALS,

@@ -85,6 +85,12 @@ pub enum Problem {
         /// The kind nobody vouches for.
         kind: VitalKind,
     },
+    /// A health check the gate requires (see [`Vitals::require_health_checks`]) is not
+    /// registered: nobody runs it.
+    Unregistered {
+        /// The check's name.
+        name: String,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -99,6 +105,9 @@ impl fmt::Display for Problem {
             }
             Self::Failing { name, reason } => write!(f, "health check {name:?} fails: {reason}"),
             Self::Missing { kind } => write!(f, "no {kind} is registered"),
+            Self::Unregistered { name } => {
+                write!(f, "health check {name:?} is required but nobody reports it")
+            }
         }
     }
 }
@@ -131,6 +140,7 @@ struct Entry {
 struct Shared {
     clock: Box<dyn Clock>,
     entries: Mutex<Vec<Entry>>,
+    required: Mutex<Vec<String>>,
 }
 
 impl fmt::Debug for Shared {
@@ -168,6 +178,7 @@ impl Vitals {
             shared: Arc::new(Shared {
                 clock: Box::new(clock),
                 entries: Mutex::new(Vec::new()),
+                required: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -235,15 +246,48 @@ impl Vitals {
         Ok(entries.len() - 1)
     }
 
+    /// Names the health checks that must be registered (and pass) for the watchdog to
+    /// be fed, replacing the previous list: a check the config gates on but nobody runs
+    /// withholds the feeds instead of being skipped. At most [`MAX_VITALS`] names.
+    pub fn require_health_checks(&self, names: &[String]) -> Result<(), VitalsError> {
+        if names.len() > MAX_VITALS {
+            return Err(VitalsError::TooMany {
+                name: names[MAX_VITALS].clone(),
+                limit: MAX_VITALS,
+            });
+        }
+        *self
+            .shared
+            .required
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = names.to_vec();
+        Ok(())
+    }
+
     /// Whether the watchdog may be fed now: every lease and pass within its deadline, no
-    /// check failing, and at least one controller and one state-write lease registered.
+    /// check failing, every required check registered, and at least one controller and
+    /// one state-write lease registered.
     pub fn check(&self) -> Result<(), Unhealthy> {
         let now = self.shared.clock.now();
+        let required = self
+            .shared
+            .required
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let entries = self.shared.entries();
         let mut problems = Vec::new();
         for kind in [VitalKind::Controller, VitalKind::StateWrite] {
             if !entries.iter().any(|e| e.kind == kind) {
                 problems.push(Problem::Missing { kind });
+            }
+        }
+        for name in required {
+            if !entries
+                .iter()
+                .any(|e| e.kind == VitalKind::HealthCheck && e.name == name)
+            {
+                problems.push(Problem::Unregistered { name });
             }
         }
         for entry in entries.iter() {
@@ -280,6 +324,23 @@ impl Lease {
     /// Vouches again: the controller reconciled, or a write completed.
     pub fn renew(&self) {
         self.vitals.shared.update(self.index, None);
+    }
+
+    /// Changes the longest time the lease may go unrenewed (e.g. after the watchdog's
+    /// timeout changed). A zero deadline is refused.
+    pub fn set_deadline(&self, deadline: Duration) -> Result<(), VitalsError> {
+        let mut entries = self.vitals.shared.entries();
+        let Some(entry) = entries.get_mut(self.index) else {
+            return Ok(());
+        };
+        if deadline.is_zero() {
+            return Err(VitalsError::ZeroDeadline {
+                kind: entry.kind,
+                name: entry.name.clone(),
+            });
+        }
+        entry.deadline = deadline;
+        Ok(())
     }
 }
 

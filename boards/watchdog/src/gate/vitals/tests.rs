@@ -142,3 +142,47 @@ fn long_failure_reasons_are_cut_on_a_char_boundary() {
     };
     assert!(reason.len() <= MAX_REASON_LEN && reason.len() > MAX_REASON_LEN - 2);
 }
+
+#[test]
+fn a_required_check_nobody_reports_withholds_the_feeds_until_registered() {
+    let (vitals, _clock, _controller, _store, _check) = healthy();
+    vitals
+        .require_health_checks(&["api".into(), "web/http".into()])
+        .unwrap();
+    let err = vitals.check().unwrap_err();
+    assert_eq!(
+        err.problems,
+        vec![Problem::Unregistered {
+            name: "web/http".into()
+        }]
+    );
+    assert!(
+        err.to_string().contains("\"web/http\" is required"),
+        "{err}"
+    );
+    let web = vitals.health_check("web/http", 20 * SECOND).unwrap();
+    web.pass();
+    assert_eq!(vitals.check(), Ok(()));
+    let too_many: Vec<String> = (0..=MAX_VITALS).map(|i| format!("c{i}")).collect();
+    assert!(matches!(
+        vitals.require_health_checks(&too_many),
+        Err(VitalsError::TooMany { .. })
+    ));
+}
+
+#[test]
+fn a_lease_deadline_can_change_but_not_to_zero() {
+    let (vitals, clock, controller, store, check) = healthy();
+    controller.set_deadline(2 * SECOND).unwrap();
+    clock.advance(3 * SECOND);
+    store.renew();
+    check.pass();
+    assert!(matches!(
+        &vitals.check().unwrap_err().problems[..],
+        [Problem::Overdue { name, .. }] if name == "network"
+    ));
+    assert!(matches!(
+        controller.set_deadline(Duration::ZERO),
+        Err(VitalsError::ZeroDeadline { .. })
+    ));
+}
