@@ -23,8 +23,9 @@ pub mod state;
 pub use access::{ClientView, Role};
 pub use backend::{Backend, Durability, FileLog, MemoryBackend, PersistedResource};
 pub use controller::{
-    Controller, ControllerError, ControllerStatus, DependencyGraph, Input, InputStrength, Output,
-    OutputOwnership, ReconcileContext, Requeue, Runtime, RuntimeHandle, RuntimeOptions, Transform,
+    Activity, Controller, ControllerActivity, ControllerError, ControllerStatus, DependencyGraph,
+    Input, InputStrength, Output, OutputOwnership, ReconcileContext, Requeue, Runtime,
+    RuntimeHandle, RuntimeOptions, Transform,
 };
 pub use error::{AccessError, BackendError, RegistrationError, StateError, WatchError};
 pub use resource::{

@@ -8,9 +8,11 @@
 //! - `runner`: one task per controller: coalesced triggers, timers, requeues,
 //!   restart with exponential backoff after an error or panic.
 //! - `status`: per-controller counters, and the status resource errors appear in.
+//! - `activity`: when each controller last reconciled, and whether it is in one now.
 //! - `graph`: the dependency graph as data and DOT.
 //! - `transform`: [`Transform`], one input type to one output type through a function.
 
+mod activity;
 mod context;
 mod graph;
 mod runner;
@@ -21,6 +23,7 @@ mod transform;
 use std::future::Future;
 use std::time::Duration;
 
+pub use self::activity::{Activity, ControllerActivity};
 pub use self::context::{ReconcileContext, Teardown};
 pub use self::graph::{DependencyGraph, Edge, EdgeKind};
 pub use self::runtime::{Runtime, RuntimeHandle, RuntimeOptions};

@@ -36,6 +36,7 @@ pub(crate) struct RunnerEnv {
     pub status: Arc<Mutex<ControllerStatus>>,
     pub trigger: Arc<Trigger>,
     pub shutdown: watch::Receiver<bool>,
+    pub activity: super::activity::Activity,
 }
 
 #[derive(Debug, Default)]
@@ -301,9 +302,11 @@ async fn run<C: Controller>(
             watch_release.clone(),
         );
         let started = std::time::Instant::now();
+        env.activity.started(&env.name);
         let result = AssertUnwindSafe(controller.reconcile(&mut ctx))
             .catch_unwind()
             .await;
+        env.activity.finished(&env.name);
         let elapsed = started.elapsed();
         let outcome = match result {
             Ok(Ok(requeue)) => Ok(requeue),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::activity::Activity;
 use super::graph::DependencyGraph;
 use super::runner::{self, RunnerEnv, Trigger};
 use super::status::ControllerStatus;
@@ -48,6 +49,7 @@ pub struct Runtime {
     state: State,
     options: RuntimeOptions,
     registrations: Vec<Registration>,
+    activity: Activity,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -73,7 +75,14 @@ impl Runtime {
             state,
             options,
             registrations: Vec::new(),
+            activity: Activity::default(),
         }
+    }
+
+    /// When each controller (registered now or later) last reconciled and whether it is
+    /// inside a reconcile: the watchdog reads it to tell a stuck controller.
+    pub fn activity(&self) -> Activity {
+        self.activity.clone()
     }
 
     /// Registers a controller. Fails if its name is taken, or if it claims an output
@@ -84,6 +93,7 @@ impl Runtime {
         let outputs = controller.outputs();
         self.check(&name, &inputs, &outputs)?;
         self.claim(&name, &outputs)?;
+        self.activity.registered(&name);
         let start: Starter = Box::new(move |env| runner::spawn(controller, env));
         self.registrations.push(Registration {
             name,
@@ -220,6 +230,7 @@ impl Runtime {
                 status,
                 trigger,
                 shutdown: shutdown_rx.clone(),
+                activity: self.activity.clone(),
             };
             tasks.extend((r.start)(env));
         }
