@@ -33,6 +33,16 @@ impl ServerTls {
         ServerTls { config }
     }
 
+    /// Whether rustls accepts this material as it would when serving: every PEM
+    /// parses, and the node key belongs to the node certificate. [`serve`](crate::serve)
+    /// fails the same way, only later.
+    pub fn check(&self) -> Result<(), crate::ServeError> {
+        tonic::transport::Server::builder()
+            .tls_config(self.config())
+            .map(|_| ())
+            .map_err(|source| crate::ServeError::Transport { source })
+    }
+
     pub(crate) fn config(&self) -> ServerTlsConfig {
         self.config.clone()
     }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{Ca, Served};
-use skerry_api::{pb, ClientTls, Role};
+use skerry_api::{pb, ClientTls, Role, ServerTls};
 
 /// Connects and calls Version; returns the error text the client sees, or `None` if
 /// the call succeeded.
@@ -89,4 +89,20 @@ async fn a_client_refuses_a_server_whose_ca_it_does_not_trust() {
     eprintln!("client distrusting the server sees: {error}");
     assert!(error.contains("UnknownIssuer"), "{error}");
     served.stop().await;
+}
+
+#[test]
+fn server_material_is_checked_before_serving() {
+    let ca = Ca::new("machine CA");
+    let node = ca.node();
+    let other = ca.node();
+    assert!(ServerTls::from_pem(&node.cert, &node.key, &ca.cert_pem)
+        .check()
+        .is_ok());
+    let mismatched = ServerTls::from_pem(&node.cert, &other.key, &ca.cert_pem).check();
+    let error = error_chain(&mismatched.unwrap_err());
+    assert!(error.contains("key"), "{error}");
+    assert!(ServerTls::from_pem("not pem", &node.key, &ca.cert_pem)
+        .check()
+        .is_err());
 }
