@@ -20,7 +20,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use skerry_api::Role;
 
 use crate::output::{emit, Done, Output};
@@ -46,6 +46,10 @@ pub enum GenCommand {
     /// nothing unless --out is given).
     #[command(after_help = "Example:\n  skerryctl gen schema --out machine-config.schema.json")]
     Schema(crate::gen_schema::SchemaArgs),
+    /// Write a machine config for a node (hostname, network, time; updates and the
+    /// watchdog when asked), after `gen secrets` (writes only a new file).
+    #[command(after_help = crate::gen_config::CONFIG_HELP)]
+    Config(Box<crate::gen_config::ConfigArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -76,11 +80,12 @@ pub fn run(cmd: GenCommand, output: Output) -> anyhow::Result<()> {
     match cmd {
         GenCommand::Secrets(args) => secrets(&args, output),
         GenCommand::Schema(args) => crate::gen_schema::run(&args),
+        GenCommand::Config(args) => crate::gen_config::run(&args, output),
     }
 }
 
 /// A context of the client config: where to connect and with which certificate.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClientContext {
     pub name: String,
     pub role: String,
@@ -93,7 +98,8 @@ pub struct ClientContext {
     pub key: String,
 }
 
-#[derive(Debug, Serialize)]
+/// The client config file (`skerryconfig.json`): contexts and the one used by default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClientConfig {
     pub version: u32,
     pub current_context: String,

@@ -137,6 +137,8 @@ pub fn run(args: InstallArgs, output: Output) -> anyhow::Result<()> {
 fn print_report(r: &InstallReport, output: Output) -> anyhow::Result<()> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(r)?),
+        Output::Yaml => print!("{}", crate::output::yaml(&serde_json::to_value(r)?)),
+        Output::Dot => return Err(crate::output::no_dot()),
         Output::Text => println!(
             "installed {} {}: wrote {} bytes, fetched {} bytes, {} chunks reused, {} fetched, blake3 {} (read back) in {:.2}s",
             r.board,

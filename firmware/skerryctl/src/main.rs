@@ -4,8 +4,10 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod boot;
 mod boot_report;
+mod client;
 mod completions;
 mod gen;
+mod gen_config;
 mod gen_schema;
 mod hints;
 mod install;
@@ -23,20 +25,34 @@ Examples:
       --board rpi4 --slot /dev/mmcblk0p3 --seed /dev/mmcblk0p2 --output json
   skerryctl completions bash > /etc/bash_completion.d/skerryctl
 
+A new machine: `skerryctl gen secrets --out secrets` (CA, node and client certificates,
+secrets/skerryconfig.json), then `skerryctl gen config --secrets secrets --hostname edge-1
+--out machine.yaml`, install secrets/{ca.crt,node.crt,node.key} as the machine's pki/, start
+skerryd, and `skerryctl apply-config machine.yaml --config secrets/skerryconfig.json`.
+Commands that talk to a machine read the client config (--config FILE, $SKERRYCONFIG, or
+./skerryconfig.json) and its context (--context NAME); --endpoint overrides its address.
+
 Commands that write: boot init, begin-trial, mark-good, mark-bad and simulate-boot write
 the boot store; release keygen, init, add, rotate-root and timestamp write keys or the
 repository, release bundle writes its --out file; install writes the slot and the device state (and, with --store, marks the
-target slot bad in the boot store before its first byte). boot status only reads.";
+target slot bad in the boot store before its first byte). boot status only reads.
+The machine commands that write are apply-config, confirm-config, patch (unless --local),
+upgrade, rollback, reboot, shutdown and services start/stop/restart.";
 
+/// The help after the command list: examples, then the exit codes.
+fn after_help() -> String {
+    format!("{EXAMPLES}\n\n{}", client::exit::EXIT_CODES)
+}
 #[derive(Debug, Parser)]
 #[command(
     name = "skerryctl",
     version,
     about = "Operate Skerry devices and releases",
-    after_help = EXAMPLES
+    after_help = after_help()
 )]
 struct Cli {
-    /// How to report: text for people, json for scripts (one document on stdout).
+    /// How to report: table (or lines) for people, json for scripts (one document on
+    /// stdout; streams one object per line), yaml; dot only for `dependencies`.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     output: Output,
     #[command(subcommand)]
@@ -58,10 +74,12 @@ enum Command {
         after_help = "Example:\n  skerryctl install --repo file:///srv/repo --trusted-root root.json --board rpi4 \\\n      --slot /dev/mmcblk0p3 --seed /dev/mmcblk0p2\nThen: skerryctl boot begin-trial B --store tryboot:/boot/firmware,A=2,B=3"
     )]
     Install(install::InstallArgs),
-    /// Generate machine secrets: CA, node and per-role client certificates, client
-    /// config (writes only new files).
+    /// Generate machine secrets (CA, node and per-role client certificates, client
+    /// config), then a machine config for the node (writes only new files).
     #[command(subcommand)]
     Gen(gen::GenCommand),
+    #[command(flatten)]
+    Client(client::ClientCommand),
     /// Print a shell completion script for SHELL (writes nothing).
     #[command(after_help = "Example:\n  skerryctl completions zsh > ~/.zfunc/_skerryctl")]
     Completions(completions::CompletionsArgs),
@@ -74,16 +92,19 @@ fn main() -> std::process::ExitCode {
         Command::Release(cmd) => release::run(cmd, cli.output),
         Command::Install(args) => install::run(args, cli.output),
         Command::Gen(cmd) => gen::run(cmd, cli.output),
+        Command::Client(cmd) => client::run(cmd, cli.output),
         Command::Completions(args) => completions::run(&args, Cli::command()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("skerryctl: error: {err:#}");
-            for hint in hints::for_error(&err) {
+            let mut hints = hints::for_error(&err);
+            hints.extend(client::exit::hint(&err));
+            for hint in hints {
                 eprintln!("  hint: {hint}");
             }
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(client::exit::code_of(&err))
         }
     }
 }

@@ -7,7 +7,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Command;
 
-use skerry_api::{pb, ClientTls, HealthReport, HealthSource, ServerTls, Services, VersionInfo};
+use skerry_api::testing::FixedMachine;
+use skerry_api::{pb, ClientTls, ServerTls, VersionInfo};
 use tonic::Code;
 
 fn skerryctl(args: &[&str]) -> std::process::Output {
@@ -21,14 +22,6 @@ fn gen(out: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["gen", "secrets", "--out", out.to_str().unwrap()];
     args.extend_from_slice(extra);
     skerryctl(&args)
-}
-
-struct NoChecks;
-
-impl HealthSource for NoChecks {
-    fn health(&self) -> HealthReport {
-        HealthReport::default()
-    }
 }
 
 fn read(dir: &Path, name: &str) -> String {
@@ -80,13 +73,10 @@ async fn generated_secrets_serve_the_api_and_each_context_gets_its_role() {
         read(&dir, "node.key"),
         read(&dir, "ca.crt"),
     );
-    let services = Services {
-        version: VersionInfo {
-            daemon_version: "0.1.0".into(),
-            ..VersionInfo::default()
-        },
-        health: std::sync::Arc::new(NoChecks),
-    };
+    let services = FixedMachine::new(VersionInfo {
+        daemon_version: "0.1.0".into(),
+        ..VersionInfo::default()
+    });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         skerry_api::serve(listener, &tls, services, async {
@@ -115,7 +105,7 @@ async fn generated_secrets_serve_the_api_and_each_context_gets_its_role() {
             .into_inner();
         assert_eq!(version.daemon_version, "0.1.0");
         // Reboot needs os:operator: the reader is refused by the gate, the others reach
-        // the method (which awaits skerryd).
+        // the method (which the test machine does not have).
         let reboot = client
             .reboot(pb::RebootRequest {})
             .await
