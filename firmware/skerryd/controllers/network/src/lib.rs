@@ -1,10 +1,110 @@
-//! skerryd's network and time subsystem (placeholder until written).
+//! skerryd's network and time subsystem. Controllers, each in its own module:
+//!
+//! - [`rendered`]: `hostname`, `hosts` and `resolv.conf` under `etc/`, rendered from the
+//!   machine and network config and the DHCP leases ([`render`] is the pure part);
+//! - [`timekeeper`]: the persisted time floor ([`floor`]), the SNTP client ([`sntp`]) and
+//!   the trusted time ([`resources::TimeStatus`]); the clock is stepped only through
+//!   [`clock::SystemClock`], the real one only on a device.
+//!
+//! Its resources are in [`resources`] (namespaces `network` and `time`).
 
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
 use skerry_runtime::Runtime;
 use skerryd_core::Context;
 
-/// Registers this subsystem's controllers on `runtime`.
-pub fn register(runtime: &mut Runtime, context: &Context) -> anyhow::Result<()> {
-    let _ = (runtime, context);
-    anyhow::bail!("skerryd-network is not written yet")
+pub mod clock;
+pub mod floor;
+pub mod render;
+pub mod rendered;
+pub mod resources;
+pub mod sntp;
+pub mod timekeeper;
+
+use clock::{LinuxClock, RecordingClock, SystemClock};
+use floor::{FloorStore, TIME_FLOOR};
+use timekeeper::SntpTuning;
+
+/// What the subsystem touches outside the daemon: real on a device, recording fakes in
+/// `--root` mode and tests.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    /// The clock read and stepped.
+    pub clock: Arc<dyn SystemClock>,
+    /// SNTP timeouts.
+    pub sntp: SntpTuning,
 }
+
+impl Backends {
+    /// The real clock when the machine root is `/` (a device), else a recording clock
+    /// that follows the host's and never sets it.
+    pub fn for_context(context: &Context) -> Self {
+        let clock: Arc<dyn SystemClock> = if on_device(context) {
+            Arc::new(LinuxClock)
+        } else {
+            Arc::new(RecordingClock::host())
+        };
+        Backends {
+            clock,
+            sntp: SntpTuning::default(),
+        }
+    }
+}
+
+/// Whether the daemon runs on a device (its root is `/`) rather than in `--root` mode.
+pub fn on_device(context: &Context) -> bool {
+    context.layout.root() == Path::new("/")
+}
+
+/// Registers this subsystem's controllers on `runtime`, with [`Backends::for_context`].
+pub fn register(runtime: &mut Runtime, context: &Context) -> anyhow::Result<()> {
+    register_with(runtime, context, Backends::for_context(context))
+}
+
+/// Registers this subsystem's controllers on `runtime` with the given backends.
+pub fn register_with(
+    runtime: &mut Runtime,
+    context: &Context,
+    backends: Backends,
+) -> anyhow::Result<()> {
+    let etc = context.layout.etc();
+    std::fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
+    runtime.register(rendered::RenderedFiles::new(etc, context.events.clone()))?;
+
+    let version = context
+        .area
+        .floor
+        .version_for(&TIME_FLOOR, context.area.trial.is_some());
+    let (store, load_error) = FloorStore::load(&context.layout.time(), version);
+    if let Some(e) = &load_error {
+        tracing::warn!(error = %e, "the time floor could not be read");
+    }
+    let store = Arc::new(Mutex::new(store));
+    let keeper = timekeeper::TimeKeeper::new(
+        backends.clock.clone(),
+        store.clone(),
+        load_error.map(|e| e.to_string()),
+        context.events.clone(),
+        backends.sntp,
+    );
+    let persist = keeper.persisting();
+    runtime.register(keeper)?;
+    let clock = backends.clock;
+    context.stop_hooks.add("time floor", async move {
+        if !persist.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+        let now = clock.now().max(store.floor());
+        if let Err(e) = store.raise(now) {
+            tracing::warn!(error = %e, "the time floor was not saved at stop");
+        }
+    });
+    Ok(())
+}
+
+/// Whether the floor is persisted under the config in effect, shared with the stop hook.
+pub type Persisting = Arc<AtomicBool>;
