@@ -63,12 +63,12 @@ mod supervisor;
 pub use backoff::{restart_wanted, Backoff};
 pub use error::{SpawnError, SupervisorError};
 pub use health::{run_health_loop, HealthTracker, HealthTransition};
-pub use logs::{LogLine, LogRing, LogStream};
+pub use logs::{LogLine, LogRing, LogSource, LogStream};
 pub use order::StartOrder;
-pub use probe::{probe, ProbeOutcome};
+pub use probe::{probe, probe_http, ProbeOutcome};
 pub use spec::{
     BackoffSpec, HealthCheckKind, HealthCheckSpec, LogLimits, RestartPolicy, ServiceSpec,
     StatusRange,
 };
 pub use status::{ExitReason, HealthState, ServiceEvent, ServiceState, ServiceStatus};
-pub use supervisor::{LogStats, Orphans, Supervisor, SupervisorOptions};
+pub use supervisor::{LogStats, Orphans, ReadyGate, Reconfigured, Supervisor, SupervisorOptions};

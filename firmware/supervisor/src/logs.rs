@@ -6,9 +6,11 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::watch;
 
 use crate::spec::LogLimits;
 
@@ -35,6 +37,8 @@ pub struct LogLine {
     pub text: String,
     /// The line went on: this is a piece of at most `max_line_bytes`.
     pub cut: bool,
+    /// When the line was complete (stored).
+    pub time: SystemTime,
 }
 
 /// A bounded ring of lines for one stream.
@@ -100,6 +104,7 @@ impl LogRing {
             stream: self.stream,
             text,
             cut,
+            time: SystemTime::now(),
         });
         self.next_seq += 1;
         while self.used > self.limits.ring_bytes && self.lines.len() > 1 {
@@ -113,6 +118,13 @@ impl LogRing {
     /// The lines held, oldest first.
     pub fn lines(&self) -> Vec<LogLine> {
         self.lines.iter().cloned().collect()
+    }
+
+    /// The lines held with a sequence number of at least `seq`, oldest first.
+    pub fn since(&self, seq: u64) -> Vec<LogLine> {
+        let first = self.lines.front().map_or(self.next_seq, |l| l.seq);
+        let skip = usize::try_from(seq.saturating_sub(first)).unwrap_or(usize::MAX);
+        self.lines.iter().skip(skip).cloned().collect()
     }
 
     /// The last `n` lines held, oldest first.
@@ -143,21 +155,38 @@ impl LogRing {
     }
 }
 
-/// A ring shared between its reader task and whoever asks for the logs.
+/// A ring shared between its reader task and whoever asks for the logs; a watch
+/// carries the count of lines stored so far, so a follower wakes on new lines.
 #[derive(Debug, Clone)]
-pub(crate) struct SharedRing(Arc<Mutex<LogRing>>);
+pub(crate) struct SharedRing {
+    ring: Arc<Mutex<LogRing>>,
+    stored: Arc<watch::Sender<u64>>,
+}
 
 impl SharedRing {
     pub(crate) fn new(stream: LogStream, limits: LogLimits) -> Self {
-        SharedRing(Arc::new(Mutex::new(LogRing::new(stream, limits))))
+        SharedRing {
+            ring: Arc::new(Mutex::new(LogRing::new(stream, limits))),
+            stored: Arc::new(watch::channel(0).0),
+        }
     }
 
     /// The ring; a panic elsewhere while holding it leaves lines, not broken memory,
     /// so a poisoned lock is still read.
     pub(crate) fn lock(&self) -> MutexGuard<'_, LogRing> {
-        self.0
+        self.ring
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Announces the lines stored so far to followers.
+    fn announce(&self) {
+        let total = self.lock().total_lines();
+        self.stored.send_if_modified(|seen| {
+            let changed = *seen != total;
+            *seen = total;
+            changed
+        });
     }
 
     /// Copies a pipe into the ring until it ends or fails.
@@ -166,10 +195,78 @@ impl SharedRing {
         loop {
             match pipe.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
-                Ok(n) => self.lock().push(&buf[..n]),
+                Ok(n) => {
+                    self.lock().push(&buf[..n]);
+                    self.announce();
+                }
             }
         }
         self.lock().finish();
+        self.announce();
+    }
+}
+
+/// A reader of one service's two rings that needs no lock on the supervisor: what
+/// the Logs API reads, with `follow` through [`LogSource::changed`].
+#[derive(Debug, Clone)]
+pub struct LogSource {
+    stdout: SharedRing,
+    stderr: SharedRing,
+    stdout_seen: watch::Receiver<u64>,
+    stderr_seen: watch::Receiver<u64>,
+}
+
+impl LogSource {
+    pub(crate) fn new(stdout: &SharedRing, stderr: &SharedRing) -> Self {
+        LogSource {
+            stdout_seen: stdout.stored.subscribe(),
+            stderr_seen: stderr.stored.subscribe(),
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+        }
+    }
+
+    fn ring(&self, stream: LogStream) -> &SharedRing {
+        match stream {
+            LogStream::Stdout => &self.stdout,
+            LogStream::Stderr => &self.stderr,
+        }
+    }
+
+    /// The last `n` lines held of `stream` (all of them for `None`), oldest first.
+    pub fn tail(&self, stream: LogStream, n: Option<usize>) -> Vec<LogLine> {
+        let ring = self.ring(stream).lock();
+        match n {
+            Some(n) => ring.tail(n),
+            None => ring.lines(),
+        }
+    }
+
+    /// The lines of `stream` held from sequence number `seq` on.
+    pub fn since(&self, stream: LogStream, seq: u64) -> Vec<LogLine> {
+        self.ring(stream).lock().since(seq)
+    }
+
+    /// Lines stored so far in `stream`, evicted ones included: the next line's `seq`.
+    pub fn total_lines(&self, stream: LogStream) -> u64 {
+        self.ring(stream).lock().total_lines()
+    }
+
+    /// Resolves once either stream stored a line not seen through this source yet.
+    /// Never resolves once the service (and its rings) are gone.
+    pub async fn changed(&mut self) {
+        tokio::select! {
+            changed = self.stdout_seen.changed() => {
+                if changed.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            changed = self.stderr_seen.changed() => {
+                if changed.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
     }
 }
 
@@ -234,6 +331,9 @@ mod tests {
         assert_eq!(r.dropped(), 2);
         assert_eq!(r.lines()[0].seq, 2);
         assert_eq!(r.tail(1)[0].text, "l5");
+        assert_eq!(r.since(0).len(), 3);
+        assert_eq!(r.since(4)[0].text, "l5");
+        assert!(r.since(5).is_empty());
     }
 
     #[test]

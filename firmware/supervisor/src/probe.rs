@@ -43,7 +43,9 @@ pub async fn probe(
                 Err(e) => ProbeOutcome::Fail(format!("connect to {host}:{port}: {e}")),
             }
         }
-        HealthCheckKind::Http { port, path, expect } => http(*port, path, *expect).await,
+        HealthCheckKind::Http { port, path, expect } => {
+            probe_http("127.0.0.1", *port, path, *expect).await
+        }
     }
 }
 
@@ -84,25 +86,27 @@ async fn exec(
     }
 }
 
-async fn http(port: u16, path: &str, expect: StatusRange) -> ProbeOutcome {
-    match http_status(port, path).await {
+/// One HTTP probe: `GET http://host:port/path`; a status in `expect` passes. `path`
+/// must start with `/` and hold no space or control byte (a spec's `validate` checks).
+pub async fn probe_http(host: &str, port: u16, path: &str, expect: StatusRange) -> ProbeOutcome {
+    match http_status(host, port, path).await {
         Ok(status) if expect.contains(status) => ProbeOutcome::Pass,
         Ok(status) => ProbeOutcome::Fail(format!(
-            "GET http://127.0.0.1:{port}{path} answered {status}, expected {}-{}",
+            "GET http://{host}:{port}{path} answered {status}, expected {}-{}",
             expect.min, expect.max
         )),
-        Err(e) => ProbeOutcome::Fail(format!("GET http://127.0.0.1:{port}{path}: {e}")),
+        Err(e) => ProbeOutcome::Fail(format!("GET http://{host}:{port}{path}: {e}")),
     }
 }
 
-/// A minimal HTTP/1.0 GET: enough to read the status code of a local endpoint without
-/// an HTTP client dependency.
-async fn http_status(port: u16, path: &str) -> Result<u16, String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
+/// A minimal HTTP/1.0 GET: enough to read the status code of an endpoint without an
+/// HTTP client dependency.
+async fn http_status(host: &str, port: u16, path: &str) -> Result<u16, String> {
+    let mut stream = TcpStream::connect((host, port))
         .await
         .map_err(|e| e.to_string())?;
     let request =
-        format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        format!("GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await

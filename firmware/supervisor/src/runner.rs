@@ -58,6 +58,8 @@ pub(crate) struct Dependency {
     pub(crate) name: String,
     pub(crate) has_check: bool,
     pub(crate) status: watch::Receiver<ServiceStatus>,
+    /// The caller's readiness verdict, for a gated dependency.
+    pub(crate) gate: Option<watch::Receiver<bool>>,
 }
 
 /// What a runner reports through: the status watch and the event bus.
@@ -168,6 +170,16 @@ impl Runner {
                     }
                 }
                 _ = stop_requested(&mut self.stop) => return false,
+            }
+            if let Some(gate) = &mut dep.gate {
+                tokio::select! {
+                    ready = gate.wait_for(|ready| *ready) => {
+                        if ready.is_err() {
+                            return false;
+                        }
+                    }
+                    _ = stop_requested(&mut self.stop) => return false,
+                }
             }
         }
         true

@@ -43,6 +43,10 @@ pub struct ServiceSpec {
     pub backoff: BackoffSpec,
     #[serde(default)]
     pub health: Option<HealthCheckSpec>,
+    /// Its dependents also wait until the caller declares it ready through its
+    /// [`ReadyGate`](crate::ReadyGate) (for checks run outside the supervisor).
+    #[serde(default)]
+    pub gated: bool,
     /// Time between SIGTERM and SIGKILL when stopping the process group.
     #[serde(default = "default_stop_grace_ms")]
     pub stop_grace_ms: u64,
@@ -66,6 +70,7 @@ impl ServiceSpec {
             restart: RestartPolicy::default(),
             backoff: BackoffSpec::default(),
             health: None,
+            gated: false,
             stop_grace_ms: default_stop_grace_ms(),
             logs: LogLimits::default(),
         }

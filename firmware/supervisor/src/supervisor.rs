@@ -2,13 +2,13 @@
 //! (each waits for its dependencies to be ready), stopped in reverse order, observed
 //! through statuses, log rings and a numbered event channel.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::SupervisorError;
-use crate::logs::{LogLine, LogStream, SharedRing};
+use crate::logs::{LogLine, LogSource, LogStream, SharedRing};
 use crate::order::StartOrder;
 use crate::process::become_subreaper;
 use crate::runner::{Dependency, EventBus, Runner};
@@ -53,8 +53,44 @@ pub struct LogStats {
     pub dropped_lines: u64,
 }
 
+/// What a [`Supervisor::reconfigure`] changed, each list in the order it acted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconfigured {
+    /// New services, in start order.
+    pub added: Vec<String>,
+    /// Services whose spec changed (stopped, then started with the new spec), in
+    /// start order.
+    pub changed: Vec<String>,
+    /// Services no longer in the set (stopped and forgotten), in stop order.
+    pub removed: Vec<String>,
+}
+
+/// The caller's readiness verdict of a gated service (see [`ServiceSpec::gated`]):
+/// its dependents start only while it is ready. Clones share the verdict.
+#[derive(Debug, Clone)]
+pub struct ReadyGate(std::sync::Arc<watch::Sender<bool>>);
+
+impl ReadyGate {
+    fn new() -> Self {
+        ReadyGate(std::sync::Arc::new(watch::channel(false).0))
+    }
+
+    /// Declares the service ready (its checks pass) or not.
+    pub fn set(&self, ready: bool) {
+        self.0
+            .send_if_modified(|now| std::mem::replace(now, ready) != ready);
+    }
+
+    /// The current verdict.
+    pub fn get(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
 #[derive(Debug)]
 struct Service {
+    /// The caller's readiness verdict (used when the spec is gated).
+    gate: ReadyGate,
     spec: ServiceSpec,
     /// Kept here so the status (restart count, last exit) outlives each runner.
     status_tx: watch::Sender<ServiceStatus>,
@@ -109,6 +145,7 @@ impl Supervisor {
             let stdout = SharedRing::new(LogStream::Stdout, spec.logs.clone());
             let stderr = SharedRing::new(LogStream::Stderr, spec.logs.clone());
             let mut service = Service {
+                gate: ReadyGate::new(),
                 spec,
                 status_tx,
                 status,
@@ -227,6 +264,112 @@ impl Supervisor {
         self.start_service(name)
     }
 
+    /// Makes `specs` the set of services, validated together as [`Supervisor::start`]
+    /// does (nothing changes if it is refused). Services no longer in the set and
+    /// services whose spec changed are stopped, dependents first; the removed ones are
+    /// forgotten (their status and rings too); new and changed ones are started in the
+    /// new dependency order, except those named in `held`, which are registered as
+    /// `Stopped` until [`Supervisor::start_service`]. Unchanged services keep running;
+    /// a changed one keeps its status watch (restart count) and its log rings.
+    pub async fn reconfigure(
+        &mut self,
+        specs: Vec<ServiceSpec>,
+        held: &BTreeSet<String>,
+    ) -> Result<Reconfigured, SupervisorError> {
+        let order = StartOrder::new(&specs)?;
+        let mut by_name: BTreeMap<String, ServiceSpec> =
+            specs.into_iter().map(|s| (s.name.clone(), s)).collect();
+        let mut done = Reconfigured::default();
+        let old_stop: Vec<String> = self.order.stop().cloned().collect();
+        let mut changed = BTreeSet::new();
+        for name in &old_stop {
+            let Some(service) = self.services.get_mut(name) else {
+                continue;
+            };
+            let goes = match by_name.get(name) {
+                None => true,
+                Some(spec) if *spec != service.spec => {
+                    changed.insert(name.clone());
+                    true
+                }
+                Some(_) => false,
+            };
+            if goes {
+                if let Some(run) = service.run.take() {
+                    stop_runner(run).await;
+                }
+            }
+            if !by_name.contains_key(name) {
+                self.services.remove(name);
+                done.removed.push(name.clone());
+            }
+        }
+        let mut start = Vec::new();
+        for name in order.start() {
+            let Some(spec) = by_name.remove(name) else {
+                continue;
+            };
+            match self.services.get_mut(name) {
+                Some(service) if changed.contains(name) => {
+                    service.status_tx.send_modify(|s| {
+                        s.critical = spec.health.as_ref().is_some_and(|h| h.critical);
+                    });
+                    service.spec = spec;
+                    done.changed.push(name.clone());
+                    start.push(name.clone());
+                }
+                Some(_) => {}
+                None => {
+                    let mut status = initial_status(&spec);
+                    if held.contains(name) {
+                        status.state = ServiceState::Stopped;
+                    }
+                    let (status_tx, status) = watch::channel(status);
+                    let service = Service {
+                        gate: ReadyGate::new(),
+                        stdout: SharedRing::new(LogStream::Stdout, spec.logs.clone()),
+                        stderr: SharedRing::new(LogStream::Stderr, spec.logs.clone()),
+                        spec,
+                        status_tx,
+                        status,
+                        run: None,
+                    };
+                    self.services.insert(name.clone(), service);
+                    done.added.push(name.clone());
+                    start.push(name.clone());
+                }
+            }
+        }
+        self.order = order;
+        for name in start.iter().filter(|name| !held.contains(*name)) {
+            if let Some(service) = self.services.get(name) {
+                let run = spawn_runner(service, &self.services, &self.bus);
+                if let Some(service) = self.services.get_mut(name) {
+                    service.run = Some(run);
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// A reader of one service's stdout and stderr rings that does not borrow the
+    /// supervisor (for a Logs call that follows).
+    pub fn log_source(&self, name: &str) -> Result<LogSource, SupervisorError> {
+        let service = self.service(name)?;
+        Ok(LogSource::new(&service.stdout, &service.stderr))
+    }
+
+    /// The readiness gate of a service (what its dependents wait on when its spec is
+    /// gated); it lives as long as the service stays registered.
+    pub fn ready_gate(&self, name: &str) -> Result<ReadyGate, SupervisorError> {
+        Ok(self.service(name)?.gate.clone())
+    }
+
+    /// Whether a service of that name is registered.
+    pub fn contains(&self, name: &str) -> bool {
+        self.services.contains_key(name)
+    }
+
     /// Stops every service, dependents before their dependencies, each with its own
     /// grace period, and waits for each runner to finish.
     pub async fn shutdown(mut self) {
@@ -295,6 +438,7 @@ fn spawn_runner(
                 name: dep.clone(),
                 has_check: dependency.spec.health.is_some(),
                 status: dependency.status.clone(),
+                gate: dependency.spec.gated.then(|| dependency.gate.0.subscribe()),
             })
         })
         .collect();
