@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use skerry_api::pb;
 use skerry_config::kinds::HumanDuration;
-use skerry_config::{required_mode, ApplyMode, Config, Limits};
+use skerry_config::{required_mode, ApplyMode, Config, Kind, Limits, ModeDecision};
 use skerry_runtime::State;
 use skerryd_core::{ConfigOps, Power, PowerRequest};
 use tokio::sync::Mutex;
@@ -124,9 +124,29 @@ fn store_failed(error: StoreError) -> Status {
     Status::internal(format!("{error:#}"))
 }
 
+/// What the change from `current` to `proposed` needs. `required_mode` sees a
+/// `MachineConfig` appear or go as an identity change even when neither side sets
+/// one; the identity in effect is then the board's default on both sides, so that is
+/// not a change that needs a reboot.
+fn decide(current: &Config, proposed: &Config) -> ModeDecision {
+    let mut decision = required_mode(current, proposed);
+    let identity = |c: &Config| {
+        c.machine
+            .as_ref()
+            .map(|m| m.identity.clone())
+            .unwrap_or_default()
+    };
+    if identity(current) == identity(proposed) {
+        decision
+            .changes
+            .retain(|c| !(c.kind == Kind::Machine && c.what == "identity"));
+    }
+    decision
+}
+
 /// Problems for the changes `mode` cannot carry (for a dry run's answer).
 fn mode_problems(current: &Config, proposed: &Config, mode: Mode) -> Vec<pb::ConfigurationProblem> {
-    let decision = required_mode(current, proposed);
+    let decision = decide(current, proposed);
     if decision.check(mode.as_config_mode()).is_ok() {
         return Vec::new();
     }
@@ -255,7 +275,7 @@ impl ConfigOps for ConfigApi {
                 trial.record.generation
             )));
         }
-        required_mode(&current.config, &config)
+        decide(&current.config, &config)
             .check(mode.as_config_mode())
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
         let diff = skerry_config::diff::unified_diff(&current.config, &config);
