@@ -1,12 +1,126 @@
-//! skerryd's upgrade subsystem (placeholder until written).
+//! skerryd's upgrade subsystem: install a release into the inactive slot, begin its
+//! trial and reboot; on the trial, probation commits it when every critical health check
+//! held for the configured time, or marks it bad and reboots into the known-good slot;
+//! the upgrade history records every step and survives power loss.
+//!
+//! The refusals (each a FAILED_PRECONDITION naming why): an upgrade during probation,
+//! without an update source, into the last known-good or the booted slot, while another
+//! upgrade runs, and of a release this machine rolled back from unless forced. A
+//! rollback needs another good slot.
+//!
+//! # Layout
+//! - [`history`]: the persisted history (versioned, written at the floor's version
+//!   during a trial, in the main `/var` area so the old slot reads it).
+//! - [`flow`]: the persistent steps (begin a trial, commit, fail, settle at start,
+//!   rollback), ordered so a power cut between any two writes is finished at the next
+//!   start; synchronous, over any [`Directory`](skerry_medium::dir::Directory).
+//! - [`resources`]: `UpgradeStatus` and the history mirror (namespace `upgrade`).
+//! - `machine`: what the calls and the controller share.
+//! - `install`: one upgrade on a blocking thread with the installer engine.
+//! - `ops`: [`UpgradeOps`] (refusals, streams).
+//! - `probation`: the controller (its rule is in its module docs).
 
-use skerry_runtime::Runtime;
-use skerryd_core::Context;
-use skerryd_core::UpgradeOps;
+pub mod flow;
+pub mod history;
+mod install;
+mod machine;
+mod ops;
+mod probation;
+pub mod resources;
+
 use std::sync::Arc;
 
-/// Registers this subsystem's controllers on `runtime`.
+use skerry_runtime::Runtime;
+use skerryd_core::{Context, UpgradeOps};
+
+pub use probation::{DEFAULT_PROBATION, MAX_PROBATION};
+
+use crate::flow::Settled;
+use crate::machine::Machine;
+use crate::probation::{Probation, Trial};
+use crate::resources::UpgradePhaseName;
+
+/// The controller's name (owner of the subsystem's resources).
+pub const CONTROLLER: &str = "upgrade";
+
+/// Registers the probation controller on `runtime` and returns what the API calls for
+/// Upgrade and Rollback. First settles what a power cut or the last reboot left between
+/// the boot store and the history (finishing a commit or a rollback, recording a trial
+/// the bootloader gave up), and on a committed slot records this build's formats as the
+/// floor.
 pub fn register(runtime: &mut Runtime, context: &Context) -> anyhow::Result<Arc<dyn UpgradeOps>> {
-    let _ = (runtime, context);
-    anyhow::bail!("skerryd-upgrade is not written yet")
+    let machine = Arc::new(Machine::new(context));
+    let settled = {
+        let mut store = machine
+            .boot_store()
+            .map_err(|e| anyhow::anyhow!("opening the boot store {:?}: {e}", machine.spec))?;
+        let mut history = machine.history();
+        flow::settle(&mut history, store.as_mut(), machine.booted.as_ref())
+            .map_err(|e| anyhow::anyhow!("settling the upgrade state at start: {e}"))?
+    };
+    let mut trial = None;
+    let mut reboot_at_start = false;
+    match settled {
+        Settled::Idle => machine.set_status(|_| {}),
+        Settled::Probation(pending) => {
+            if let Some(slot) = machine.booted.clone() {
+                machine.set_status(|s| {
+                    s.phase = UpgradePhaseName::Probation;
+                    s.release = pending.release.clone();
+                    s.target_slot = slot.to_string();
+                    s.message = format!("slot {slot} is on trial: probation begins");
+                });
+                trial = Some(Trial::new(pending, slot));
+            }
+        }
+        Settled::FailedBeforeCut(entry) => {
+            machine
+                .decided
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            machine.entry_event("upgrade.rolled_back", &entry);
+            machine.set_status(|s| {
+                s.phase = UpgradePhaseName::RollingBack;
+                s.release = entry.release.clone();
+                s.target_slot = entry.slot.clone();
+                s.message = entry.reason.clone();
+            });
+            reboot_at_start = true;
+        }
+        Settled::Committed(entry) => {
+            if let Some(slot) = &machine.booted {
+                machine.record_install_commit(slot);
+            }
+            machine.entry_event("upgrade.committed", &entry);
+            machine.set_status(|s| {
+                s.phase = UpgradePhaseName::Committed;
+                s.release = entry.release.clone();
+                s.target_slot = entry.slot.clone();
+                s.message = entry.reason.clone();
+            });
+        }
+        Settled::RolledBack(entry) => {
+            machine.entry_event("upgrade.rolled_back", &entry);
+            machine.set_status(|s| {
+                s.phase = UpgradePhaseName::Idle;
+                s.release = entry.release.clone();
+                s.target_slot = entry.slot.clone();
+                s.message = entry.reason.clone();
+            });
+        }
+        Settled::Interrupted(entry) => {
+            machine.entry_event("upgrade.interrupted", &entry);
+            machine.set_status(|s| {
+                s.phase = UpgradePhaseName::Failed;
+                s.release = entry.release.clone();
+                s.target_slot = entry.slot.clone();
+                s.message = entry.reason.clone();
+            });
+        }
+    }
+    if context.area.trial.is_none() && !context.boot.booted_on_trial() {
+        machine.record_floor(false);
+    }
+    machine.refresh_history();
+    runtime.register(Probation::new(machine.clone(), trial, reboot_at_start))?;
+    Ok(Arc::new(ops::Upgrades { machine }))
 }
