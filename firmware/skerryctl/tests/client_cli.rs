@@ -923,6 +923,32 @@ fn a_bad_client_config_and_an_unreachable_machine_are_clear() {
         "{err}"
     );
     assert_ne!(machine.port, port);
+
+    // Certificates from another machine's CA: the TLS handshake fails, which is a
+    // connection failure, not a refusal.
+    let other = machine.dir.parent().unwrap().join("other");
+    ok(&Command::new(env!("CARGO_BIN_EXE_skerryctl"))
+        .args(["gen", "secrets", "--out"])
+        .arg(&other)
+        .arg("--endpoint")
+        .arg(format!("https://127.0.0.1:{}", machine.port))
+        .output()
+        .unwrap());
+    let out = Command::new(env!("CARGO_BIN_EXE_skerryctl"))
+        .arg("version")
+        .arg("--config")
+        .arg(other.join("skerryconfig.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(UNREACHABLE), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("could not reach the machine API (context skerry-admin)")
+            && err.contains("certificate")
+            && err.contains("hint: the TLS handshake failed"),
+        "{err}"
+    );
+    assert!(machine.requests().iter().all(|r| r == "Version"));
 }
 
 #[test]

@@ -185,7 +185,19 @@ pub fn hint(error: &anyhow::Error) -> Option<String> {
                 _ => None,
             };
         }
-        if cause.is::<Unreachable>() {
+        if let Some(unreachable) = cause.downcast_ref::<Unreachable>() {
+            if unreachable
+                .attempts
+                .iter()
+                .any(|(_, why)| why.contains("certificate"))
+            {
+                return Some(
+                    "the TLS handshake failed: the machine's node certificate must be signed \
+                     by the CA the client config names and carry its server_name; use the \
+                     client config `gen secrets` wrote together with that machine's pki/"
+                        .into(),
+                );
+            }
             return Some(
                 "check that skerryd runs and listens there, that --endpoint or the context's \
                  endpoints are right, and that the node certificate names the host you use"
