@@ -530,3 +530,105 @@ impl Engine {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(hostname: &str) -> Config {
+        skerry_config::decode(&format!(
+            "apiVersion: skerry.dev/v1alpha1\nkind: MachineConfig\nhostname: {hostname}\n"
+        ))
+        .unwrap()
+    }
+
+    fn open(dir: &Path) -> Engine {
+        Engine::open(Start {
+            store: Store::at(dir.join("config")),
+            factory: dir.join("config.yaml"),
+            try_marker: dir.join("run/config-try"),
+            events: EventLog::new(1),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_power_cut_between_the_try_record_and_the_config_reverts_to_the_same_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("config"));
+        let before = StoredConfig::new(&machine("pump-7"), 1);
+        store.write_config(&before).unwrap();
+        // try.json is written first; the cut came before config.json was replaced.
+        store
+            .write_trial(&TrialRecord {
+                generation: 2,
+                revert_at_ms: unix_ms(SystemTime::now()) + 60_000,
+                timeout_ms: 60_000,
+                previous: before.clone(),
+            })
+            .unwrap();
+        store.write_generation(2).unwrap();
+        let engine = open(dir.path());
+        assert_eq!(engine.effective().config, machine("pump-7"));
+        assert_eq!(engine.effective().generation, 1);
+        assert!(engine.trial().is_none());
+        assert!(!store.path(TRY_FILE).exists());
+        assert_eq!(engine.last_generation, 2);
+    }
+
+    #[tokio::test]
+    async fn a_staged_config_wins_over_a_try_left_by_a_power_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("config"));
+        let before = StoredConfig::new(&machine("pump-7"), 1);
+        store
+            .write_config(&StoredConfig::new(&machine("pump-try"), 3))
+            .unwrap();
+        store
+            .write_staged(&StoredConfig::new(&machine("pump-staged"), 2))
+            .unwrap();
+        store
+            .write_trial(&TrialRecord {
+                generation: 3,
+                revert_at_ms: unix_ms(SystemTime::now()) + 60_000,
+                timeout_ms: 60_000,
+                previous: before,
+            })
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("run")).unwrap();
+        std::fs::write(dir.path().join("run/config-try"), "3\n").unwrap();
+        let engine = open(dir.path());
+        assert_eq!(engine.effective().config, machine("pump-staged"));
+        assert!(engine.trial().is_none());
+        assert!(engine.staged().is_none());
+        assert!(!dir.path().join("run/config-try").exists());
+        // The next generation is past every one seen.
+        assert_eq!(engine.last_generation, 3);
+    }
+
+    #[tokio::test]
+    async fn a_kept_try_never_waits_longer_than_its_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("config"));
+        let before = StoredConfig::new(&machine("pump-7"), 1);
+        store
+            .write_config(&StoredConfig::new(&machine("pump-try"), 2))
+            .unwrap();
+        // A clock that went back (no RTC): the revert time looks a year away.
+        store
+            .write_trial(&TrialRecord {
+                generation: 2,
+                revert_at_ms: unix_ms(SystemTime::now()) + 365 * 24 * 3600 * 1000,
+                timeout_ms: 30_000,
+                previous: before,
+            })
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("run")).unwrap();
+        std::fs::write(dir.path().join("run/config-try"), "2\n").unwrap();
+        let engine = open(dir.path());
+        let trial = engine.trial().expect("kept in the same boot");
+        let left = trial.deadline.saturating_duration_since(Instant::now());
+        assert!(left <= Duration::from_secs(30), "{left:?}");
+        assert_eq!(engine.status().pending_try.unwrap().reverts_to, 1);
+    }
+}

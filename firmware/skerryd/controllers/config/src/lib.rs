@@ -33,6 +33,11 @@ pub const FACTORY_CONFIG: &str = "config.yaml";
 /// The marker under `run/` naming the config on try in this boot.
 pub const TRY_MARKER: &str = "config-try";
 
+/// The envelope formats the store writes, for `VarArea::record_floor` on a committed
+/// slot. (`config.json`, `staged.json` and `history.json` carry skerry-config's own
+/// `formatVersion`.)
+pub const FORMATS: &[skerryd_core::Format] = &[store::TRY_FORMAT, store::GENERATION_FORMAT];
+
 /// Opens the config store (carrying out what a start does: factory config, staged
 /// config, a config on try), registers the publishing controller on `runtime`, and
 /// returns what the API calls. Fails, naming the file, when the store or the factory
