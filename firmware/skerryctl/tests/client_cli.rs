@@ -145,6 +145,13 @@ impl MachineService for Fake {
             r.dry_run,
             r.try_timeout.map(|d| d.seconds)
         ));
+        if text.contains(BAD_MARKER) && r.dry_run {
+            return Ok(Response::new(pb::ApplyConfigurationResponse {
+                problems: problems().problems,
+                unchanged: true,
+                ..Default::default()
+            }));
+        }
         if text.contains(BAD_MARKER) {
             return Err(Status::with_details(
                 Code::InvalidArgument,
@@ -193,6 +200,14 @@ impl MachineService for Fake {
             message: String::new(),
         };
         use pb::UpgradePhase as P;
+        if r.release_version == "in-probation" {
+            return Ok(Response::new(Box::pin(tokio_stream::iter(vec![
+                Ok(step(P::RefreshingMetadata, 0, 0)),
+                Err(Status::failed_precondition(
+                    "the booted slot is in probation: no upgrade until it is committed",
+                )),
+            ]))));
+        }
         Ok(Response::new(stream(vec![
             step(P::RefreshingMetadata, 0, 0),
             step(P::Downloading, 0, 1000),
@@ -566,6 +581,16 @@ fn apply_config_with_problems_prints_each_problem_and_exits_refused() {
     assert_eq!(doc["problems"][0]["path"], "links[0].mtu");
     assert_eq!(doc["problems"][0]["line"], 9);
     assert_eq!(doc["problems"][1]["document"], "MachineConfig");
+
+    // A dry run answers the problems in the response: printed the same, the same code.
+    let out = machine.run(&["apply-config", bad.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(out.status.code(), Some(REFUSED));
+    let err = stderr(&out);
+    assert!(
+        err.contains("problem: NetworkConfig links[0].mtu (line 9): MTU 100 is below 576")
+            && err.contains("the dry run found 2 problem(s)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -718,6 +743,39 @@ fn upgrade_prints_each_phase_as_json_lines_and_lines_without_a_terminal() {
         text.contains("the trial of 2026.12.2 in slot B is ready"),
         "{text}"
     );
+
+    // A refusal in the middle of the stream ends the command with the machine's words.
+    let out = machine.run(&["upgrade", "--version", "in-probation", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(REFUSED));
+    assert_eq!(json_lines(&stdout(&out)).len(), 1);
+    assert!(
+        stderr(&out)
+            .contains("Upgrade refused: FAILED_PRECONDITION: the booted slot is in probation"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn upgrade_on_a_terminal_draws_a_bar_instead_of_phase_lines() {
+    let machine = Machine::start();
+    // util-linux's `script` runs the command on a pseudo-terminal.
+    let command = format!(
+        "{} upgrade --config {}",
+        env!("CARGO_BIN_EXE_skerryctl"),
+        machine.config().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap_or_else(|e| panic!("running `script` (install bsdutils / util-linux): {e}"));
+    let text = ok(&out);
+    assert!(
+        text.contains("the trial of 2026.12.2 in slot B is ready"),
+        "{text:?}"
+    );
+    assert!(!text.contains("writing 2026.12.2 into slot B"), "{text:?}");
+    assert!(text.contains('\x1b'), "no terminal drawing: {text:?}");
 }
 
 #[test]
