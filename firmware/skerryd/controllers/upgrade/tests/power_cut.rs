@@ -37,7 +37,9 @@ fn slot(name: &str) -> SlotName {
 }
 
 fn image(tag: u8) -> Vec<u8> {
-    (0..IMAGE).map(|i| tag.wrapping_add((i / 7) as u8)).collect()
+    (0..IMAGE)
+        .map(|i| tag.wrapping_add((i / 7) as u8))
+        .collect()
 }
 
 fn v1() -> Vec<u8> {
@@ -100,10 +102,10 @@ fn install_and_begin_trial(fs: &LossyFs) {
     let (a, b) = (slot("A"), slot("B"));
     let mut s = store(fs);
     let Ok(mut state) = s.load() else { return };
-    if state.status(&b) != Ok(SlotStatus::Bad) {
-        if state.mark_bad(&b).is_err() || s.commit(&state).is_err() {
-            return;
-        }
+    if state.status(&b) != Ok(SlotStatus::Bad)
+        && (state.mark_bad(&b).is_err() || s.commit(&state).is_err())
+    {
+        return;
     }
     let mut dir = fs.clone();
     let name = OsStr::new("slot-B.img");
@@ -174,8 +176,14 @@ fn check_machine(fs: &LossyFs, booted: &SlotName, settled: &Settled) -> Result<(
             return Err(format!("probation of {pending:?} on slot {booted}"));
         }
     }
-    if h.pending.as_ref().is_some_and(|p| p.slot != booted.as_str()) {
-        return Err(format!("a trial of another slot stays pending: {:?}", h.pending));
+    if h.pending
+        .as_ref()
+        .is_some_and(|p| p.slot != booted.as_str())
+    {
+        return Err(format!(
+            "a trial of another slot stays pending: {:?}",
+            h.pending
+        ));
     }
     Ok(())
 }
@@ -351,5 +359,8 @@ fn no_power_cut_in_the_upgrade_flow_leaves_the_machine_without_a_good_bootable_s
     let total = count.get();
     eprintln!("{total} power cuts checked ({after_install} during the install)");
     assert!(total >= 200, "only {total} power cuts checked");
-    assert!(after_install >= 50, "only {after_install} cuts during the install");
+    assert!(
+        after_install >= 50,
+        "only {after_install} cuts during the install"
+    );
 }
