@@ -6,6 +6,10 @@
 //!   the trusted time ([`resources::TimeStatus`]); the clock is stepped only through
 //!   [`clock::SystemClock`], the real one only on a device.
 //!
+//! - [`links`]: the desired links, addresses and routes from the network config;
+//! - [`apply`]: those applied to the kernel through [`kernel::Kernel`] (netlink on a
+//!   device, a recording fake in `--root` mode), with their statuses.
+//!
 //! Its resources are in [`resources`] (namespaces `network` and `time`).
 
 use std::path::Path;
@@ -16,8 +20,12 @@ use anyhow::Context as _;
 use skerry_runtime::Runtime;
 use skerryd_core::Context;
 
+pub mod apply;
 pub mod clock;
 pub mod floor;
+pub mod kernel;
+pub mod links;
+mod netlink;
 pub mod render;
 pub mod rendered;
 pub mod resources;
@@ -26,6 +34,7 @@ pub mod timekeeper;
 
 use clock::{LinuxClock, RecordingClock, SystemClock};
 use floor::{FloorStore, TIME_FLOOR};
+use kernel::{NetlinkKernel, RecordingKernel};
 use timekeeper::SntpTuning;
 
 /// What the subsystem touches outside the daemon: real on a device, recording fakes in
@@ -36,20 +45,40 @@ pub struct Backends {
     pub clock: Arc<dyn SystemClock>,
     /// SNTP timeouts.
     pub sntp: SntpTuning,
+    /// Where links, addresses and routes are applied.
+    pub kernel: KernelBackend,
+}
+
+/// Where links, addresses and routes are applied.
+#[derive(Debug, Clone)]
+pub enum KernelBackend {
+    /// The kernel, over netlink (a device).
+    Netlink,
+    /// A recording fake (`--root` mode, tests).
+    Recording(RecordingKernel),
 }
 
 impl Backends {
     /// The real clock when the machine root is `/` (a device), else a recording clock
     /// that follows the host's and never sets it.
     pub fn for_context(context: &Context) -> Self {
-        let clock: Arc<dyn SystemClock> = if on_device(context) {
-            Arc::new(LinuxClock)
+        if on_device(context) {
+            Backends {
+                clock: Arc::new(LinuxClock),
+                sntp: SntpTuning::default(),
+                kernel: KernelBackend::Netlink,
+            }
         } else {
-            Arc::new(RecordingClock::host())
-        };
+            Backends::recording(Arc::new(RecordingClock::host()))
+        }
+    }
+
+    /// Recording fakes: `clock`, and a [`RecordingKernel`].
+    pub fn recording(clock: Arc<dyn SystemClock>) -> Self {
         Backends {
             clock,
             sntp: SntpTuning::default(),
+            kernel: KernelBackend::Recording(RecordingKernel::new()),
         }
     }
 }
@@ -73,6 +102,11 @@ pub fn register_with(
     let etc = context.layout.etc();
     std::fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
     runtime.register(rendered::RenderedFiles::new(etc, context.events.clone()))?;
+    runtime.register(links::NetworkSpecs)?;
+    match backends.kernel {
+        KernelBackend::Netlink => runtime.register(apply::NetworkApply::new(NetlinkKernel))?,
+        KernelBackend::Recording(kernel) => runtime.register(apply::NetworkApply::new(kernel))?,
+    }
 
     let version = context
         .area

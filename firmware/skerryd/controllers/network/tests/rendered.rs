@@ -14,10 +14,7 @@ use skerryd_network::resources::{DhcpLease, RenderedFile};
 use skerryd_network::Backends;
 
 fn backends() -> Backends {
-    Backends {
-        clock: std::sync::Arc::new(RecordingClock::host()),
-        sntp: Default::default(),
-    }
+    Backends::recording(std::sync::Arc::new(RecordingClock::host()))
 }
 
 fn read(path: &Path) -> Option<String> {

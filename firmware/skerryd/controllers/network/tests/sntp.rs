@@ -163,11 +163,11 @@ async fn the_time_controller_syncs_and_steps_a_recording_clock() {
         .set(SystemTime::now() - Duration::from_secs(86_400))
         .unwrap();
     let backends = Backends {
-        clock: Arc::new(clock.clone()),
         sntp: SntpTuning {
             timeout: Duration::from_millis(300),
             attempts: 1,
         },
+        ..Backends::recording(Arc::new(clock.clone()))
     };
     let handle = start(&context, backends);
     let status = wait_for("a synced status", || {

@@ -20,10 +20,7 @@ fn time_config(source: &str) -> ActiveTime {
 }
 
 fn backends(clock: &RecordingClock) -> Backends {
-    Backends {
-        clock: Arc::new(clock.clone()),
-        sntp: Default::default(),
-    }
+    Backends::recording(Arc::new(clock.clone()))
 }
 
 fn saved_floor(context: &skerryd_core::Context) -> SystemTime {
