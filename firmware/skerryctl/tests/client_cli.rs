@@ -155,7 +155,8 @@ impl MachineService for Fake {
         if text.contains(BAD_MARKER) {
             return Err(Status::with_details(
                 Code::InvalidArgument,
-                "the configuration has 2 problems",
+                // As skerryd words it: a summary line, then every problem again.
+                "the configuration has 2 problem(s):\n  - NetworkConfig `links[0].mtu` (line 9): MTU 100 is below 576, the least IPv4 allows\n  - MachineConfig `hostname` (line 3): `bad_name` is not a valid host name",
                 problems().encode_to_vec().into(),
             ));
         }
@@ -568,10 +569,11 @@ fn apply_config_with_problems_prints_each_problem_and_exits_refused() {
     );
     assert!(
         err.contains(
-            "ApplyConfiguration refused: INVALID_ARGUMENT: the configuration has 2 problems"
+            "ApplyConfiguration refused: INVALID_ARGUMENT: the configuration has 2 problem(s)\n"
         ),
         "{err}"
     );
+    assert_eq!(err.matches("MTU 100 is below 576").count(), 1, "{err}");
 
     // For scripts: the problems as one JSON document on stdout, the same exit code.
     let out = machine.run(&["apply-config", bad.to_str().unwrap(), "--output", "json"]);

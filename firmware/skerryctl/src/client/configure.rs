@@ -249,6 +249,11 @@ async fn send(
                 let problems = problems_in(&status);
                 if !problems.is_empty() {
                     print_problems(&problems, output)?;
+                    // The message lists the problems again below its first line; they
+                    // were just printed one per line.
+                    let first = status.message().lines().next().unwrap_or_default();
+                    let summary = tonic::Status::invalid_argument(first.trim_end_matches(':'));
+                    return Err(refused("ApplyConfiguration", summary));
                 }
             }
             return Err(refused("ApplyConfiguration", status));

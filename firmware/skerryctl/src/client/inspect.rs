@@ -18,12 +18,12 @@ use crate::output::{self, table, Output};
 /// The help after `get`.
 pub const GET_HELP: &str = "\
 Examples:
-  skerryctl get ActiveMachine --namespace config
-  skerryctl get config/ActiveService web --output yaml
-  skerryctl get services/Service --watch --output json
+  skerryctl get MachineConfigs.config.skerry.dev active --namespace config
+  skerryctl get config/ServiceConfigs.config.skerry.dev web --output yaml
+  skerryctl get health/HealthChecks.health.skerry.dev --watch --output json
 
-TYPE may carry its namespace as NAMESPACE/TYPE. Sensitive types (the services in the
-config) are refused below os:admin.";
+TYPE may carry its namespace as NAMESPACE/TYPE; `skerryctl dependencies` lists every type.
+Sensitive types (the services in the config) are refused below os:admin.";
 
 /// `version`.
 #[derive(Debug, Args)]
