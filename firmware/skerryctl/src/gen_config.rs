@@ -33,8 +33,8 @@ Example (the whole flow):
   skerryctl gen config --secrets secrets --hostname edge-1 --address 10.0.0.5/24 \\
       --gateway 10.0.0.1 --dns 10.0.0.1 --repository https://updates.example.com/repo \\
       --board rpi4 --watchdog /dev/watchdog0 --out edge-1.yaml
-  # install secrets/ca.crt, node.crt, node.key as the machine's pki/ (skerryd --root DIR:
-  # DIR/pki/), start skerryd, then:
+  # install secrets/ca.crt, node.crt, node.key as the machine's pki/ (skerryd --root DIR
+  # reads DIR/pki/, so `gen secrets --out DIR/pki` puts them there), start skerryd, then:
   skerryctl apply-config edge-1.yaml --config secrets/skerryconfig.json --dry-run
 
 Without --address the link asks DHCP. The file is validated before it is written and
