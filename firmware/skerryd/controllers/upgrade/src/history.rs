@@ -314,3 +314,79 @@ impl<D: Directory> HistoryStore<D> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skerry_medium::dir::HostDir;
+
+    fn entry(step: Step, release: &str) -> NewEntry<'_> {
+        NewEntry {
+            step,
+            release,
+            slot: "B",
+            reason: "why".into(),
+            by: Decider::Probation,
+            forced: true,
+        }
+    }
+
+    #[test]
+    fn version_1_leaves_out_what_version_2_added_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = History::default();
+        h.record(entry(Step::RolledBack, "1.2.0"));
+        h.add_rolled_back("1.2.0");
+        let mut old = HistoryStore::new(HostDir::new(dir.path()), 1);
+        old.save(&h).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(HISTORY_FILE)).unwrap();
+        assert!(text.contains("\"version\": 1"), "{text}");
+        assert!(
+            !text.contains("forced") && !text.contains("\"by\""),
+            "{text}"
+        );
+        let back = old.load().unwrap();
+        assert_eq!(back.entries[0].by, None);
+        assert!(back.is_rolled_back("1.2.0"));
+        let mut new = HistoryStore::new(HostDir::new(dir.path()), 2);
+        new.save(&h).unwrap();
+        assert_eq!(new.load().unwrap(), h);
+    }
+
+    #[test]
+    fn a_newer_or_oversized_history_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(HISTORY_FILE);
+        std::fs::write(
+            &path,
+            r#"{"format":"skerry.upgrade-history","version":7,"body":{"entries":[]}}"#,
+        )
+        .unwrap();
+        let store = HistoryStore::new(HostDir::new(dir.path()), 2);
+        let err = store.load().unwrap_err().to_string();
+        assert!(err.contains("version 7"), "{err}");
+        std::fs::write(&path, vec![b' '; MAX_HISTORY_BYTES as usize + 1]).unwrap();
+        let err = store.load().unwrap_err().to_string();
+        assert!(err.contains("more than"), "{err}");
+    }
+
+    #[test]
+    fn the_history_and_the_rolled_back_list_stay_bounded() {
+        let mut h = History::default();
+        for i in 0..MAX_ENTRIES + 10 {
+            h.record(entry(Step::InstallStarted, "1.0.0"));
+            h.add_rolled_back(&format!("1.0.{i}"));
+        }
+        assert_eq!(h.entries.len(), MAX_ENTRIES);
+        assert_eq!(h.entries.last().unwrap().seq, (MAX_ENTRIES + 10) as u64);
+        assert_eq!(h.rolled_back.len(), MAX_ROLLED_BACK);
+        assert!(h.is_rolled_back(&format!("1.0.{}", MAX_ENTRIES + 9)));
+        assert!(!h.is_rolled_back("1.0.0"));
+        let long = "x".repeat(MAX_TEXT * 2);
+        let e = h.record(NewEntry {
+            reason: long,
+            ..entry(Step::Committed, "1.0.0")
+        });
+        assert_eq!(e.reason.len(), MAX_TEXT);
+    }
+}
