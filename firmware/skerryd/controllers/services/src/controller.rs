@@ -34,17 +34,18 @@ struct Wanted {
     checks_from: crate::book::ChecksFrom,
 }
 
+/// A configured service, or why it cannot run. A check whose probe cannot be
+/// resolved still runs, failing with the reason, so it is seen (and gates).
 fn wanted(config: &skerry_config::kinds::ServiceConfig) -> Result<Wanted, String> {
-    let spec = service_spec(config).map_err(|e| format!("service {}: {e}", config.name))?;
+    let spec = service_spec(config)?;
     let checks = config
         .health_checks
         .iter()
         .map(|check| {
-            CheckProbe::from_config(&check.probe)
-                .map(|probe| (check.clone(), probe))
-                .map_err(|e| format!("health check {}/{}: {e}", config.name, check.name))
+            let probe = CheckProbe::from_config(&check.probe).unwrap_or_else(CheckProbe::Invalid);
+            (check.clone(), probe)
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
     Ok(Wanted {
         checks_from: (config.health_checks.clone(), spec.env.clone()),
         spec,
@@ -71,18 +72,51 @@ impl Controller for ServicesController {
     async fn reconcile(&mut self, ctx: &mut ReconcileContext) -> Result<Requeue, ControllerError> {
         let configs = ctx.list::<ActiveService>(&Selector::all())?;
         let mut wanted_set = BTreeMap::new();
+        let mut rejected = BTreeMap::new();
         for resource in &configs {
             let config = &resource.spec.0;
-            wanted_set.insert(config.name.clone(), wanted(config)?);
+            match wanted(config) {
+                Ok(want) => {
+                    wanted_set.insert(config.name.clone(), want);
+                }
+                Err(why) => {
+                    rejected.insert(config.name.clone(), why);
+                }
+            }
         }
-        self.shared.apply(wanted_set).await?;
+        // What depends on a service that cannot run cannot run either.
+        loop {
+            let blocked: Vec<(String, String)> = wanted_set
+                .iter()
+                .filter_map(|(name, want)| {
+                    let dep = want
+                        .spec
+                        .depends_on
+                        .iter()
+                        .find(|d| !wanted_set.contains_key(*d))?;
+                    Some((name.clone(), format!("depends on {dep}, which cannot run")))
+                })
+                .collect();
+            if blocked.is_empty() {
+                break;
+            }
+            for (name, why) in blocked {
+                wanted_set.remove(&name);
+                rejected.insert(name, why);
+            }
+        }
+        self.shared.apply(wanted_set, &rejected).await?;
         Ok(Requeue::OnChange)
     }
 }
 
 impl Shared {
     /// Makes the supervisor and the check loops follow `wanted`.
-    async fn apply(&self, wanted: BTreeMap<String, Wanted>) -> Result<(), ControllerError> {
+    async fn apply(
+        &self,
+        wanted: BTreeMap<String, Wanted>,
+        rejected: &BTreeMap<String, String>,
+    ) -> Result<(), ControllerError> {
         let ledger = &self.ledger;
         let mut guard = self.supervisor.lock().await;
         let Some(supervisor) = guard.as_mut() else {
@@ -125,6 +159,24 @@ impl Shared {
         for name in &done.removed {
             self.forget_service(name);
         }
+        for (name, why) in rejected {
+            self.reject(name, why);
+        }
+        // Statuses of services gone from the config that never ran.
+        let stale: Vec<String> = ledger
+            .state
+            .list::<ServiceStatus>(&Selector::all())
+            .map(|list| {
+                list.iter()
+                    .map(|r| r.metadata.id.to_string())
+                    .filter(|id| !wanted.contains_key(id) && !rejected.contains_key(id))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for name in stale {
+            self.forget_service(&name);
+            destroy::<ServiceStatus>(&ledger.state, &name);
+        }
         for (name, want) in &wanted {
             let rx = supervisor.watch_status(name).ok();
             let gate = supervisor.ready_gate(name).ok();
@@ -145,6 +197,41 @@ impl Shared {
         }
         tracing::debug!(added = ?done.added, changed = ?done.changed, removed = ?done.removed, "services reconciled");
         Ok(())
+    }
+
+    /// Records that a configured service cannot run, and why.
+    fn reject(&self, name: &str, why: &str) {
+        let ledger = &self.ledger;
+        let before = ledger
+            .state
+            .get::<ServiceStatus>(name)
+            .ok()
+            .map(|r| r.spec.clone());
+        if before
+            .as_ref()
+            .is_some_and(|b| b.state == RunState::Failed && b.message == why && b.pid.is_none())
+        {
+            return;
+        }
+        let status = ServiceStatus {
+            state: RunState::Failed,
+            pid: None,
+            restarts: 0,
+            since: std::time::SystemTime::now(),
+            message: why.to_owned(),
+            health: crate::resources::ServiceHealth::NoCheck,
+            exit: None,
+            held: false,
+        };
+        if let Err(e) = ledger.state.apply_owned(name, Some(OWNER), status) {
+            tracing::warn!(service = name, error = %e, "could not write the service status");
+        }
+        ledger.events.push(
+            NewEvent::new("service.state", format!("service {name} cannot run: {why}"))
+                .about(ServiceStatus::NAMESPACE, ServiceStatus::TYPE, name)
+                .with("service", name)
+                .with("state", RunState::Failed.as_str()),
+        );
     }
 
     /// Forgets a removed service: its checks end, its resources go.

@@ -68,6 +68,9 @@ pub enum CheckProbe {
         /// The status that passes.
         status: u16,
     },
+    /// A probe the config gives but this subsystem cannot run: every run fails, saying
+    /// why.
+    Invalid(String),
 }
 
 impl CheckProbe {
@@ -138,6 +141,7 @@ impl CheckProbe {
                 };
                 sup::probe_http(host, *port, path, expect).await
             }
+            CheckProbe::Invalid(why) => sup::ProbeOutcome::Fail(format!("cannot probe: {why}")),
         }
     }
 }

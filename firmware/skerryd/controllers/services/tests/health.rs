@@ -101,6 +101,7 @@ async fn a_failing_critical_check_turns_unhealthy_and_fails_the_vitals() {
 async fn overall_is_unknown_until_every_critical_check_has_a_verdict() {
     need("sleep");
     let h = Harness::new();
+    only_checks_matter(&h);
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -136,6 +137,17 @@ async fn overall_is_unknown_until_every_critical_check_has_a_verdict() {
         "{answer:?}"
     );
     assert_eq!(state_of(&h, "svc/slow"), Some(CheckState::Unknown));
+    let problems = h
+        .vitals
+        .check()
+        .expect_err("a critical check without a result gates");
+    assert!(
+        problems
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::Failing { name, .. } if name == "svc/slow")),
+        "{problems}"
+    );
 
     // Without the slow check, only healthy critical checks remain: HEALTHY, though a
     // non-critical one fails.

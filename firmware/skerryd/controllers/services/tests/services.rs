@@ -80,12 +80,14 @@ async fn dependencies_start_first() {
     let h = Harness::new();
     let log = h.path("order");
     let dir = h.dir.path().display().to_string();
-    // Each is ready (its check passes) once it wrote its name down.
-    let starter = |name: &str, deps: &[&str]| {
+    // Each is ready (its check passes) once it wrote its name down; base takes its
+    // time, so a dependent that only waited for base's process would write first.
+    let starter = |name: &str, delay: &str, deps: &[&str]| {
         service(json!({
             "name": name,
             "command": ["sh", "-c", format!(
-                "echo {name} >> {}; touch {dir}/{name}.up; exec sleep 300", log.display())],
+                "sleep {delay}; echo {name} >> {}; touch {dir}/{name}.up; exec sleep 300",
+                log.display())],
             "dependsOn": deps,
             "healthChecks": [{
                 "name": "up", "interval": "100ms", "timeout": "50ms",
@@ -95,9 +97,9 @@ async fn dependencies_start_first() {
     };
     // Given dependents first; they must start after what they depend on.
     h.set_services(&[
-        starter("top", &["mid"]),
-        starter("mid", &["base"]),
-        starter("base", &[]),
+        starter("top", "0", &["mid"]),
+        starter("mid", "0", &["base"]),
+        starter("base", "0.5", &[]),
     ]);
     for name in ["base", "mid", "top"] {
         h.running_pid(name).await;
@@ -293,5 +295,65 @@ async fn the_stop_hook_stops_every_process_group() {
     assert!(group_members(base).is_empty());
     let err = ops.start("base").await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_cannot_run_does_not_hold_up_the_others() {
+    let h = Harness::new();
+    h.set_services(&[
+        service(json!({"name": "broken", "command": [""]})),
+        service(
+            json!({"name": "after-broken", "command": ["sleep", "300"], "dependsOn": ["broken"]}),
+        ),
+        service(json!({
+            "name": "fine",
+            "command": ["sleep", "300"],
+            "healthChecks": [{"name": "tls", "interval": "100ms", "timeout": "50ms",
+                              "failureThreshold": 1,
+                              "probe": {"http": {"url": "https://127.0.0.1:1/"}}}],
+        })),
+    ]);
+    h.running_pid("fine").await;
+    let broken = eventually("broken is failed", || {
+        h.status("broken").filter(|s| s.state == RunState::Failed)
+    })
+    .await;
+    assert!(
+        broken.message.contains("argv is empty"),
+        "{}",
+        broken.message
+    );
+    let after = eventually("after-broken is failed", || {
+        h.status("after-broken")
+            .filter(|s| s.state == RunState::Failed)
+    })
+    .await;
+    assert!(
+        after.message.contains("depends on broken"),
+        "{}",
+        after.message
+    );
+    let check = eventually("fine/tls fails", || {
+        h.check("fine/tls")
+            .filter(|c| c.state == skerryd_core::resources::CheckState::Unhealthy)
+    })
+    .await;
+    assert!(check.message.contains("https"), "{}", check.message);
+
+    // Fixed, it runs; removed from the config, its status goes.
+    h.set_services(&[
+        service(json!({"name": "broken", "command": ["sleep", "300"]})),
+        service(json!({"name": "fine", "command": ["sleep", "300"]})),
+    ]);
+    h.running_pid("broken").await;
+    eventually("after-broken's status is gone", || {
+        h.status("after-broken").is_none().then_some(())
+    })
+    .await;
+    eventually("fine/tls is gone", || {
+        h.check("fine/tls").is_none().then_some(())
+    })
+    .await;
     h.stop().await;
 }
