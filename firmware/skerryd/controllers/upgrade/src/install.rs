@@ -191,22 +191,22 @@ fn resolve(
     let transport = open_url(&plan.repository, STALL_TIMEOUT)
         .map_err(|e| precondition(format!("the update source {}: {e}", plan.repository)))?;
     let fetcher = Fetcher::new(transport, RetryPolicy::default());
-    let internal = |e: skerry_installer::InstallError| {
+    let unavailable = |e: skerry_installer::InstallError| {
         Status::unavailable(format!(
             "refreshing the signed metadata from {}: {e}",
             plan.repository
         ))
     };
-    let repo_dir = repository_dir(state_dir, trusted_root).map_err(internal)?;
-    let mut state = DeviceState::load(&repo_dir).map_err(internal)?;
-    let mut root = load_root(&repo_dir, trusted_root).map_err(internal)?;
+    let repo_dir = repository_dir(state_dir, trusted_root).map_err(unavailable)?;
+    let mut state = DeviceState::load(&repo_dir).map_err(unavailable)?;
+    let mut root = load_root(&repo_dir, trusted_root).map_err(unavailable)?;
     state.forget_rotated(root.root());
     let now = state.trusted_now(SystemTime::now());
-    let verified = refresh(&fetcher, &mut root, &mut state.versions, now).map_err(internal)?;
+    let verified = refresh(&fetcher, &mut root, &mut state.versions, now).map_err(unavailable)?;
     state.record_keys(root.root());
     state.raise_floor(now);
-    save_root(&repo_dir, &root).map_err(internal)?;
-    state.save(&repo_dir).map_err(internal)?;
+    save_root(&repo_dir, &root).map_err(unavailable)?;
+    state.save(&repo_dir).map_err(unavailable)?;
     let selected = select(
         verified.targets(),
         &Selector {

@@ -78,6 +78,13 @@ impl Upgrades {
                 "refused: the machine is in probation: the booted slot {booted} is on trial and not yet committed; wait until probation commits it or rolls it back"
             )));
         }
+        if m.area.trial.is_some() {
+            // Committed during this start: its /var is promoted at the next one, and a
+            // trial begun now would be seeded from the old release's main area.
+            return Err(precondition(format!(
+                "refused: slot {booted} was committed during this start and still works in its trial /var overlay; reboot once before the next upgrade"
+            )));
+        }
         if m.decided.load(Ordering::SeqCst) && booted_status != SlotStatus::Good {
             return Err(precondition(format!(
                 "refused: slot {booted} was just rolled back; the machine reboots into the known-good slot"
