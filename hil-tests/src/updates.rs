@@ -121,6 +121,16 @@ impl SignedReleases {
         })
     }
 
+    /// The repository's directory (serve it, or use it as `file://`).
+    pub fn repo_dir(&self) -> &Path {
+        &self.repo
+    }
+
+    /// The root metadata a device pins (`1.root.json`).
+    pub fn trusted_root(&self) -> &[u8] {
+        &self.trusted_root
+    }
+
     /// A mirror of this repository under `dir` whose copy of `release`'s image pack was
     /// altered after signing (every byte inverted), as a compromised mirror or a bad
     /// disk would serve it. The metadata is the genuine, signed one, so only the

@@ -9,15 +9,18 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use skerry_api::VersionInfo;
 use skerry_boot_state::{SlotName, StoreSpec};
 use skerry_runtime::{Runtime, RuntimeOptions, State};
 use skerry_watchdog::clock::TokioClock;
 use skerry_watchdog::gate::Vitals;
 use skerryd_core::{
-    BoardDefinition, BootView, Context, EventLog, Layout, NewEvent, Power, RootPower, VarArea,
+    BoardDefinition, BootView, Context, EventLog, Layout, NewEvent, Ops, Power, PowerOps,
+    PowerRequest, RootPower, VarArea,
 };
 use tokio::sync::watch;
 
+use crate::api;
 use crate::logging::LogFormat;
 
 /// The API's default address in `--root` mode.
@@ -168,10 +171,73 @@ pub fn open(
     })
 }
 
-/// Registers every subsystem's controllers.
-pub fn register(runtime: &mut Runtime, context: &Context) -> anyhow::Result<()> {
-    let _ = (runtime, context);
-    Ok(())
+/// Registers every subsystem's controllers and returns what the API hands requests to.
+/// The config subsystem comes first: it publishes the config in effect that the others
+/// reconcile from.
+pub fn register(runtime: &mut Runtime, context: &Context) -> anyhow::Result<Ops> {
+    let config = skerryd_config::register(runtime, context).context("the config subsystem")?;
+    skerryd_network::register(runtime, context).context("the network and time subsystem")?;
+    let services =
+        skerryd_services::register(runtime, context).context("the services subsystem")?;
+    skerryd_watchdog::register(runtime, context).context("the watchdog subsystem")?;
+    let upgrade = skerryd_upgrade::register(runtime, context).context("the upgrade subsystem")?;
+    Ok(Ops {
+        config,
+        upgrade,
+        services,
+        power: Arc::new(PowerSwitch {
+            power: context.power.clone(),
+            events: context.events.clone(),
+        }),
+    })
+}
+
+/// Reboot and Shutdown from the API: the request is recorded, the daemon stops in order
+/// (calls in flight, this one included, finish first) and then it happens.
+struct PowerSwitch {
+    power: Arc<dyn Power>,
+    events: EventLog,
+}
+
+#[tonic::async_trait]
+impl PowerOps for PowerSwitch {
+    async fn reboot(&self) -> Result<(), tonic::Status> {
+        self.events.push(NewEvent::new(
+            "machine.reboot",
+            "reboot requested through the API",
+        ));
+        self.power.request(PowerRequest::Reboot { tryboot: false });
+        Ok(())
+    }
+
+    async fn shutdown(&self) -> Result<(), tonic::Status> {
+        self.events.push(NewEvent::new(
+            "machine.shutdown",
+            "shutdown requested through the API",
+        ));
+        self.power.request(PowerRequest::Shutdown);
+        Ok(())
+    }
+}
+
+/// What Version reports: the release the installer recorded for the booted slot.
+fn version_info(context: &Context) -> VersionInfo {
+    let booted = context.boot.booted.as_ref().map(|s| s.as_str().to_owned());
+    let release_version = booted
+        .as_deref()
+        .and_then(|slot| {
+            skerry_installer::state::load_slots(&context.layout.installer())
+                .ok()?
+                .remove(slot)
+        })
+        .map(|release| release.version)
+        .unwrap_or_default();
+    VersionInfo {
+        daemon_version: context.daemon_version.clone(),
+        release_version,
+        board: context.board.name.clone(),
+        booted_slot: booted.unwrap_or_default(),
+    }
 }
 
 async fn signalled() {
@@ -192,15 +258,54 @@ async fn signalled() {
 /// Runs the daemon until a power request or a signal stops it.
 pub async fn run(options: Options) -> anyhow::Result<Stopped> {
     let layout = Layout::new(&options.root);
-    let (stop, mut stopping) = watch::channel(false);
+    let (stop, stopping) = watch::channel(false);
     let context = open(&layout, stop.clone(), stopping.clone())?;
+    let tls = api::load_server_tls(&layout.pki())?;
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("binding the machine API to {}", options.listen))?;
+    let address = listener
+        .local_addr()
+        .context("the API listener's address")?;
     let mut runtime = Runtime::new(context.state.clone(), RuntimeOptions::default());
-    register(&mut runtime, &context)?;
+    let ops = register(&mut runtime, &context)?;
+    let graph = runtime.graph();
     let handle = runtime.start();
-    tracing::info!(root = %layout.root().display(), listen = %options.listen, "skerryd ready");
+    let machine = api::Machine::new(
+        ops,
+        context.state.clone(),
+        context.events.clone(),
+        graph,
+        version_info(&context),
+    );
+    let mut api_stopping = stopping.clone();
+    let server = tokio::spawn(async move {
+        api::serve(listener, &tls, machine, async move {
+            let _ = api_stopping.wait_for(|s| *s).await;
+        })
+        .await
+    });
+    // Written once the listener is bound and serving: what a harness waits for.
+    let address_file = layout.run().join("api-address");
+    skerry_medium::write_atomic(&address_file, format!("{address}\n").as_bytes())
+        .with_context(|| format!("writing {}", address_file.display()))?;
+    tracing::info!(root = %layout.root().display(), api = %address, "skerryd ready");
+    let asked = context.power.clone();
+    let mut watching = stopping.clone();
     let stopped = tokio::select! {
-        _ = stopping.wait_for(|s| *s) => Stopped::Power(context.power.requested().map_or("stop", |r| r.as_str())),
+        biased;
+        _ = watching.wait_for(|s| *s) => Stopped::Power(context.power.requested().map_or("stop", |r| r.as_str())),
         _ = signalled() => Stopped::Signal,
+        served = server => match served {
+            // The server stops when a power request was made; the branch above may
+            // simply not have been polled yet.
+            Ok(Ok(())) if asked.requested().is_some() => {
+                Stopped::Power(asked.requested().map_or("stop", |r| r.as_str()))
+            }
+            Ok(Ok(())) => return Err(anyhow::anyhow!("the machine API stopped by itself")),
+            Ok(Err(e)) => return Err(anyhow::Error::new(e).context("serving the machine API")),
+            Err(e) => return Err(anyhow::Error::new(e).context("the machine API's task")),
+        },
     };
     let _ = stop.send(true);
     tokio::time::timeout(Duration::from_secs(10), handle.shutdown())

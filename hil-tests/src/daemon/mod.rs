@@ -136,6 +136,21 @@ impl DaemonBoard {
         &self.root
     }
 
+    /// An exec probe command that passes only while the booted slot's image is a
+    /// healthy one (its first line, as the demo's images mark it): the "application
+    /// health" a broken release fails.
+    pub fn image_health_probe(&self) -> Vec<String> {
+        let boot = self.dir.join("boot");
+        let script = format!(
+            "slot=$(sed -n 's/.*skerry.slot=\\([A-Za-z0-9_]*\\).*/\\1/p' '{cmdline}'); head -c {len} '{boot}/slot-'\"$slot\"'.img' | grep -q '{marker}'",
+            cmdline = self.root.join("run").join("cmdline").display(),
+            boot = boot.display(),
+            len = crate::board::HEALTHY_IMAGE.len() - 1,
+            marker = String::from_utf8_lossy(&crate::board::HEALTHY_IMAGE[..crate::board::HEALTHY_IMAGE.len() - 1]),
+        );
+        vec!["sh".into(), "-c".into(), script]
+    }
+
     /// The machine's PKI (client identities per role).
     pub fn pki(&self) -> &Pki {
         &self.pki
@@ -162,6 +177,30 @@ impl DaemonBoard {
     /// Where the daemon's API listens, while it runs.
     pub fn api(&self) -> Option<SocketAddr> {
         self.api
+    }
+
+    /// A client of the daemon's API with the certificate of `role` (`"os:admin"`…),
+    /// or with no certificate for `None`.
+    pub async fn client(
+        &self,
+        role: Option<&str>,
+    ) -> anyhow::Result<
+        skerry_api::pb::machine_service_client::MachineServiceClient<tonic::transport::Channel>,
+    > {
+        let Some(api) = self.api else {
+            bail!("the daemon is not running");
+        };
+        let tls = match role {
+            Some(role) => {
+                let id = self
+                    .pki
+                    .client(role)
+                    .with_context(|| format!("no client identity for role {role}"))?;
+                skerry_api::ClientTls::from_pem(&self.pki.ca, &id.cert, &id.key, "127.0.0.1")
+            }
+            None => skerry_api::ClientTls::anonymous(&self.pki.ca, "127.0.0.1"),
+        };
+        Ok(skerry_api::connect(&format!("https://{api}"), &tls).await?)
     }
 
     /// The daemon's process id, while it runs.
