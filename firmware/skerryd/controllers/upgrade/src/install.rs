@@ -31,6 +31,15 @@ use crate::resources::UpgradePhaseName;
 /// How long a connection may deliver nothing before it is dropped and resumed.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Whether a release this machine rolled back from may be installed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reinstall {
+    /// Refused, naming why it was rolled back.
+    RefuseRolledBack,
+    /// The operator forced it; recorded in the history.
+    AllowRolledBack,
+}
+
 /// What the checks before the stream settled.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
@@ -39,7 +48,7 @@ pub(crate) struct Plan {
     pub board: String,
     pub channel: String,
     pub version: Option<semver::Version>,
-    pub force: bool,
+    pub reinstall: Reinstall,
     pub booted: SlotName,
     pub target: SlotName,
     pub seed_image: PathBuf,
@@ -281,13 +290,13 @@ fn attempt(machine: &Arc<Machine>, plan: &Plan, sender: &Sender) -> Result<Strin
     let release = version.to_string();
     *sender.release.lock().unwrap_or_else(|e| e.into_inner()) = release.clone();
     machine.set_status(|s| s.release = release.clone());
-    {
+    let forced = {
         let _io = machine.lock_io();
         let mut history = machine.history();
         let mut h = history
             .load()
             .map_err(|e| Status::internal(e.to_string()))?;
-        if h.is_rolled_back(&release) && !plan.force {
+        if h.is_rolled_back(&release) && plan.reinstall == Reinstall::RefuseRolledBack {
             return Err(refused_rolled_back(&release, &h));
         }
         let forced = h.is_rolled_back(&release);
@@ -308,8 +317,8 @@ fn attempt(machine: &Arc<Machine>, plan: &Plan, sender: &Sender) -> Result<Strin
             .map_err(|e| Status::internal(e.to_string()))?;
         machine.entry_event("upgrade.install_started", &entry);
         machine.publish_history(&h);
-    }
-    let forced = plan.force;
+        forced
+    };
     let transport = open_url(&plan.repository, STALL_TIMEOUT)
         .map_err(|e| precondition(format!("the update source {}: {e}", plan.repository)))?;
     let options = InstallOptions {

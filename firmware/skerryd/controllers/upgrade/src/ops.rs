@@ -11,7 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use crate::flow::{self, status_name, RollbackRefused};
-use crate::install::{self, refused_rolled_back, Plan};
+use crate::install::{self, refused_rolled_back, Plan, Reinstall};
 use crate::machine::Machine;
 use crate::resources::UpgradePhaseName;
 
@@ -141,7 +141,11 @@ impl Upgrades {
             board: update.0.board.clone(),
             channel: update.0.channel.clone(),
             version,
-            force: request.force,
+            reinstall: if request.force {
+                Reinstall::AllowRolledBack
+            } else {
+                Reinstall::RefuseRolledBack
+            },
             seed_image: image(&booted)?,
             target_image: image(&target)?,
             booted,
@@ -164,7 +168,17 @@ impl UpgradeOps for Upgrades {
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         let machine = self.machine.clone();
         tracing::info!(target_slot = %plan.target, "upgrade started");
-        tokio::task::spawn_blocking(move || install::run(machine, plan, tx, busy));
+        let (watch_tx, watched) = (tx.clone(), machine.clone());
+        let work = tokio::task::spawn_blocking(move || install::run(machine, plan, tx, busy));
+        tokio::spawn(async move {
+            // A panic in the install must still end the stream with an answer.
+            if let Err(e) = work.await {
+                let message = format!("the upgrade task failed: {e}");
+                tracing::error!(%message);
+                watched.phase(UpgradePhaseName::Failed, message.clone());
+                let _ = watch_tx.send(Err(Status::internal(message))).await;
+            }
+        });
         Ok(Box::pin(ReceiverStream::new(rx)))
     }
 
