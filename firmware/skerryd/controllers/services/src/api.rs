@@ -148,8 +148,8 @@ impl Services {
             )
             .await;
         }
+        // The answer is the state now; the pump writes the resource from the events.
         let state = status.borrow().state.clone();
-        ledger.publish_state(id, &state);
         let book = ledger.book();
         let status = ledger
             .status_for(&book, id, &state)

@@ -198,6 +198,16 @@ pub fn run_state(
             format!("running as pid {pid}"),
             None,
         ),
+        // The operator's stop ends the process on the way to `stopped`.
+        S::Exited { exit } if held => {
+            let text = exit_text(*exit);
+            (
+                RunState::Stopped,
+                None,
+                format!("stopped by the operator (exited with {text})"),
+                Some(text),
+            )
+        }
         S::Exited { exit } => {
             let text = exit_text(*exit);
             let state = if exit.is_clean() {

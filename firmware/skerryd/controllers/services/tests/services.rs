@@ -162,7 +162,17 @@ async fn an_operator_stop_sticks_until_start() {
     assert_eq!(answer.state, skerry_api::pb::ServiceState::Stopped as i32);
     assert_eq!(answer.pid, 0);
     assert!(!alive(first));
-    assert!(h.status("held").unwrap().held);
+    let status = eventually("the status says held", || {
+        h.status("held")
+            .filter(|s| s.held && s.state == RunState::Stopped)
+    })
+    .await;
+    assert!(status.message.contains("operator"), "{}", status.message);
+    // The operator's stop is not reported as a failure on its way.
+    assert!(!h.events_of("service.state").iter().any(|e| {
+        e.attributes.get("service").map(String::as_str) == Some("held")
+            && e.attributes.get("state").map(String::as_str) == Some("failed")
+    }));
 
     // A config change restarts changed services — but not one the operator stopped.
     h.set_services(&[
@@ -210,7 +220,10 @@ async fn an_operator_stop_sticks_until_start() {
         String::from_utf8_lossy(&cmdline).contains("301"),
         "started with the new config"
     );
-    assert!(!h.status("held").unwrap().held);
+    eventually("the hold is gone", || {
+        h.status("held").filter(|s| !s.held).map(|_| ())
+    })
+    .await;
 
     let restarted = h.ops.restart("held").await.unwrap();
     assert_eq!(restarted.id, "held");
