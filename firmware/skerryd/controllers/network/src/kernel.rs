@@ -44,6 +44,11 @@ pub trait Kernel: Send + Sync + std::fmt::Debug + 'static {
         &self,
         route: &RouteSpec,
     ) -> impl Future<Output = Result<(), KernelError>> + Send;
+    /// The link's Ethernet address (for the DHCP client).
+    fn hardware_address(
+        &self,
+        link: &str,
+    ) -> impl Future<Output = Result<[u8; 6], KernelError>> + Send;
 }
 
 /// What a [`RecordingKernel`] holds.
@@ -158,6 +163,13 @@ impl Kernel for RecordingKernel {
         self.change(None, format!("route del {key}"), |r| {
             r.routes.remove(&key);
         })
+    }
+
+    async fn hardware_address(&self, link: &str) -> Result<[u8; 6], KernelError> {
+        // A locally administered address derived from the name.
+        let hash = blake3::hash(link.as_bytes());
+        let h = hash.as_bytes();
+        Ok([0x02, h[0], h[1], h[2], h[3], h[4]])
     }
 }
 

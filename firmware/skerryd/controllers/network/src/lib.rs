@@ -7,6 +7,9 @@
 //!   [`clock::SystemClock`], the real one only on a device.
 //!
 //! - [`links`]: the desired links, addresses and routes from the network config;
+//! - [`dhcp_client`]: a DHCPv4 client ([`dhcp`] is the message codec) on the links that
+//!   ask for it, on a device (in `--root` mode no DHCP runs: the host's links are not
+//!   ours);
 //! - [`apply`]: those applied to the kernel through [`kernel::Kernel`] (netlink on a
 //!   device, a recording fake in `--root` mode), with their statuses.
 //!
@@ -22,6 +25,8 @@ use skerryd_core::Context;
 
 pub mod apply;
 pub mod clock;
+pub mod dhcp;
+pub mod dhcp_client;
 pub mod floor;
 pub mod kernel;
 pub mod links;
@@ -47,6 +52,8 @@ pub struct Backends {
     pub sntp: SntpTuning,
     /// Where links, addresses and routes are applied.
     pub kernel: KernelBackend,
+    /// DHCP timeouts (the client runs only with [`KernelBackend::Netlink`]).
+    pub dhcp: dhcp_client::DhcpTuning,
 }
 
 /// Where links, addresses and routes are applied.
@@ -67,6 +74,7 @@ impl Backends {
                 clock: Arc::new(LinuxClock),
                 sntp: SntpTuning::default(),
                 kernel: KernelBackend::Netlink,
+                dhcp: Default::default(),
             }
         } else {
             Backends::recording(Arc::new(RecordingClock::host()))
@@ -79,6 +87,7 @@ impl Backends {
             clock,
             sntp: SntpTuning::default(),
             kernel: KernelBackend::Recording(RecordingKernel::new()),
+            dhcp: Default::default(),
         }
     }
 }
@@ -104,7 +113,14 @@ pub fn register_with(
     runtime.register(rendered::RenderedFiles::new(etc, context.events.clone()))?;
     runtime.register(links::NetworkSpecs)?;
     match backends.kernel {
-        KernelBackend::Netlink => runtime.register(apply::NetworkApply::new(NetlinkKernel))?,
+        KernelBackend::Netlink => {
+            runtime.register(apply::NetworkApply::new(NetlinkKernel))?;
+            runtime.register(dhcp_client::DhcpClient::new(
+                NetlinkKernel,
+                context.events.clone(),
+                backends.dhcp,
+            ))?;
+        }
         KernelBackend::Recording(kernel) => runtime.register(apply::NetworkApply::new(kernel))?,
     }
 

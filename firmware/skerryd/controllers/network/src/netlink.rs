@@ -84,6 +84,32 @@ fn route_message(
 }
 
 impl Kernel for NetlinkKernel {
+    async fn hardware_address(&self, link: &str) -> Result<[u8; 6], KernelError> {
+        use rtnetlink::packet_route::link::LinkAttribute;
+        let what = format!("reading the hardware address of {link}");
+        let handle = connect(&what).await?;
+        let mut links = handle.link().get().match_name(link.to_owned()).execute();
+        let message = links
+            .try_next()
+            .await
+            .map_err(failed(&what))?
+            .ok_or_else(|| KernelError {
+                what: what.clone(),
+                message: format!("no link named {link}"),
+            })?;
+        message
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok(),
+                _ => None,
+            })
+            .ok_or_else(|| KernelError {
+                what,
+                message: "the link has no Ethernet address".into(),
+            })
+    }
+
     async fn ensure_link(&self, link: &LinkSpec) -> Result<(), KernelError> {
         let what = format!("bringing up {}", link.name);
         let handle = connect(&what).await?;
