@@ -1,19 +1,22 @@
 //! Power cuts through the upgrade flow's persistent writes, on the lossy page-cache
-//! model (`skerry_medium::lossy`): the boot store (a redundant U-Boot environment), the
-//! slot image the installer writes, and the upgrade history, all on one simulated
-//! directory. Each phase of the flow (install and begin the trial; commit; fail the
-//! trial; record a trial the bootloader gave up) is cut after each of its operations,
-//! with many choices of which unflushed writes and renames survive; then the
-//! bootloader powers on (the real U-Boot script's rules) and the daemon's start settles
-//! the history against the boot store, as many times as it asks to reboot.
+//! model (`skerry_medium::lossy`): the boot store (a redundant U-Boot environment, and
+//! a GRUB environment block), the slot image the installer writes, and the upgrade
+//! history, all on one simulated directory. Each phase of the flow (install and begin
+//! the trial; the trial's first start; commit; fail the trial; record a trial the
+//! bootloader gave up; an operator's rollback) is cut after each of its operations, with
+//! many choices of which unflushed writes and renames survive; then the bootloader
+//! powers on (the real U-Boot script's and GRUB fragment's rules) and the daemon's
+//! start settles the history against the boot store, as many times as it asks to
+//! reboot.
 //!
 //! After every cut: the machine boots a slot that is good or on trial with its image
 //! fully written; every good slot holds an intact image and at least one exists; the
-//! history reads; a trial rolled back is remembered as such.
+//! history reads; a trial rolled back is remembered as such, an untried one is not.
 
 use std::cell::Cell;
 use std::ffi::OsStr;
 
+use skerry_boot_state::grub::GrubEnvStore;
 use skerry_boot_state::sim::Simulated;
 use skerry_boot_state::uboot::{UbootEnvStore, UbootLayout};
 use skerry_boot_state::{BootState, BootStore, SlotName, SlotStatus};
@@ -23,7 +26,8 @@ use skerry_medium::FsMedium;
 use skerryd_upgrade::flow::{self, Settled, TrialPlan};
 use skerryd_upgrade::history::{Decider, HistoryStore, Step};
 
-type Store = UbootEnvStore<FsMedium<LossyFs>>;
+/// How a scenario opens its boot store on the simulated directory.
+type Open<S> = fn(&LossyFs) -> S;
 
 /// Outcomes checked per cut at most.
 const OUTCOMES_PER_CUT: usize = 64;
@@ -52,7 +56,7 @@ fn v2() -> Vec<u8> {
     image(200)
 }
 
-fn store(fs: &LossyFs) -> Store {
+fn uboot(fs: &LossyFs) -> UbootEnvStore<FsMedium<LossyFs>> {
     UbootEnvStore::new(
         FsMedium::in_dir(fs.clone(), "uboot.env"),
         UbootLayout {
@@ -61,6 +65,10 @@ fn store(fs: &LossyFs) -> Store {
             redundant: true,
         },
     )
+}
+
+fn grub(fs: &LossyFs) -> GrubEnvStore<FsMedium<LossyFs>> {
+    GrubEnvStore::new(FsMedium::in_dir(fs.clone(), "grubenv"))
 }
 
 /// The history as a trial writes it: at version 1, the committed release's.
@@ -83,7 +91,7 @@ fn intact(fs: &LossyFs, slot: &SlotName) -> bool {
 
 /// A machine running slot A (1.0.0) with slot B good too (an older release), as after
 /// an earlier upgrade: both good, A first.
-fn machine() -> LossyFs {
+fn machine<S: BootStore>(store: Open<S>) -> LossyFs {
     let fs = LossyFs::new(Mode::Posix)
         .with_file("slot-A.img", &v1())
         .with_file("slot-B.img", &v0());
@@ -98,7 +106,7 @@ fn machine() -> LossyFs {
 
 /// The upgrade's writes: the installer's hook marks B bad, the installer writes and
 /// flushes B, then the trial begins. Stops at the first failed operation (the cut).
-fn install_and_begin_trial(fs: &LossyFs) {
+fn install_and_begin_trial<S: BootStore>(store: Open<S>, fs: &LossyFs) {
     let (a, b) = (slot("A"), slot("B"));
     let mut s = store(fs);
     let Ok(mut state) = s.load() else { return };
@@ -126,7 +134,10 @@ fn install_and_begin_trial(fs: &LossyFs) {
 
 /// Power-on and the daemon's start, repeated while the start asks for a reboot (a
 /// rollback it finished). Returns the slot finally running and what its start found.
-fn power_on_and_start(fs: &LossyFs) -> Result<(SlotName, Settled), String> {
+fn power_on_and_start<S: BootStore + Simulated>(
+    store: Open<S>,
+    fs: &LossyFs,
+) -> Result<(SlotName, Settled), String> {
     for _ in 0..4 {
         let mut s = store(fs);
         let booted = s
@@ -142,7 +153,12 @@ fn power_on_and_start(fs: &LossyFs) -> Result<(SlotName, Settled), String> {
 }
 
 /// What must hold whatever was cut.
-fn check_machine(fs: &LossyFs, booted: &SlotName, settled: &Settled) -> Result<(), String> {
+fn check_machine<S: BootStore>(
+    store: Open<S>,
+    fs: &LossyFs,
+    booted: &SlotName,
+    settled: &Settled,
+) -> Result<(), String> {
     let state = store(fs)
         .load()
         .map_err(|e| format!("the boot store does not load: {e}"))?;
@@ -189,7 +205,8 @@ fn check_machine(fs: &LossyFs, booted: &SlotName, settled: &Settled) -> Result<(
 }
 
 /// Runs `act` from `before`, cut at every operation; counts the outcomes checked.
-fn cut_everywhere(
+fn cut_everywhere<S: BootStore + Simulated>(
+    store: Open<S>,
     name: &str,
     before: &LossyFs,
     act: impl Fn(&LossyFs),
@@ -201,8 +218,8 @@ fn cut_everywhere(
         act,
         |cut, after| {
             count.set(count.get() + 1);
-            let (booted, settled) = power_on_and_start(after)?;
-            check_machine(after, &booted, &settled)?;
+            let (booted, settled) = power_on_and_start(store, after)?;
+            check_machine(store, after, &booted, &settled)?;
             extra(cut, after, &booted, &settled)
         },
         OUTCOMES_PER_CUT,
@@ -211,24 +228,25 @@ fn cut_everywhere(
 }
 
 /// After the install: the machine powered on into B's trial and its start settled.
-fn on_trial(installed: &LossyFs) -> LossyFs {
+fn on_trial<S: BootStore + Simulated>(store: Open<S>, installed: &LossyFs) -> LossyFs {
     let fs = installed.fork();
-    let (booted, settled) = power_on_and_start(&fs).unwrap();
+    let (booted, settled) = power_on_and_start(store, &fs).unwrap();
     assert_eq!(booted, slot("B"));
     assert!(matches!(settled, Settled::Probation(_)), "{settled:?}");
     fs
 }
 
-#[test]
-fn no_power_cut_in_the_upgrade_flow_leaves_the_machine_without_a_good_bootable_slot() {
+/// The whole scenario on one kind of boot store; returns the outcomes checked.
+fn scenario<S: BootStore + Simulated>(store: Open<S>) -> usize {
     let count = Cell::new(0);
     let b = slot("B");
 
     // 1. Install and begin the trial.
     let installed = cut_everywhere(
+        store,
         "install and begin the trial",
-        &machine(),
-        install_and_begin_trial,
+        &machine(store),
+        |fs| install_and_begin_trial(store, fs),
         |cut, fs, booted, settled| {
             if cut.completed() && *booted != slot("B") {
                 return Err(format!("a finished install booted {booted}"));
@@ -244,9 +262,30 @@ fn no_power_cut_in_the_upgrade_flow_leaves_the_machine_without_a_good_bootable_s
     );
     let after_install = count.get();
 
-    // 2. Probation passes: commit.
-    let trial = on_trial(&installed);
+    // 2. The trial's first start: the bootloader uses an attempt, the daemon settles.
+    cut_everywhere(
+        store,
+        "the trial's first start",
+        &installed,
+        |fs| {
+            let mut s = store(fs);
+            if let Ok(booted) = s.simulate_boot() {
+                let _ = flow::settle(&mut history(fs), &mut s, Some(&booted));
+            }
+        },
+        |_, _, booted, settled| {
+            if *booted == slot("B") && !matches!(settled, Settled::Probation(_)) {
+                return Err(format!("the trial started without probation: {settled:?}"));
+            }
+            Ok(())
+        },
+        &count,
+    );
+
+    // 3. Probation passes: commit.
+    let trial = on_trial(store, &installed);
     let committed = cut_everywhere(
+        store,
         "commit",
         &trial,
         |fs| {
@@ -271,8 +310,9 @@ fn no_power_cut_in_the_upgrade_flow_leaves_the_machine_without_a_good_bootable_s
         &count,
     );
 
-    // 3. Probation fails: mark bad, back to A, remembered as rolled back.
+    // 4. Probation fails: mark bad, back to A, remembered as rolled back.
     cut_everywhere(
+        store,
         "fail the trial",
         &trial,
         |fs| {
@@ -302,7 +342,7 @@ fn no_power_cut_in_the_upgrade_flow_leaves_the_machine_without_a_good_bootable_s
         &count,
     );
 
-    // 4. The bootloader gives the trial up; the start on A records it.
+    // 5. The bootloader gives the trial up; the start on A records it.
     let given_up = installed.fork();
     let tries = store(&given_up).load().unwrap().tries();
     for _ in 0..tries {
@@ -310,6 +350,7 @@ fn no_power_cut_in_the_upgrade_flow_leaves_the_machine_without_a_good_bootable_s
     }
     assert_eq!(store(&given_up).simulate_boot().unwrap(), slot("A"));
     cut_everywhere(
+        store,
         "record the bootloader's rollback",
         &given_up,
         |fs| {
@@ -329,10 +370,11 @@ fn no_power_cut_in_the_upgrade_flow_leaves_the_machine_without_a_good_bootable_s
         &count,
     );
 
-    // 5. An operator rolls the committed B back to A.
+    // 6. An operator rolls the committed B back to A.
     let running_b = committed.fork();
-    assert_eq!(power_on_and_start(&running_b).unwrap().0, b);
+    assert_eq!(power_on_and_start(store, &running_b).unwrap().0, b);
     cut_everywhere(
+        store,
         "an operator's rollback",
         &running_b,
         |fs| {
@@ -358,9 +400,21 @@ fn no_power_cut_in_the_upgrade_flow_leaves_the_machine_without_a_good_bootable_s
 
     let total = count.get();
     eprintln!("{total} power cuts checked ({after_install} during the install)");
-    assert!(total >= 200, "only {total} power cuts checked");
     assert!(
         after_install >= 50,
         "only {after_install} cuts during the install"
     );
+    total
+}
+
+#[test]
+fn no_power_cut_in_the_upgrade_flow_leaves_a_uboot_machine_without_a_good_bootable_slot() {
+    let total = scenario(uboot);
+    assert!(total >= 200, "only {total} power cuts checked");
+}
+
+#[test]
+fn no_power_cut_in_the_upgrade_flow_leaves_a_grub_machine_without_a_good_bootable_slot() {
+    let total = scenario(grub);
+    assert!(total >= 200, "only {total} power cuts checked");
 }

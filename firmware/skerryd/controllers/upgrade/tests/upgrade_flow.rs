@@ -386,3 +386,39 @@ async fn an_operator_rollback_needs_another_good_slot() {
     assert_eq!(sim.reboot(daemon).await, slot("A"));
     sim.start().stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probation_fails_without_a_critical_check_and_ignores_non_critical_ones() {
+    let mut sim = Sim::new();
+    sim.power_on();
+    let daemon = sim.start();
+    daemon.health(CheckState::Healthy, "");
+    daemon.upgrade("1.1.0", false).await.unwrap();
+    sim.reboot(daemon).await;
+    let daemon = sim.start();
+    // Only a non-critical check, failing: it neither fails nor passes the trial.
+    let status = skerryd_core::resources::HealthCheckStatus {
+        critical: false,
+        state: CheckState::Unhealthy,
+        message: "disk 91% full".into(),
+        last_run: None,
+        consecutive_failures: 3,
+        since: None,
+    };
+    daemon
+        .context
+        .state
+        .apply_owned("metrics/disk", Some("services"), status)
+        .unwrap();
+    let status = daemon.wait_for(UpgradePhaseName::RollingBack).await;
+    assert!(
+        status.message.contains("no critical health check reported"),
+        "{}",
+        status.message
+    );
+    assert_eq!(sim.status("B"), SlotStatus::Bad);
+    let h = sim.history();
+    assert!(h.is_rolled_back("1.1.0"));
+    assert!(!h.entries.last().unwrap().reason.contains("disk"));
+    daemon.stop().await;
+}
