@@ -21,6 +21,9 @@ use crate::Shared;
 use skerry_runtime::ResourceSpec;
 use skerryd_core::NewEvent;
 
+/// Time between full resyncs when nothing changes.
+pub const RESYNC: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Reconciles the supervisor with the services in the config.
 #[derive(Debug)]
 pub struct ServicesController {
@@ -106,7 +109,9 @@ impl Controller for ServicesController {
             }
         }
         self.shared.apply(wanted_set, &rejected).await?;
-        Ok(Requeue::OnChange)
+        // A periodic full resync (a no-op when nothing changed) also shows the runtime,
+        // and a watchdog lease on this controller, that it is alive.
+        Ok(Requeue::After(RESYNC))
     }
 }
 

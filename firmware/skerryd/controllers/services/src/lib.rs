@@ -33,7 +33,7 @@ use tokio::sync::broadcast;
 
 pub use api::{MAX_ID_BYTES, MAX_TAIL_LINES};
 pub use book::OWNER;
-pub use controller::ServicesController;
+pub use controller::{ServicesController, RESYNC};
 pub use resources::{RunState, ServiceHealth, ServiceStatus, SERVICES_NAMESPACE};
 
 use book::Ledger;
