@@ -71,6 +71,9 @@ pub struct TimeKeeper {
     last: Option<LastSync>,
     last_error: String,
     floor_applied: bool,
+    /// Servers that answered with a DENY or RSTR kiss-o'-death: not asked again until
+    /// the config changes (RFC 5905 section 7.4).
+    denied: std::collections::BTreeSet<String>,
     persisting: crate::Persisting,
 }
 
@@ -105,6 +108,7 @@ impl TimeKeeper {
             last: None,
             last_error: String::new(),
             floor_applied: false,
+            denied: Default::default(),
             persisting: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
@@ -147,6 +151,12 @@ impl TimeKeeper {
     async fn poll(&mut self, config: &TimeConfig, floor: SystemTime) -> bool {
         let mut errors = Vec::new();
         for server in config.sntp.servers.iter().take(MAX_SERVERS) {
+            if self.denied.contains(server) {
+                errors.push(format!(
+                    "{server} refused us (kiss-o'-death); not asked again"
+                ));
+                continue;
+            }
             match sntp::query(
                 server,
                 &*self.clock,
@@ -184,7 +194,14 @@ impl TimeKeeper {
                     self.last_error.clear();
                     return true;
                 }
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => {
+                    if let sntp::SntpError::KissOfDeath { code } = &e {
+                        if code == "DENY" || code == "RSTR" {
+                            self.denied.insert(server.clone());
+                        }
+                    }
+                    errors.push(format!("{server}: {e}"));
+                }
             }
         }
         self.last_error = errors.join("; ");
@@ -213,6 +230,7 @@ impl Controller for TimeKeeper {
             .unwrap_or_default();
         if self.config.as_ref() != Some(&config) {
             self.next_poll = None;
+            self.denied.clear();
             self.next_save = None;
             self.config = Some(config.clone());
         }

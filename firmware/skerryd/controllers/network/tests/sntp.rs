@@ -206,3 +206,75 @@ async fn the_time_controller_syncs_and_steps_a_recording_clock() {
     );
     stop(&context, handle).await;
 }
+
+/// A server that answers every request with a kiss-o'-death `code`, counting requests.
+async fn kissing_server(code: [u8; 4]) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap().to_string();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        let mut buffer = [0u8; 512];
+        while let Ok((n, from)) = socket.recv_from(&mut buffer).await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let Ok(request) = sntp::Packet::parse(&buffer[..n]) else {
+                continue;
+            };
+            let reply = sntp::Packet {
+                leap: 3,
+                version: 4,
+                mode: 4,
+                stratum: 0,
+                reference_id: code,
+                originate: request.transmit,
+                receive: sntp::NtpTimestamp(0),
+                transmit: sntp::NtpTimestamp(0),
+            };
+            let _ = socket.send_to(&reply.encode(), from).await;
+        }
+    });
+    (address, count)
+}
+
+#[tokio::test]
+async fn a_server_that_says_deny_is_not_asked_again() {
+    let (address, requests) = kissing_server(*b"DENY").await;
+    let root = tempfile::tempdir().unwrap();
+    let context = context(root.path());
+    put(
+        &context.state,
+        SINGLETON,
+        ActiveTime(from_json(serde_json::json!({
+            "sntp": {"servers": [address], "pollInterval": "1s"}
+        }))),
+    );
+    let backends = Backends {
+        sntp: SntpTuning {
+            timeout: Duration::from_millis(300),
+            attempts: 2,
+        },
+        ..Backends::recording(Arc::new(RecordingClock::host()))
+    };
+    let handle = start(&context, backends);
+    let status = wait_for("the kiss-o'-death in the status", || {
+        context
+            .state
+            .get::<TimeStatus>(TIME_STATUS_ID)
+            .ok()
+            .map(|r| r.spec)
+            .filter(|s| s.last_error.contains("DENY"))
+    })
+    .await;
+    assert!(!status.synced);
+    // Three poll intervals later it was still asked only once (one request: a
+    // kiss-o'-death is not retried).
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let status = context
+        .state
+        .get::<TimeStatus>(TIME_STATUS_ID)
+        .unwrap()
+        .spec;
+    assert!(status.last_error.contains("not asked again"), "{status:?}");
+    stop(&context, handle).await;
+}
