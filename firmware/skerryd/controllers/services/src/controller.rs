@@ -310,8 +310,25 @@ impl Shared {
             }
         }
         drop(book);
-        let mut tasks = Vec::new();
-        let mut verdicts = BTreeMap::new();
+        // Every check starts unknown, recorded before its loop can report.
+        let mut loops = Vec::new();
+        {
+            let mut book = ledger.book();
+            let Some(tracked) = book.services.get_mut(name) else {
+                return;
+            };
+            if tracked.generation != generation {
+                return;
+            }
+            for (check, _) in &want.checks {
+                let status = initial(check);
+                tracked.verdicts.insert(check.name.clone(), status.state);
+                let id = format!("{name}/{}", check.name);
+                if let Err(e) = ledger.state.apply_owned(&id, Some(OWNER), status) {
+                    tracing::warn!(check = %id, error = %e, "could not write the health check status");
+                }
+            }
+        }
         for (check, probe) in &want.checks {
             let id = format!("{name}/{}", check.name);
             let report = if check.critical {
@@ -325,12 +342,7 @@ impl Shared {
             } else {
                 None
             };
-            let status = initial(check);
-            verdicts.insert(check.name.clone(), status.state);
-            if let Err(e) = ledger.state.apply_owned(&id, Some(OWNER), status) {
-                tracing::warn!(check = %id, error = %e, "could not write the health check status");
-            }
-            tasks.push(
+            loops.push(
                 CheckLoop {
                     ledger: ledger.clone(),
                     service: name.to_owned(),
@@ -344,11 +356,10 @@ impl Shared {
             );
         }
         let mut book = ledger.book();
-        if let Some(tracked) = book.services.get_mut(name) {
-            if tracked.generation == generation {
-                tracked.tasks = tasks;
-                tracked.verdicts = verdicts;
-            }
+        match book.services.get_mut(name) {
+            Some(tracked) if tracked.generation == generation => tracked.tasks = loops,
+            // Replaced or removed meanwhile: these loops end here.
+            _ => drop(loops),
         }
     }
 }
