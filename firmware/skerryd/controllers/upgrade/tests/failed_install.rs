@@ -27,11 +27,11 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// A copy of the repository whose 1.1.0 image pack was altered after signing.
-fn damaged_mirror(dir: &Path) -> PathBuf {
+/// A copy of the repository whose `version` image pack was altered after signing.
+fn damaged_mirror(dir: &Path, version: &str) -> PathBuf {
     let mirror = dir.join("damaged-mirror");
     copy_tree(&published().repo, &mirror);
-    let release = mirror.join("targets").join(BOARD).join("1.1.0");
+    let release = mirror.join("targets").join(BOARD).join(version);
     let mut damaged = 0;
     for entry in std::fs::read_dir(&release).unwrap() {
         let path = entry.unwrap().path();
@@ -50,10 +50,21 @@ fn damaged_mirror(dir: &Path) -> PathBuf {
 async fn a_failed_install_leaves_the_target_bad_and_the_retry_resumes() {
     let mut sim = Sim::new();
     sim.power_on();
+    // First a committed upgrade, so that both slots are good.
+    let daemon = sim.start();
+    daemon.health(CheckState::Healthy, "");
+    daemon.upgrade("1.1.0", false).await.unwrap();
+    sim.reboot(daemon).await;
+    let daemon = sim.start();
+    daemon.health(CheckState::Healthy, "");
+    daemon.wait_for(UpgradePhaseName::Committed).await;
+    assert_eq!(sim.reboot(daemon).await, common::slot("B"));
+    assert_eq!(sim.status("A"), SlotStatus::Good);
+
     let daemon = sim.start();
     daemon.health(CheckState::Healthy, "");
     let scratch = tempfile::tempdir().unwrap();
-    let mirror = damaged_mirror(scratch.path());
+    let mirror = damaged_mirror(scratch.path(), "1.2.0");
     daemon
         .context
         .state
@@ -69,28 +80,29 @@ async fn a_failed_install_leaves_the_target_bad_and_the_retry_resumes() {
             }),
         )
         .unwrap();
-    let err = daemon.upgrade("1.1.0", false).await.unwrap_err();
-    assert!(err.message().contains("1.1.0"), "{}", err.message());
-    assert_eq!(sim.status("B"), SlotStatus::Bad);
-    assert_eq!(sim.status("A"), SlotStatus::Good);
+    let err = daemon.upgrade("1.2.0", false).await.unwrap_err();
+    assert!(err.message().contains("1.2.0"), "{}", err.message());
+    // Slot A was good; written part-way, it must never boot.
+    assert_eq!(sim.status("A"), SlotStatus::Bad);
+    assert_eq!(sim.status("B"), SlotStatus::Good);
     assert_eq!(daemon.power_requested(), None);
     assert_eq!(daemon.status().unwrap().phase, UpgradePhaseName::Failed);
     let h = sim.history();
     assert_eq!(h.entries.last().unwrap().step, Step::InstallFailed);
     assert!(h.pending.is_none());
     assert!(
-        !h.is_rolled_back("1.1.0"),
+        !h.is_rolled_back("1.2.0"),
         "an install failure is no rollback"
     );
 
     // The good source: the same install resumes and the trial begins.
     daemon.configure(published());
-    let progress = daemon.upgrade("1.1.0", false).await.expect("the retry");
+    let progress = daemon.upgrade("1.2.0", false).await.expect("the retry");
     let verified = progress
         .iter()
         .find(|p| p.phase == skerry_api::pb::UpgradePhase::Verifying as i32)
         .unwrap();
     assert!(verified.message.contains("resumed"), "{}", verified.message);
-    assert!(matches!(sim.status("B"), SlotStatus::Trial { .. }));
+    assert!(matches!(sim.status("A"), SlotStatus::Trial { .. }));
     daemon.stop().await;
 }
