@@ -4,14 +4,17 @@
 //!   machine and network config and the DHCP leases ([`render`] is the pure part);
 //! - [`timekeeper`]: the persisted time floor ([`floor`]), the SNTP client ([`sntp`]) and
 //!   the trusted time ([`resources::TimeStatus`]); the clock is stepped only through
-//!   [`clock::SystemClock`], the real one only on a device.
-//!
+//!   [`clock::SystemClock`], the real one only on a device;
 //! - [`links`]: the desired links, addresses and routes from the network config;
+//! - [`apply`]: those applied to the kernel through [`kernel::Kernel`] (netlink on a
+//!   device, a recording fake in `--root` mode), with their statuses;
 //! - [`dhcp_client`]: a DHCPv4 client ([`dhcp`] is the message codec) on the links that
 //!   ask for it, on a device (in `--root` mode no DHCP runs: the host's links are not
-//!   ours);
-//! - [`apply`]: those applied to the kernel through [`kernel::Kernel`] (netlink on a
-//!   device, a recording fake in `--root` mode), with their statuses.
+//!   ours).
+//!
+//! TLS and TUF expiry checks on a board without an RTC read the time from
+//! [`resources::TimeStatus`] (`trusted_at(SystemTime::now())`), never from the bare
+//! clock.
 //!
 //! Its resources are in [`resources`] (namespaces `network` and `time`).
 
