@@ -224,6 +224,9 @@ pub enum Settled {
     RolledBack(Entry),
     /// The trial never began.
     Interrupted(Entry),
+    /// The start could not settle (the caller's state when the store or the history
+    /// cannot be read); never returned by [`settle`].
+    Unsettled,
 }
 
 /// At start: finishes whatever a power cut or a reboot left between the boot store and

@@ -50,17 +50,46 @@ pub const CONTROLLER: &str = "upgrade";
 /// floor.
 pub fn register(runtime: &mut Runtime, context: &Context) -> anyhow::Result<Arc<dyn UpgradeOps>> {
     let machine = Arc::new(Machine::new(context));
-    let settled = {
-        let mut store = machine
-            .boot_store()
-            .map_err(|e| anyhow::anyhow!("opening the boot store {:?}: {e}", machine.spec))?;
-        let mut history = machine.history();
-        flow::settle(&mut history, store.as_mut(), machine.booted.as_ref())
-            .map_err(|e| anyhow::anyhow!("settling the upgrade state at start: {e}"))?
-    };
+    let settled = machine
+        .boot_store()
+        .map_err(|e| e.to_string())
+        .and_then(|mut store| {
+            flow::settle(
+                &mut machine.history(),
+                store.as_mut(),
+                machine.booted.as_ref(),
+            )
+            .map_err(|e| e.to_string())
+        });
     let mut trial = None;
     let mut reboot_at_start = false;
+    // A start that cannot settle (an unreadable store or history) still serves the
+    // API and, on a trial, still runs probation: the daemon must not stay down.
+    let settled = settled.unwrap_or_else(|e| {
+        let message = format!("could not settle the upgrade state at start: {e}");
+        tracing::error!(%message);
+        machine.events.push(skerryd_core::NewEvent::new(
+            "upgrade.error",
+            message.clone(),
+        ));
+        machine.phase(UpgradePhaseName::Failed, message);
+        match &machine.booted {
+            Some(slot) if context.boot.booted_on_trial() => {
+                Settled::Probation(history::PendingTrial {
+                    slot: slot.to_string(),
+                    release: String::new(),
+                    from: String::new(),
+                    stage: history::Stage::Trial,
+                    failure: None,
+                    failure_by: None,
+                    forced: false,
+                })
+            }
+            _ => Settled::Unsettled,
+        }
+    });
     match settled {
+        Settled::Unsettled => {}
         Settled::Idle => machine.set_status(|_| {}),
         Settled::Probation(pending) => {
             if let Some(slot) = machine.booted.clone() {

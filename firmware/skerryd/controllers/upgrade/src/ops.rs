@@ -118,12 +118,13 @@ impl Upgrades {
                 "refused: slot {trial} is on trial; finish that trial first"
             )));
         }
+        let history = m.history().load().map_err(|e| {
+            precondition(format!(
+                "refused: {e}; an upgrade needs a history it can record its steps in"
+            ))
+        })?;
         if let Some(v) = &version {
             let release = v.to_string();
-            let history = m
-                .history()
-                .load()
-                .map_err(|e| Status::internal(e.to_string()))?;
             if history.is_rolled_back(&release) && !request.force {
                 return Err(refused_rolled_back(&release, &history));
             }

@@ -422,3 +422,25 @@ async fn probation_fails_without_a_critical_check_and_ignores_non_critical_ones(
     assert!(!h.entries.last().unwrap().reason.contains("disk"));
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_written_by_a_newer_release_is_named_and_does_not_keep_the_daemon_down() {
+    let mut sim = Sim::new();
+    sim.power_on();
+    std::fs::write(
+        sim.layout.upgrade().join("history.json"),
+        br#"{"format":"skerry.upgrade-history","version":9,"body":{}}"#,
+    )
+    .unwrap();
+    let daemon = sim.start();
+    let status = daemon.status().unwrap();
+    assert_eq!(status.phase, UpgradePhaseName::Failed);
+    assert!(status.message.contains("version 9"), "{}", status.message);
+    assert!(daemon.event_kinds().iter().any(|k| k == "upgrade.error"));
+    daemon.health(CheckState::Healthy, "");
+    let err = daemon.upgrade("1.1.0", false).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("version 9"), "{}", err.message());
+    assert_eq!(sim.status("B"), SlotStatus::Bad, "nothing was written");
+    daemon.stop().await;
+}
