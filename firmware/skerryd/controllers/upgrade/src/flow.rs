@@ -335,11 +335,30 @@ pub fn settle<D: Directory>(
         history.save(&h)?;
         return Ok(Settled::Interrupted(entry));
     }
-    if let Some(SlotStatus::Trial { .. }) = target_status {
+    if let Some(SlotStatus::Trial { tries_left }) = target_status {
         // Still on trial behind the slot that started: end it, staying here.
         if status == SlotStatus::Good {
             state.mark_good(booted)?;
             boot.commit(&state)?;
+        }
+        if tries_left == state.tries() && pending.failure.is_none() {
+            // Not one attempt used: the trial was never started (a Raspberry Pi that
+            // lost its one-shot tryboot flag to a power cut, or rebooted plainly).
+            h = history.load()?;
+            h.pending = None;
+            let entry = h.record(NewEntry {
+                step: Step::Interrupted,
+                release: &pending.release,
+                slot: &pending.slot,
+                reason: format!(
+                    "the machine started slot {booted} again before the trial of release {} on slot {} was attempted; the trial was ended, nothing was tried",
+                    pending.release, pending.slot
+                ),
+                by: Decider::Bootloader,
+                forced: pending.forced,
+            });
+            history.save(&h)?;
+            return Ok(Settled::Interrupted(entry));
         }
     }
     Ok(Settled::RolledBack(finish_rollback(history, &target)?))

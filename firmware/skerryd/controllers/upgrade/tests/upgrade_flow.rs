@@ -317,10 +317,10 @@ async fn a_trial_the_bootloader_gave_up_is_recorded_as_rolled_back() {
     // The new slot never gets its daemon up: every attempt ends in a reset.
     let tries = sim.boot_state().tries();
     for _ in 0..tries {
-        sim.power_off();
+        sim.power_off(None);
         assert_eq!(sim.power_on(), slot("B"));
     }
-    sim.power_off();
+    sim.power_off(None);
     assert_eq!(sim.power_on(), slot("A"));
     let daemon = sim.start();
     let h = sim.history();
@@ -443,4 +443,39 @@ async fn a_history_written_by_a_newer_release_is_named_and_does_not_keep_the_dae
     assert!(err.message().contains("version 9"), "{}", err.message());
     assert_eq!(sim.status("B"), SlotStatus::Bad, "nothing was written");
     daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raspberry_pi_trial_runs_on_the_one_shot_tryboot_and_a_lost_flag_tries_nothing() {
+    let mut sim = Sim::with(skerry_hil::Backend::Tryboot);
+    assert_eq!(sim.power_on(), slot("A"));
+    let daemon = sim.start();
+    daemon.health(CheckState::Healthy, "");
+    daemon.upgrade("1.1.0", false).await.unwrap();
+    assert_eq!(
+        daemon.power_requested(),
+        Some(PowerRequest::Reboot { tryboot: true })
+    );
+    // The power is cut instead: the flag is lost, slot A starts, nothing was tried.
+    daemon.stop().await;
+    sim.power_off(None);
+    assert_eq!(sim.power_on(), slot("A"));
+    let daemon = sim.start();
+    let h = sim.history();
+    let last = h.entries.last().unwrap();
+    assert_eq!(last.step, Step::Interrupted, "{last:?}");
+    assert!(!h.is_rolled_back("1.1.0"));
+    assert!(h.pending.is_none());
+    assert_eq!(sim.boot_state().trial(), None, "the trial was ended");
+
+    // Again, and this time the reboot arms tryboot: the trial runs and commits.
+    daemon.health(CheckState::Healthy, "");
+    daemon.upgrade("1.1.0", false).await.unwrap();
+    assert_eq!(sim.reboot(daemon).await, slot("B"));
+    let daemon = sim.start();
+    daemon.health(CheckState::Healthy, "");
+    daemon.wait_for(UpgradePhaseName::Committed).await;
+    assert_eq!(sim.status("B"), SlotStatus::Good);
+    assert_eq!(sim.reboot(daemon).await, slot("B"), "B is the default now");
+    sim.start().stop().await;
 }

@@ -14,11 +14,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use skerry_api::pb;
+use skerry_boot_state::sim::Machine;
+use skerry_boot_state::tryboot::TRYBOOT_REBOOT_ARG;
 use skerry_boot_state::{BootState, SlotName, SlotStatus};
 use skerry_config::kinds::{HumanDuration, UpdateConfig};
 use skerry_hil::board::HEALTHY_IMAGE;
 use skerry_hil::updates::{SignedReleases, BOARD};
-use skerry_hil::{images, Backend, SimBoard};
+use skerry_hil::{images, Backend};
 use skerry_runtime::{Runtime, RuntimeHandle, RuntimeOptions, State};
 use skerry_watchdog::clock::TokioClock;
 use skerry_watchdog::gate::Vitals;
@@ -68,7 +70,8 @@ pub fn published() -> &'static Published {
 pub struct Sim {
     pub dir: tempfile::TempDir,
     pub layout: Layout,
-    pub board: SimBoard,
+    /// The boot store with its bootloader (the firmware's one-shot state included).
+    pub machine: Box<dyn Machine>,
     pub definition: BoardDefinition,
     pub starts: u32,
 }
@@ -85,14 +88,31 @@ pub fn slot(name: &str) -> SlotName {
 }
 
 impl Sim {
-    /// A powered-off machine with the factory image (1.0.0) in slot A.
+    /// A powered-off machine with the factory image (1.0.0) in slot A and a redundant
+    /// U-Boot environment.
     pub fn new() -> Sim {
+        Sim::with(Backend::Uboot)
+    }
+
+    /// The same with `backend`'s boot store.
+    pub fn with(backend: Backend) -> Sim {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_owned();
         let layout = Layout::new(&root);
         layout.create_dirs().unwrap();
-        let board = Backend::Uboot.board(&root, &images::factory()).unwrap();
-        let spec = format!("uboot:{}/uboot.env,offset=0x2000,redundant", root.display());
+        // Creates the store's files, a fresh boot state and the slot images.
+        drop(backend.board(&root, &images::factory()).unwrap());
+        let spec = match backend {
+            Backend::Uboot => format!("uboot:{}/uboot.env,offset=0x2000,redundant", root.display()),
+            Backend::Grub => format!("grub:{}/grubenv", root.display()),
+            Backend::Gpt => format!("gpt:{}/disk.img,A=2,B=3", root.display()),
+            Backend::Tryboot => format!("tryboot:{}/boot,A=2,B=3", root.display()),
+        };
+        let machine = spec
+            .parse::<skerry_boot_state::StoreSpec>()
+            .unwrap()
+            .open_simulated()
+            .unwrap();
         let definition = BoardDefinition {
             name: BOARD.into(),
             boot_store: spec,
@@ -109,7 +129,7 @@ impl Sim {
         Sim {
             dir,
             layout,
-            board,
+            machine,
             definition,
             starts: 0,
         }
@@ -120,7 +140,7 @@ impl Sim {
     }
 
     pub fn boot_state(&self) -> BootState {
-        self.board.boot_state().unwrap()
+        self.machine.store().load().unwrap()
     }
 
     pub fn status(&self, name: &str) -> SlotStatus {
@@ -136,14 +156,20 @@ impl Sim {
 
     /// The bootloader's power-on; writes the command line the daemon reads.
     pub fn power_on(&mut self) -> SlotName {
-        let started = self.board.power_on().unwrap();
+        let started = self.machine.power_on().unwrap();
         std::fs::write(self.layout.cmdline(), format!("skerry.slot={started}\n")).unwrap();
         started
     }
 
-    /// Power off (a reboot or a power cut: the U-Boot firmware keeps nothing).
-    pub fn power_off(&mut self) {
-        self.board.power_off();
+    /// The machine goes down: by the reboot the daemon asked for, or a power cut.
+    pub fn power_off(&mut self, request: Option<PowerRequest>) {
+        match request {
+            Some(PowerRequest::Reboot { tryboot: true }) => {
+                self.machine.request_reboot(TRYBOOT_REBOOT_ARG)
+            }
+            Some(PowerRequest::Reboot { tryboot: false }) => self.machine.request_reboot("0"),
+            Some(PowerRequest::Shutdown) | None => self.machine.power_cut(),
+        }
     }
 
     /// Starts the daemon's upgrade subsystem on the slot that runs: opens the boot view
@@ -206,10 +232,12 @@ impl Sim {
         std::fs::read(path).unwrap().starts_with(HEALTHY_IMAGE)
     }
 
-    /// Stops the daemon, then the bootloader's power-on; returns the slot started.
+    /// Stops the daemon, reboots as it asked (a power cut if it asked for nothing),
+    /// then the bootloader's power-on; returns the slot started.
     pub async fn reboot(&mut self, daemon: Daemon) -> SlotName {
+        let request = daemon.power_requested();
         daemon.stop().await;
-        self.power_off();
+        self.power_off(request);
         self.power_on()
     }
 }
