@@ -17,6 +17,9 @@ use skerryd_watchdog::WatchdogOptions;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 const CHILD_ENV: &str = "SKERRYD_WATCHDOG_CHILD_ROOT";
+/// Set: the child crashes after this many milliseconds (its executor, every task and the
+/// watchdog driver dropped, then a panic).
+const CRASH_ENV: &str = "SKERRYD_WATCHDOG_CHILD_CRASH_MS";
 
 /// The child half: the subsystem on the daemon's kind of executor, until killed.
 fn run_child(root: &Path) {
@@ -29,12 +32,20 @@ fn run_child(root: &Path) {
         let (context, _stop) = context(root);
         let _handle = start(&context, WatchdogOptions::default(), |_| {});
         apply_config(&context, TIMEOUT);
-        std::future::pending::<()>().await;
+        match std::env::var(CRASH_ENV).ok().and_then(|ms| ms.parse().ok()) {
+            Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            None => std::future::pending::<()>().await,
+        }
     });
+    drop(executor);
+    panic!("the child daemon crashes");
 }
 
 /// Starts the child running `test` on `root`, or runs the child half if this is it.
-fn spawn_or_be_child(test: &str) -> Option<(tempfile::TempDir, SimulatedWatchdogDevice, Child)> {
+fn spawn_or_be_child(
+    test: &str,
+    crash_after: Option<Duration>,
+) -> Option<(tempfile::TempDir, SimulatedWatchdogDevice, Child)> {
     if let Ok(root) = std::env::var(CHILD_ENV) {
         run_child(Path::new(&root));
         return None;
@@ -42,7 +53,11 @@ fn spawn_or_be_child(test: &str) -> Option<(tempfile::TempDir, SimulatedWatchdog
     let root = tempfile::tempdir().unwrap();
     Layout::new(root.path()).create_dirs().unwrap();
     let device = SimulatedWatchdogDevice::bind(root.path().join(SOCKET)).unwrap();
-    let child = Command::new(std::env::current_exe().unwrap())
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    if let Some(after) = crash_after {
+        command.env(CRASH_ENV, after.as_millis().to_string());
+    }
+    let child = command
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, root.path())
         .stdin(Stdio::null())
@@ -74,7 +89,7 @@ impl Drop for Reap {
 #[test]
 fn a_sigstopped_daemon_makes_the_watchdog_fire() {
     let Some((_root, device, child)) =
-        spawn_or_be_child("a_sigstopped_daemon_makes_the_watchdog_fire")
+        spawn_or_be_child("a_sigstopped_daemon_makes_the_watchdog_fire", None)
     else {
         return;
     };
@@ -108,9 +123,10 @@ fn a_sigstopped_daemon_makes_the_watchdog_fire() {
 
 #[test]
 fn a_sigkilled_daemon_does_not_disarm_and_the_watchdog_fires() {
-    let Some((_root, device, child)) =
-        spawn_or_be_child("a_sigkilled_daemon_does_not_disarm_and_the_watchdog_fires")
-    else {
+    let Some((_root, device, child)) = spawn_or_be_child(
+        "a_sigkilled_daemon_does_not_disarm_and_the_watchdog_fires",
+        None,
+    ) else {
         return;
     };
     let mut child = Reap(child);
@@ -122,5 +138,26 @@ fn a_sigkilled_daemon_does_not_disarm_and_the_watchdog_fires() {
     assert!(
         record.closes.is_empty(),
         "a killed daemon disarmed: {record:?}"
+    );
+}
+
+#[test]
+fn a_daemon_that_crashes_does_not_disarm_and_the_watchdog_fires() {
+    let crash_after = TIMEOUT * 2;
+    let Some((_root, device, child)) = spawn_or_be_child(
+        "a_daemon_that_crashes_does_not_disarm_and_the_watchdog_fires",
+        Some(crash_after),
+    ) else {
+        return;
+    };
+    let mut child = Reap(child);
+    wait_for_feeds(&device, 2);
+    let fault_at = Instant::now();
+    let status = child.0.wait().unwrap();
+    assert!(!status.success(), "the child was to crash: {status}");
+    let record = assert_fires_in_time(&device, TIMEOUT, fault_at, TIMEOUT * 3);
+    assert!(
+        record.closes.is_empty(),
+        "a crashed daemon disarmed: {record:?}"
     );
 }
