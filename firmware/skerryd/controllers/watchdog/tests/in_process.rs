@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{apply_config, assert_fires_in_time, context, events, start, wait_for_feeds, SOCKET};
+use common::{
+    apply_config, apply_config_gated, assert_fires_in_time, context, events, start, wait_for_feeds,
+    SOCKET,
+};
 use skerry_medium::{Directory, HostDir, MediumError};
 use skerry_runtime::{Controller, ControllerError, Input, Output, ReconcileContext, Requeue};
 use skerry_watchdog::simulated::SimulatedWatchdogDevice;
@@ -276,5 +279,73 @@ async fn a_stalled_fsync_makes_the_watchdog_fire() {
         "{status:?}"
     );
     stall.store(false, Ordering::SeqCst);
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gated_health_check_that_fails_makes_the_watchdog_fire() {
+    let root = tempfile::tempdir().unwrap();
+    let (context, _stop) = context(root.path());
+    let device = device(root.path());
+    // The services subsystem's part: it reports the critical check into the vitals.
+    let check = context
+        .vitals
+        .health_check("web/http", Duration::from_secs(1))
+        .unwrap();
+    let failing = Arc::new(AtomicBool::new(false));
+    let checker = tokio::spawn({
+        let failing = failing.clone();
+        async move {
+            loop {
+                if failing.load(Ordering::SeqCst) {
+                    check.fail("HTTP 503 from 127.0.0.1:8080/healthz");
+                } else {
+                    check.pass();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    let handle = start(&context, WatchdogOptions::default(), |_| {});
+    apply_config_gated(&context, TIMEOUT, &["web/http"]);
+    wait_for_feeds(&device, 4);
+
+    let fault_at = Instant::now();
+    failing.store(true, Ordering::SeqCst);
+    assert_fires_in_time(&device, TIMEOUT, fault_at, TIMEOUT * 4);
+    let status = context.state.get::<WatchdogStatus>(STATUS_ID).unwrap().spec;
+    assert!(
+        status.withheld.iter().any(|w| w.contains("HTTP 503")),
+        "{status:?}"
+    );
+    checker.abort();
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gated_health_check_nobody_reports_is_never_fed() {
+    let root = tempfile::tempdir().unwrap();
+    let (context, _stop) = context(root.path());
+    let device = device(root.path());
+    let handle = start(&context, WatchdogOptions::default(), |_| {});
+    apply_config_gated(&context, TIMEOUT, &["db/ping"]);
+    let record = device
+        .wait_until(TIMEOUT * 4, |r| !r.fires.is_empty())
+        .expect("an unfed watchdog fires");
+    assert_eq!(record.feed_count, 0, "{record:?}");
+    let armed_at = record.arms[0].0;
+    let after = record.fires[0].saturating_duration_since(armed_at);
+    assert!(
+        after <= TIMEOUT.mul_f64(1.1),
+        "fired {after:?} after arming"
+    );
+    let status = context.state.get::<WatchdogStatus>(STATUS_ID).unwrap().spec;
+    assert!(
+        status
+            .withheld
+            .iter()
+            .any(|w| w.contains("\"db/ping\" is required")),
+        "{status:?}"
+    );
     handle.shutdown().await;
 }

@@ -68,12 +68,17 @@ pub fn context(root: &Path) -> (Context, watch::Sender<bool>) {
 
 /// Puts a `WatchdogConfig` with `timeout` in effect, as the config subsystem would.
 pub fn apply_config(context: &Context, timeout: Duration) {
+    apply_config_gated(context, timeout, &[]);
+}
+
+/// Puts a `WatchdogConfig` with `timeout` gated on `checks` in effect.
+pub fn apply_config_gated(context: &Context, timeout: Duration, checks: &[&str]) {
     let config = WatchdogConfig {
         device: WatchdogDevice::Linux {
             path: "/dev/watchdog0".into(),
         },
         timeout: HumanDuration(timeout),
-        gate: Vec::new(),
+        gate: checks.iter().map(|c| (*c).to_owned()).collect(),
     };
     context
         .state
