@@ -94,18 +94,25 @@ pub(crate) struct GateController {
     layout: Layout,
     vitals: Vitals,
     deadline: Option<Duration>,
+    reconcile_deadline: Option<Duration>,
     shared: Arc<Shared>,
     last_error: Option<String>,
     required: Option<Vec<String>>,
 }
 
 impl GateController {
-    pub(crate) fn new(context: &Context, tuning: SharedTuning, deadline: Option<Duration>) -> Self {
+    pub(crate) fn new(
+        context: &Context,
+        tuning: SharedTuning,
+        deadline: Option<Duration>,
+        reconcile_deadline: Option<Duration>,
+    ) -> Self {
         Self {
             board: context.board.watchdog.clone(),
             layout: context.layout.clone(),
             vitals: context.vitals.clone(),
             deadline,
+            reconcile_deadline,
             shared: Arc::new(Shared {
                 running: Mutex::new(None),
                 stopped: AtomicBool::new(false),
@@ -133,7 +140,7 @@ impl GateController {
 
     fn start(&self, mut driver: BoardDriver, timeout: Duration) -> Running {
         let device = driver.describe();
-        let tuning = Tuning::new(timeout, self.deadline);
+        let tuning = Tuning::new(timeout, self.deadline, self.reconcile_deadline);
         *self.shared.tuning.lock().unwrap_or_else(|p| p.into_inner()) = Some(tuning);
         let (stop, mut stopped) = oneshot::channel::<()>();
         let (report_tx, report) = watch::channel(GateReport::default());

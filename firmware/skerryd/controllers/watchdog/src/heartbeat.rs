@@ -69,7 +69,7 @@ impl Heartbeat {
         if self.applied != Some(tuning) {
             self.lease.set_deadline(tuning.deadline)?;
             for lease in self.controllers.values() {
-                lease.set_deadline(tuning.deadline)?;
+                lease.set_deadline(tuning.reconcile)?;
             }
             self.applied = Some(tuning);
         }
@@ -77,7 +77,7 @@ impl Heartbeat {
         let now = tokio::time::Instant::now();
         for name in self.watched() {
             if !self.controllers.contains_key(&name) {
-                let lease = self.vitals.controller(&name, tuning.deadline)?;
+                let lease = self.vitals.controller(&name, tuning.reconcile)?;
                 self.controllers.insert(name.clone(), lease);
             }
             let Some(activity) = self.activity.get(&name) else {
@@ -85,7 +85,7 @@ impl Heartbeat {
             };
             let stuck = activity
                 .reconciling_since
-                .is_some_and(|since| now.saturating_duration_since(since) >= tuning.deadline);
+                .is_some_and(|since| now.saturating_duration_since(since) >= tuning.reconcile);
             if !stuck {
                 self.controllers[&name].renew();
             }

@@ -8,8 +8,8 @@
 //! - controller liveness: the `watchdog-heartbeat` controller requeues itself and renews
 //!   the heartbeat lease in its reconcile, so a stuck runtime or async executor stops it;
 //!   it also renews a lease per critical controller, only while that controller is not
-//!   stuck inside a reconcile longer than the deadline (the runtime's
-//!   [`skerry_runtime::Activity`]);
+//!   stuck inside one reconcile longer than its reconcile deadline (the runtime's
+//!   [`skerry_runtime::Activity`]; 30 s unless [`WatchdogOptions`] says otherwise);
 //! - state writes: the `watchdog-state-probe` controller writes and syncs a small file
 //!   in the state directory through a [`skerry_medium::Directory`] and renews the
 //!   state-write lease only when the sync returned;
@@ -34,7 +34,7 @@ use anyhow::Context as _;
 use skerry_runtime::Runtime;
 use skerryd_core::Context;
 
-pub use options::{CriticalControllers, WatchdogOptions};
+pub use options::{CriticalControllers, WatchdogOptions, DEFAULT_RECONCILE_DEADLINE};
 pub use status::{WatchdogStatus, STATUS_ID, WATCHDOG_NAMESPACE};
 
 /// The name of the state-write lease in the vitals.
@@ -80,7 +80,12 @@ pub fn register_with(
         state_lease,
         tuning.clone(),
     ))?;
-    let controller = gate::GateController::new(context, tuning, options.deadline);
+    let controller = gate::GateController::new(
+        context,
+        tuning,
+        options.deadline,
+        options.reconcile_deadline,
+    );
     controller.add_stop_hook(&context.stop_hooks);
     runtime.register(controller)?;
     Ok(())

@@ -12,6 +12,9 @@ pub(crate) const IDLE_DEADLINE: Duration = Duration::from_secs(3600);
 pub(crate) const IDLE_POLL: Duration = Duration::from_millis(250);
 /// The shortest deadline derived from a timeout.
 const MIN_DEADLINE: Duration = Duration::from_millis(50);
+/// How long a critical controller's reconcile may run unless told otherwise: some
+/// reconciles wait on the network (a DHCP exchange, an SNTP poll) for seconds.
+pub const DEFAULT_RECONCILE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The controllers whose stuck reconcile withholds the feeds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -40,6 +43,9 @@ pub struct WatchdogOptions {
     /// The longest a lease may go unrenewed (heartbeat, state write, a critical
     /// controller's reconcile); `None`: half the device's timeout.
     pub deadline: Option<Duration>,
+    /// How long a critical controller may stay inside one reconcile; `None`: the longer
+    /// of `deadline` and [`DEFAULT_RECONCILE_DEADLINE`].
+    pub reconcile_deadline: Option<Duration>,
     /// Where the state-write probe writes and syncs; `None`: `context.area.state`.
     pub state_directory: Option<Box<dyn Directory + Send>>,
 }
@@ -49,6 +55,7 @@ impl Default for WatchdogOptions {
         Self {
             critical: CriticalControllers::All,
             deadline: None,
+            reconcile_deadline: None,
             state_directory: None,
         }
     }
@@ -59,6 +66,7 @@ impl fmt::Debug for WatchdogOptions {
         f.debug_struct("WatchdogOptions")
             .field("critical", &self.critical)
             .field("deadline", &self.deadline)
+            .field("reconcile_deadline", &self.reconcile_deadline)
             .field(
                 "state_directory",
                 &self.state_directory.as_ref().map(|d| d.path().to_owned()),
@@ -78,19 +86,49 @@ impl WatchdogOptions {
 /// The deadlines while armed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Tuning {
-    /// How long a lease may go unrenewed, and a critical reconcile may run.
+    /// How long the heartbeat and state-write leases may go unrenewed.
     pub deadline: Duration,
+    /// How long a critical controller may stay inside one reconcile.
+    pub reconcile: Duration,
     /// How often the heartbeat and the probe renew (four times per deadline).
     pub interval: Duration,
 }
 
 impl Tuning {
-    /// The tuning for a device counting `timeout`, or the given `deadline`.
-    pub fn new(timeout: Duration, deadline: Option<Duration>) -> Self {
+    /// The tuning for a device counting `timeout`, or the given deadlines.
+    pub fn new(timeout: Duration, deadline: Option<Duration>, reconcile: Option<Duration>) -> Self {
         let deadline = deadline.unwrap_or(timeout / 2).max(MIN_DEADLINE);
+        let reconcile = reconcile
+            .unwrap_or(DEFAULT_RECONCILE_DEADLINE.max(deadline))
+            .max(MIN_DEADLINE);
         Self {
             deadline,
+            reconcile,
             interval: deadline / 4,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_follow_the_timeout_unless_given() {
+        let tuning = Tuning::new(Duration::from_secs(10), None, None);
+        assert_eq!(tuning.deadline, Duration::from_secs(5));
+        assert_eq!(tuning.interval, Duration::from_millis(1250));
+        assert_eq!(tuning.reconcile, DEFAULT_RECONCILE_DEADLINE);
+        let long = Tuning::new(Duration::from_secs(120), None, None);
+        assert_eq!(long.reconcile, Duration::from_secs(60));
+        let given = Tuning::new(
+            Duration::from_secs(10),
+            Some(Duration::from_secs(2)),
+            Some(Duration::ZERO),
+        );
+        assert_eq!(given.deadline, Duration::from_secs(2));
+        assert_eq!(given.reconcile, MIN_DEADLINE);
+        assert!(CriticalControllers::All.includes("network"));
+        assert!(!CriticalControllers::Named(vec!["config".into()]).includes("network"));
     }
 }

@@ -126,6 +126,7 @@ async fn a_critical_controller_blocked_in_reconcile_makes_the_watchdog_fire() {
     let release = Arc::new(AtomicBool::new(false));
     let options = WatchdogOptions {
         critical: CriticalControllers::Named(vec!["blocker".into()]),
+        reconcile_deadline: Some(TIMEOUT / 2),
         ..WatchdogOptions::default()
     };
     let handle = start(&context, options, |runtime| {
