@@ -248,3 +248,38 @@ async fn a_gate_with_nothing_to_watch_never_feeds() {
     assert_eq!(monitor.fired_at(), Some(armed_at + TIMEOUT));
     gate.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_gate_reports_its_feeds_and_why_it_withholds_them() {
+    let vitals = Vitals::new(TokioClock);
+    let controller = vitals.controller("network", DEADLINE).unwrap();
+    let _store = vitals
+        .state_writes("state", Duration::from_secs(3600))
+        .unwrap();
+    let (watchdog, monitor) = FakeWatchdog::new(TokioClock);
+    let (report_tx, report) = tokio::sync::watch::channel(Default::default());
+    let (stop_tx, stop) = oneshot::channel::<()>();
+    let gate = WatchdogGate::new(watchdog, vitals, GateConfig::new(TIMEOUT)).report_to(report_tx);
+    let task = tokio::spawn(gate.run(async move {
+        let _ = stop.await;
+    }));
+    sleep(Duration::from_secs(3)).await;
+    let fed = report.borrow().clone();
+    assert_eq!(fed.armed, Some(TIMEOUT));
+    assert_eq!(fed.feeds, monitor.feed_count());
+    assert!(fed.feeds >= 2, "{fed:?}");
+    assert_eq!(fed.last_feed, monitor.last_feed());
+    assert_eq!(fed.withheld, None);
+
+    sleep(DEADLINE + PERIOD).await;
+    let starving = report.borrow().clone();
+    let unhealthy = starving.withheld.expect("withheld once the lease expired");
+    assert!(unhealthy.to_string().contains("\"network\""), "{unhealthy}");
+    assert_eq!(starving.feeds, monitor.feed_count());
+
+    controller.renew();
+    sleep(TIMEOUT / 4 + PERIOD).await;
+    assert_eq!(report.borrow().withheld, None);
+    stop_tx.send(()).unwrap();
+    task.await.unwrap().unwrap().disarm().unwrap();
+}
