@@ -201,6 +201,9 @@ const TRIAL_DIR: &str = "trial";
 const DISCARDED_DIR: &str = "discarded";
 /// The marker of an overlay whose seeding finished.
 const SEEDED: &str = ".seeded";
+/// Written into a trial's overlay right after its slot was committed: the overlay is
+/// then the newest `/var`, promoted at the next start whichever slot that is.
+const COMMITTED: &str = ".committed";
 /// The floor's file name in the main area.
 const FLOOR_FILE: &str = "formats.json";
 /// The directories a trial overlays.
@@ -332,6 +335,24 @@ impl VarArea {
     ) -> Result<VarArea, AreaError> {
         let floor = Self::load_floor(var)?;
         let trials = var.join(TRIAL_DIR);
+        // An overlay whose slot was committed is the newest /var whatever boots now
+        // (a committed slot may have begun another trial before rebooting); one whose
+        // slot is booted and not on trial was committed before its marker was written.
+        if trials.exists() {
+            for entry in std::fs::read_dir(&trials).map_err(io(&trials))? {
+                let entry = entry.map_err(io(&trials))?;
+                let overlay = entry.path();
+                let name = entry.file_name();
+                let own = booted.is_some_and(|b| name == std::ffi::OsStr::new(b));
+                let seeded = overlay.join(SEEDED).exists();
+                if seeded && (overlay.join(COMMITTED).exists() || (own && !on_trial)) {
+                    Self::promote(var, &overlay, steps)?;
+                } else if !(own && on_trial) {
+                    steps.step(&overlay)?;
+                    remove_tree(&overlay)?;
+                }
+            }
+        }
         if let (true, Some(slot)) = (on_trial, booted) {
             let overlay = trials.join(slot);
             let ready = overlay.join(SEEDED);
@@ -346,6 +367,7 @@ impl VarArea {
                 sync_dir(&overlay)?;
                 sync_dir(&trials)?;
             }
+            remove_tree(&var.join(DISCARDED_DIR))?;
             return Ok(VarArea {
                 config: overlay.join("config"),
                 state: overlay.join("state"),
@@ -354,19 +376,6 @@ impl VarArea {
             });
         }
         if trials.exists() {
-            for entry in std::fs::read_dir(&trials).map_err(io(&trials))? {
-                let entry = entry.map_err(io(&trials))?;
-                let overlay = entry.path();
-                let name = entry.file_name();
-                if booted.is_some_and(|b| name == std::ffi::OsStr::new(b))
-                    && overlay.join(SEEDED).exists()
-                {
-                    Self::promote(var, &overlay, steps)?;
-                } else {
-                    steps.step(&overlay)?;
-                    remove_tree(&overlay)?;
-                }
-            }
             steps.step(&trials)?;
             let _ = std::fs::remove_dir(&trials);
         }
@@ -433,6 +442,28 @@ impl VarArea {
     /// during a trial, ours on a committed slot.
     pub fn version_for(&self, format: &Format) -> u32 {
         self.floor.version_for(format, self.trial.is_some())
+    }
+
+    /// Marks this start's trial overlay as committed (its slot was just marked good),
+    /// durably; from then on the next start promotes it whichever slot boots. Does
+    /// nothing outside a trial.
+    pub fn mark_committed(&self) -> Result<(), AreaError> {
+        let Some(overlay) = self.state.parent() else {
+            return Ok(());
+        };
+        if self.trial.is_none() {
+            return Ok(());
+        }
+        let marker = overlay.join(COMMITTED);
+        std::fs::File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&marker))?;
+        sync_dir(overlay)
+    }
+
+    /// Whether [`VarArea::mark_committed`] was done (or there is no overlay at all).
+    pub fn committed_or_main(&self) -> bool {
+        self.trial.is_none() || self.state.parent().is_some_and(|o| o.join(COMMITTED).exists())
     }
 
     /// Records the versions this build writes as the committed release's, when the
@@ -539,6 +570,38 @@ mod tests {
         assert_eq!(read(&area.state.join("new-type")), "v2 only");
         assert!(!var.join("trial").exists());
         assert!(!var.join(DISCARDED_DIR).exists());
+    }
+
+    #[test]
+    fn a_committed_overlay_is_promoted_before_the_next_trial_is_seeded() {
+        let dir = main_area();
+        let var = dir.path();
+        // B on trial, committed, and without a reboot an upgrade begins A's trial.
+        let trial = VarArea::select(var, Some("B"), true).unwrap();
+        write(&trial.config.join("config.json"), "v2 config");
+        trial.mark_committed().unwrap();
+        assert!(trial.committed_or_main());
+        let next = VarArea::select(var, Some("A"), true).unwrap();
+        // A's trial starts from what B committed, and B's /var is the main area now.
+        assert_eq!(read(&next.config.join("config.json")), "v2 config");
+        assert_eq!(read(&var.join("config/config.json")), "v2 config");
+        assert!(!var.join("trial/B").exists());
+        // A fails: B comes back on what it committed.
+        let back = VarArea::select(var, Some("B"), false).unwrap();
+        assert_eq!(read(&back.config.join("config.json")), "v2 config");
+        assert!(!var.join("trial").exists());
+    }
+
+    #[test]
+    fn an_unmarked_overlay_of_another_slot_is_discarded_when_a_trial_starts() {
+        let dir = main_area();
+        let var = dir.path();
+        let failed = VarArea::select(var, Some("B"), true).unwrap();
+        write(&failed.config.join("config.json"), "v2 config");
+        assert!(!failed.committed_or_main());
+        let next = VarArea::select(var, Some("A"), true).unwrap();
+        assert_eq!(read(&next.config.join("config.json")), "v1 config");
+        assert!(!var.join("trial/B").exists());
     }
 
     #[test]

@@ -78,11 +78,11 @@ impl Upgrades {
                 "refused: the machine is in probation: the booted slot {booted} is on trial and not yet committed; wait until probation commits it or rolls it back"
             )));
         }
-        if m.area.trial.is_some() {
-            // Committed during this start: its /var is promoted at the next one, and a
+        if !m.area.committed_or_main() {
+            // Committed during this start, but the overlay's marker is not on disk: a
             // trial begun now would be seeded from the old release's main area.
             return Err(precondition(format!(
-                "refused: slot {booted} was committed during this start and still works in its trial /var overlay; reboot once before the next upgrade"
+                "refused: slot {booted} was committed during this start but its trial /var overlay could not be marked committed; reboot once before the next upgrade"
             )));
         }
         if m.decided.load(Ordering::SeqCst) && booted_status != SlotStatus::Good {

@@ -168,6 +168,9 @@ impl Probation {
             flow::commit(&mut history, store.as_mut(), &trial.slot, reason)?
         };
         m.record_install_commit(&trial.slot);
+        if let Err(e) = m.area.mark_committed() {
+            tracing::error!(error = %e, "could not mark the trial's /var overlay committed");
+        }
         m.record_floor(true);
         m.entry_event("upgrade.committed", &entry);
         m.refresh_history();
