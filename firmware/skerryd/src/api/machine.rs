@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 
+use futures_util::{stream, StreamExt as _};
 use skerry_api::pb;
 use skerry_api::{MachineService, VersionInfo};
 use skerry_runtime::controller::EdgeKind;
 use skerry_runtime::{DependencyGraph, State};
 use skerryd_core::{Answers, EventLog, Ops};
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use super::limits::{
@@ -25,6 +27,9 @@ pub struct Machine {
     events: EventLog,
     graph: Arc<DependencyGraph>,
     version: VersionInfo,
+    /// Set when serving stops: every open stream ends, so the server's graceful
+    /// shutdown does not wait on watches that never finish.
+    closing: Arc<watch::Sender<bool>>,
 }
 
 impl std::fmt::Debug for Machine {
@@ -53,7 +58,44 @@ impl Machine {
             events,
             graph: Arc::new(graph),
             version,
+            closing: Arc::new(watch::channel(false).0),
         }
+    }
+
+    /// Ends every open stream (Events and resource watches, Logs with follow, Upgrade
+    /// progress) with UNAVAILABLE, and every stream opened from now on at once.
+    /// [`serve`](super::serve) calls it when its shutdown future completes.
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// `answers`, ended with UNAVAILABLE once the machine closes its streams.
+    fn until_closing<T: Send + 'static>(&self, answers: Answers<T>) -> Answers<T> {
+        let closing = self.closing.subscribe();
+        Box::pin(stream::unfold(
+            Some((answers, closing)),
+            |open| async move {
+                let (mut answers, mut closing) = open?;
+                let closed = async {
+                    if closing.wait_for(|c| *c).await.is_err() {
+                        // The machine is gone without closing: nothing will close it.
+                        std::future::pending::<()>().await;
+                    }
+                };
+                // What the stream already holds goes out first (an upgrade's last
+                // TRIAL_READY comes just before the reboot that closes the streams).
+                tokio::select! {
+                    biased;
+                    item = answers.next() => item.map(|item| (item, Some((answers, closing)))),
+                    () = closed => Some((
+                        Err(Status::unavailable(
+                            "skerryd is stopping: this stream ended; call again once it is back (Events resume with after_id set to the last event received)",
+                        )),
+                        None,
+                    )),
+                }
+            },
+        ))
     }
 }
 
@@ -226,7 +268,8 @@ impl MachineService for Machine {
                 "release_version contains whitespace; it names one release",
             ));
         }
-        self.ops.upgrade.upgrade(request).await.map(Response::new)
+        let answers = self.ops.upgrade.upgrade(request).await?;
+        Ok(Response::new(self.until_closing(answers)))
     }
 
     async fn rollback(
@@ -299,7 +342,8 @@ impl MachineService for Machine {
                 request.tail_lines
             )));
         }
-        self.ops.services.logs(request).await.map(Response::new)
+        let answers = self.ops.services.logs(request).await?;
+        Ok(Response::new(self.until_closing(answers)))
     }
 
     type EventsStream = Answers<pb::Event>;
@@ -308,7 +352,8 @@ impl MachineService for Machine {
         &self,
         request: Request<pb::EventsRequest>,
     ) -> Result<Response<Self::EventsStream>, Status> {
-        super::events::events(&self.events, request.get_ref()).map(Response::new)
+        let answers = super::events::events(&self.events, request.get_ref())?;
+        Ok(Response::new(self.until_closing(answers)))
     }
 
     async fn resource_get(
@@ -334,7 +379,8 @@ impl MachineService for Machine {
         request: Request<pb::ResourceWatchRequest>,
     ) -> Result<Response<Self::ResourceWatchStream>, Status> {
         let reader = Reader::new(&self.state, caller(&request)?);
-        reader.watch(request.get_ref()).map(Response::new)
+        let answers = reader.watch(request.get_ref())?;
+        Ok(Response::new(self.until_closing(answers)))
     }
 
     async fn dependencies(

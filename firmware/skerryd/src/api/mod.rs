@@ -40,12 +40,18 @@ pub fn runtime_role(role: skerry_api::Role) -> skerry_runtime::Role {
 }
 
 /// Serves `machine` on `listener` over mutual TLS behind the role gate until
-/// `shutdown` completes, then lets calls in flight finish.
+/// `shutdown` completes; then ends every open stream (watches would otherwise keep the
+/// server waiting forever) and lets unary calls in flight finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: &ServerTls,
     machine: Machine,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    let closer = machine.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closer.close_streams();
+    };
     skerry_api::serve(listener, tls, machine, shutdown).await
 }
