@@ -23,6 +23,8 @@ use crate::SharedTuning;
 pub(crate) const NAME: &str = "watchdog";
 /// How often the status resource is refreshed while armed.
 const STATUS_REFRESH: Duration = Duration::from_secs(1);
+/// How long after a failed arm or feed loop the watchdog is armed again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 type GateResult = Result<BoardDriver, GateError<BoardDriverError>>;
 
@@ -40,6 +42,8 @@ struct Shared {
     stopped: AtomicBool,
     events: EventLog,
     tuning: SharedTuning,
+    /// The last failure announced, so a retry failing the same way is not announced again.
+    last_failure: std::sync::Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -65,6 +69,11 @@ impl Shared {
                 None
             }
             Err(message) => {
+                let mut last = self.last_failure.lock().unwrap_or_else(|p| p.into_inner());
+                if last.as_deref() == Some(message.as_str()) {
+                    return Some(message);
+                }
+                *last = Some(message.clone());
                 self.events.push(
                     NewEvent::new(
                         "watchdog.failed",
@@ -97,6 +106,7 @@ pub(crate) struct GateController {
     reconcile_deadline: Option<Duration>,
     shared: Arc<Shared>,
     last_error: Option<String>,
+    retry_at: Option<tokio::time::Instant>,
     required: Option<Vec<String>>,
 }
 
@@ -118,8 +128,10 @@ impl GateController {
                 stopped: AtomicBool::new(false),
                 events: context.events.clone(),
                 tuning,
+                last_failure: std::sync::Mutex::new(None),
             }),
             last_error: None,
+            retry_at: None,
             required: None,
         }
     }
@@ -281,16 +293,18 @@ impl Controller for GateController {
                     "the config changed"
                 };
                 self.last_error = shared.stop(old, why).await;
+                if self.last_error.is_some() {
+                    self.retry_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
+                }
             }
         }
         let stopped = shared.stopped.load(Ordering::SeqCst);
-        if let (None, Some(timeout), false) = (running.as_ref(), wanted, stopped) {
+        let waiting = self.retry_at.filter(|at| *at > tokio::time::Instant::now());
+        if let (None, Some(timeout), false, None) = (running.as_ref(), wanted, stopped, waiting) {
+            self.retry_at = None;
             match BoardDriver::for_board(&self.board, &self.layout) {
                 Some(driver) => {
                     *running = Some(self.start(driver, timeout));
-                    if !finished {
-                        self.last_error = None;
-                    }
                 }
                 None => {
                     self.last_error =
@@ -298,14 +312,26 @@ impl Controller for GateController {
                 }
             }
         }
+        if running
+            .as_ref()
+            .is_some_and(|r| r.report.borrow().feeds > 0)
+        {
+            self.last_error = None;
+            *shared
+                .last_failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = None;
+        }
         let status = self.status(running.as_ref());
         let armed = running.is_some();
         drop(running);
         ctx.apply(STATUS_ID, status)?;
-        Ok(if armed {
-            Requeue::After(STATUS_REFRESH)
-        } else {
-            Requeue::OnChange
+        Ok(match (armed, waiting) {
+            (true, _) => Requeue::After(STATUS_REFRESH),
+            (false, Some(at)) => {
+                Requeue::After(at.saturating_duration_since(tokio::time::Instant::now()))
+            }
+            (false, None) => Requeue::OnChange,
         })
     }
 }

@@ -350,3 +350,43 @@ async fn a_gated_health_check_nobody_reports_is_never_fed() {
     );
     handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_device_is_reported_once_and_armed_when_it_appears() {
+    let root = tempfile::tempdir().unwrap();
+    let (context, _stop) = context(root.path());
+    let handle = start(&context, WatchdogOptions::default(), |_| {});
+    apply_config(&context, TIMEOUT);
+    let socket = root.path().join(SOCKET);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = context.state.get::<WatchdogStatus>(STATUS_ID).ok();
+        if let Some(status) = status.as_ref().filter(|s| s.spec.error.is_some()) {
+            break status.spec.clone();
+        }
+        assert!(Instant::now() < deadline, "no error reported: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let error = status.error.unwrap();
+    assert!(!status.armed);
+    assert!(
+        error.contains(&socket.display().to_string()) && error.contains("no simulated watchdog"),
+        "{error}"
+    );
+    // The retry (5 s later) fails the same way without a second event; then the board's
+    // device appears and the next retry arms it.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let failed = |context| {
+        events(context)
+            .iter()
+            .filter(|(kind, _)| kind == "watchdog.failed")
+            .count()
+    };
+    assert_eq!(failed(&context), 1, "{:?}", events(&context));
+    let device = SimulatedWatchdogDevice::bind(&socket).unwrap();
+    wait_for_feeds(&device, 2);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = context.state.get::<WatchdogStatus>(STATUS_ID).unwrap().spec;
+    assert!(status.armed && status.error.is_none(), "{status:?}");
+    handle.shutdown().await;
+}
