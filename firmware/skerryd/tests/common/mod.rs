@@ -367,6 +367,11 @@ impl Served {
         let ca = Ca::new("machine CA");
         let node = ca.node();
         let tls = ServerTls::from_pem(&node.cert, &node.key, &ca.cert_pem);
+        Served::start_with(ca, tls).await
+    }
+
+    /// Serves with TLS material loaded elsewhere; `ca` signs the clients.
+    pub async fn start_with(ca: Ca, tls: ServerTls) -> Served {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let calls = Calls::default();
