@@ -331,14 +331,31 @@ async fn an_upgrade_commits_after_probation_and_a_failing_one_rolls_back_and_sta
     // Probation fails: the daemon marks A bad and reboots into B.
     assert_eq!(board.reboot(STEP).unwrap().as_str(), "B");
     wait_healthy(&board).await;
-    let all = events(&board).await;
+    // The history (persisted, read back by the daemon on B) records why.
+    let mut reader = board.client(READER).await.unwrap();
+    let history = reader
+        .resource_list(pb::ResourceListRequest {
+            namespace: "upgrade".into(),
+            r#type: "UpgradeHistory.upgrade.skerry.dev".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .resources;
+    let rolled_back = history
+        .iter()
+        .find(|r| {
+            r.spec_yaml.contains("rolled_back") && r.spec_yaml.contains(Release::Broken.version())
+        })
+        .unwrap_or_else(|| panic!("no rollback of 1.2.0 in the history: {history:#?}"));
     assert!(
-        all.iter().any(|e| e.kind == "upgrade.rolled_back"),
-        "{:#?}",
-        all.iter()
-            .map(|e| (&e.kind, &e.message))
-            .collect::<Vec<_>>()
+        rolled_back.spec_yaml.contains("app/image"),
+        "the reason names the failing check: {}",
+        rolled_back.spec_yaml
     );
+    // This start's events tell what the daemon found at start.
+    let all = events(&board).await;
+    assert!(all.iter().any(|e| e.kind == "daemon.started"), "{all:#?}");
 
     // The release it rolled back from is not installed again unless forced.
     let status = upgrade(&board, Release::Broken.version(), false)

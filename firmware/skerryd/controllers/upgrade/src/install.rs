@@ -228,13 +228,14 @@ fn resolve(
     Ok(selected.version)
 }
 
-/// Runs the upgrade; every outcome goes to the stream.
+/// Runs the upgrade; every outcome goes to the stream. True when the trial is ready and
+/// the caller should reboot into it (after the stream ended).
 pub(crate) fn run(
     machine: Arc<Machine>,
     plan: Plan,
     tx: mpsc::Sender<Result<pb::UpgradeProgress, Status>>,
     busy: Busy,
-) {
+) -> bool {
     let sender = Sender {
         tx,
         release: Mutex::new(
@@ -269,9 +270,12 @@ pub(crate) fn run(
     match outcome {
         Ok(message) => {
             sender.progress(pb::UpgradePhase::TrialReady, 0, 0, &message, true);
-            machine.reboot(machine.tryboot());
+            true
         }
-        Err(status) => sender.fail(status),
+        Err(status) => {
+            sender.fail(status);
+            false
+        }
     }
 }
 

@@ -172,12 +172,22 @@ impl UpgradeOps for Upgrades {
         let (watch_tx, watched) = (tx.clone(), machine.clone());
         let work = tokio::task::spawn_blocking(move || install::run(machine, plan, tx, busy));
         tokio::spawn(async move {
-            // A panic in the install must still end the stream with an answer.
-            if let Err(e) = work.await {
-                let message = format!("the upgrade task failed: {e}");
-                tracing::error!(%message);
-                watched.phase(UpgradePhaseName::Failed, message.clone());
-                let _ = watch_tx.send(Err(Status::internal(message))).await;
+            match work.await {
+                // The stream is ended (every sender dropped) before the reboot closes
+                // the API's streams, so the client gets TRIAL_READY and a clean end.
+                Ok(trial_ready) => {
+                    drop(watch_tx);
+                    if trial_ready {
+                        watched.reboot(watched.tryboot());
+                    }
+                }
+                // A panic in the install must still end the stream with an answer.
+                Err(e) => {
+                    let message = format!("the upgrade task failed: {e}");
+                    tracing::error!(%message);
+                    watched.phase(UpgradePhaseName::Failed, message.clone());
+                    let _ = watch_tx.send(Err(Status::internal(message))).await;
+                }
             }
         });
         Ok(Box::pin(ReceiverStream::new(rx)))
