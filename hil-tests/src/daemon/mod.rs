@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use skerry_boot_state::sim::Machine;
 use skerry_boot_state::{BootState, SlotName};
+use skerry_watchdog::simulated::SimulatedWatchdogDevice;
 
 use crate::fixtures::Backend;
 use crate::images;
@@ -36,9 +37,9 @@ pub struct DaemonBoardOptions {
     pub backend: Backend,
     /// The factory machine config (`config.yaml` in the root), if any.
     pub config: Option<String>,
-    /// Where the board's watchdog device listens (a Unix datagram socket), if the board
-    /// has one; the caller runs the device.
-    pub watchdog_socket: Option<PathBuf>,
+    /// Whether the board has a watchdog: a simulated device outside the daemon that
+    /// keeps counting, and fires, while the daemon is stopped or hung.
+    pub watchdog: bool,
 }
 
 impl Default for DaemonBoardOptions {
@@ -46,7 +47,7 @@ impl Default for DaemonBoardOptions {
         DaemonBoardOptions {
             backend: Backend::Uboot,
             config: None,
-            watchdog_socket: None,
+            watchdog: false,
         }
     }
 }
@@ -59,6 +60,7 @@ pub struct DaemonBoard {
     machine: Box<dyn Machine>,
     images: BTreeMap<SlotName, PathBuf>,
     pki: Pki,
+    watchdog: Option<SimulatedWatchdogDevice>,
     child: Option<Child>,
     api: Option<SocketAddr>,
     running: Option<SlotName>,
@@ -109,9 +111,18 @@ impl DaemonBoard {
             "boot_store": options.backend.spec_text(&boot),
             "slots": slots,
         });
-        if let Some(socket) = &options.watchdog_socket {
+        // The device lives beside the root, not in its run/ (which every boot clears),
+        // so it keeps counting across the daemon's restarts as a board's watchdog does.
+        let watchdog = if options.watchdog {
+            let socket = dir.join("watchdog.sock");
             board["watchdog"] = serde_json::json!({"kind": "simulated", "socket": socket});
-        }
+            Some(
+                SimulatedWatchdogDevice::bind(&socket)
+                    .with_context(|| format!("binding the watchdog device at {}", socket.display()))?,
+            )
+        } else {
+            None
+        };
         write(&root.join("board.json"), serde_json::to_vec_pretty(&board)?)?;
         if let Some(config) = &options.config {
             write(&root.join("config.yaml"), config)?;
@@ -124,6 +135,7 @@ impl DaemonBoard {
             machine,
             images,
             pki,
+            watchdog,
             child: None,
             api: None,
             running: None,
@@ -149,6 +161,11 @@ impl DaemonBoard {
             marker = String::from_utf8_lossy(&crate::board::HEALTHY_IMAGE[..crate::board::HEALTHY_IMAGE.len() - 1]),
         );
         vec!["sh".into(), "-c".into(), script]
+    }
+
+    /// The board's watchdog device, if it has one.
+    pub fn watchdog(&self) -> Option<&SimulatedWatchdogDevice> {
+        self.watchdog.as_ref()
     }
 
     /// The machine's PKI (client identities per role).
