@@ -163,9 +163,36 @@ pub const UPGRADE_HISTORY: Format = Format {
     current: 2,
 };
 
-/// Every format this build writes in `/var`, recorded as the floor when a slot running
-/// this build is committed. A subsystem that adds a persisted format lists it here.
-pub const BUILD_FORMATS: &[Format] = &[FORMAT_FLOOR, UPGRADE_HISTORY];
+/// The config subsystem's pending try (`var/skerry/config/try.json`).
+pub const CONFIG_TRY: Format = Format {
+    name: "skerry.config-try",
+    current: 1,
+};
+
+/// The config subsystem's generation counter (`var/skerry/config/generation.json`).
+pub const CONFIG_GENERATION: Format = Format {
+    name: "skerry.config-generation",
+    current: 1,
+};
+
+/// The persisted time floor (`var/skerry/time/floor.json`).
+pub const TIME_FLOOR: Format = Format {
+    name: "skerry.time-floor",
+    current: 1,
+};
+
+/// Every envelope format this build writes in `/var`, in one table, recorded as the
+/// floor when a slot running this build is committed. A subsystem that adds a
+/// persisted format defines it here. (The config documents and history carry
+/// skerry-config's own `formatVersion`, and the runtime's log its own header; both live
+/// in the trial overlay.)
+pub const BUILD_FORMATS: &[Format] = &[
+    FORMAT_FLOOR,
+    UPGRADE_HISTORY,
+    CONFIG_TRY,
+    CONFIG_GENERATION,
+    TIME_FLOOR,
+];
 
 impl FormatFloor {
     /// The version to write `format` at in the main area: ours on a committed slot, and
@@ -463,7 +490,11 @@ impl VarArea {
 
     /// Whether [`VarArea::mark_committed`] was done (or there is no overlay at all).
     pub fn committed_or_main(&self) -> bool {
-        self.trial.is_none() || self.state.parent().is_some_and(|o| o.join(COMMITTED).exists())
+        self.trial.is_none()
+            || self
+                .state
+                .parent()
+                .is_some_and(|o| o.join(COMMITTED).exists())
     }
 
     /// Records the versions this build writes as the committed release's, when the

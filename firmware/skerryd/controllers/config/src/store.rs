@@ -37,15 +37,9 @@ pub const HISTORY_FILE: &str = "history.json";
 pub const GENERATION_FILE: &str = "generation.json";
 
 /// The format of [`TRY_FILE`].
-pub const TRY_FORMAT: Format = Format {
-    name: "skerry.config-try",
-    current: 1,
-};
+pub const TRY_FORMAT: Format = skerryd_core::formats::CONFIG_TRY;
 /// The format of [`GENERATION_FILE`].
-pub const GENERATION_FORMAT: Format = Format {
-    name: "skerry.config-generation",
-    current: 1,
-};
+pub const GENERATION_FORMAT: Format = skerryd_core::formats::CONFIG_GENERATION;
 
 /// A config on try as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

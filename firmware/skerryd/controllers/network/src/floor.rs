@@ -9,10 +9,7 @@ use serde::{Deserialize, Serialize};
 use skerryd_core::{Format, FormatError};
 
 /// The floor file's format.
-pub const TIME_FLOOR: Format = Format {
-    name: "skerry.time-floor",
-    current: 1,
-};
+pub const TIME_FLOOR: Format = skerryd_core::formats::TIME_FLOOR;
 
 /// The floor file's name in the time directory.
 pub const FLOOR_FILE: &str = "floor.json";

@@ -147,6 +147,17 @@ async fn v1_to_v2_installs_into_the_inactive_slot_and_commits_after_probation() 
     // The commit recorded this build's formats as the floor.
     let floor = std::fs::read_to_string(sim.layout.var().join("formats.json")).unwrap();
     assert!(floor.contains("\"skerry.upgrade-history\": 2"), "{floor}");
+    // Every subsystem's format is in the one table, so the floor names them all.
+    for name in [
+        "skerry.config-try",
+        "skerry.config-generation",
+        "skerry.time-floor",
+    ] {
+        assert!(
+            floor.contains(name),
+            "{name} missing from the floor: {floor}"
+        );
+    }
     // The installer's state knows the committed release.
     let slots = skerry_installer::state::load_slots(&sim.layout.installer()).unwrap();
     assert_eq!(slots["B"].version, "1.1.0");
