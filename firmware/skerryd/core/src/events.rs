@@ -85,6 +85,28 @@ fn cut(mut text: String) -> String {
     text
 }
 
+/// Events after an id are not all kept: the reader must start again from the oldest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the events after {after} are not all kept (the log keeps the newest {EVENT_CAPACITY} events of the daemon's current start; the oldest kept is {}); read again from the oldest kept event (an empty after_id)",
+    oldest.as_deref().unwrap_or("none")
+)]
+pub struct Gap {
+    /// The id the reader asked to start after.
+    pub after: String,
+    /// The oldest event kept now.
+    pub oldest: Option<String>,
+}
+
+fn parse(id: &str) -> Option<(u32, u64)> {
+    let (start, seq) = id.split_once('-')?;
+    Some((start.parse().ok()?, seq.parse().ok()?))
+}
+
+fn sequence(id: &str) -> (u32, u64) {
+    parse(id).unwrap_or((0, 0))
+}
+
 #[derive(Debug)]
 struct Inner {
     start: u32,
@@ -137,16 +159,47 @@ impl EventLog {
     }
 
     /// The kept events after `after` (all of them for `None`), and a receiver for the
-    /// ones recorded from now on.
-    pub fn since(&self, after: Option<&str>) -> (Vec<Event>, broadcast::Receiver<Event>) {
+    /// ones recorded from now on; or, when events after `after` are no longer kept
+    /// (dropped from the ring, or recorded by an earlier start of the daemon, whose log
+    /// is gone) or `after` names an event never recorded, a [`Gap`] saying so, so a
+    /// reader never skips events without knowing.
+    pub fn since(
+        &self,
+        after: Option<&str>,
+    ) -> Result<(Vec<Event>, broadcast::Receiver<Event>), Gap> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(after) = after {
+            let oldest = inner.kept.front().map(|e| e.id.clone());
+            let first_kept = inner.kept.front().map_or(inner.next, |e| sequence(&e.id).1);
+            let gap = match parse(after) {
+                None => true,
+                Some((start, seq)) => {
+                    start != inner.start || seq >= inner.next || seq.saturating_add(1) < first_kept
+                }
+            };
+            if gap {
+                return Err(Gap {
+                    after: after.to_owned(),
+                    oldest,
+                });
+            }
+        }
         let backlog = inner
             .kept
             .iter()
             .filter(|e| after.is_none_or(|a| e.id.as_str() > a))
             .cloned()
             .collect();
-        (backlog, self.sender.subscribe())
+        Ok((backlog, self.sender.subscribe()))
+    }
+
+    /// Every kept event, and a receiver for the ones recorded from now on.
+    pub fn everything(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            inner.kept.iter().cloned().collect(),
+            self.sender.subscribe(),
+        )
     }
 
     /// Whether `id` is well formed (what `after_id` must look like).
@@ -182,7 +235,7 @@ mod tests {
         let log = EventLog::new(1);
         let a = log.push(NewEvent::new("x", "a"));
         log.push(NewEvent::new("x", "b"));
-        let (backlog, mut rx) = log.since(Some(&a));
+        let (backlog, mut rx) = log.since(Some(&a)).unwrap();
         assert_eq!(backlog.len(), 1);
         assert_eq!(backlog[0].message, "b");
         log.push(NewEvent::new("x", "c"));
@@ -195,8 +248,32 @@ mod tests {
         for i in 0..EVENT_CAPACITY + 10 {
             log.push(NewEvent::new("x", i.to_string()));
         }
-        let (backlog, _) = log.since(None);
+        let (backlog, _) = log.since(None).unwrap();
         assert_eq!(backlog.len(), EVENT_CAPACITY);
         assert_eq!(backlog[0].message, "10");
+        // Reading on after a dropped event is refused, naming the oldest kept one;
+        // after the event just before the oldest kept one is fine.
+        let gap = log.since(Some("00000001-000000000005")).unwrap_err();
+        assert_eq!(gap.oldest.as_deref(), Some(backlog[0].id.as_str()));
+        assert!(log.since(Some("00000001-000000000010")).is_ok());
+    }
+
+    #[test]
+    fn an_id_of_another_start_or_never_recorded_is_a_gap() {
+        let log = EventLog::new(7);
+        let a = log.push(NewEvent::new("x", "a"));
+        assert!(log.since(Some(&a)).is_ok());
+        assert!(
+            log.since(Some("00000006-000000000001")).is_err(),
+            "an earlier start's log is gone"
+        );
+        assert!(
+            log.since(Some("00000007-000000000009")).is_err(),
+            "never recorded"
+        );
+        assert!(
+            log.since(Some("00000008-000000000001")).is_err(),
+            "a later start"
+        );
     }
 }

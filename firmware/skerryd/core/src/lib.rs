@@ -21,7 +21,7 @@ pub mod ops;
 pub mod resources;
 
 pub use context::{BootView, Context};
-pub use events::{Event, EventLog, NewEvent};
+pub use events::{Event, EventLog, Gap, NewEvent};
 pub use formats::{Envelope, Format, FormatError, FormatFloor, VarArea};
 pub use hooks::StopHooks;
 pub use hw::{Power, PowerRequest, RootPower};

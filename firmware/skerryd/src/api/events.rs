@@ -24,7 +24,9 @@ pub fn events(log: &EventLog, request: &pb::EventsRequest) -> Result<Answers<pb:
             )))
         }
     };
-    let (backlog, live) = log.since(after.as_deref());
+    let (backlog, live) = log
+        .since(after.as_deref())
+        .map_err(|gap| Status::out_of_range(gap.to_string()))?;
     let reader = Reader {
         backlog: backlog.into(),
         live: request.watch.then_some(live),

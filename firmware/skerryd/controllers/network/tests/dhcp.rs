@@ -172,7 +172,7 @@ async fn run_client(root: &Path, client: &str) -> DhcpLease {
     wait_for("a renewal", || {
         context
             .events
-            .since(None)
+            .everything()
             .0
             .iter()
             .any(|e| e.kind == "network.dhcp.renewed")

@@ -36,7 +36,7 @@ fn rendered_events(context: &skerryd_core::Context, path: &Path) -> usize {
     let path = path.display().to_string();
     context
         .events
-        .since(None)
+        .everything()
         .0
         .iter()
         .filter(|e| e.kind == "network.rendered" && e.attributes.get("path") == Some(&path))

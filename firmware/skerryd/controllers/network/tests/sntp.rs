@@ -192,7 +192,7 @@ async fn the_time_controller_syncs_and_steps_a_recording_clock() {
     assert!(gap < Duration::from_secs(1), "{gap:?}");
     assert!(context
         .events
-        .since(None)
+        .everything()
         .0
         .iter()
         .any(|e| e.kind == "time.synced"));

@@ -165,7 +165,7 @@ impl Daemon {
     /// The kinds of the events so far.
     pub fn event_kinds(&self) -> Vec<String> {
         self.events
-            .since(None)
+            .everything()
             .0
             .into_iter()
             .map(|e| e.kind)
@@ -175,7 +175,7 @@ impl Daemon {
     /// The events of `kind` so far.
     pub fn events_of(&self, kind: &str) -> Vec<Event> {
         self.events
-            .since(None)
+            .everything()
             .0
             .into_iter()
             .filter(|e| e.kind == kind)

@@ -127,7 +127,7 @@ impl Harness {
 
     pub fn events_of(&self, kind: &str) -> Vec<Event> {
         self.events
-            .since(None)
+            .everything()
             .0
             .into_iter()
             .filter(|e| e.kind == kind)

@@ -329,7 +329,7 @@ impl Daemon {
     pub fn event_kinds(&self) -> Vec<String> {
         self.context
             .events
-            .since(None)
+            .everything()
             .0
             .into_iter()
             .map(|e| e.kind)

@@ -137,7 +137,7 @@ pub fn assert_fires_in_time(
 pub fn events(context: &Context) -> Vec<(String, String)> {
     context
         .events
-        .since(None)
+        .everything()
         .0
         .into_iter()
         .map(|e| (e.kind, e.message))
