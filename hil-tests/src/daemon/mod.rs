@@ -113,16 +113,16 @@ impl DaemonBoard {
         });
         // The device lives beside the root, not in its run/ (which every boot clears),
         // so it keeps counting across the daemon's restarts as a board's watchdog does.
-        let watchdog = if options.watchdog {
-            let socket = dir.join("watchdog.sock");
-            board["watchdog"] = serde_json::json!({"kind": "simulated", "socket": socket});
-            Some(
-                SimulatedWatchdogDevice::bind(&socket)
-                    .with_context(|| format!("binding the watchdog device at {}", socket.display()))?,
-            )
-        } else {
-            None
-        };
+        let watchdog =
+            if options.watchdog {
+                let socket = dir.join("watchdog.sock");
+                board["watchdog"] = serde_json::json!({"kind": "simulated", "socket": socket});
+                Some(SimulatedWatchdogDevice::bind(&socket).with_context(|| {
+                    format!("binding the watchdog device at {}", socket.display())
+                })?)
+            } else {
+                None
+            };
         write(&root.join("board.json"), serde_json::to_vec_pretty(&board)?)?;
         if let Some(config) = &options.config {
             write(&root.join("config.yaml"), config)?;
