@@ -8,6 +8,7 @@
 //! - [`board`]: [`SimBoard`], a simulated board with A/B slots and a bootloader.
 //! - [`daemon`]: [`DaemonBoard`], the same board running the real `skerryd` as a child
 //!   process in `--root` mode, rebooted through its power requests.
+//! - [`daemon_scenario`]: the update loop driven through that daemon's API.
 //! - [`fixtures`]: a fresh boot-state store of each backend in a scratch directory.
 //! - [`images`]: the demo's factory image and the releases cut from it.
 //! - [`updates`]: a signed repository of those releases, installed by the real installer.
@@ -18,6 +19,7 @@
 
 pub mod board;
 pub mod daemon;
+pub mod daemon_scenario;
 pub mod fixtures;
 pub mod images;
 pub mod qemu;
