@@ -19,13 +19,14 @@ use skerry_api::pb;
 use skerry_boot_state::report::slot_table;
 use skerry_boot_state::{BootState, SlotStatus};
 use skerry_hil::daemon_scenario::{
-    apply, field, health, last_step, machine_config, upgrade, upgrade_history, upgrade_status,
+    apply, field, last_step, machine_config, upgrade, upgrade_history, upgrade_status,
     wait_healthy, wait_upgrade_phase, UpdateSourceConfig, READER,
 };
 use skerry_hil::updates::{Release, SignedReleases, BOARD};
 use skerry_hil::{images, Backend, DaemonBoard, DaemonBoardOptions};
 
-/// The backend told in full; the others appear in the summary only.
+/// The backend told in full unless `SKERRY_DEMO_NARRATE` names another (`uboot`,
+/// `grub`, `gpt`, `tryboot`); the others appear in the summary only.
 const NARRATED: Backend = Backend::Uboot;
 /// How long a new slot's critical checks must hold before it is committed.
 const PROBATION: Duration = Duration::from_secs(3);
@@ -42,6 +43,19 @@ How to read a slot table:
   trial   a new image; every start uses one attempt, and with none left the
           bootloader gives it up (marks it bad) and falls back
   bad     never started (empty, given up, or being written)";
+
+const NOTES: &str = "
+tampered 1.1.0   the Upgrade call from the tampered mirror failed and the boot state
+                 was the same after it as before
+trial of 1.1.0   the power request skerryd made to start the trial, and the boot
+                 attempts the store gave it → those left once it booted. tryboot's
+                 trial is the firmware's one-shot flag: one attempt, used by the boot
+                 itself; any reboot before the commit starts the known-good slot
+upgrade 1.1.0    chunks fetched from the repository and reused from the running slot
+                 (the install resumes the slot the refused attempt left unfinished)
+broken 1.2.0     where the board runs after the failed probation, and who decided
+1.2.0 again      the Upgrade call without force was refused (FAILED_PRECONDITION)
+try              a `try` config applied for 2 s and not confirmed was reverted";
 
 /// The factory config: only a name. Everything else arrives through the API.
 const FACTORY_CONFIG: &str =
@@ -123,16 +137,42 @@ fn skerryd_binary() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// A backend by its short name, as `SKERRY_DEMO_NARRATE` gives it.
+fn backend_named(name: &str) -> Option<Backend> {
+    Backend::ALL.into_iter().find(|b| {
+        short_name(*b).eq_ignore_ascii_case(name) || format!("{b:?}").eq_ignore_ascii_case(name)
+    })
+}
+
+fn short_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Uboot => "U-Boot",
+        Backend::Grub => "GRUB",
+        Backend::Gpt => "GPT",
+        Backend::Tryboot => "tryboot",
+    }
+}
+
+fn narrated() -> anyhow::Result<Backend> {
+    match std::env::var("SKERRY_DEMO_NARRATE") {
+        Ok(name) if !name.is_empty() => backend_named(&name).with_context(|| {
+            format!("SKERRY_DEMO_NARRATE={name} names no backend (uboot, grub, gpt, tryboot)")
+        }),
+        _ => Ok(NARRATED),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let skerryd = skerryd_binary()?;
+    let narrated = narrated()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(demo(&skerryd))
+    runtime.block_on(demo(&skerryd, narrated))
 }
 
-async fn demo(skerryd: &Path) -> anyhow::Result<()> {
+async fn demo(skerryd: &Path, narrated: Backend) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let factory = images::factory();
     let genuine = SignedReleases::publish(work.path(), &factory)?;
@@ -158,12 +198,12 @@ async fn demo(skerryd: &Path) -> anyhow::Result<()> {
     let mut summaries = Vec::new();
     for backend in Backend::ALL {
         let narrate = Narrator {
-            on: backend == NARRATED,
+            on: backend == narrated,
         };
         if narrate.on {
             println!("=== {backend}, step by step ===");
         } else {
-            println!("=== {backend} ...");
+            println!("\n=== {backend} ...");
         }
         let dir = tempfile::tempdir()?;
         let started = Instant::now();
@@ -185,6 +225,7 @@ async fn demo(skerryd: &Path) -> anyhow::Result<()> {
     }
     println!("\n=== The same stories on every bootloader, through skerryd's API ===\n");
     print!("{}", summary_table(&summaries));
+    println!("{NOTES}");
     Ok(())
 }
 
@@ -399,7 +440,7 @@ async fn run_backend(
         &board.boot_state()?,
     );
     // Watch its critical check fail and the daemon decide, until it stops to reboot.
-    watch_probation(board, narrate).await;
+    watch_probation(board, narrate).await?;
     let request = tokio::task::block_in_place(|| board.wait_for_power_request(STEP))?;
     narrate.table(
         &format!("Nobody touched it: skerryd marked slot {slot} bad and asked for `{request}`."),
@@ -504,35 +545,40 @@ async fn run_backend(
     })
 }
 
-/// Follows a failing probation through the API (the upgrade status's phases, the
-/// critical checks' first failures) until the daemon stops answering to reboot.
-async fn watch_probation(board: &DaemonBoard, narrate: &Narrator) {
-    let deadline = Instant::now() + STEP;
-    let mut phase = String::new();
-    let mut failing = std::collections::BTreeSet::new();
-    while Instant::now() < deadline {
-        let Ok(status) = upgrade_status(board).await else {
-            break;
-        };
-        if field(&status, "phase") != phase {
-            phase = field(&status, "phase").to_owned();
-            narrate.say(format!(
-                "  UpgradeStatus: {phase} — {}",
-                field(&status, "message")
-            ));
-        }
-        let Ok(h) = health(board).await else {
-            break;
-        };
-        for check in h.checks.iter().filter(|c| c.critical) {
-            if check.status() == pb::HealthStatus::Unhealthy && failing.insert(check.name.clone()) {
-                narrate.say(format!(
-                    "  Health: {} is Unhealthy ({} failures): {}",
-                    check.name, check.consecutive_failures, check.message
-                ));
+/// Follows a failing probation through the API: the machine's events, watched from
+/// this start's first one, until the daemon ends the stream to reboot.
+async fn watch_probation(board: &DaemonBoard, narrate: &Narrator) -> anyhow::Result<()> {
+    let opened = async {
+        let mut client = board.client(READER).await?;
+        let stream = client
+            .events(pb::EventsRequest {
+                after_id: String::new(),
+                watch: true,
+            })
+            .await?;
+        anyhow::Ok(stream.into_inner())
+    };
+    // A daemon that decided before we could connect has stopped already.
+    let Ok(mut stream) = opened.await else {
+        narrate.say("  (skerryd stopped before its events could be watched)");
+        return Ok(());
+    };
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.message()).await;
+        match next {
+            Ok(Ok(Some(event))) => {
+                if event.kind.starts_with("upgrade.")
+                    || event.kind.starts_with("health")
+                    || event.kind.starts_with("power")
+                {
+                    narrate.say(format!("  event {}: {}", event.kind, event.message));
+                }
             }
+            // The daemon stops serving to reboot: its streams end.
+            Ok(Ok(None)) | Ok(Err(_)) => return Ok(()),
+            Err(_) => bail!("the daemon kept running {STEP:?} into a failing trial"),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -583,12 +629,7 @@ fn summary_table(rows: &[Summary]) -> String {
     ];
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for r in rows {
-        let name = match r.backend {
-            Backend::Uboot => "U-Boot",
-            Backend::Grub => "GRUB",
-            Backend::Gpt => "GPT",
-            Backend::Tryboot => "tryboot",
-        };
+        let name = short_name(r.backend);
         table.push(vec![
             name.to_owned(),
             r.tampered.clone(),
