@@ -9,6 +9,8 @@ use std::io::Write as _;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use skerry_api::pb;
+use skerry_api::pb::machine_service_client::MachineServiceClient;
+use tonic::transport::Channel;
 
 use super::exit::{refused, usage};
 use super::render;
@@ -23,6 +25,8 @@ Examples:
   skerryctl get health/HealthChecks.health.skerry.dev --watch --output json
 
 TYPE may carry its namespace as NAMESPACE/TYPE; `skerryctl dependencies` lists every type.
+A short name (the first part of the type's name, singular or plural, any case: machineconfig,
+upgradehistory, servicestatuses) stands for the one type it names.
 Sensitive types (the services in the config) are refused below os:admin.";
 
 /// `version`.
@@ -204,6 +208,58 @@ fn split_type(args: &GetArgs) -> anyhow::Result<(String, String)> {
     }
 }
 
+/// Whether `short` names the type `full` (`MachineConfigs.config.skerry.dev`): its first
+/// label, in any case, singular or plural (`machineconfig`, `MachineConfigs`).
+fn short_name_matches(short: &str, full: &str) -> bool {
+    let label = full.split('.').next().unwrap_or(full).to_ascii_lowercase();
+    let short = short.to_ascii_lowercase();
+    label == short || label == format!("{short}s") || label == format!("{short}es")
+}
+
+/// The full `(namespace, type)` a short type name stands for, from the controller graph
+/// the machine reports; a full name (with a dot), or one the graph does not know, is
+/// asked as it is.
+async fn resolve_type(
+    client: &mut MachineServiceClient<Channel>,
+    namespace: String,
+    kind: String,
+) -> anyhow::Result<(String, String)> {
+    if kind.contains('.') {
+        return Ok((namespace, kind));
+    }
+    let graph = client
+        .dependencies(pb::DependenciesRequest {})
+        .await
+        .map_err(|s| refused("Dependencies", s))?
+        .into_inner();
+    let mut found: Vec<(String, String)> = graph
+        .controllers
+        .iter()
+        .flat_map(|c| c.dependencies.iter())
+        .filter(|d| namespace.is_empty() || d.namespace == namespace)
+        .filter(|d| short_name_matches(&kind, &d.r#type))
+        .map(|d| (d.namespace.clone(), d.r#type.clone()))
+        .collect();
+    found.sort();
+    found.dedup();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        // Asked as given: the machine names what it does not know.
+        0 if !namespace.is_empty() => Ok((namespace, kind)),
+        0 => Err(usage(format!(
+            "no resource type is called {kind:?} on this machine; `skerryctl dependencies` lists every type (give NAMESPACE/TYPE for one no controller declares)"
+        ))),
+        _ => Err(usage(format!(
+            "{kind:?} could be any of {}; give NAMESPACE/TYPE",
+            found
+                .iter()
+                .map(|(ns, ty)| format!("{ns}/{ty}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
 /// Runs `get`.
 pub async fn get(args: &GetArgs, output: Output) -> anyhow::Result<()> {
     let (namespace, kind) = split_type(args)?;
@@ -211,6 +267,7 @@ pub async fn get(args: &GetArgs, output: Output) -> anyhow::Result<()> {
         return Err(usage("TYPE is empty"));
     }
     let mut client = args.target.connect().await?;
+    let (namespace, kind) = resolve_type(&mut client, namespace, kind).await?;
     if args.watch {
         let mut stream = client
             .resource_watch(pb::ResourceWatchRequest {
@@ -415,4 +472,28 @@ pub async fn dependencies(args: &DependenciesArgs, output: Output) -> anyhow::Re
             .collect();
         table(&["CONTROLLER", "KIND", "NAMESPACE", "TYPE"], &rows)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_name_matches;
+
+    #[test]
+    fn a_short_name_is_the_first_label_singular_or_plural_in_any_case() {
+        let full = "MachineConfigs.config.skerry.dev";
+        for short in [
+            "MachineConfigs",
+            "machineconfigs",
+            "machineconfig",
+            "MachineConfig",
+        ] {
+            assert!(short_name_matches(short, full), "{short}");
+        }
+        assert!(short_name_matches(
+            "upgradehistory",
+            "UpgradeHistory.upgrade.skerry.dev"
+        ));
+        assert!(!short_name_matches("machine", full));
+        assert!(!short_name_matches("configs", full));
+    }
 }
