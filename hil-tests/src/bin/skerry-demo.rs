@@ -226,6 +226,13 @@ async fn demo(skerryd: &Path, narrated: Backend) -> anyhow::Result<()> {
     println!("\n=== The same stories on every bootloader, through skerryd's API ===\n");
     print!("{}", summary_table(&summaries));
     println!("{NOTES}");
+    let wrong: Vec<String> = summaries.iter().flat_map(problems).collect();
+    if !wrong.is_empty() {
+        bail!(
+            "the update loop did not behave as it must:\n  {}",
+            wrong.join("\n  ")
+        );
+    }
     Ok(())
 }
 
@@ -356,7 +363,13 @@ async fn run_backend(
     narrate.say(format!("Upgrade {upgrade_to}:"));
     let answer = upgrade(board, upgrade_to, false, progress_printer(narrate)).await?;
     let tampered = match answer {
-        Ok(progress) => format!("NOT REFUSED ({} messages)", progress.len()),
+        Ok(progress) => bail!(
+            "the upgrade from the tampered mirror was NOT refused; it ended with: {}",
+            progress
+                .last()
+                .map(|p| p.message.as_str())
+                .unwrap_or("no progress at all")
+        ),
         Err(status) => {
             narrate.say(format!("  refused: {}", status_line(&status)));
             let after = board.boot_state()?;
@@ -474,7 +487,10 @@ async fn run_backend(
     narrate.say(format!("\n--- Step 5: {broken} again ---"));
     let before = board.boot_state()?;
     let again = match upgrade(board, broken, false, progress_printer(narrate)).await? {
-        Ok(_) => "NOT REFUSED".to_owned(),
+        Ok(progress) => bail!(
+            "{broken}, which this machine rolled back from, was installed again without force; it ended with: {}",
+            progress.last().map(|p| p.message.as_str()).unwrap_or("no progress at all")
+        ),
         Err(status) => {
             narrate.say(format!("Upgrade {broken}: {}", status_line(&status)));
             let kept = board.boot_state()? == before;
@@ -614,6 +630,27 @@ fn chunk_counts(message: &str) -> String {
         (Some(f), Some(r)) => format!("{f} chunks fetched, {r} reused"),
         _ => "no chunk counts".to_owned(),
     }
+}
+
+/// What a backend's row shows that the update loop must never do.
+fn problems(r: &Summary) -> Vec<String> {
+    let name = short_name(r.backend);
+    let mut out = Vec::new();
+    let mut expect = |ok: bool, column: &str, shown: &str| {
+        if !ok {
+            out.push(format!("{name}: {column}: {shown}"));
+        }
+    };
+    expect(
+        r.tampered == "refused, state kept",
+        "tampered 1.1.0",
+        &r.tampered,
+    );
+    expect(r.upgrade.ends_with(" good"), "upgrade 1.1.0", &r.upgrade);
+    expect(r.broken.starts_with("back on "), "broken 1.2.0", &r.broken);
+    expect(r.again == "refused", "1.2.0 again", &r.again);
+    expect(r.tried == "reverted", "try", &r.tried);
+    out
 }
 
 fn summary_table(rows: &[Summary]) -> String {
