@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{config, config_with_identity, request, start, try_request};
+use common::{config, config_with_identity, fresh, request, try_request};
 use skerry_api::pb::{self, ApplyMode};
 use skerryd_core::resources::{ActiveService, ActiveTime, SINGLETON};
 
@@ -20,8 +20,7 @@ use tonic::Code;
 
 #[tokio::test]
 async fn no_config_at_all_is_a_valid_empty_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (_dir, daemon) = fresh().await;
     let status = daemon.status().unwrap();
     assert_eq!(status.generation, 0);
     assert!(status.pending_try.is_none());
@@ -31,12 +30,10 @@ async fn no_config_at_all_is_a_valid_empty_config() {
 
 #[tokio::test]
 async fn no_reboot_applies_and_publishes_the_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (_dir, daemon) = fresh().await;
     let answer = daemon
-        .apply(&config("pump-7", &["web", "db"]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
+        .applied("pump-7", &["web", "db"], ApplyMode::NoReboot)
+        .await;
     assert_eq!(answer.generation, 1);
     assert!(!answer.unchanged);
     assert!(!answer.reboot_pending);
@@ -53,9 +50,8 @@ async fn no_reboot_applies_and_publishes_the_config() {
 
     // A removed service's resource is destroyed; generations count up.
     let answer = daemon
-        .apply(&config("pump-8", &["web"]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
+        .applied("pump-8", &["web"], ApplyMode::NoReboot)
+        .await;
     assert_eq!(answer.generation, 2);
     assert_eq!(daemon.hostname().as_deref(), Some("pump-8"));
     assert!(daemon.state.get::<ActiveService>("web").is_ok());
@@ -65,10 +61,7 @@ async fn no_reboot_applies_and_publishes_the_config() {
     daemon.apply(&with_time, ApplyMode::NoReboot).await.unwrap();
     assert!(daemon.state.get::<ActiveTime>(SINGLETON).is_ok());
     assert!(daemon.state.get::<ActiveService>("web").is_err());
-    daemon
-        .apply(&config("pump-8", &[]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
+    daemon.applied("pump-8", &[], ApplyMode::NoReboot).await;
     assert!(daemon.state.get::<ActiveTime>(SINGLETON).is_err());
     assert_eq!(daemon.generation(), 4);
     daemon.stop().await;
@@ -76,8 +69,7 @@ async fn no_reboot_applies_and_publishes_the_config() {
 
 #[tokio::test]
 async fn an_identical_config_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (dir, daemon) = fresh().await;
     let text = config("pump-7", &["web"]);
     daemon.apply(&text, ApplyMode::NoReboot).await.unwrap();
     let before = common::store_bytes(dir.path());
@@ -93,12 +85,8 @@ async fn an_identical_config_changes_nothing() {
 
 #[tokio::test]
 async fn no_reboot_is_refused_for_a_change_that_needs_a_reboot() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
-    daemon
-        .apply(&config("pump-7", &[]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
+    let (dir, daemon) = fresh().await;
+    daemon.applied("pump-7", &[], ApplyMode::NoReboot).await;
     let before = common::store_bytes(dir.path());
     let status = daemon
         .apply(&config_with_identity("pump-7", "m-42"), ApplyMode::NoReboot)
@@ -115,11 +103,10 @@ async fn no_reboot_is_refused_for_a_change_that_needs_a_reboot() {
     assert_eq!(daemon.generation(), 1);
     // try cannot carry it either: it reverts without a reboot.
     let status = daemon
-        .ops
-        .apply(try_request(
+        .try_apply(
             &config_with_identity("pump-7", "m-42"),
             Duration::from_secs(30),
-        ))
+        )
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
@@ -128,8 +115,7 @@ async fn no_reboot_is_refused_for_a_change_that_needs_a_reboot() {
 
 #[tokio::test]
 async fn reboot_stores_the_config_then_asks_for_a_reboot_after_answering() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (dir, daemon) = fresh().await;
     let answer = daemon
         .apply(&config_with_identity("pump-7", "m-42"), ApplyMode::Reboot)
         .await
@@ -154,8 +140,7 @@ async fn reboot_stores_the_config_then_asks_for_a_reboot_after_answering() {
 
 #[tokio::test]
 async fn the_mode_must_be_set_and_known() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (_dir, daemon) = fresh().await;
     let text = config("pump-7", &[]);
     let status = daemon
         .apply(&text, ApplyMode::Unspecified)
@@ -178,8 +163,7 @@ async fn the_mode_must_be_set_and_known() {
 
 #[tokio::test]
 async fn the_try_timeout_is_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (_dir, daemon) = fresh().await;
     let text = config("pump-7", &[]);
     for timeout in [Duration::from_millis(200), Duration::from_secs(25 * 3600)] {
         let status = daemon
@@ -203,8 +187,7 @@ async fn the_try_timeout_is_bounded() {
 
 #[tokio::test]
 async fn oversized_input_is_refused_before_it_is_decoded() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (_dir, daemon) = fresh().await;
     let huge = "#".repeat(skerry_config::Limits::DEFAULT.max_bytes + 1);
     let status = daemon.apply(&huge, ApplyMode::NoReboot).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -214,18 +197,12 @@ async fn oversized_input_is_refused_before_it_is_decoded() {
 
 #[tokio::test(start_paused = true)]
 async fn a_try_reverts_by_itself_when_its_time_runs_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (dir, daemon) = fresh().await;
     daemon
-        .apply(&config("pump-7", &["web"]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
+        .applied("pump-7", &["web"], ApplyMode::NoReboot)
+        .await;
     let answer = daemon
-        .ops
-        .apply(try_request(
-            &config("pump-try", &["db"]),
-            Duration::from_secs(60),
-        ))
+        .try_apply(&config("pump-try", &["db"]), Duration::from_secs(60))
         .await
         .unwrap();
     assert_eq!(answer.generation, 2);
@@ -264,29 +241,15 @@ async fn a_try_reverts_by_itself_when_its_time_runs_out() {
         .1;
     assert!(String::from_utf8_lossy(stored).contains("pump-7"));
     // Confirming it now is too late.
-    let status = daemon
-        .ops
-        .confirm(pb::ConfirmConfigurationRequest { generation: 2 })
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
     // The next generation is still a new one.
-    let next = daemon
-        .apply(&config("pump-9", &[]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
-    assert_eq!(next.generation, 3);
+    daemon.assert_try_closed(2).await;
     daemon.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_confirmed_try_stays() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
-    let answer = daemon
-        .apply(&config("pump-try", &[]), ApplyMode::Try)
-        .await
-        .unwrap();
+    let (_dir, daemon) = fresh().await;
+    let answer = daemon.applied("pump-try", &[], ApplyMode::Try).await;
     // The default timeout is a minute.
     let revert_at = std::time::SystemTime::try_from(answer.revert_at.unwrap()).unwrap();
     let left = revert_at
@@ -297,11 +260,7 @@ async fn a_confirmed_try_stays() {
         "{left:?}"
     );
     // A wrong generation is refused and changes nothing.
-    let wrong = daemon
-        .ops
-        .confirm(pb::ConfirmConfigurationRequest { generation: 7 })
-        .await
-        .unwrap_err();
+    let wrong = daemon.confirm(7).await.unwrap_err();
     assert_eq!(wrong.code(), Code::FailedPrecondition);
     assert!(
         wrong.message().contains("generation 1"),
@@ -314,13 +273,7 @@ async fn a_confirmed_try_stays() {
         .await
         .unwrap_err();
     assert_eq!(busy.code(), Code::FailedPrecondition);
-    daemon
-        .ops
-        .confirm(pb::ConfirmConfigurationRequest {
-            generation: answer.generation,
-        })
-        .await
-        .unwrap();
+    daemon.confirm(answer.generation).await.unwrap();
     assert!(daemon.status().unwrap().pending_try.is_none());
     tokio::time::sleep(Duration::from_secs(120)).await;
     assert_eq!(daemon.hostname().as_deref(), Some("pump-try"));
@@ -332,12 +285,8 @@ async fn a_confirmed_try_stays() {
 
 #[tokio::test]
 async fn staged_is_stored_but_not_in_effect() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
-    daemon
-        .apply(&config("pump-7", &[]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
+    let (_dir, daemon) = fresh().await;
+    daemon.applied("pump-7", &[], ApplyMode::NoReboot).await;
     let answer = daemon
         .apply(&config_with_identity("pump-next", "m-1"), ApplyMode::Staged)
         .await
@@ -361,8 +310,7 @@ async fn staged_is_stored_but_not_in_effect() {
 
 #[tokio::test]
 async fn concurrent_applies_each_get_their_own_generation() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (_dir, daemon) = fresh().await;
     let texts: Vec<String> = (0..8).map(|i| config(&format!("pump-{i}"), &[])).collect();
     let answers = futures_join(&daemon, &texts).await;
     let mut generations: Vec<u64> = answers.iter().map(|a| a.generation).collect();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{config, config_with_identity, request, start, store_bytes};
+use common::{config, config_with_identity, fresh, store_bytes};
 use prost::Message as _;
 use skerry_api::pb::{self, ApplyMode};
 use tonic::Code;
@@ -30,21 +30,12 @@ command: [/bin/web]
 dependsOn: [ghost]
 ";
 
-fn dry(yaml: &str, mode: ApplyMode) -> pb::ApplyConfigurationRequest {
-    pb::ApplyConfigurationRequest {
-        dry_run: true,
-        ..request(yaml, mode)
-    }
-}
-
 #[tokio::test]
 async fn a_dry_run_gives_the_diff_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (dir, daemon) = fresh().await;
     daemon
-        .apply(&config("pump-7", &["web"]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
+        .applied("pump-7", &["web"], ApplyMode::NoReboot)
+        .await;
     let before = store_bytes(dir.path());
     let events_before = daemon.event_kinds();
     for mode in [
@@ -54,10 +45,8 @@ async fn a_dry_run_gives_the_diff_and_writes_nothing() {
         ApplyMode::Try,
     ] {
         let answer = daemon
-            .ops
-            .apply(dry(&config("pump-8", &["web", "db"]), mode))
-            .await
-            .unwrap();
+            .dry_run(&config("pump-8", &["web", "db"]), mode)
+            .await;
         assert!(answer.unchanged, "{mode:?}");
         assert_eq!(answer.generation, 0);
         assert!(!answer.reboot_pending);
@@ -76,18 +65,10 @@ async fn a_dry_run_gives_the_diff_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_dry_run_reports_problems_and_what_the_mode_cannot_carry() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
-    daemon
-        .apply(&config("pump-7", &[]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
+    let (dir, daemon) = fresh().await;
+    daemon.applied("pump-7", &[], ApplyMode::NoReboot).await;
     let before = store_bytes(dir.path());
-    let answer = daemon
-        .ops
-        .apply(dry(BROKEN, ApplyMode::NoReboot))
-        .await
-        .unwrap();
+    let answer = daemon.dry_run(BROKEN, ApplyMode::NoReboot).await;
     assert!(answer.problems.len() >= 3, "{:?}", answer.problems);
     assert!(
         answer.problems.iter().all(|p| p.line > 0),
@@ -102,24 +83,14 @@ async fn a_dry_run_reports_problems_and_what_the_mode_cannot_carry() {
     );
 
     let answer = daemon
-        .ops
-        .apply(dry(
-            &config_with_identity("pump-7", "m-9"),
-            ApplyMode::NoReboot,
-        ))
-        .await
-        .unwrap();
+        .dry_run(&config_with_identity("pump-7", "m-9"), ApplyMode::NoReboot)
+        .await;
     assert_eq!(answer.problems.len(), 1, "{:?}", answer.problems);
     assert_eq!(answer.problems[0].path, "identity");
     assert!(answer.problems[0].message.contains("reboot"));
     let answer = daemon
-        .ops
-        .apply(dry(
-            &config_with_identity("pump-7", "m-9"),
-            ApplyMode::Reboot,
-        ))
-        .await
-        .unwrap();
+        .dry_run(&config_with_identity("pump-7", "m-9"), ApplyMode::Reboot)
+        .await;
     assert!(answer.problems.is_empty());
     assert_eq!(store_bytes(dir.path()), before);
     daemon.stop().await;
@@ -127,8 +98,7 @@ async fn a_dry_run_reports_problems_and_what_the_mode_cannot_carry() {
 
 #[tokio::test]
 async fn an_invalid_config_lists_every_problem_with_its_line_in_the_details() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (dir, daemon) = fresh().await;
     let before = store_bytes(dir.path());
     let status = daemon.apply(BROKEN, ApplyMode::NoReboot).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -164,8 +134,7 @@ async fn an_invalid_config_lists_every_problem_with_its_line_in_the_details() {
 
 #[tokio::test]
 async fn an_unknown_key_is_refused_naming_document_key_and_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (_dir, daemon) = fresh().await;
     let text = "apiVersion: skerry.dev/v1alpha1\nkind: MachineConfig\nhostname: a\nhostnme: b\n";
     let status = daemon.apply(text, ApplyMode::NoReboot).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);

@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{config, config_dir, lose_run, start, try_request, try_start, try_start_with};
-use skerry_api::pb::{self, ApplyMode};
+use common::{config, config_dir, fresh, lose_run, start, try_start, try_start_with};
+use skerry_api::pb::ApplyMode;
 use skerry_config::persist::{ConfigHistory, HISTORY_LEN};
 
 fn stored(root: &std::path::Path, name: &str) -> Option<String> {
@@ -17,42 +17,29 @@ fn stored(root: &std::path::Path, name: &str) -> Option<String> {
 
 #[tokio::test]
 async fn the_config_and_its_generation_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (dir, daemon) = fresh().await;
     daemon
-        .apply(&config("pump-7", &["web"]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
-    daemon
-        .apply(&config("pump-8", &["web"]), ApplyMode::Reboot)
-        .await
-        .unwrap();
+        .applied("pump-7", &["web"], ApplyMode::NoReboot)
+        .await;
+    daemon.applied("pump-8", &["web"], ApplyMode::Reboot).await;
     daemon.stop().await;
     lose_run(dir.path());
 
     let daemon = start(dir.path()).await;
     assert_eq!(daemon.generation(), 2);
     assert_eq!(daemon.hostname().as_deref(), Some("pump-8"));
-    let next = daemon
-        .apply(&config("pump-9", &[]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
+    let next = daemon.applied("pump-9", &[], ApplyMode::NoReboot).await;
     assert_eq!(next.generation, 3);
     daemon.stop().await;
 }
 
 #[tokio::test]
 async fn a_staged_config_takes_effect_only_at_the_next_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (dir, daemon) = fresh().await;
+    daemon.applied("pump-7", &[], ApplyMode::NoReboot).await;
     daemon
-        .apply(&config("pump-7", &[]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
-    daemon
-        .apply(&config("pump-staged", &["web"]), ApplyMode::Staged)
-        .await
-        .unwrap();
+        .applied("pump-staged", &["web"], ApplyMode::Staged)
+        .await;
     assert_eq!(daemon.hostname().as_deref(), Some("pump-7"));
     daemon.stop().await;
     assert!(stored(dir.path(), "staged.json").is_some());
@@ -76,16 +63,9 @@ async fn a_staged_config_takes_effect_only_at_the_next_start() {
 
 #[tokio::test]
 async fn a_later_apply_drops_the_staged_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
-    daemon
-        .apply(&config("pump-staged", &[]), ApplyMode::Staged)
-        .await
-        .unwrap();
-    daemon
-        .apply(&config("pump-now", &[]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
+    let (dir, daemon) = fresh().await;
+    daemon.applied("pump-staged", &[], ApplyMode::Staged).await;
+    daemon.applied("pump-now", &[], ApplyMode::NoReboot).await;
     assert_eq!(daemon.status().unwrap().staged_generation, None);
     daemon.stop().await;
     let daemon = start(dir.path()).await;
@@ -96,18 +76,12 @@ async fn a_later_apply_drops_the_staged_config() {
 
 #[tokio::test]
 async fn a_try_pending_at_a_reboot_is_reverted_at_the_next_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (dir, daemon) = fresh().await;
     daemon
-        .apply(&config("pump-7", &["web"]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
+        .applied("pump-7", &["web"], ApplyMode::NoReboot)
+        .await;
     let answer = daemon
-        .ops
-        .apply(try_request(
-            &config("pump-try", &[]),
-            Duration::from_secs(600),
-        ))
+        .try_apply(&config("pump-try", &[]), Duration::from_secs(600))
         .await
         .unwrap();
     assert_eq!(answer.generation, 2);
@@ -130,34 +104,16 @@ async fn a_try_pending_at_a_reboot_is_reverted_at_the_next_start() {
         .unwrap()
         .contains("pump-7"));
     // Confirming the reverted try is refused; generations go on past it.
-    let late = daemon
-        .ops
-        .confirm(pb::ConfirmConfigurationRequest { generation: 2 })
-        .await
-        .unwrap_err();
-    assert_eq!(late.code(), tonic::Code::FailedPrecondition);
-    let next = daemon
-        .apply(&config("pump-9", &[]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
-    assert_eq!(next.generation, 3);
+    daemon.assert_try_closed(2).await;
     daemon.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_try_survives_a_daemon_restart_in_the_same_boot_and_still_reverts() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (dir, daemon) = fresh().await;
+    daemon.applied("pump-7", &[], ApplyMode::NoReboot).await;
     daemon
-        .apply(&config("pump-7", &[]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
-    daemon
-        .ops
-        .apply(try_request(
-            &config("pump-try", &[]),
-            Duration::from_secs(600),
-        ))
+        .try_apply(&config("pump-try", &[]), Duration::from_secs(600))
         .await
         .unwrap();
     daemon.stop().await;
@@ -177,18 +133,10 @@ async fn a_try_survives_a_daemon_restart_in_the_same_boot_and_still_reverts() {
 
 #[tokio::test]
 async fn a_try_whose_time_ran_out_while_stopped_is_reverted_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (dir, daemon) = fresh().await;
+    daemon.applied("pump-7", &[], ApplyMode::NoReboot).await;
     daemon
-        .apply(&config("pump-7", &[]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
-    daemon
-        .ops
-        .apply(try_request(
-            &config("pump-try", &[]),
-            Duration::from_secs(1),
-        ))
+        .try_apply(&config("pump-try", &[]), Duration::from_secs(1))
         .await
         .unwrap();
     daemon.stop().await;
@@ -205,27 +153,13 @@ async fn a_try_whose_time_ran_out_while_stopped_is_reverted_at_start() {
 
 #[tokio::test]
 async fn a_confirmed_try_survives_restarts() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
-    daemon
-        .apply(&config("pump-7", &[]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
+    let (dir, daemon) = fresh().await;
+    daemon.applied("pump-7", &[], ApplyMode::NoReboot).await;
     let answer = daemon
-        .ops
-        .apply(try_request(
-            &config("pump-try", &[]),
-            Duration::from_secs(600),
-        ))
+        .try_apply(&config("pump-try", &[]), Duration::from_secs(600))
         .await
         .unwrap();
-    daemon
-        .ops
-        .confirm(pb::ConfirmConfigurationRequest {
-            generation: answer.generation,
-        })
-        .await
-        .unwrap();
+    daemon.confirm(answer.generation).await.unwrap();
     daemon.stop().await;
     lose_run(dir.path());
 
@@ -240,12 +174,8 @@ async fn a_confirmed_try_survives_restarts() {
 #[tokio::test]
 async fn an_unreadable_store_file_stops_the_start_naming_it() {
     for name in ["config.json", "try.json", "staged.json", "history.json"] {
-        let dir = tempfile::tempdir().unwrap();
-        let daemon = start(dir.path()).await;
-        daemon
-            .apply(&config("pump-7", &[]), ApplyMode::NoReboot)
-            .await
-            .unwrap();
+        let (dir, daemon) = fresh().await;
+        daemon.applied("pump-7", &[], ApplyMode::NoReboot).await;
         daemon.stop().await;
         let path = config_dir(dir.path()).join(name);
         std::fs::write(&path, b"\x00garbage").unwrap();
@@ -282,10 +212,7 @@ async fn the_factory_config_is_generation_one_of_an_empty_store() {
         daemon.events_of("config.applied")[0].attributes["source"],
         "factory"
     );
-    daemon
-        .apply(&config("pump-7", &[]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
+    daemon.applied("pump-7", &[], ApplyMode::NoReboot).await;
     daemon.stop().await;
     // Only an empty store takes it.
     let daemon = start(dir.path()).await;
@@ -314,13 +241,11 @@ async fn an_invalid_factory_config_stops_the_start_with_every_problem() {
 
 #[tokio::test]
 async fn the_history_is_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = start(dir.path()).await;
+    let (dir, daemon) = fresh().await;
     for i in 0..HISTORY_LEN + 4 {
         daemon
-            .apply(&config(&format!("pump-{i}"), &[]), ApplyMode::NoReboot)
-            .await
-            .unwrap();
+            .applied(&format!("pump-{i}"), &[], ApplyMode::NoReboot)
+            .await;
     }
     daemon.stop().await;
     let bytes = std::fs::read(config_dir(dir.path()).join("history.json")).unwrap();
@@ -344,10 +269,7 @@ async fn the_store_lives_where_the_area_says_during_a_trial() {
     daemon
         .eventually("the first status", |d| d.status().is_some())
         .await;
-    daemon
-        .apply(&config("pump-trial", &[]), ApplyMode::NoReboot)
-        .await
-        .unwrap();
+    daemon.applied("pump-trial", &[], ApplyMode::NoReboot).await;
     daemon.stop().await;
     assert!(overlay.join("config.json").exists());
     assert!(!config_dir(dir.path()).join("config.json").exists());

@@ -135,7 +135,23 @@ pub async fn start(root: &Path) -> Daemon {
     daemon
 }
 
+/// A machine root in a new temporary directory and the subsystem started on it.
+pub async fn fresh() -> (tempfile::TempDir, Daemon) {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path()).await;
+    (dir, daemon)
+}
+
 impl Daemon {
+    /// Checks that the try of `generation` (the last one given) is over: confirming it
+    /// is refused and the next apply gets the generation after it.
+    pub async fn assert_try_closed(&self, generation: u64) {
+        let late = self.confirm(generation).await.unwrap_err();
+        assert_eq!(late.code(), tonic::Code::FailedPrecondition, "{late}");
+        let next = self.applied("pump-9", &[], pb::ApplyMode::NoReboot).await;
+        assert_eq!(next.generation, generation + 1);
+    }
+
     /// Stops the controllers (a daemon that stops; the store stays).
     pub async fn stop(self) {
         self.handle.shutdown().await;
@@ -200,6 +216,45 @@ impl Daemon {
         mode: pb::ApplyMode,
     ) -> Result<pb::ApplyConfigurationResponse, tonic::Status> {
         self.ops.apply(request(yaml, mode)).await
+    }
+
+    /// Applies [`config`]`(hostname, services)` in `mode`, which must succeed.
+    pub async fn applied(
+        &self,
+        hostname: &str,
+        services: &[&str],
+        mode: pb::ApplyMode,
+    ) -> pb::ApplyConfigurationResponse {
+        self.apply(&config(hostname, services), mode)
+            .await
+            .unwrap_or_else(|status| panic!("applying {hostname} in {mode:?}: {status}"))
+    }
+
+    /// Applies `yaml` on try with `timeout`.
+    pub async fn try_apply(
+        &self,
+        yaml: &str,
+        timeout: Duration,
+    ) -> Result<pb::ApplyConfigurationResponse, tonic::Status> {
+        self.ops.apply(try_request(yaml, timeout)).await
+    }
+
+    /// A dry run of `yaml` in `mode`, which must be answered.
+    pub async fn dry_run(&self, yaml: &str, mode: pb::ApplyMode) -> pb::ApplyConfigurationResponse {
+        self.ops
+            .apply(pb::ApplyConfigurationRequest {
+                dry_run: true,
+                ..request(yaml, mode)
+            })
+            .await
+            .unwrap_or_else(|status| panic!("a dry run in {mode:?}: {status}"))
+    }
+
+    /// Confirms the try of `generation`.
+    pub async fn confirm(&self, generation: u64) -> Result<(), tonic::Status> {
+        self.ops
+            .confirm(pb::ConfirmConfigurationRequest { generation })
+            .await
     }
 }
 
