@@ -436,6 +436,7 @@ async fn run_backend(
         &format!("Probation held for {PROBATION:?}: slot {committed_slot} is committed."),
         &board.boot_state()?,
     );
+    narrate.say(version_line(board).await?);
     let upgrade_summary = format!("{delta}, {committed_slot} good");
 
     // --- broken release: probation fails, the daemon rolls back by itself
@@ -462,6 +463,7 @@ async fn run_backend(
     let back_on = board.power_on()?;
     wait_healthy(board, STEP).await?;
     narrate.say(format!("\nPowered on again on slot {back_on}; healthy."));
+    narrate.say(version_line(board).await?);
     let history = upgrade_history(board).await?;
     let (reason, by) = match last_step(&history, "rolled_back", broken) {
         Some(entry) => (
@@ -601,6 +603,21 @@ async fn watch_probation(board: &DaemonBoard, narrate: &Narrator) -> anyhow::Res
 /// "1 try", "3 tries".
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// What the Version call says runs now.
+async fn version_line(board: &DaemonBoard) -> anyhow::Result<String> {
+    let mut reader = board.client(READER).await?;
+    let v = reader.version(pb::VersionRequest {}).await?.into_inner();
+    Ok(format!(
+        "Version: release {} on slot {}.",
+        if v.release_version.is_empty() {
+            "unknown"
+        } else {
+            &v.release_version
+        },
+        v.booted_slot
+    ))
 }
 
 /// Polls `check` every 100 ms for at most `limit`; whether it held.
