@@ -211,3 +211,16 @@ fn syntax_errors_have_lines() {
     assert!(matches!(e, DecodeError::Yaml(_)), "{e:?}");
     assert!(e.line().is_some(), "{e}");
 }
+
+#[test]
+fn an_http_probe_takes_expect_status_in_camel_case_as_documented() {
+    let text = "apiVersion: skerry.dev/v1alpha1\nkind: MachineConfig\nhostname: a\n---\napiVersion: skerry.dev/v1alpha1\nkind: ServiceConfig\nname: web\ncommand: [x]\nhealthChecks:\n  - name: h\n    probe:\n      http:\n        url: http://127.0.0.1:8080/healthz\n        expectStatus: 204\n";
+    let config = decode(text).unwrap();
+    match &config.services[0].health_checks[0].probe {
+        skerry_config::kinds::Probe::Http { expect_status, .. } => assert_eq!(*expect_status, 204),
+        other => panic!("{other:?}"),
+    }
+    let snake = text.replace("expectStatus", "expect_status");
+    let (_, _, path, _, _) = field_error(&snake);
+    assert_eq!(path, "healthChecks[0].probe.http.expect_status");
+}

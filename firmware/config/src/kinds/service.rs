@@ -135,7 +135,7 @@ pub enum Probe {
         /// An `http://` URL.
         url: String,
         /// The status that passes.
-        #[serde(default = "Probe::ok")]
+        #[serde(default = "Probe::ok", rename = "expectStatus")]
         expect_status: u16,
     },
 }
