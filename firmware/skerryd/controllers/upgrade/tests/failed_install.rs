@@ -48,13 +48,9 @@ fn damaged_mirror(dir: &Path, version: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_install_leaves_the_target_bad_and_the_retry_resumes() {
-    let mut sim = Sim::new();
-    sim.power_on();
     // First a committed upgrade, so that both slots are good.
-    let daemon = sim.start();
-    daemon.health(CheckState::Healthy, "");
-    daemon.upgrade("1.1.0", false).await.unwrap();
-    sim.reboot(daemon).await;
+    let (mut sim, daemon) = Sim::started();
+    sim.upgrade_and_reboot(daemon, "1.1.0").await;
     let daemon = sim.start();
     daemon.health(CheckState::Healthy, "");
     daemon.wait_for(UpgradePhaseName::Committed).await;

@@ -109,7 +109,7 @@ async fn v1_to_v2_installs_into_the_inactive_slot_and_commits_after_probation() 
     let h = sim.history();
     let pending = h.pending.clone().expect("the trial is pending");
     assert_eq!((pending.slot.as_str(), pending.stage), ("B", Stage::Trial));
-    assert!(daemon.event_kinds().iter().any(|k| k == "upgrade.phase"));
+    assert!(daemon.has_event("upgrade.phase"));
     // As the committed v1 release recorded it: it writes history version 1.
     std::fs::write(
         sim.layout.var().join("formats.json"),
@@ -133,10 +133,7 @@ async fn v1_to_v2_installs_into_the_inactive_slot_and_commits_after_probation() 
         (Step::Committed, "1.1.0")
     );
     assert!(h.pending.is_none());
-    assert!(daemon
-        .event_kinds()
-        .iter()
-        .any(|k| k == "upgrade.committed"));
+    assert!(daemon.has_event("upgrade.committed"));
     // Written during the trial at the committed release's version, readable by it.
     let file = history_file(&sim);
     assert_eq!(file["version"], 1, "{file}");
@@ -184,12 +181,8 @@ async fn v1_to_v2_installs_into_the_inactive_slot_and_commits_after_probation() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_upgrade_during_probation_and_none_without_an_update_source() {
-    let mut sim = Sim::new();
-    sim.power_on();
-    let daemon = sim.start();
-    daemon.health(CheckState::Healthy, "");
-    daemon.upgrade("1.1.0", false).await.unwrap();
-    sim.reboot(daemon).await;
+    let (mut sim, daemon) = Sim::started();
+    sim.upgrade_and_reboot(daemon, "1.1.0").await;
     let daemon = sim.start();
     // The check has not reported yet: probation waits, and refuses upgrades.
     let err = daemon.upgrade("1.1.0", true).await.unwrap_err();
@@ -209,9 +202,7 @@ async fn no_upgrade_during_probation_and_none_without_an_update_source() {
     daemon.stop().await;
 
     // A fresh machine without an update source.
-    let mut bare = Sim::new();
-    bare.power_on();
-    let daemon = bare.start();
+    let (_bare, daemon) = Sim::started();
     daemon
         .context
         .state
@@ -231,12 +222,8 @@ async fn no_upgrade_during_probation_and_none_without_an_update_source() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_v2_whose_critical_check_fails_is_rolled_back_and_not_reinstalled_unless_forced() {
-    let mut sim = Sim::new();
-    sim.power_on();
-    let daemon = sim.start();
-    daemon.health(CheckState::Healthy, "");
-    daemon.upgrade("1.2.0", false).await.expect("the upgrade");
-    assert_eq!(sim.reboot(daemon).await, slot("B"));
+    let (mut sim, daemon) = Sim::started();
+    assert_eq!(sim.upgrade_and_reboot(daemon, "1.2.0").await, slot("B"));
     let daemon = sim.start();
     assert!(
         !sim.running_image_healthy(&daemon),
@@ -254,10 +241,7 @@ async fn a_v2_whose_critical_check_fails_is_rolled_back_and_not_reinstalled_unle
         Some(PowerRequest::Reboot { tryboot: false })
     );
     assert_eq!(sim.status("B"), SlotStatus::Bad);
-    assert!(daemon
-        .event_kinds()
-        .iter()
-        .any(|k| k == "upgrade.rolled_back"));
+    assert!(daemon.has_event("upgrade.rolled_back"));
     // A second decision (or an upgrade) on this start is refused.
     let err = daemon.upgrade("1.1.0", false).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
@@ -319,9 +303,7 @@ async fn a_v2_whose_critical_check_fails_is_rolled_back_and_not_reinstalled_unle
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trial_the_bootloader_gave_up_is_recorded_as_rolled_back() {
-    let mut sim = Sim::new();
-    sim.power_on();
-    let daemon = sim.start();
+    let (mut sim, daemon) = Sim::started();
     daemon.health(CheckState::Healthy, "");
     daemon.upgrade("1.1.0", false).await.unwrap();
     daemon.stop().await;
@@ -340,10 +322,7 @@ async fn a_trial_the_bootloader_gave_up_is_recorded_as_rolled_back() {
     assert_eq!(last.by, Some(Decider::Bootloader));
     assert!(last.reason.contains("bootloader"), "{}", last.reason);
     assert!(h.is_rolled_back("1.1.0"));
-    assert!(daemon
-        .event_kinds()
-        .iter()
-        .any(|k| k == "upgrade.rolled_back"));
+    assert!(daemon.has_event("upgrade.rolled_back"));
     let err = daemon.upgrade("1.1.0", false).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     daemon.stop().await;
@@ -351,31 +330,15 @@ async fn a_trial_the_bootloader_gave_up_is_recorded_as_rolled_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_rollback_needs_another_good_slot() {
-    let mut sim = Sim::new();
-    sim.power_on();
-    let daemon = sim.start();
+    let (mut sim, daemon) = Sim::started();
     // Slot B is bad on a fresh machine: nothing to go back to.
-    let err = daemon
-        .ops
-        .rollback(pb::RollbackRequest {
-            reason: "testing".into(),
-        })
-        .await
-        .unwrap_err();
+    let err = daemon.rollback("testing").await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains("slot B is bad"), "{}", err.message());
-    daemon.health(CheckState::Healthy, "");
-    daemon.upgrade("1.1.0", false).await.unwrap();
-    sim.reboot(daemon).await;
+    sim.upgrade_and_reboot(daemon, "1.1.0").await;
     let daemon = sim.start();
     // During probation an operator may end the trial.
-    let answer = daemon
-        .ops
-        .rollback(pb::RollbackRequest {
-            reason: "the dashboard is blank".into(),
-        })
-        .await
-        .unwrap();
+    let answer = daemon.rollback("the dashboard is blank").await.unwrap();
     assert_eq!(answer.target_slot, "A");
     assert_eq!(sim.status("B"), SlotStatus::Bad);
     assert_eq!(
@@ -400,12 +363,8 @@ async fn an_operator_rollback_needs_another_good_slot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probation_fails_without_a_critical_check_and_ignores_non_critical_ones() {
-    let mut sim = Sim::new();
-    sim.power_on();
-    let daemon = sim.start();
-    daemon.health(CheckState::Healthy, "");
-    daemon.upgrade("1.1.0", false).await.unwrap();
-    sim.reboot(daemon).await;
+    let (mut sim, daemon) = Sim::started();
+    sim.upgrade_and_reboot(daemon, "1.1.0").await;
     let daemon = sim.start();
     // Only a non-critical check, failing: it neither fails nor passes the trial.
     let status = skerryd_core::resources::HealthCheckStatus {
@@ -447,7 +406,7 @@ async fn a_history_written_by_a_newer_release_is_named_and_does_not_keep_the_dae
     let status = daemon.status().unwrap();
     assert_eq!(status.phase, UpgradePhaseName::Failed);
     assert!(status.message.contains("version 9"), "{}", status.message);
-    assert!(daemon.event_kinds().iter().any(|k| k == "upgrade.error"));
+    assert!(daemon.has_event("upgrade.error"));
     daemon.health(CheckState::Healthy, "");
     let err = daemon.upgrade("1.1.0", false).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
@@ -480,9 +439,7 @@ async fn a_raspberry_pi_trial_runs_on_the_one_shot_tryboot_and_a_lost_flag_tries
     assert_eq!(sim.boot_state().trial(), None, "the trial was ended");
 
     // Again, and this time the reboot arms tryboot: the trial runs and commits.
-    daemon.health(CheckState::Healthy, "");
-    daemon.upgrade("1.1.0", false).await.unwrap();
-    assert_eq!(sim.reboot(daemon).await, slot("B"));
+    assert_eq!(sim.upgrade_and_reboot(daemon, "1.1.0").await, slot("B"));
     let daemon = sim.start();
     daemon.health(CheckState::Healthy, "");
     daemon.wait_for(UpgradePhaseName::Committed).await;

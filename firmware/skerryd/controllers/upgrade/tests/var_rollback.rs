@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{slot, Sim};
+use common::{slot, Daemon, Sim};
 use serde::{Deserialize, Serialize};
 use skerry_config::persist::{PersistError, StoredConfig};
 use skerry_runtime::{Persistence, ResourceSpec, State};
@@ -56,23 +56,29 @@ fn stored_v2() -> Vec<u8> {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v2_adds_a_config_key_and_a_persisted_type_fails_probation_and_v1_comes_back_on_its_config()
-{
-    let mut sim = Sim::new();
-    sim.power_on();
-    let daemon = sim.start();
-    let area = daemon.context.area.clone();
-    assert!(area.trial.is_none());
-    std::fs::write(area.config.join(CONFIG_FILE), stored_v1()).unwrap();
+/// Writes the `boots` counter as the running release would.
+fn set_boots(daemon: &Daemon, n: u32) {
     daemon
         .context
         .state
-        .apply_owned("boots", Some("test"), Counter { n: 1 })
+        .apply_owned("boots", Some("test"), Counter { n })
         .unwrap();
-    daemon.health(CheckState::Healthy, "");
-    daemon.upgrade("1.2.0", false).await.expect("the upgrade");
-    assert_eq!(sim.reboot(daemon).await, slot("B"));
+}
+
+/// The `boots` counter the running release sees.
+fn boots(daemon: &Daemon) -> u32 {
+    daemon.context.state.get::<Counter>("boots").unwrap().spec.n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_adds_a_config_key_and_a_persisted_type_fails_probation_and_v1_comes_back_on_its_config()
+{
+    let (mut sim, daemon) = Sim::started();
+    let area = daemon.context.area.clone();
+    assert!(area.trial.is_none());
+    std::fs::write(area.config.join(CONFIG_FILE), stored_v1()).unwrap();
+    set_boots(&daemon, 1);
+    assert_eq!(sim.upgrade_and_reboot(daemon, "1.2.0").await, slot("B"));
 
     // v2 on trial: it works in the overlay, seeded from v1's area.
     let daemon = sim.start();
@@ -83,16 +89,9 @@ async fn v2_adds_a_config_key_and_a_persisted_type_fails_probation_and_v1_comes_
         std::fs::read(trial.config.join(CONFIG_FILE)).unwrap(),
         stored_v1()
     );
-    assert_eq!(
-        daemon.context.state.get::<Counter>("boots").unwrap().spec.n,
-        1
-    );
+    assert_eq!(boots(&daemon), 1);
     std::fs::write(trial.config.join(CONFIG_FILE), stored_v2()).unwrap();
-    daemon
-        .context
-        .state
-        .apply_owned("boots", Some("test"), Counter { n: 2 })
-        .unwrap();
+    set_boots(&daemon, 2);
     daemon
         .context
         .state
@@ -127,10 +126,7 @@ async fn v2_adds_a_config_key_and_a_persisted_type_fails_probation_and_v1_comes_
         config.to_yaml(),
         skerry_config::decode(V1_CONFIG).unwrap().to_yaml()
     );
-    assert_eq!(
-        daemon.context.state.get::<Counter>("boots").unwrap().spec.n,
-        1
-    );
+    assert_eq!(boots(&daemon), 1);
     assert!(daemon.context.state.get::<V2Only>("telemetry").is_err());
     assert!(
         !daemon

@@ -232,6 +232,25 @@ impl Sim {
         std::fs::read(path).unwrap().starts_with(HEALTHY_IMAGE)
     }
 
+    /// A new machine powered on with the daemon started on its first slot.
+    pub fn started() -> (Sim, Daemon) {
+        let mut sim = Sim::new();
+        sim.power_on();
+        let daemon = sim.start();
+        (sim, daemon)
+    }
+
+    /// Reports the critical check healthy, upgrades to `version` (which must reach its
+    /// trial), then reboots as the daemon asked; returns the slot started.
+    pub async fn upgrade_and_reboot(&mut self, daemon: Daemon, version: &str) -> SlotName {
+        daemon.health(CheckState::Healthy, "");
+        daemon
+            .upgrade(version, false)
+            .await
+            .unwrap_or_else(|status| panic!("the upgrade to {version}: {status}"));
+        self.reboot(daemon).await
+    }
+
     /// Stops the daemon, reboots as it asked (a power cut if it asked for nothing),
     /// then the bootloader's power-on; returns the slot started.
     pub async fn reboot(&mut self, daemon: Daemon) -> SlotName {
@@ -334,6 +353,20 @@ impl Daemon {
             .into_iter()
             .map(|e| e.kind)
             .collect()
+    }
+
+    /// Whether an event of `kind` was logged.
+    pub fn has_event(&self, kind: &str) -> bool {
+        self.event_kinds().iter().any(|k| k == kind)
+    }
+
+    /// Asks for an operator rollback with `reason`.
+    pub async fn rollback(&self, reason: &str) -> Result<pb::RollbackResponse, tonic::Status> {
+        self.ops
+            .rollback(pb::RollbackRequest {
+                reason: reason.into(),
+            })
+            .await
     }
 
     /// Stops the runtime (the daemon's orderly stop).
