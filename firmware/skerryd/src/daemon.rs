@@ -255,9 +255,34 @@ async fn signalled() {
     }
 }
 
+/// Takes the machine root for this process: one daemon per root. The lock is the
+/// kernel's (`flock`), so it goes with the process however it ends.
+pub fn lock_root(layout: &Layout) -> anyhow::Result<std::fs::File> {
+    let var = layout.var();
+    std::fs::create_dir_all(&var).with_context(|| format!("creating {}", var.display()))?;
+    let path = var.join("skerryd.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(anyhow::anyhow!(
+            "another skerryd already runs on the machine root {} (it holds {}); stop it first",
+            layout.root().display(),
+            path.display()
+        )),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("locking {}", path.display()))),
+    }
+}
+
 /// Runs the daemon until a power request or a signal stops it.
 pub async fn run(options: Options) -> anyhow::Result<Stopped> {
     let layout = Layout::new(&options.root);
+    let _lock = lock_root(&layout)?;
     let (stop, stopping) = watch::channel(false);
     let context = open(&layout, stop.clone(), stopping.clone())?;
     let tls = api::load_server_tls(&layout.pki())?;

@@ -367,3 +367,35 @@ async fn an_upgrade_commits_after_probation_and_a_failing_one_rolls_back_and_sta
         "{status:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_on_the_same_root_is_refused_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (board, _) = build(dir.path(), false);
+    let starts = board.root().join("var/skerry/starts");
+    let before = std::fs::read_to_string(&starts).unwrap();
+    let mut second = std::process::Command::new(skerryd())
+        .arg("--root")
+        .arg(board.root())
+        .args(["--listen", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while second.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            second.kill().unwrap();
+            second.wait().unwrap();
+            panic!("a second skerryd kept running on the same root");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = second.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("another skerryd already runs"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&starts).unwrap(), before);
+    // The first one still answers.
+    let mut client = board.client(READER).await.unwrap();
+    client.version(pb::VersionRequest {}).await.unwrap();
+}
