@@ -187,6 +187,18 @@ pub enum LayoutError {
         #[source]
         source: skerry_medium::MediumError,
     },
+    /// The command line names a slot the board does not have.
+    #[error("{cmdline} names slot {slot:?} (skerry.slot={slot}), which the board definition {board} does not have; its slots are {slots}")]
+    UnknownSlot {
+        /// The command line file.
+        cmdline: PathBuf,
+        /// The board definition.
+        board: PathBuf,
+        /// The slot named.
+        slot: String,
+        /// The board's slots, comma-separated.
+        slots: String,
+    },
     /// The board definition is not valid.
     #[error("{path} is not a valid board definition: {message}")]
     Board {
@@ -197,22 +209,27 @@ pub enum LayoutError {
     },
 }
 
+/// Reads a file of at most `limit` bytes, refusing a directory, a FIFO, a socket or a
+/// device before opening it: opening a FIFO for reading blocks until a writer comes,
+/// which would hang the daemon on a damaged disk. A missing file is an error for which
+/// [`MediumError::is_not_found`](skerry_medium::MediumError::is_not_found) holds.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, skerry_medium::MediumError> {
+    use skerry_medium::Medium as _;
+    let medium = skerry_medium::FileMedium::open(path)?;
+    let len = medium.len()?;
+    if len > limit {
+        return Err(skerry_medium::MediumError::TooLarge {
+            path: path.to_owned(),
+            len,
+            limit,
+        });
+    }
+    medium.read_all()
+}
+
 /// Reads a small file, refusing a directory, a FIFO or more than [`MAX_SMALL_FILE`] bytes.
 pub fn read_small(path: &Path) -> Result<Vec<u8>, LayoutError> {
-    use skerry_medium::Medium as _;
-    let read = |path: &Path| -> Result<Vec<u8>, skerry_medium::MediumError> {
-        let medium = skerry_medium::FileMedium::open(path)?;
-        let len = medium.len()?;
-        if len > MAX_SMALL_FILE {
-            return Err(skerry_medium::MediumError::TooLarge {
-                path: path.to_owned(),
-                len,
-                limit: MAX_SMALL_FILE,
-            });
-        }
-        medium.read_all()
-    };
-    read(path).map_err(|source| LayoutError::Read {
+    read_bounded(path, MAX_SMALL_FILE).map_err(|source| LayoutError::Read {
         path: path.to_owned(),
         source,
     })
@@ -248,6 +265,25 @@ impl BoardDefinition {
             return Err(format!("slot {} is listed twice", self.slots[0].name));
         }
         Ok(())
+    }
+
+    /// Refuses a booted slot (from `run/cmdline`) that this board does not define: no
+    /// boot-state or upgrade step can be right on a slot the board does not have.
+    pub fn check_booted(&self, layout: &Layout, slot: &str) -> Result<(), LayoutError> {
+        if self.slots.iter().any(|s| s.name == slot) {
+            return Ok(());
+        }
+        Err(LayoutError::UnknownSlot {
+            cmdline: layout.cmdline(),
+            board: layout.board(),
+            slot: slot.to_owned(),
+            slots: self
+                .slots
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
     }
 
     /// The slot's image path under `layout`.

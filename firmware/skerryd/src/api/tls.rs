@@ -80,6 +80,15 @@ fn read(dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>), TlsLoadError> {
         }
         Err(source) => return Err(TlsLoadError::Unreadable { path, source }),
     };
+    // Opening a FIFO for reading would wait for a writer: the daemon would hang at
+    // start instead of naming the file.
+    if !metadata.is_file() {
+        return Err(TlsLoadError::Bad {
+            path,
+            expected: "a PEM file",
+            reason: format!("it is {}, not a regular file", file_kind(&metadata)),
+        });
+    }
     if metadata.len() > MAX_PEM_BYTES {
         return Err(TlsLoadError::TooLarge {
             size: metadata.len(),
@@ -91,6 +100,23 @@ fn read(dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>), TlsLoadError> {
         source,
     })?;
     Ok((path, bytes))
+}
+
+/// What a file that is not a regular file is, for an error message.
+fn file_kind(metadata: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    let kind = metadata.file_type();
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Every certificate in a PEM file; at least one.

@@ -103,7 +103,8 @@ const MAX_MARKER: u64 = 64;
 
 fn read_marker(path: &Path) -> Option<u64> {
     let meta = std::fs::metadata(path).ok()?;
-    if meta.len() > MAX_MARKER {
+    // Never opened unless a regular file: opening a FIFO waits for a writer.
+    if !meta.is_file() || meta.len() > MAX_MARKER {
         return None;
     }
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
@@ -117,6 +118,13 @@ fn factory_config(path: &Path) -> anyhow::Result<Option<Config>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
+    // Opening a FIFO for reading waits for a writer: the start would hang.
+    if !meta.is_file() {
+        anyhow::bail!(
+            "the factory config {} is not a regular file (a directory, a FIFO or a device); remove it or put the config's YAML there",
+            path.display()
+        );
+    }
     if meta.len() > limits.max_bytes as u64 {
         anyhow::bail!(
             "the factory config {} is {} bytes, more than the limit of {} bytes",

@@ -114,6 +114,20 @@ impl FloorStore {
 
     fn read(path: &Path) -> Result<Option<u64>, FloorError> {
         use std::io::Read as _;
+        // Opening a FIFO for reading waits for a writer: refuse anything but a regular
+        // file before opening it, so a damaged disk cannot hang the start.
+        match std::fs::metadata(path) {
+            Ok(meta) if !meta.is_file() => {
+                return Err(FloorError::Read {
+                    path: path.to_owned(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "it is not a regular file",
+                    ),
+                })
+            }
+            _ => {}
+        }
         let file = match std::fs::File::open(path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

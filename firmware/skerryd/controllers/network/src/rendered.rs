@@ -33,6 +33,11 @@ impl RenderedFiles {
 
 /// The file's current content, if it is a regular file of at most the rendered limit.
 fn current(path: &Path) -> Option<Vec<u8>> {
+    // Not opened unless it is a regular file: opening a FIFO for reading waits for a
+    // writer, and would stall the controller for good. Anything else is replaced.
+    if !std::fs::symlink_metadata(path).ok()?.is_file() {
+        return None;
+    }
     let file = std::fs::File::open(path).ok()?;
     let mut bytes = Vec::new();
     file.take(MAX_RENDERED_BYTES as u64 + 1)

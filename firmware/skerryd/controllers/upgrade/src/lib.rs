@@ -49,6 +49,9 @@ pub const CONTROLLER: &str = "upgrade";
 /// the bootloader gave up), and on a committed slot records this build's formats as the
 /// floor.
 pub fn register(runtime: &mut Runtime, context: &Context) -> anyhow::Result<Arc<dyn UpgradeOps>> {
+    if let Some(slot) = &context.boot.booted {
+        context.board.check_booted(&context.layout, slot.as_str())?;
+    }
     let machine = Arc::new(Machine::new(context));
     let settled = machine
         .boot_store()
