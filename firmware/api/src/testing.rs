@@ -1,6 +1,13 @@
-//! A machine for tests of the edge and of clients (feature `test-support`): Version and
-//! Health answer what it was given, every other method answers `UNIMPLEMENTED` naming
-//! itself. The real service is skerryd's.
+//! Test support (feature `test-support`): a throwaway machine PKI ([`TestCa`]), the
+//! driver of the grpcio client tests ([`grpcio`]), and a
+//! machine for tests of the edge and of clients: Version and Health answer what it was
+//! given, every other method answers `UNIMPLEMENTED` naming itself. The real service is
+//! skerryd's.
+
+pub mod grpcio;
+mod pki;
+
+pub use pki::{Pem, PkiError, TestCa, MAX_ORGANIZATIONS};
 
 use std::pin::Pin;
 

@@ -106,9 +106,9 @@ async fn every_method_with_every_role_and_with_a_certificate_naming_no_role() {
     let served = Served::start().await;
     let mut callers: Vec<(Option<Role>, common::Pem)> = Role::ALL
         .into_iter()
-        .map(|r| (Some(r), served.ca.client_for(r)))
+        .map(|r| (Some(r), served.ca.client_for(r).unwrap()))
         .collect();
-    callers.push((None, served.ca.client(&["acme", "system:masters"])));
+    callers.push((None, served.ca.client(&["acme", "system:masters"]).unwrap()));
     let mut seen = Vec::new();
     for (role, pem) in &callers {
         let mut client = skerry_api::connect(&served.endpoint, &served.client_tls(pem))
@@ -127,7 +127,7 @@ async fn every_method_with_every_role_and_with_a_certificate_naming_no_role() {
 #[tokio::test]
 async fn a_reader_cannot_upgrade_and_is_told_which_role_it_needs() {
     let served = Served::start().await;
-    let reader = served.ca.client_for(Role::Reader);
+    let reader = served.ca.client_for(Role::Reader).unwrap();
     let mut client = skerry_api::connect(&served.endpoint, &served.client_tls(&reader))
         .await
         .unwrap();

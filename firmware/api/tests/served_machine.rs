@@ -10,7 +10,7 @@ use tonic::Code;
 #[tokio::test]
 async fn version_reports_the_daemon_release_board_and_slot() {
     let served = Served::start().await;
-    let reader = served.ca.client_for(Role::Reader);
+    let reader = served.ca.client_for(Role::Reader).unwrap();
     let mut client = skerry_api::connect(&served.endpoint, &served.client_tls(&reader))
         .await
         .unwrap();
@@ -37,7 +37,7 @@ async fn version_reports_the_daemon_release_board_and_slot() {
 async fn the_method_sees_the_role_the_gate_read_from_the_certificate() {
     let served = Served::start().await;
     for role in [Role::Operator, Role::Admin] {
-        let pem = served.ca.client_for(role);
+        let pem = served.ca.client_for(role).unwrap();
         let mut client = skerry_api::connect(&served.endpoint, &served.client_tls(&pem))
             .await
             .unwrap();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Ca, Served};
+use common::{Served, TestCa};
 use skerry_api::{pb, ClientTls, Role, ServerTls};
 
 /// Connects and calls Version; returns the error text the client sees, or `None` if
@@ -35,7 +35,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[tokio::test]
 async fn a_client_with_a_role_certificate_gets_the_version() {
     let served = Served::start().await;
-    let reader = served.ca.client_for(Role::Reader);
+    let reader = served.ca.client_for(Role::Reader).unwrap();
     assert_eq!(
         version_error(&served, &served.client_tls(&reader)).await,
         None
@@ -57,8 +57,8 @@ async fn no_client_certificate_fails_the_handshake() {
 #[tokio::test]
 async fn a_certificate_from_another_ca_fails_the_handshake() {
     let served = Served::start().await;
-    let other = Ca::new("someone else's CA");
-    let admin = other.client_for(Role::Admin);
+    let other = TestCa::new("someone else's CA").unwrap();
+    let admin = other.client_for(Role::Admin).unwrap();
     let tls = ClientTls::from_pem(&served.ca.cert_pem, &admin.cert, &admin.key, "localhost");
     let error = version_error(&served, &tls).await;
     let error = error.expect("a certificate from another CA must be refused");
@@ -70,7 +70,7 @@ async fn a_certificate_from_another_ca_fails_the_handshake() {
 #[tokio::test]
 async fn an_expired_certificate_fails_the_handshake() {
     let served = Served::start().await;
-    let admin = served.ca.expired_client(Role::Admin);
+    let admin = served.ca.expired_client(Role::Admin).unwrap();
     let error = version_error(&served, &served.client_tls(&admin)).await;
     let error = error.expect("an expired certificate must be refused");
     eprintln!("client with an expired certificate sees: {error}");
@@ -81,8 +81,8 @@ async fn an_expired_certificate_fails_the_handshake() {
 #[tokio::test]
 async fn a_client_refuses_a_server_whose_ca_it_does_not_trust() {
     let served = Served::start().await;
-    let other = Ca::new("someone else's CA");
-    let reader = served.ca.client_for(Role::Reader);
+    let other = TestCa::new("someone else's CA").unwrap();
+    let reader = served.ca.client_for(Role::Reader).unwrap();
     let tls = ClientTls::from_pem(&other.cert_pem, &reader.cert, &reader.key, "localhost");
     let error = version_error(&served, &tls).await;
     let error = error.expect("a server from another CA must be refused");
@@ -93,9 +93,9 @@ async fn a_client_refuses_a_server_whose_ca_it_does_not_trust() {
 
 #[test]
 fn server_material_is_checked_before_serving() {
-    let ca = Ca::new("machine CA");
-    let node = ca.node();
-    let other = ca.node();
+    let ca = TestCa::new("machine CA").unwrap();
+    let node = ca.node().unwrap();
+    let other = ca.node().unwrap();
     assert!(ServerTls::from_pem(&node.cert, &node.key, &ca.cert_pem)
         .check()
         .is_ok());
