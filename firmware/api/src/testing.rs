@@ -9,6 +9,18 @@ mod pki;
 
 pub use pki::{Pem, PkiError, TestCa, MAX_ORGANIZATIONS};
 
+/// `e` and each of its sources, joined by `": "`: what a test matches a message in.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 use std::pin::Pin;
 
 use skerry_proto::machine::v1 as pb;

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{Served, TestCa};
+use skerry_api::testing::error_chain;
 use skerry_api::{pb, ClientTls, Role, ServerTls};
 
 /// Connects and calls Version; returns the error text the client sees, or `None` if
@@ -19,17 +20,6 @@ async fn version_error(served: &Served, tls: &ClientTls) -> Option<String> {
         Ok(_) => None,
         Err(status) => Some(format!("{:?}: {}", status.code(), error_chain(&status))),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use rcgen::{
 };
 
 use crate::roles::Role;
+use crate::ClientTls;
 
 /// The most subject Organizations a test client certificate carries.
 pub const MAX_ORGANIZATIONS: usize = 2;
@@ -87,6 +88,11 @@ impl TestCa {
         params.not_before = rcgen::date_time_ymd(2000, 1, 1);
         params.not_after = rcgen::date_time_ymd(2001, 1, 1);
         self.sign(params)
+    }
+
+    /// The client TLS of `pem`, trusting this CA, for a node named `localhost`.
+    pub fn client_tls(&self, pem: &Pem) -> ClientTls {
+        ClientTls::from_pem(&self.cert_pem, &pem.cert, &pem.key, "localhost")
     }
 
     fn sign(&self, params: CertificateParams) -> Result<Pem, PkiError> {

@@ -82,7 +82,7 @@ impl Served {
     }
 
     pub fn client_tls(&self, pem: &Pem) -> ClientTls {
-        ClientTls::from_pem(&self.ca.cert_pem, &pem.cert, &pem.key, "localhost")
+        self.ca.client_tls(pem)
     }
 
     /// Stops the server and checks it ended cleanly.
