@@ -8,6 +8,7 @@ mod common;
 
 use common::Served;
 use futures_util::StreamExt as _;
+use skerry_api::testing::error_chain;
 use skerry_api::{pb, required_role, ClientTls, Role, METHOD_ROLES};
 use skerry_runtime::ResourceSpec as _;
 use skerryd_core::resources::HealthCheckStatus;
@@ -264,17 +265,6 @@ fn effect(served: &Served, method: &str) -> (Option<String>, String) {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 #[test]
 fn the_role_table_covers_the_generated_service_exactly() {
     let mut generated = generated_methods();
@@ -290,8 +280,8 @@ async fn every_method_with_every_role_reaches_the_machine_only_when_the_table_al
     let mut checked = 0;
     let callers: Vec<(Option<Role>, common::Pem)> = Role::ALL
         .into_iter()
-        .map(|role| (Some(role), served.ca.client_for(role)))
-        .chain([(None, served.ca.client(Some("system:masters")))])
+        .map(|role| (Some(role), served.ca.client_for(role).unwrap()))
+        .chain([(None, served.ca.client(&["system:masters"]).unwrap())])
         .collect();
     for (role, pem) in &callers {
         let mut client = skerry_api::connect(&served.endpoint, &served.client_tls(pem))

@@ -6,28 +6,18 @@ mod common;
 
 use std::path::Path;
 
-use common::{Ca, Served};
+use common::{Served, TestCa};
+use skerry_api::testing::error_chain;
 use skerry_api::{pb, Role};
 use skerryd::api::{load_server_tls, TlsLoadError, CA_CERT, MAX_PEM_BYTES, NODE_CERT, NODE_KEY};
 
-fn secrets(dir: &Path) -> Ca {
-    let ca = Ca::new("machine CA");
-    let node = ca.node();
+fn secrets(dir: &Path) -> TestCa {
+    let ca = TestCa::new("machine CA").unwrap();
+    let node = ca.node().unwrap();
     std::fs::write(dir.join(CA_CERT), &ca.cert_pem).unwrap();
     std::fs::write(dir.join(NODE_CERT), &node.cert).unwrap();
     std::fs::write(dir.join(NODE_KEY), &node.key).unwrap();
     ca
-}
-
-fn error_text(e: &TlsLoadError) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[test]
@@ -63,7 +53,7 @@ fn each_missing_file_is_named() {
         std::fs::remove_file(dir.path().join(name)).unwrap();
         let error = load_server_tls(dir.path()).unwrap_err();
         assert!(matches!(error, TlsLoadError::Missing { .. }), "{error:?}");
-        let text = error_text(&error);
+        let text = error_chain(&error);
         assert!(
             text.starts_with(&dir.path().join(name).display().to_string()),
             "{text}"
@@ -94,7 +84,7 @@ fn malformed_files_are_named_with_what_is_wrong() {
         secrets(dir.path());
         std::fs::write(dir.path().join(name), content).unwrap();
         let error = load_server_tls(dir.path()).unwrap_err();
-        let text = error_text(&error);
+        let text = error_chain(&error);
         assert!(matches!(error, TlsLoadError::Bad { .. }), "{name}: {text}");
         assert!(
             text.starts_with(&dir.path().join(name).display().to_string()),
@@ -114,9 +104,9 @@ fn malformed_files_are_named_with_what_is_wrong() {
 fn a_key_from_another_run_is_refused_naming_both_files() {
     let dir = tempfile::tempdir().unwrap();
     let ca = secrets(dir.path());
-    std::fs::write(dir.path().join(NODE_KEY), ca.node().key).unwrap();
+    std::fs::write(dir.path().join(NODE_KEY), ca.node().unwrap().key).unwrap();
     let error = load_server_tls(dir.path()).unwrap_err();
-    let text = error_text(&error);
+    let text = error_chain(&error);
     assert!(matches!(error, TlsLoadError::Refused { .. }), "{text}");
     assert!(
         text.contains("node.crt") && text.contains("node.key"),

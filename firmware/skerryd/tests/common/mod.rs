@@ -8,10 +8,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use serde::{Deserialize, Serialize};
 use skerry_api::{pb, ClientTls, Role, ServerTls, VersionInfo};
 use skerry_runtime::{
@@ -28,66 +24,7 @@ use tonic::Status;
 
 // ------------------------------------------------------------------ PKI
 
-/// A PEM certificate and its key.
-pub struct Pem {
-    pub cert: String,
-    pub key: String,
-}
-
-/// A certificate authority that signs node and client certificates.
-pub struct Ca {
-    pub cert_pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Ca {
-    pub fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Ca {
-            cert_pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    pub fn node(&self) -> Pem {
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "node");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        self.sign(params)
-    }
-
-    /// A client certificate whose subject Organization is `org` (none for `None`).
-    pub fn client(&self, org: Option<&str>) -> Pem {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "client");
-        if let Some(org) = org {
-            params
-                .distinguished_name
-                .push(DnType::OrganizationName, org);
-        }
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.sign(params)
-    }
-
-    pub fn client_for(&self, role: Role) -> Pem {
-        self.client(Some(role.organization()))
-    }
-
-    fn sign(&self, params: CertificateParams) -> Pem {
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Pem {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        }
-    }
-}
+pub use skerry_api::testing::{Pem, TestCa};
 
 // ------------------------------------------------------------------ fake subsystems
 
@@ -352,7 +289,7 @@ pub fn version() -> VersionInfo {
 /// skerryd's Machine served on a loopback port.
 pub struct Served {
     pub endpoint: String,
-    pub ca: Ca,
+    pub ca: TestCa,
     pub calls: Calls,
     pub state: State,
     pub events: EventLog,
@@ -364,14 +301,14 @@ pub struct Served {
 
 impl Served {
     pub async fn start() -> Served {
-        let ca = Ca::new("machine CA");
-        let node = ca.node();
+        let ca = TestCa::new("machine CA").unwrap();
+        let node = ca.node().unwrap();
         let tls = ServerTls::from_pem(&node.cert, &node.key, &ca.cert_pem);
         Served::start_with(ca, tls).await
     }
 
     /// Serves with TLS material loaded elsewhere; `ca` signs the clients.
-    pub async fn start_with(ca: Ca, tls: ServerTls) -> Served {
+    pub async fn start_with(ca: TestCa, tls: ServerTls) -> Served {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let calls = Calls::default();
@@ -415,14 +352,14 @@ impl Served {
     }
 
     pub fn client_tls(&self, pem: &Pem) -> ClientTls {
-        ClientTls::from_pem(&self.ca.cert_pem, &pem.cert, &pem.key, "localhost")
+        self.ca.client_tls(pem)
     }
 
     pub async fn client(
         &self,
         role: Role,
     ) -> pb::machine_service_client::MachineServiceClient<tonic::transport::Channel> {
-        let pem = self.ca.client_for(role);
+        let pem = self.ca.client_for(role).unwrap();
         skerry_api::connect(&self.endpoint, &self.client_tls(&pem))
             .await
             .unwrap()
