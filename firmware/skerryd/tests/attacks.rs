@@ -643,3 +643,164 @@ async fn a_storm_of_power_calls_stops_the_daemon_once() {
     assert!(client.version(pb::VersionRequest {}).await.is_ok());
     board.stop().unwrap();
 }
+
+/// Upgrade calls in parallel: one runs (to TRIAL_READY and its reboot), every other one
+/// is refused as FAILED_PRECONDITION, and the history records one install.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_upgrades_run_one_at_a_time() {
+    use skerry_hil::updates::{Release, SignedReleases, BOARD};
+    let dir = tempfile::tempdir().unwrap();
+    let mut board =
+        DaemonBoard::build(dir.path(), skerryd(), DaemonBoardOptions::default()).unwrap();
+    let releases_dir = dir.path().join("releases");
+    let releases = SignedReleases::publish(&releases_dir, &skerry_hil::images::factory()).unwrap();
+    let root_file = releases_dir.join("trusted-root.json");
+    std::fs::write(&root_file, releases.trusted_root()).unwrap();
+    let config = format!(
+        "{GOOD_CONFIG}---
+apiVersion: skerry.dev/v1alpha1
+kind: UpdateConfig
+repository: file://{repo}
+trustedRoot: {root}
+board: {BOARD}
+channel: stable
+probation: 4s
+",
+        repo = releases.repo_dir().display(),
+        root = root_file.display(),
+    );
+    std::fs::write(board.root().join("config.yaml"), config).unwrap();
+    board.power_on().unwrap();
+    let client = board.client(ADMIN).await.unwrap();
+    let mut calls = Vec::new();
+    for _ in 0..16 {
+        let mut c = client.clone();
+        calls.push(tokio::spawn(async move {
+            let mut stream = c
+                .upgrade(pb::UpgradeRequest {
+                    release_version: Release::Upgrade.version().into(),
+                    force: false,
+                })
+                .await?
+                .into_inner();
+            let mut last = None;
+            while let Some(progress) = stream.message().await? {
+                last = Some(progress.phase);
+            }
+            Ok::<_, tonic::Status>(last)
+        }));
+    }
+    let mut ran = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(last) => {
+                ran += 1;
+                assert_eq!(last, Some(pb::UpgradePhase::TrialReady.into()));
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+                assert!(
+                    status.message().contains("already running")
+                        || status.message().contains("on trial"),
+                    "{status:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(ran, 1, "{ran} upgrades ran");
+    let request = tokio::task::block_in_place(|| board.wait_for_power_request(WAIT * 4)).unwrap();
+    assert!(request.starts_with("reboot"), "{request}");
+    let history = read(&board.root().join("var/skerry/upgrade/history.json"));
+    assert_eq!(
+        history.matches("install_started").count(),
+        1,
+        "one install in the history:\n{history}"
+    );
+}
+
+/// Numbers at and past their ends: a try timeout of i64::MAX or negative, an unknown
+/// apply mode, the largest tail and generation. Each is refused (or answered) without
+/// an internal failure, and the daemon keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_past_their_ends_are_refused_not_overflowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut board =
+        DaemonBoard::build(dir.path(), skerryd(), DaemonBoardOptions::default()).unwrap();
+    board.power_on().unwrap();
+    let mut client = board.client(ADMIN).await.unwrap();
+    let not_internal = |what: &str, status: &tonic::Status| {
+        assert!(
+            !matches!(status.code(), Code::Internal | Code::Unknown),
+            "{what}: {status:?}"
+        );
+    };
+    for (seconds, nanos) in [
+        (i64::MAX, 999_999_999),
+        (-5, 0),
+        (0, -1),
+        (i64::MIN, 0),
+        (1, i32::MAX),
+    ] {
+        let mut request = apply(GOOD_CONFIG.as_bytes(), false);
+        request.mode = pb::ApplyMode::Try.into();
+        request.try_timeout = Some(prost_types::Duration { seconds, nanos });
+        let status = client
+            .apply_configuration(request)
+            .await
+            .expect_err("out of range");
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{seconds}s {nanos}ns: {status:?}"
+        );
+    }
+    let mut request = apply(GOOD_CONFIG.as_bytes(), false);
+    request.mode = 99;
+    let status = client
+        .apply_configuration(request)
+        .await
+        .expect_err("mode 99");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let status = client
+        .confirm_configuration(pb::ConfirmConfigurationRequest {
+            generation: u64::MAX,
+        })
+        .await
+        .expect_err("nothing on try");
+    not_internal("ConfirmConfiguration", &status);
+    let status = client
+        .logs(pb::LogsRequest {
+            service_id: "app".into(),
+            follow: false,
+            tail_lines: u32::MAX,
+        })
+        .await
+        .expect_err("tail past its limit");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    for release_version in [
+        "../../etc/passwd",
+        "1.0.0\n",
+        "99999999999999999999.0.0",
+        "",
+    ] {
+        if let Err(status) = client
+            .upgrade(pb::UpgradeRequest {
+                release_version: release_version.into(),
+                force: true,
+            })
+            .await
+        {
+            not_internal(release_version, &status);
+        }
+    }
+    let status = client
+        .rollback(pb::RollbackRequest {
+            reason: "r".repeat(2000),
+        })
+        .await
+        .expect_err("a reason past its limit");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(client.version(pb::VersionRequest {}).await.is_ok());
+    assert!(!board.logs().contains("panicked"), "{}", board.logs());
+    board.stop().unwrap();
+}

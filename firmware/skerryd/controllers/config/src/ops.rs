@@ -108,6 +108,11 @@ fn try_timeout(timeout: Option<prost_types::Duration>) -> Result<Duration, Statu
             HumanDuration(MAX_TRY_TIMEOUT)
         ))
     };
+    // A protobuf Duration's nanos are below one second; prost would carry the excess
+    // into the seconds, turning a malformed request into some other timeout.
+    if timeout.nanos.unsigned_abs() >= 1_000_000_000 {
+        return Err(bad());
+    }
     let timeout = Duration::try_from(timeout).map_err(|_| bad())?;
     if !(MIN_TRY_TIMEOUT..=MAX_TRY_TIMEOUT).contains(&timeout) {
         return Err(bad());
