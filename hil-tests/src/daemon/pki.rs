@@ -1,26 +1,18 @@
 //! A throwaway machine PKI for a simulated board's daemon: the CA, the node's server
 //! certificate for 127.0.0.1, and one client certificate per role, laid out as
-//! `skerryctl gen secrets` lays them out (`ca.crt`, `node.crt`, `node.key`).
+//! `skerryctl gen secrets` lays them out (`ca.crt`, `node.crt`, `node.key`). The
+//! certificates come from skerry-api's test PKI (`skerry_api::testing::TestCa`).
 
 use std::path::Path;
 
 use anyhow::Context as _;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use skerry_api::testing::{Pem, TestCa};
 
 /// The roles a client certificate can name, as the subject Organization.
 pub const ROLES: [&str; 3] = ["os:admin", "os:operator", "os:reader"];
 
 /// A certificate and its key, PEM.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    /// The certificate.
-    pub cert: String,
-    /// Its private key.
-    pub key: String,
-}
+pub type Identity = Pem;
 
 /// The machine CA and the identities it signed.
 #[derive(Debug, Clone)]
@@ -34,53 +26,23 @@ pub struct Pki {
 impl Pki {
     /// Generates a PKI and writes the CA and the node's identity into `dir`.
     pub fn create(dir: &Path) -> anyhow::Result<Pki> {
-        let mut ca_params = CertificateParams::default();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "simulated board CA");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_key = KeyPair::generate()?;
-        let ca_cert = ca_params.self_signed(&ca_key)?;
-        let issuer = Issuer::new(ca_params, ca_key);
-
-        let mut node =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
-        node.distinguished_name
-            .push(DnType::CommonName, "localhost");
-        node.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let node_key = KeyPair::generate()?;
-        let node_cert = node.signed_by(&node_key, &issuer)?;
-
+        let ca = TestCa::new("simulated board CA")?;
+        let node = ca.node()?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for (name, text) in [
-            ("ca.crt", ca_cert.pem()),
-            ("node.crt", node_cert.pem()),
-            ("node.key", node_key.serialize_pem()),
+            ("ca.crt", &ca.cert_pem),
+            ("node.crt", &node.cert),
+            ("node.key", &node.key),
         ] {
             let path = dir.join(name);
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         }
-
-        let mut clients = Vec::new();
-        for role in ROLES {
-            let mut params = CertificateParams::default();
-            params
-                .distinguished_name
-                .push(DnType::CommonName, format!("{role} client"));
-            params
-                .distinguished_name
-                .push(DnType::OrganizationName, role);
-            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-            let key = KeyPair::generate()?;
-            let cert = params.signed_by(&key, &issuer)?;
-            clients.push(Identity {
-                cert: cert.pem(),
-                key: key.serialize_pem(),
-            });
-        }
+        let clients = ROLES
+            .iter()
+            .map(|role| ca.client(&[role]))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Pki {
-            ca: ca_cert.pem(),
+            ca: ca.cert_pem,
             clients,
         })
     }
