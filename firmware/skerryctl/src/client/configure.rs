@@ -49,7 +49,7 @@ diff against what it runs, so a stale base shows before anything changes; --loca
 prints the patched config and sends nothing.";
 
 /// How long a `try` apply stays unless confirmed, when --try-timeout is not given.
-pub const DEFAULT_TRY_TIMEOUT: Duration = Duration::from_secs(120);
+pub const DEFAULT_TRY_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest --try-timeout.
 pub const MAX_TRY_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 /// The most problems printed one by one (the rest are counted).
@@ -75,7 +75,7 @@ pub struct ApplyOptions {
     #[arg(long, value_enum, default_value_t = Mode::NoReboot)]
     mode: Mode,
     /// With --mode try: how long until the machine reverts it unless confirmed
-    /// (default 2m, at most 24h).
+    /// (default 1m, as the daemon's own, at most 24h).
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     try_timeout: Option<Duration>,
     /// Validate and print the diff; change nothing.
@@ -424,7 +424,7 @@ mod tests {
             dry_run: false,
         };
         let request = opts.request(vec![]).unwrap();
-        assert_eq!(request.try_timeout.unwrap().seconds, 120);
+        assert_eq!(request.try_timeout.unwrap().seconds, 60);
         assert_eq!(request.mode, pb::ApplyMode::Try as i32);
     }
 }

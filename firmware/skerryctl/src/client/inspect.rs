@@ -224,7 +224,7 @@ async fn resolve_type(
     namespace: String,
     kind: String,
 ) -> anyhow::Result<(String, String)> {
-    if kind.contains('.') {
+    if kind.contains('.') && !namespace.is_empty() {
         return Ok((namespace, kind));
     }
     let graph = client
@@ -237,7 +237,7 @@ async fn resolve_type(
         .iter()
         .flat_map(|c| c.dependencies.iter())
         .filter(|d| namespace.is_empty() || d.namespace == namespace)
-        .filter(|d| short_name_matches(&kind, &d.r#type))
+        .filter(|d| d.r#type == kind || short_name_matches(&kind, &d.r#type))
         .map(|d| (d.namespace.clone(), d.r#type.clone()))
         .collect();
     found.sort();
@@ -460,14 +460,27 @@ pub async fn dependencies(args: &DependenciesArgs, output: Output) -> anyhow::Re
             .controllers
             .iter()
             .flat_map(|c| {
-                c.dependencies.iter().map(|d| {
-                    vec![
+                // A controller that reads and writes no resource (a heartbeat) still
+                // shows, so the list of controllers is whole.
+                if c.dependencies.is_empty() {
+                    return vec![vec![
                         c.name.clone(),
-                        render::dependency_kind(d.kind),
-                        d.namespace.clone(),
-                        d.r#type.clone(),
-                    ]
-                })
+                        "(none)".to_owned(),
+                        String::new(),
+                        String::new(),
+                    ]];
+                }
+                c.dependencies
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            c.name.clone(),
+                            render::dependency_kind(d.kind),
+                            d.namespace.clone(),
+                            d.r#type.clone(),
+                        ]
+                    })
+                    .collect()
             })
             .collect();
         table(&["CONTROLLER", "KIND", "NAMESPACE", "TYPE"], &rows)
