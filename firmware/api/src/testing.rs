@@ -1,13 +1,16 @@
 //! Test support (feature `test-support`): a throwaway machine PKI ([`TestCa`]), the
-//! driver of the grpcio client tests ([`grpcio`]), and a
+//! driver of the grpcio client tests ([`grpcio`]), a loopback server task
+//! ([`Serving`]), and a
 //! machine for tests of the edge and of clients: Version and Health answer what it was
 //! given, every other method answers `UNIMPLEMENTED` naming itself. The real service is
 //! skerryd's.
 
 pub mod grpcio;
 mod pki;
+mod serving;
 
 pub use pki::{Pem, PkiError, TestCa, MAX_ORGANIZATIONS};
+pub use serving::{sample_version, Serving, Shutdown};
 
 /// `e` and each of its sources, joined by `": "`: what a test matches a message in.
 pub fn error_chain(e: &dyn std::error::Error) -> String {

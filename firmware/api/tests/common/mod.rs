@@ -3,12 +3,9 @@
 
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
-use skerry_api::testing::FixedMachine;
+use skerry_api::testing::{sample_version, FixedMachine, Serving};
 pub use skerry_api::testing::{Pem, TestCa};
-use skerry_api::{pb, ClientTls, ServerTls, VersionInfo};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use skerry_api::{pb, ClientTls, ServerTls};
 
 /// Two checks, one critical and healthy, one not critical and failing.
 pub fn sample_health() -> pb::HealthResponse {
@@ -38,21 +35,11 @@ pub fn sample_health() -> pb::HealthResponse {
     }
 }
 
-pub fn sample_version() -> VersionInfo {
-    VersionInfo {
-        daemon_version: "0.1.0".into(),
-        release_version: "2026.12.1".into(),
-        board: "rpi4".into(),
-        booted_slot: "A".into(),
-    }
-}
-
 /// The API served on a loopback port; dropped, it shuts the server down.
 pub struct Served {
     pub endpoint: String,
     pub ca: TestCa,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), skerry_api::ServeError>>>,
+    serving: Serving,
 }
 
 impl Served {
@@ -60,24 +47,19 @@ impl Served {
         let ca = TestCa::new("machine CA").unwrap();
         let node = ca.node().unwrap();
         let tls = ServerTls::from_pem(&node.cert, &node.key, &ca.cert_pem);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
         let machine = FixedMachine {
             version: sample_version(),
             health: sample_health(),
         };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            skerry_api::serve(listener, &tls, machine, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
+        let serving = Serving::spawn(|listener, shutdown| async move {
+            skerry_api::serve(listener, &tls, machine, shutdown).await
+        })
+        .await
+        .unwrap();
         Served {
-            endpoint: format!("https://localhost:{port}"),
+            endpoint: serving.endpoint.clone(),
             ca,
-            stop: Some(stop),
-            task: Some(task),
+            serving,
         }
     }
 
@@ -86,12 +68,7 @@ impl Served {
     }
 
     /// Stops the server and checks it ended cleanly.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
+    pub async fn stop(self) {
+        self.serving.stop().await.unwrap();
     }
 }
