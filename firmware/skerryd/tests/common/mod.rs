@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use skerry_api::{pb, ClientTls, Role, ServerTls, VersionInfo};
+use skerry_api::{pb, ClientTls, Role, ServerTls};
 use skerry_runtime::{
     Controller, ControllerError, Input, Output, ReconcileContext, Requeue, Resource, ResourceSpec,
     Runtime, RuntimeOptions, State,
@@ -17,13 +17,11 @@ use skerry_runtime::{
 use skerryd::api::Machine;
 use skerryd_core::resources::{ActiveService, CheckState, HealthCheckStatus};
 use skerryd_core::{Answers, ConfigOps, EventLog, NewEvent, Ops, PowerOps, ServiceOps, UpgradeOps};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::Status;
 
 // ------------------------------------------------------------------ PKI
 
+use skerry_api::testing::{sample_version, Serving};
 pub use skerry_api::testing::{Pem, TestCa};
 
 // ------------------------------------------------------------------ fake subsystems
@@ -275,15 +273,6 @@ fn state_and_graph() -> (State, skerry_runtime::DependencyGraph) {
     (state, graph)
 }
 
-pub fn version() -> VersionInfo {
-    VersionInfo {
-        daemon_version: "0.1.0".into(),
-        release_version: "2026.12.1".into(),
-        board: "rpi4".into(),
-        booted_slot: "A".into(),
-    }
-}
-
 // ------------------------------------------------------------------ serving
 
 /// skerryd's Machine served on a loopback port.
@@ -295,8 +284,7 @@ pub struct Served {
     pub events: EventLog,
     /// The ids of the two events the log starts with.
     pub first_events: [String; 2],
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), skerry_api::ServeError>>>,
+    serving: Serving,
 }
 
 impl Served {
@@ -309,8 +297,6 @@ impl Served {
 
     /// Serves with TLS material loaded elsewhere; `ca` signs the clients.
     pub async fn start_with(ca: TestCa, tls: ServerTls) -> Served {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
         let calls = Calls::default();
         let fake = Arc::new(Fake {
             calls: calls.clone(),
@@ -331,23 +317,20 @@ impl Served {
                     .with("state", "running"),
             ),
         ];
-        let machine = Machine::new(ops, state.clone(), events.clone(), graph, version());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            skerryd::api::serve(listener, &tls, machine, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
+        let machine = Machine::new(ops, state.clone(), events.clone(), graph, sample_version());
+        let serving = Serving::spawn(|listener, shutdown| async move {
+            skerryd::api::serve(listener, &tls, machine, shutdown).await
+        })
+        .await
+        .unwrap();
         Served {
-            endpoint: format!("https://localhost:{port}"),
+            endpoint: serving.endpoint.clone(),
             ca,
             calls,
             state,
             events,
             first_events,
-            stop: Some(stop),
-            task: Some(task),
+            serving,
         }
     }
 
@@ -366,12 +349,7 @@ impl Served {
     }
 
     /// Stops the server and checks it ended cleanly.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
+    pub async fn stop(self) {
+        self.serving.stop().await.unwrap();
     }
 }
