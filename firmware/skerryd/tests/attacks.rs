@@ -152,6 +152,31 @@ fn a_fifo_in_place_of_a_pki_file_is_named_not_waited_on() {
     assert!(matches!(start_by_hand(&root), Start::Served));
 }
 
+/// pki/ca.crt from another `gen secrets` run (same name, another key): the start stops
+/// naming both files instead of serving an API no client can reach.
+#[test]
+fn a_ca_that_did_not_sign_the_node_certificate_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = DaemonBoard::build(dir.path(), skerryd(), DaemonBoardOptions::default()).unwrap();
+    let root = board.root().to_owned();
+    cmdline(&root, "A");
+    let other = dir.path().join("other-pki");
+    skerry_hil::daemon::Pki::create(&other).unwrap();
+    let ca = root.join("pki/ca.crt");
+    let ours = std::fs::read(&ca).unwrap();
+    std::fs::copy(other.join("ca.crt"), &ca).unwrap();
+    assert_refused(
+        &root,
+        "another CA",
+        &["node.crt", "ca.crt", "not signed by the CA"],
+    );
+    // A bundle that holds the right CA besides another one is fine.
+    let mut bundle = std::fs::read(other.join("ca.crt")).unwrap();
+    bundle.extend_from_slice(&ours);
+    std::fs::write(&ca, bundle).unwrap();
+    assert!(matches!(start_by_hand(&root), Start::Served));
+}
+
 #[test]
 fn a_fifo_in_place_of_the_time_floor_does_not_hang_the_start() {
     let dir = tempfile::tempdir().unwrap();

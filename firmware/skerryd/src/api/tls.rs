@@ -54,6 +54,18 @@ pub enum TlsLoadError {
         /// What is wrong.
         reason: String,
     },
+    /// The node certificate was not signed by (any certificate in) the CA file: the
+    /// two come from different `skerryctl gen secrets` runs, and no client could
+    /// check the node, nor the node its clients.
+    #[error("{} is not signed by the CA in {} ({reason}): both must come from the same `skerryctl gen secrets` run", cert.display(), ca.display())]
+    NotIssuedByCa {
+        /// The node certificate.
+        cert: PathBuf,
+        /// The CA file.
+        ca: PathBuf,
+        /// What the check found.
+        reason: String,
+    },
     /// Each file is well formed but rustls refuses them together (most often: the key
     /// is not the one of the node certificate, from another `gen secrets` run).
     #[error("{} and {} do not go together (is the key the certificate's, from the same `skerryctl gen secrets` run?)", cert.display(), key.display())]
@@ -142,6 +154,47 @@ fn certificates(path: &Path, bytes: &[u8]) -> Result<usize, TlsLoadError> {
     Ok(count)
 }
 
+/// The node certificate (the first in its file) is signed by one of the CA file's
+/// certificates. Both files already parsed in [`certificates`].
+fn issued_by_ca(
+    ca_path: &Path,
+    ca: &[u8],
+    cert_path: &Path,
+    cert: &[u8],
+) -> Result<(), TlsLoadError> {
+    let refused = |reason: String| TlsLoadError::NotIssuedByCa {
+        cert: cert_path.to_owned(),
+        ca: ca_path.to_owned(),
+        reason,
+    };
+    let pems = |bytes: &[u8]| -> Vec<x509_parser::pem::Pem> {
+        x509_parser::pem::Pem::iter_from_buffer(bytes)
+            .filter_map(Result::ok)
+            .collect()
+    };
+    let node_pems = pems(cert);
+    let Some(node) = node_pems.first().and_then(|p| p.parse_x509().ok()) else {
+        return Err(refused("it holds no certificate".to_owned()));
+    };
+    let ca_pems = pems(ca);
+    let mut last = String::from("the CA file holds no certificate");
+    for pem in &ca_pems {
+        let Ok(authority) = pem.parse_x509() else {
+            continue;
+        };
+        match node.verify_signature(Some(authority.public_key())) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                last = format!(
+                    "the signature does not verify with the key of {} ({e})",
+                    authority.subject()
+                )
+            }
+        }
+    }
+    Err(refused(last))
+}
+
 fn private_key(path: &Path, bytes: &[u8]) -> Result<(), TlsLoadError> {
     let bad = |reason: String| TlsLoadError::Bad {
         path: path.to_owned(),
@@ -170,6 +223,7 @@ pub fn load_server_tls(dir: &Path) -> Result<ServerTls, TlsLoadError> {
     certificates(&ca_path, &ca)?;
     certificates(&cert_path, &cert)?;
     private_key(&key_path, &key)?;
+    issued_by_ca(&ca_path, &ca, &cert_path, &cert)?;
     let tls = ServerTls::from_pem(cert, key, ca);
     tls.check().map_err(|source| TlsLoadError::Refused {
         cert: cert_path,
