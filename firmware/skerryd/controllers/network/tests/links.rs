@@ -17,15 +17,21 @@ fn network(value: serde_json::Value) -> ActiveNetwork {
     ActiveNetwork(from_json(value))
 }
 
-#[tokio::test]
-async fn the_config_is_applied_and_what_it_drops_is_removed() {
-    let root = tempfile::tempdir().unwrap();
-    let context = context(root.path());
+/// Recording backends whose kernel the test reads back.
+fn recording_kernel() -> (RecordingKernel, Backends) {
     let kernel = RecordingKernel::new();
     let backends = Backends {
         kernel: KernelBackend::Recording(kernel.clone()),
         ..Backends::recording(Arc::new(RecordingClock::host()))
     };
+    (kernel, backends)
+}
+
+#[tokio::test]
+async fn the_config_is_applied_and_what_it_drops_is_removed() {
+    let root = tempfile::tempdir().unwrap();
+    let context = context(root.path());
+    let (kernel, backends) = recording_kernel();
     put(
         &context.state,
         SINGLETON,
@@ -108,12 +114,8 @@ async fn the_config_is_applied_and_what_it_drops_is_removed() {
 async fn a_missing_link_fails_its_addresses_and_is_retried() {
     let root = tempfile::tempdir().unwrap();
     let context = context(root.path());
-    let kernel = RecordingKernel::new();
+    let (kernel, backends) = recording_kernel();
     kernel.missing("eth9", true);
-    let backends = Backends {
-        kernel: KernelBackend::Recording(kernel.clone()),
-        ..Backends::recording(Arc::new(RecordingClock::host()))
-    };
     put(
         &context.state,
         SINGLETON,

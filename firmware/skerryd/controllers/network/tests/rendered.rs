@@ -4,7 +4,7 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{context, from_json, put, start, stop, wait_for};
 use skerry_runtime::{Resource, Selector};
@@ -32,6 +32,21 @@ fn network(servers: &[&str]) -> ActiveNetwork {
     })))
 }
 
+/// A context on `root` with edge-1's machine and network config in its state, and its
+/// etc directory.
+fn configured(root: &Path) -> (skerryd_core::Context, PathBuf) {
+    let context = context(root);
+    let etc = context.layout.etc();
+    put(&context.state, SINGLETON, machine("edge-1"));
+    put(&context.state, SINGLETON, network(&["192.168.7.1"]));
+    (context, etc)
+}
+
+/// Waits until the file at `path` contains `text`.
+async fn wait_until_contains(what: &str, path: &Path, text: &str) {
+    wait_for(what, || read(path)?.contains(text).then_some(())).await;
+}
+
 fn rendered_events(context: &skerryd_core::Context, path: &Path) -> usize {
     let path = path.display().to_string();
     context
@@ -46,10 +61,7 @@ fn rendered_events(context: &skerryd_core::Context, path: &Path) -> usize {
 #[tokio::test]
 async fn rendered_files_follow_the_config() {
     let root = tempfile::tempdir().unwrap();
-    let context = context(root.path());
-    let etc = context.layout.etc();
-    put(&context.state, SINGLETON, machine("edge-1"));
-    put(&context.state, SINGLETON, network(&["192.168.7.1"]));
+    let (context, etc) = configured(root.path());
     let handle = start(&context, backends());
 
     wait_for("hostname", || {
@@ -93,17 +105,9 @@ async fn rendered_files_follow_the_config() {
 #[tokio::test]
 async fn files_are_written_only_when_their_content_changes() {
     let root = tempfile::tempdir().unwrap();
-    let context = context(root.path());
-    let etc = context.layout.etc();
-    put(&context.state, SINGLETON, machine("edge-1"));
-    put(&context.state, SINGLETON, network(&["192.168.7.1"]));
+    let (context, etc) = configured(root.path());
     let handle = start(&context, backends());
-    wait_for("resolv.conf", || {
-        read(&etc.join("resolv.conf"))?
-            .contains("192.168.7.1")
-            .then_some(())
-    })
-    .await;
+    wait_until_contains("resolv.conf", &etc.join("resolv.conf"), "192.168.7.1").await;
     let inode = |name: &str| std::fs::metadata(etc.join(name)).unwrap().ino();
     let (hostname_before, hosts_before) = (inode("hostname"), inode("hosts"));
     assert_eq!(rendered_events(&context, &etc.join("hostname")), 1);
@@ -114,11 +118,11 @@ async fn files_are_written_only_when_their_content_changes() {
         SINGLETON,
         network(&["192.168.7.1", "9.9.9.9"]),
     );
-    wait_for("the second name server", || {
-        read(&etc.join("resolv.conf"))?
-            .contains("nameserver 9.9.9.9")
-            .then_some(())
-    })
+    wait_until_contains(
+        "the second name server",
+        &etc.join("resolv.conf"),
+        "nameserver 9.9.9.9",
+    )
     .await;
     assert_eq!(rendered_events(&context, &etc.join("resolv.conf")), 2);
     assert_eq!(inode("hostname"), hostname_before, "hostname was rewritten");
@@ -156,11 +160,11 @@ async fn a_link_on_dhcp_takes_its_name_servers_from_the_lease() {
         rebind: std::time::Duration::from_secs(525),
     };
     context.state.create(Resource::new("eth0", lease)).unwrap();
-    wait_for("the lease's name server", || {
-        read(&etc.join("resolv.conf"))?
-            .contains("nameserver 10.9.0.1\n")
-            .then_some(())
-    })
+    wait_until_contains(
+        "the lease's name server",
+        &etc.join("resolv.conf"),
+        "nameserver 10.9.0.1\n",
+    )
     .await;
     stop(&context, handle).await;
 }
