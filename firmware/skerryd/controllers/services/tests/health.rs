@@ -21,6 +21,18 @@ fn only_checks_matter(h: &Harness) {
     std::mem::forget(h.vitals.state_writes("test-store", long).unwrap());
 }
 
+/// Checks that the vitals withhold the feed (`why`) naming the check `id` as failing.
+fn assert_vitals_fail_on(h: &Harness, id: &str, why: &str) {
+    let problems = h.vitals.check().expect_err(why);
+    assert!(
+        problems
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::Failing { name, .. } if name == id)),
+        "{problems}"
+    );
+}
+
 fn state_of(h: &Harness, id: &str) -> Option<CheckState> {
     h.check(id).map(|c| c.state)
 }
@@ -61,16 +73,10 @@ async fn a_failing_critical_check_turns_unhealthy_and_fails_the_vitals() {
     assert!(status.critical);
     assert!(status.consecutive_failures >= 2);
     assert!(status.message.contains("test exited"), "{}", status.message);
-    let problems = h
-        .vitals
-        .check()
-        .expect_err("a failing critical check withholds the feed");
-    assert!(
-        problems
-            .problems
-            .iter()
-            .any(|p| matches!(p, Problem::Failing { name, .. } if name == "app/flag")),
-        "{problems}"
+    assert_vitals_fail_on(
+        &h,
+        "app/flag",
+        "a failing critical check withholds the feed",
     );
     assert_eq!(h.status("app").unwrap().health, ServiceHealth::Unhealthy);
     let answer = h.ops.health().await.unwrap();
@@ -137,17 +143,7 @@ async fn overall_is_unknown_until_every_critical_check_has_a_verdict() {
         "{answer:?}"
     );
     assert_eq!(state_of(&h, "svc/slow"), Some(CheckState::Unknown));
-    let problems = h
-        .vitals
-        .check()
-        .expect_err("a critical check without a result gates");
-    assert!(
-        problems
-            .problems
-            .iter()
-            .any(|p| matches!(p, Problem::Failing { name, .. } if name == "svc/slow")),
-        "{problems}"
-    );
+    assert_vitals_fail_on(&h, "svc/slow", "a critical check without a result gates");
 
     // Without the slow check, only healthy critical checks remain: HEALTHY, though a
     // non-critical one fails.
