@@ -829,3 +829,28 @@ async fn numbers_past_their_ends_are_refused_not_overflowed() {
     assert!(!board.logs().contains("panicked"), "{}", board.logs());
     board.stop().unwrap();
 }
+
+/// The runtime's state log cut mid-record (a torn last write) is recovered from: the
+/// daemon starts. A log whose header itself is not a state log's is refused by name.
+#[test]
+fn a_torn_state_log_tail_is_recovered_and_a_foreign_log_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = configured_board(dir.path());
+    let root = board.root().to_owned();
+    cmdline(&root, "A");
+    let log = root.join("var/skerry/state/state.log");
+    let intact = std::fs::read(&log).unwrap();
+    let mut torn = intact.clone();
+    torn.extend_from_slice(&[0, 0, 0, 40, b'{', b'"']);
+    std::fs::write(&log, &torn).unwrap();
+    let start = start_by_hand(&root);
+    assert!(matches!(start, Start::Served), "{start:?}");
+    std::fs::write(&log, b"NOT A LOG AT ALL\n").unwrap();
+    assert_refused(
+        &root,
+        "foreign log",
+        &["state.log", "not a Skerry state log"],
+    );
+    std::fs::write(&log, &intact).unwrap();
+    assert!(matches!(start_by_hand(&root), Start::Served));
+}
