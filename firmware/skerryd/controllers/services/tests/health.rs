@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 use skerry_api::pb;
+use skerry_config::kinds::ServiceConfig;
 use skerry_watchdog::gate::Problem;
 use skerryd_core::resources::CheckState;
 use skerryd_services::ServiceHealth;
@@ -31,6 +32,25 @@ fn assert_vitals_fail_on(h: &Harness, id: &str, why: &str) {
             .any(|p| matches!(p, Problem::Failing { name, .. } if name == id)),
         "{problems}"
     );
+}
+
+/// Service `svc` with a critical TCP check `port` on `port`, then `extra` if any, then
+/// a check `closed`, not critical and failing: it does not count.
+fn svc_checking(port: u16, extra: Option<serde_json::Value>) -> ServiceConfig {
+    let mut checks = vec![json!(
+        {"name": "port", "critical": true, "interval": "100ms", "timeout": "50ms",
+         "probe": {"tcp": {"address": format!("127.0.0.1:{port}")}}}
+    )];
+    checks.extend(extra);
+    checks.push(json!(
+        {"name": "closed", "interval": "100ms", "timeout": "50ms", "failureThreshold": 1,
+         "probe": {"tcp": {"address": format!("127.0.0.1:{}", free_port())}}}
+    ));
+    service(json!({
+        "name": "svc",
+        "command": ["sleep", "300"],
+        "healthChecks": checks,
+    }))
 }
 
 fn state_of(h: &Harness, id: &str) -> Option<CheckState> {
@@ -115,20 +135,12 @@ async fn overall_is_unknown_until_every_critical_check_has_a_verdict() {
         std::mem::forget(listener);
         port
     };
-    h.set_services(&[service(json!({
-        "name": "svc",
-        "command": ["sleep", "300"],
-        "healthChecks": [
-            {"name": "port", "critical": true, "interval": "100ms", "timeout": "50ms",
-             "probe": {"tcp": {"address": format!("127.0.0.1:{port}")}}},
-            // A probe that outlasts the test: no verdict.
-            {"name": "slow", "critical": true, "interval": "60s", "timeout": "50s",
-             "probe": {"exec": {"command": ["sleep", "100"]}}},
-            // Not critical and failing: it does not count.
-            {"name": "closed", "interval": "100ms", "timeout": "50ms", "failureThreshold": 1,
-             "probe": {"tcp": {"address": format!("127.0.0.1:{}", free_port())}}},
-        ],
-    }))]);
+    let slow = json!(
+        // A probe that outlasts the test: no verdict.
+        {"name": "slow", "critical": true, "interval": "60s", "timeout": "50s",
+         "probe": {"exec": {"command": ["sleep", "100"]}}}
+    );
+    h.set_services(&[svc_checking(port, Some(slow))]);
     eventually("svc/port is healthy and svc/closed unhealthy", || {
         (state_of(&h, "svc/port") == Some(CheckState::Healthy)
             && state_of(&h, "svc/closed") == Some(CheckState::Unhealthy))
@@ -147,16 +159,7 @@ async fn overall_is_unknown_until_every_critical_check_has_a_verdict() {
 
     // Without the slow check, only healthy critical checks remain: HEALTHY, though a
     // non-critical one fails.
-    h.set_services(&[service(json!({
-        "name": "svc",
-        "command": ["sleep", "300"],
-        "healthChecks": [
-            {"name": "port", "critical": true, "interval": "100ms", "timeout": "50ms",
-             "probe": {"tcp": {"address": format!("127.0.0.1:{port}")}}},
-            {"name": "closed", "interval": "100ms", "timeout": "50ms", "failureThreshold": 1,
-             "probe": {"tcp": {"address": format!("127.0.0.1:{}", free_port())}}},
-        ],
-    }))]);
+    h.set_services(&[svc_checking(port, None)]);
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let answer = loop {
         let answer = h.ops.health().await.unwrap();
