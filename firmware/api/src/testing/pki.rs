@@ -8,7 +8,7 @@ use rcgen::{
 };
 
 use crate::roles::Role;
-use crate::ClientTls;
+use crate::{ClientTls, ServerTls};
 
 /// The most subject Organizations a test client certificate carries.
 pub const MAX_ORGANIZATIONS: usize = 2;
@@ -88,6 +88,12 @@ impl TestCa {
         params.not_before = rcgen::date_time_ymd(2000, 1, 1);
         params.not_after = rcgen::date_time_ymd(2001, 1, 1);
         self.sign(params)
+    }
+
+    /// The server TLS of a new node certificate, trusting this CA's clients.
+    pub fn server_tls(&self) -> Result<ServerTls, PkiError> {
+        let node = self.node()?;
+        Ok(ServerTls::from_pem(&node.cert, &node.key, &self.cert_pem))
     }
 
     /// The client TLS of `pem`, trusting this CA, for a node named `localhost`.

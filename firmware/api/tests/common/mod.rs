@@ -5,7 +5,7 @@
 
 use skerry_api::testing::{sample_version, FixedMachine, Serving};
 pub use skerry_api::testing::{Pem, TestCa};
-use skerry_api::{pb, ClientTls, ServerTls};
+use skerry_api::{pb, ClientTls};
 
 /// Two checks, one critical and healthy, one not critical and failing.
 pub fn sample_health() -> pb::HealthResponse {
@@ -45,8 +45,7 @@ pub struct Served {
 impl Served {
     pub async fn start() -> Served {
         let ca = TestCa::new("machine CA").unwrap();
-        let node = ca.node().unwrap();
-        let tls = ServerTls::from_pem(&node.cert, &node.key, &ca.cert_pem);
+        let tls = ca.server_tls().unwrap();
         let machine = FixedMachine {
             version: sample_version(),
             health: sample_health(),
