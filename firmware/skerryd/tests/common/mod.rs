@@ -290,8 +290,7 @@ pub struct Served {
 impl Served {
     pub async fn start() -> Served {
         let ca = TestCa::new("machine CA").unwrap();
-        let node = ca.node().unwrap();
-        let tls = ServerTls::from_pem(&node.cert, &node.key, &ca.cert_pem);
+        let tls = ca.server_tls().unwrap();
         Served::start_with(ca, tls).await
     }
 
