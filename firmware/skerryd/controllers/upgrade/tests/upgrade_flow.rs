@@ -102,7 +102,7 @@ async fn v1_to_v2_installs_into_the_inactive_slot_and_commits_after_probation() 
     assert!(progress.iter().all(|p| p.target_slot == "B"));
     assert_eq!(progress.last().unwrap().release_version, "1.1.0");
     assert_eq!(
-        daemon.power_requested(),
+        daemon.reboot_request_after_upgrade().await,
         Some(PowerRequest::Reboot { tryboot: false })
     );
     assert!(matches!(sim.status("B"), SlotStatus::Trial { .. }));
@@ -423,7 +423,7 @@ async fn a_raspberry_pi_trial_runs_on_the_one_shot_tryboot_and_a_lost_flag_tries
     daemon.health(CheckState::Healthy, "");
     daemon.upgrade("1.1.0", false).await.unwrap();
     assert_eq!(
-        daemon.power_requested(),
+        daemon.reboot_request_after_upgrade().await,
         Some(PowerRequest::Reboot { tryboot: true })
     );
     // The power is cut instead: the flag is lost, slot A starts, nothing was tried.

@@ -248,6 +248,10 @@ impl Sim {
             .upgrade(version, false)
             .await
             .unwrap_or_else(|status| panic!("the upgrade to {version}: {status}"));
+        assert!(
+            daemon.reboot_request_after_upgrade().await.is_some(),
+            "the upgrade to {version} asked for no reboot"
+        );
         self.reboot(daemon).await
     }
 
@@ -342,6 +346,21 @@ impl Daemon {
     /// The power request made, if any.
     pub fn power_requested(&self) -> Option<PowerRequest> {
         self.context.power.requested()
+    }
+
+    /// The power request an upgrade makes once its stream ended (a moment after the
+    /// last answer), waiting for it a few seconds.
+    pub async fn reboot_request_after_upgrade(&self) -> Option<PowerRequest> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(request) = self.power_requested() {
+                return Some(request);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// The kinds of the events so far.
