@@ -12,6 +12,8 @@ use skerry_hil::{DaemonBoard, DaemonBoardOptions};
 use tonic::Code;
 
 const ADMIN: Option<&str> = Some("os:admin");
+/// skerryd's limit on follow streams open at once.
+const MAX_FOLLOWS: usize = skerryd::api::MAX_FOLLOW_STREAMS;
 /// The longest a start that must fail, or a change that must show, is waited for.
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -550,8 +552,10 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Hundreds of follow streams, most never read, while events keep coming: Version still
-/// answers, and the daemon's memory stays within a generous bound.
+/// Hundreds of follow calls, never read, while events keep coming: MAX_FOLLOW_STREAMS
+/// open and the rest are RESOURCE_EXHAUSTED naming the limit, Version still answers,
+/// the daemon's memory stays within a generous bound, and closed streams free their
+/// places.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_unread_follow_streams_leave_the_daemon_answering() {
     let dir = tempfile::tempdir().unwrap();
@@ -564,6 +568,8 @@ async fn hundreds_of_unread_follow_streams_leave_the_daemon_answering() {
         .await
         .unwrap();
     let mut held = Vec::new();
+    let mut clients = Vec::new();
+    let mut refused = 0;
     // Several connections: one carries at most MAX_STREAMS_PER_CONNECTION calls.
     for _ in 0..6 {
         let client = board.client(ADMIN).await.unwrap();
@@ -595,13 +601,22 @@ async fn hundreds_of_unread_follow_streams_leave_the_daemon_answering() {
                     .await
                     .map(|s| Box::new(s.into_inner()) as Box<dyn std::any::Any + Send>),
             };
-            if let Ok(stream) = stream {
-                held.push(stream);
+            match stream {
+                Ok(stream) => held.push(stream),
+                Err(status) => {
+                    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                    assert!(
+                        status.message().contains(&MAX_FOLLOWS.to_string()),
+                        "{status:?}"
+                    );
+                    refused += 1;
+                }
             }
         }
-        held.push(Box::new(client));
+        clients.push(client);
     }
-    assert!(held.len() > 200, "only {} streams opened", held.len());
+    assert_eq!(held.len(), MAX_FOLLOWS, "streams opened");
+    assert_eq!(refused, 300 - MAX_FOLLOWS, "streams refused");
     let pid = board.pid().unwrap();
     let before = rss_kib(pid);
     // Events and resource changes nobody reads: configs applied again and again.
@@ -623,8 +638,27 @@ async fn hundreds_of_unread_follow_streams_leave_the_daemon_answering() {
         "RSS grew from {before} KiB to {after} KiB with unread streams"
     );
     drop(held);
+    drop(clients);
     let version = tokio::time::timeout(WAIT, admin.version(pb::VersionRequest {})).await;
     assert!(matches!(version, Ok(Ok(_))), "{version:?}");
+    // The permits come back with the streams: a new follow opens.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let opened = admin
+            .events(pb::EventsRequest {
+                after_id: String::new(),
+                watch: true,
+            })
+            .await;
+        match opened {
+            Ok(_) => break,
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                assert!(Instant::now() < deadline, "{status:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(status) => panic!("{status:?}"),
+        }
+    }
     board.stop().unwrap();
 }
 
@@ -853,4 +887,65 @@ fn a_torn_state_log_tail_is_recovered_and_a_foreign_log_refused() {
     );
     std::fs::write(&log, &intact).unwrap();
     assert!(matches!(start_by_hand(&root), Start::Served));
+}
+
+/// A chatty service and hundreds of Logs follow calls nobody reads: each open stream
+/// holds what HTTP/2 buffers for it (about 300 KiB here; 480 such streams took the
+/// daemon from 29 MiB to 178 MiB before the limit), so only MAX_FOLLOW_STREAMS open and
+/// the daemon's memory stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_log_follows_of_a_chatty_service_stay_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut board =
+        DaemonBoard::build(dir.path(), skerryd(), DaemonBoardOptions::default()).unwrap();
+    board.power_on().unwrap();
+    let mut admin = board.client(ADMIN).await.unwrap();
+    let chatty = "apiVersion: skerry.dev/v1alpha1
+kind: MachineConfig
+hostname: edge-chatty
+---
+apiVersion: skerry.dev/v1alpha1
+kind: ServiceConfig
+name: chatty
+command: [sh, -c, \"while :; do echo 0123456789012345678901234567890123456789012345678901234567890123456789; done\"]
+";
+    admin
+        .apply_configuration(apply(chatty.as_bytes(), false))
+        .await
+        .unwrap();
+    let pid = board.pid().unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = rss_kib(pid);
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let client = board.client(ADMIN).await.unwrap();
+        for _ in 0..60 {
+            let mut c = client.clone();
+            if let Ok(stream) = c
+                .logs(pb::LogsRequest {
+                    service_id: "chatty".into(),
+                    follow: true,
+                    tail_lines: 0,
+                })
+                .await
+            {
+                held.push(stream.into_inner());
+            }
+        }
+    }
+    assert_eq!(held.len(), MAX_FOLLOWS, "streams opened");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let version = tokio::time::timeout(WAIT, admin.version(pb::VersionRequest {})).await;
+    assert!(matches!(version, Ok(Ok(_))), "{version:?}");
+    let after = rss_kib(pid);
+    eprintln!(
+        "RSS {before} KiB -> {after} KiB with {} unread follows",
+        held.len()
+    );
+    assert!(
+        after < before + 64 * 1024,
+        "RSS grew from {before} KiB to {after} KiB with unread log follows"
+    );
+    drop(held);
+    board.stop().unwrap();
 }

@@ -17,6 +17,11 @@ pub const MAX_TAIL_LINES: u32 = 100_000;
 pub const MAX_RELEASE_VERSION_BYTES: usize = 128;
 /// The longest reason a Rollback records.
 pub const MAX_REASON_BYTES: usize = 1024;
+/// The most streams that follow the machine open at once, across every client:
+/// Events with watch, ResourceWatch and Logs with follow. Each one a client does not
+/// read holds what HTTP/2 buffers for it (hundreds of KiB for a chatty service's log),
+/// so their number is what bounds the daemon's memory against such clients.
+pub const MAX_FOLLOW_STREAMS: usize = 64;
 /// The most of a refused value an answer quotes back.
 const QUOTED_BYTES: usize = 64;
 

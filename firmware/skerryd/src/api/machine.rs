@@ -10,12 +10,12 @@ use skerry_api::{MachineService, VersionInfo};
 use skerry_runtime::controller::EdgeKind;
 use skerry_runtime::{DependencyGraph, State};
 use skerryd_core::{Answers, EventLog, Ops};
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
 use super::limits::{
-    required, text, MAX_REASON_BYTES, MAX_RELEASE_VERSION_BYTES, MAX_SERVICE_ID_BYTES,
-    MAX_TAIL_LINES,
+    required, text, MAX_FOLLOW_STREAMS, MAX_REASON_BYTES, MAX_RELEASE_VERSION_BYTES,
+    MAX_SERVICE_ID_BYTES, MAX_TAIL_LINES,
 };
 use super::resources::Reader;
 
@@ -30,6 +30,8 @@ pub struct Machine {
     /// Set when serving stops: every open stream ends, so the server's graceful
     /// shutdown does not wait on watches that never finish.
     closing: Arc<watch::Sender<bool>>,
+    /// One permit per open follow stream (see [`MAX_FOLLOW_STREAMS`]).
+    follows: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Machine {
@@ -59,6 +61,7 @@ impl Machine {
             graph: Arc::new(graph),
             version,
             closing: Arc::new(watch::channel(false).0),
+            follows: Arc::new(Semaphore::new(MAX_FOLLOW_STREAMS)),
         }
     }
 
@@ -70,12 +73,31 @@ impl Machine {
     }
 
     /// `answers`, ended with UNAVAILABLE once the machine closes its streams.
+    /// A permit for one more follow stream, or RESOURCE_EXHAUSTED naming the limit.
+    fn follow_permit(&self, method: &str) -> Result<OwnedSemaphorePermit, Status> {
+        self.follows.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "{method}: {MAX_FOLLOW_STREAMS} streams already follow this machine (Events with watch, ResourceWatch, Logs with follow), the most it keeps open at once; close one and call again"
+            ))
+        })
+    }
+
     fn until_closing<T: Send + 'static>(&self, answers: Answers<T>) -> Answers<T> {
+        self.until_closing_holding(answers, None)
+    }
+
+    /// [`until_closing`](Self::until_closing), holding `permit` until the stream is
+    /// dropped (the client went away) or ends.
+    fn until_closing_holding<T: Send + 'static>(
+        &self,
+        answers: Answers<T>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Answers<T> {
         let closing = self.closing.subscribe();
         Box::pin(stream::unfold(
-            Some((answers, closing)),
+            Some((answers, closing, permit)),
             |open| async move {
-                let (mut answers, mut closing) = open?;
+                let (mut answers, mut closing, permit) = open?;
                 let closed = async {
                     if closing.wait_for(|c| *c).await.is_err() {
                         // The machine is gone without closing: nothing will close it.
@@ -86,7 +108,7 @@ impl Machine {
                 // TRIAL_READY comes just before the reboot that closes the streams).
                 tokio::select! {
                     biased;
-                    item = answers.next() => item.map(|item| (item, Some((answers, closing)))),
+                    item = answers.next() => item.map(|item| (item, Some((answers, closing, permit)))),
                     () = closed => Some((
                         Err(Status::unavailable(
                             "skerryd is stopping: this stream ended; call again once it is back (Events resume with after_id set to the last event received)",
@@ -342,8 +364,13 @@ impl MachineService for Machine {
                 request.tail_lines
             )));
         }
+        let permit = if request.follow {
+            Some(self.follow_permit("Logs with follow")?)
+        } else {
+            None
+        };
         let answers = self.ops.services.logs(request).await?;
-        Ok(Response::new(self.until_closing(answers)))
+        Ok(Response::new(self.until_closing_holding(answers, permit)))
     }
 
     type EventsStream = Answers<pb::Event>;
@@ -352,8 +379,13 @@ impl MachineService for Machine {
         &self,
         request: Request<pb::EventsRequest>,
     ) -> Result<Response<Self::EventsStream>, Status> {
+        let permit = if request.get_ref().watch {
+            Some(self.follow_permit("Events with watch")?)
+        } else {
+            None
+        };
         let answers = super::events::events(&self.events, request.get_ref())?;
-        Ok(Response::new(self.until_closing(answers)))
+        Ok(Response::new(self.until_closing_holding(answers, permit)))
     }
 
     async fn resource_get(
@@ -380,7 +412,10 @@ impl MachineService for Machine {
     ) -> Result<Response<Self::ResourceWatchStream>, Status> {
         let reader = Reader::new(&self.state, caller(&request)?);
         let answers = reader.watch(request.get_ref())?;
-        Ok(Response::new(self.until_closing(answers)))
+        let permit = self.follow_permit("ResourceWatch")?;
+        Ok(Response::new(
+            self.until_closing_holding(answers, Some(permit)),
+        ))
     }
 
     async fn dependencies(

@@ -183,10 +183,10 @@ impl UpgradeOps for Upgrades {
                 }
                 // A panic in the install must still end the stream with an answer.
                 Err(e) => {
-                    let message = format!("the upgrade task failed: {e}");
-                    tracing::error!(%message);
-                    watched.phase(UpgradePhaseName::Failed, message.clone());
-                    let _ = watch_tx.send(Err(Status::internal(message))).await;
+                    let status = task_failed("upgrade", &e);
+                    tracing::error!(message = %status.message());
+                    watched.phase(UpgradePhaseName::Failed, status.message().to_owned());
+                    let _ = watch_tx.send(Err(status)).await;
                 }
             }
         });
@@ -231,7 +231,7 @@ impl UpgradeOps for Upgrades {
             Ok((target, h))
         })
         .await
-        .map_err(|e| Status::internal(format!("the rollback task failed: {e}")))??;
+        .map_err(|e| task_failed("rollback", &e))??;
         let m = &self.machine;
         if let Some(h) = entry {
             if let Some(last) = h.entries.last() {
@@ -249,5 +249,18 @@ impl UpgradeOps for Upgrades {
         Ok(pb::RollbackResponse {
             target_slot: target.to_string(),
         })
+    }
+}
+
+/// The answer when the blocking task of `what` did not finish: a task cancelled before
+/// it started (the daemon is stopping: it never ran, nothing changed) is UNAVAILABLE, to
+/// be called again once the daemon is back; a panic is INTERNAL.
+fn task_failed(what: &str, error: &tokio::task::JoinError) -> Status {
+    if error.is_cancelled() {
+        Status::unavailable(format!(
+            "skerryd is stopping: the {what} did not run; call again once it is back"
+        ))
+    } else {
+        Status::internal(format!("the {what} task failed: {error}"))
     }
 }
