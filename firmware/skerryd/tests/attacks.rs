@@ -234,6 +234,26 @@ fn a_command_line_naming_a_slot_the_board_lacks_stops_the_start() {
     assert_refused(&root, "slot ../x", &["../x"]);
 }
 
+/// A file where the daemon needs a directory (etc/, var/skerry/upgrade/): the start
+/// stops naming that path.
+#[test]
+fn a_file_in_place_of_a_directory_stops_the_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = DaemonBoard::build(dir.path(), skerryd(), DaemonBoardOptions::default()).unwrap();
+    let root = board.root().to_owned();
+    cmdline(&root, "A");
+    for name in ["etc", "var/skerry/upgrade"] {
+        let path = root.join(name);
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "in the way").unwrap();
+        let shown = path.display().to_string();
+        assert_refused(&root, name, &[&shown]);
+        std::fs::remove_file(&path).unwrap();
+    }
+    assert!(matches!(start_by_hand(&root), Start::Served));
+}
+
 /// Each damage to a file the start reads stops it naming the file, and the operator's
 /// data is left as it was found.
 #[test]

@@ -111,7 +111,8 @@ impl Layout {
         }
     }
 
-    /// Creates the directories the daemon writes into.
+    /// Creates the directories the daemon writes into; an error names the directory
+    /// (a file in the place of `etc` says which one is in the way).
     pub fn create_dirs(&self) -> std::io::Result<()> {
         for dir in [
             self.run(),
@@ -122,7 +123,12 @@ impl Layout {
             self.time(),
             self.etc(),
         ] {
-            std::fs::create_dir_all(&dir)?;
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot create the directory {}: {e}", dir.display()),
+                )
+            })?;
         }
         Ok(())
     }
