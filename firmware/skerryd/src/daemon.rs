@@ -64,10 +64,17 @@ impl std::fmt::Display for Stopped {
 fn next_start(layout: &Layout) -> anyhow::Result<u32> {
     let path = layout.var().join("starts");
     let last = match skerryd_core::layout::read_small(&path) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes)
-            .trim()
-            .parse::<u32>()
-            .unwrap_or(0),
+        // A garbage counter is refused, not reset: event ids of earlier starts would
+        // be handed out again.
+        Ok(bytes) => std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+            .with_context(|| {
+                format!(
+                    "{} does not hold a start count (a decimal number); restore it or remove it to count from 1",
+                    path.display()
+                )
+            })?,
         Err(_) if !path.exists() => 0,
         Err(e) => return Err(e).context("reading the start counter"),
     };
@@ -129,6 +136,9 @@ pub fn open(
         .map(|s| s.parse::<SlotName>())
         .transpose()
         .context("the booted slot on the command line")?;
+    if let Some(slot) = &booted {
+        board.check_booted(layout, slot.as_str())?;
+    }
     let boot = BootView {
         spec,
         booted,

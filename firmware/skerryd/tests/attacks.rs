@@ -263,7 +263,7 @@ fn every_damaged_file_stops_the_start_naming_it() {
     let root = board.root().to_owned();
     cmdline(&root, "A");
     type Damage = fn(&Path);
-    let cases: [(&str, &str, Damage); 9] = [
+    let cases: [(&str, &str, Damage); 10] = [
         ("board.json", "directory", |p| {
             std::fs::remove_file(p).unwrap();
             std::fs::create_dir(p).unwrap();
@@ -295,6 +295,9 @@ fn every_damaged_file_stops_the_start_naming_it() {
         }),
         ("var/skerry/config/history.json", "not valid", |p| {
             std::fs::write(p, "zz").unwrap()
+        }),
+        ("var/skerry/starts", "does not hold a start count", |p| {
+            std::fs::write(p, "xyz\n").unwrap()
         }),
     ];
     for (file, says, damage) in cases {
