@@ -53,13 +53,12 @@ impl DeviceState {
     /// Loads the state of `dir`, or a fresh one when none was saved yet.
     pub fn load(dir: &Path) -> Result<Self, InstallError> {
         let path = Self::state_path(dir);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| InstallError::BadState {
+        match read_state_file(&path)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| InstallError::BadState {
                 path,
                 reason: e.to_string(),
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(InstallError::io("read", path)(e)),
+            None => Ok(Self::default()),
         }
     }
 
@@ -129,13 +128,12 @@ fn slots_path(state_dir: &Path) -> PathBuf {
 /// The release last written into each slot of `state_dir`.
 pub fn load_slots(state_dir: &Path) -> Result<BTreeMap<String, SlotRelease>, InstallError> {
     let path = slots_path(state_dir);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| InstallError::BadState {
+    match read_state_file(&path)? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| InstallError::BadState {
             path,
             reason: e.to_string(),
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(InstallError::io("read", path)(e)),
+        None => Ok(BTreeMap::new()),
     }
 }
 
@@ -255,6 +253,40 @@ pub fn save_root(dir: &Path, root: &skerry_tuf::TrustedRoot) -> Result<(), Insta
     write_atomic(&dir.join("root.json"), root.bytes())
 }
 
+/// The largest device-state file read (`state.json`, `slots.json`): they hold a few keys
+/// and versions, so anything bigger is damage, not state.
+pub const MAX_STATE_FILE: u64 = 1 << 20;
+
+/// A state file's bytes, `None` when it does not exist; a directory, a FIFO or a file
+/// over [`MAX_STATE_FILE`] is refused by name instead of being waited on or read whole.
+fn read_state_file(path: &Path) -> Result<Option<Vec<u8>>, InstallError> {
+    use skerry_medium::Medium as _;
+    let medium = match skerry_medium::FileMedium::open(path) {
+        Ok(medium) => medium,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => {
+            return Err(InstallError::BadState {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    let bad = |e: skerry_medium::MediumError| InstallError::BadState {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let len = medium.len().map_err(bad)?;
+    if len > MAX_STATE_FILE {
+        return Err(InstallError::BadState {
+            path: path.to_owned(),
+            reason: format!(
+                "{len} bytes, more than the {MAX_STATE_FILE} a device state file may hold"
+            ),
+        });
+    }
+    medium.read_all().map(Some).map_err(bad)
+}
+
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), InstallError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(InstallError::io("create", dir))?;
@@ -268,6 +300,26 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), InstallError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fifo_a_directory_or_a_huge_file_in_place_of_a_state_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let slots = dir.path().join("slots.json");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&slots)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let err = load_slots(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("slots.json"), "{err}");
+        std::fs::remove_file(&slots).unwrap();
+        std::fs::create_dir(dir.path().join("state.json")).unwrap();
+        let err = DeviceState::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("state.json"), "{err}");
+        std::fs::write(&slots, vec![b' '; (MAX_STATE_FILE + 1) as usize]).unwrap();
+        let err = load_slots(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("more than"), "{err}");
+    }
 
     #[test]
     fn floor_never_moves_back() {
