@@ -253,6 +253,19 @@ fn network(n: &NetworkConfig, r: &mut Report<'_>) {
             ),
         );
     }
+    // What a resolver reads of resolv.conf's `search` line (glibc: 6 domains, 256 bytes).
+    let search_bytes: usize = n.dns.search.iter().map(|d| d.len() + 1).sum();
+    if n.dns.search.len() > 6 || search_bytes > 256 {
+        r.add(
+            k,
+            None,
+            "dns.search",
+            format!(
+                "{} search domains ({search_bytes} bytes) given; the resolver reads at most 6 and 256 bytes",
+                n.dns.search.len()
+            ),
+        );
+    }
     for (i, d) in n.dns.search.iter().enumerate() {
         if !is_hostname(d) {
             r.add(
@@ -346,6 +359,35 @@ fn services(list: &[ServiceConfig], r: &mut Report<'_>) {
         }
         if s.command.is_empty() || s.command[0].is_empty() {
             r.add(k, name, "command", "the command is empty");
+        }
+        // What exec(2) cannot pass: caught here, not when the service first starts.
+        for (i, arg) in s.command.iter().enumerate() {
+            if arg.contains('\0') {
+                r.add(
+                    k,
+                    name,
+                    format!("command[{i}]"),
+                    "an argument cannot hold a NUL byte",
+                );
+            }
+        }
+        for (key, value) in &s.env {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                r.add(
+                    k,
+                    name,
+                    format!("env.{key}"),
+                    "an environment variable's name must be non-empty, without `=` or NUL",
+                );
+            }
+            if value.contains('\0') {
+                r.add(
+                    k,
+                    name,
+                    format!("env.{key}"),
+                    "a value cannot hold a NUL byte",
+                );
+            }
         }
         for (i, dep) in s.depends_on.iter().enumerate() {
             if dep == &s.name {

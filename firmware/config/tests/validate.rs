@@ -143,3 +143,14 @@ fn a_gateway_on_a_dhcp_link_is_accepted_and_the_example_is_clean() {
     assert_eq!(errors.problems.len(), 1, "{errors}");
     assert!(errors.problems[0].message.contains("unreachable"));
 }
+
+#[test]
+fn what_exec_or_the_resolver_cannot_take_is_a_problem_before_it_is_used() {
+    let text = "apiVersion: skerry.dev/v1alpha1\nkind: MachineConfig\nhostname: h\n---\napiVersion: skerry.dev/v1alpha1\nkind: NetworkConfig\ndns:\n  search: [a1.example, a2.example, a3.example, a4.example, a5.example, a6.example, a7.example]\n---\napiVersion: skerry.dev/v1alpha1\nkind: ServiceConfig\nname: web\ncommand: [/bin/web, \"bad\\0arg\"]\nenv:\n  \"A=B\": x\n  GOOD: \"v\\0\"\n";
+    let (config, sources) = decode_with(text, &Limits::DEFAULT).unwrap();
+    let errors = validate(&config, Some(&sources)).unwrap_err();
+    let paths: Vec<&str> = errors.problems.iter().map(|p| p.path.as_str()).collect();
+    for path in ["dns.search", "command[1]", "env.A=B", "env.GOOD"] {
+        assert!(paths.contains(&path), "{path} missing from {paths:?}");
+    }
+}
