@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use skerry_api::pb;
+use skerry_hil::daemon_scenario::UpdateSourceConfig;
 use skerry_hil::updates::{Release, SignedReleases, BOARD};
 use skerry_hil::{DaemonBoard, DaemonBoardOptions};
 use tonic::Code;
@@ -21,54 +22,21 @@ fn skerryd() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_skerryd"))
 }
 
-/// The machine config of these tests: a hostname, a service whose critical check passes
-/// only on a healthy image, and (when `releases` is given) the signed local repository.
+/// The machine config of these tests (hil-tests' stories): a hostname, a service whose
+/// critical check passes only on a healthy image, and (when `releases` is given) the
+/// signed local repository with a probation of 4 s.
 fn machine_config(board: &DaemonBoard, hostname: &str, releases: Option<&Path>) -> String {
-    let probe = board.image_health_probe();
-    let probe_yaml = format!(
-        "[{}]",
-        probe
-            .iter()
-            .map(|a| serde_json::to_string(a).unwrap())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let mut text = format!(
-        "apiVersion: skerry.dev/v1alpha1
-kind: MachineConfig
-hostname: {hostname}
----
-apiVersion: skerry.dev/v1alpha1
-kind: ServiceConfig
-name: app
-command: [sleep, \"3600\"]
-healthChecks:
-  - name: image
-    probe:
-      exec:
-        command: {probe_yaml}
-    interval: 1s
-    timeout: 900ms
-    failureThreshold: 2
-    critical: true
-"
-    );
-    if let Some(dir) = releases {
-        text.push_str(&format!(
-            "---
-apiVersion: skerry.dev/v1alpha1
-kind: UpdateConfig
-repository: file://{repo}
-trustedRoot: {root}
-board: {BOARD}
-channel: stable
-probation: 4s
-",
-            repo = dir.join("repo").display(),
-            root = dir.join("trusted-root.json").display(),
-        ));
-    }
-    text
+    let root = releases.map(|dir| dir.join("trusted-root.json"));
+    let repo = releases.map(|dir| dir.join("repo"));
+    let updates = match (&repo, &root) {
+        (Some(repository), Some(trusted_root)) => Some(UpdateSourceConfig {
+            repository,
+            trusted_root,
+            probation: Duration::from_secs(4),
+        }),
+        _ => None,
+    };
+    skerry_hil::daemon_scenario::machine_config(board, hostname, updates)
 }
 
 fn build(dir: &Path, with_releases: bool) -> (DaemonBoard, Option<SignedReleases>) {
