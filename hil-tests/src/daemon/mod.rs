@@ -251,7 +251,10 @@ impl DaemonBoard {
         write(&run.join("cmdline"), format!("skerry.slot={slot}\n"))?;
         self.boots += 1;
         let log = std::fs::File::create(self.log(self.boots))?;
-        let child = Command::new(&self.skerryd)
+        // In a session of its own (setsid(1) execs it in place, so the pid is the
+        // session's id): a power cut then ends everything it started, as on a board.
+        let child = Command::new("setsid")
+            .arg(&self.skerryd)
             .arg("--root")
             .arg(&self.root)
             .args(["--listen", "127.0.0.1:0"])
@@ -260,7 +263,12 @@ impl DaemonBoard {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .with_context(|| format!("starting {}", self.skerryd.display()))?;
+            .with_context(|| {
+                format!(
+                    "starting {} with setsid (Debian package util-linux)",
+                    self.skerryd.display()
+                )
+            })?;
         self.child = Some(child);
         self.running = Some(slot.clone());
         let address = run.join("api-address");
@@ -358,8 +366,10 @@ impl DaemonBoard {
     /// process kill, the lossy-medium cuts are in the upgrade subsystem's tests).
     pub fn power_cut(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let session = child.id();
             let _ = child.kill();
             let _ = child.wait();
+            kill_session(session);
         }
         self.machine.power_cut();
         self.api = None;
@@ -387,11 +397,35 @@ fn signal(pid: u32, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Kills every process left in the session `session` (the services of a daemon that
+/// was killed: they run in process groups of their own, but in its session).
+fn kill_session(session: u32) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let left: Vec<String> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // pid (comm) state ppid pgrp session ...: comm may hold spaces and parens.
+            let after = &stat[stat.rfind(')')? + 1..];
+            let sid: u32 = after.split_whitespace().nth(3)?.parse().ok()?;
+            (sid == session && pid != std::process::id()).then(|| pid.to_string())
+        })
+        .collect();
+    if !left.is_empty() {
+        let _ = Command::new("kill").arg("-KILL").args(&left).status();
+    }
+}
+
 impl Drop for DaemonBoard {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let session = child.id();
             let _ = child.kill();
             let _ = child.wait();
+            kill_session(session);
         }
     }
 }
