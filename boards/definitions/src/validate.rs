@@ -298,9 +298,13 @@ impl BoardDefinition {
                 }
                 None => match self.disk.find(&file.location) {
                     None => p.add(format!("{field}.location"), format!("no partition is named {:?}; use slot:PART or a shared partition's name", file.location)),
-                    Some((_, part)) if file.kind.per_slot() || part.role != Role::Boot => p.add(
+                    Some(_) if file.kind.per_slot() => p.add(
                         format!("{field}.location"),
                         format!("{} ({:?}) changes with a release and must live inside each slot (slot:PART), not in {:?}, which an upgrade of either slot would overwrite", file.path.display(), file.kind, file.location),
+                    ),
+                    Some((_, part)) if part.role != Role::Boot => p.add(
+                        format!("{field}.location"),
+                        format!("{:?} is not a shared boot partition; name a file inside each slot as slot:PART", file.location),
                     ),
                     Some(_) => {}
                 },

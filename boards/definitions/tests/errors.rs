@@ -110,11 +110,11 @@ type Base = fn() -> BoardDefinition;
 
 #[test]
 fn each_class_of_validation_problem_is_reported() {
-    let cases: [(&str, Base, Edit, &str, &str); 24] = [
+    let cases: [(&str, Base, Edit, &str, &str); 25] = [
         (
             "overlapping partitions",
             qemu,
-            |b| b.disk.partitions[2].start = Some(size("64MiB")),
+            |b| b.disk.partitions[2].start = Some(size("100MiB")),
             "disk.partitions[2].start",
             "overlaps \"root-a\"",
         ),
@@ -175,6 +175,13 @@ fn each_class_of_validation_problem_is_reported() {
             |b| b.boot_files[0].location = "efi".into(),
             "boot_files[0].location",
             "no partition is named \"efi\"",
+        ),
+        (
+            "a shared file in one slot's partition",
+            qemu,
+            |b| b.boot_files[0].location = "root-a".into(),
+            "boot_files[0].location",
+            "not a shared boot partition",
         ),
         (
             "a relative boot file path",
