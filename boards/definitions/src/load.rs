@@ -98,9 +98,8 @@ impl BoardDefinition {
     }
 
     /// The definition as TOML, as [`BoardDefinition::from_toml`] reads it back.
-    pub fn to_toml(&self) -> String {
-        // Every field serializes as TOML (strings, integers, tables, arrays of tables).
-        toml::to_string(self).unwrap_or_else(|e| format!("# cannot serialize: {e}\n"))
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
     }
 }
 

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use skerry_boards::{shipped, BoardDefinition, BootloaderKind, Placeholder, Role, SHIPPED};
+use skerry_boards::{
+    shipped, BoardDefinition, BootloaderKind, Placeholder, Role, Watchdog, SHIPPED,
+};
 use skerry_boot_state::StoreSpec;
 
 fn all() -> Vec<BoardDefinition> {
@@ -47,11 +49,29 @@ fn every_file_in_boards_is_shipped_and_loads_from_disk() {
 #[test]
 fn every_shipped_definition_round_trips() {
     for board in all() {
-        let text = board.to_toml();
+        let text = board.to_toml().unwrap();
         let back = BoardDefinition::from_toml(&text, Path::new("round-trip.toml"))
             .unwrap_or_else(|e| panic!("{}: {e}\n{text}", board.name));
         assert_eq!(back, board);
     }
+}
+
+#[test]
+fn a_gpio_watchdog_and_explicit_starts_round_trip() {
+    let mut board = shipped("x86-industrial").unwrap().unwrap();
+    board.watchdog = Watchdog::Gpio {
+        chip: "/dev/gpiochip1".into(),
+        line: 17,
+        toggle_period_ms: 500,
+        timeout_ms: 1600,
+    };
+    board.disk.partitions[1].start = Some("300MiB".parse().unwrap());
+    board.validate().unwrap();
+    let text = board.to_toml().unwrap();
+    assert!(text.contains("kind = \"gpio\""), "{text}");
+    assert!(text.contains("start = \"300MiB\""), "{text}");
+    let back = BoardDefinition::from_toml(&text, Path::new("gpio.toml")).unwrap();
+    assert_eq!(back, board);
 }
 
 /// The paths a device with an SD card would give: `/dev/mmcblk0`, `/dev/mmcblk0pN` and
