@@ -209,6 +209,17 @@ pub enum BootFileKind {
 }
 
 impl BootFileKind {
+    /// Its name as definitions write it (`device-tree`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootFileKind::Kernel => "kernel",
+            BootFileKind::Initramfs => "initramfs",
+            BootFileKind::DeviceTree => "device-tree",
+            BootFileKind::BootConfig => "boot-config",
+            BootFileKind::Bootloader => "bootloader",
+        }
+    }
+
     /// Whether the file changes with a release and so must live inside each slot.
     pub fn per_slot(self) -> bool {
         !matches!(self, BootFileKind::Bootloader)

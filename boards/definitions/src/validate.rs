@@ -300,7 +300,7 @@ impl BoardDefinition {
                     None => p.add(format!("{field}.location"), format!("no partition is named {:?}; use slot:PART or a shared partition's name", file.location)),
                     Some(_) if file.kind.per_slot() => p.add(
                         format!("{field}.location"),
-                        format!("{} ({:?}) changes with a release and must live inside each slot (slot:PART), not in {:?}, which an upgrade of either slot would overwrite", file.path.display(), file.kind, file.location),
+                        format!("{} ({}) changes with a release and must live inside each slot (slot:PART), not in {:?}, which an upgrade of either slot would overwrite", file.path.display(), file.kind.as_str(), file.location),
                     ),
                     Some((_, part)) if part.role != Role::Boot => p.add(
                         format!("{field}.location"),
