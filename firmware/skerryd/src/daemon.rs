@@ -343,9 +343,9 @@ pub async fn run(options: Options) -> anyhow::Result<Stopped> {
         },
     };
     let _ = stop.send(true);
-    tokio::time::timeout(Duration::from_secs(10), handle.shutdown())
-        .await
-        .context("the controllers did not stop within 10 s")?;
+    let controllers = tokio::time::timeout(Duration::from_secs(10), handle.shutdown()).await;
+    // The services and the watchdog are stopped in order even when a controller hung.
     context.stop_hooks.run(Duration::from_secs(10)).await;
+    controllers.context("the controllers did not stop within 10 s")?;
     Ok(stopped)
 }
