@@ -110,12 +110,7 @@ pub fn register(runtime: &mut Runtime, context: &Context) -> anyhow::Result<Arc<
                 .decided
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             machine.entry_event("upgrade.rolled_back", &entry);
-            machine.set_status(|s| {
-                s.phase = UpgradePhaseName::RollingBack;
-                s.release = entry.release.clone();
-                s.target_slot = entry.slot.clone();
-                s.message = entry.reason.clone();
-            });
+            settled_status(&machine, UpgradePhaseName::RollingBack, &entry);
             reboot_at_start = true;
         }
         Settled::Committed(entry) => {
@@ -123,30 +118,15 @@ pub fn register(runtime: &mut Runtime, context: &Context) -> anyhow::Result<Arc<
                 machine.record_install_commit(slot);
             }
             machine.entry_event("upgrade.committed", &entry);
-            machine.set_status(|s| {
-                s.phase = UpgradePhaseName::Committed;
-                s.release = entry.release.clone();
-                s.target_slot = entry.slot.clone();
-                s.message = entry.reason.clone();
-            });
+            settled_status(&machine, UpgradePhaseName::Committed, &entry);
         }
         Settled::RolledBack(entry) => {
             machine.entry_event("upgrade.rolled_back", &entry);
-            machine.set_status(|s| {
-                s.phase = UpgradePhaseName::Idle;
-                s.release = entry.release.clone();
-                s.target_slot = entry.slot.clone();
-                s.message = entry.reason.clone();
-            });
+            settled_status(&machine, UpgradePhaseName::Idle, &entry);
         }
         Settled::Interrupted(entry) => {
             machine.entry_event("upgrade.interrupted", &entry);
-            machine.set_status(|s| {
-                s.phase = UpgradePhaseName::Failed;
-                s.release = entry.release.clone();
-                s.target_slot = entry.slot.clone();
-                s.message = entry.reason.clone();
-            });
+            settled_status(&machine, UpgradePhaseName::Failed, &entry);
         }
     }
     if context.area.trial.is_none() && !context.boot.booted_on_trial() {
@@ -155,4 +135,14 @@ pub fn register(runtime: &mut Runtime, context: &Context) -> anyhow::Result<Arc<
     machine.refresh_history();
     runtime.register(Probation::new(machine.clone(), trial, reboot_at_start))?;
     Ok(Arc::new(ops::Upgrades { machine }))
+}
+
+/// The status a settled history entry leaves: its phase, release, slot and reason.
+fn settled_status(machine: &Machine, phase: UpgradePhaseName, entry: &history::Entry) {
+    machine.set_status(|s| {
+        s.phase = phase;
+        s.release = entry.release.clone();
+        s.target_slot = entry.slot.clone();
+        s.message = entry.reason.clone();
+    });
 }
