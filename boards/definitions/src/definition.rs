@@ -29,6 +29,9 @@ pub struct BoardDefinition {
     /// Kernel modules the initramfs loads, in order (the watchdog driver first).
     #[serde(default)]
     pub modules: Vec<String>,
+    /// The kernel an image for this board is built with (a pinned Debian package).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<Kernel>,
     /// The watchdog that resets a hung machine.
     pub watchdog: Watchdog,
     /// Where boot and daemon logs go.
@@ -39,6 +42,17 @@ pub struct BoardDefinition {
     /// Raspberry Pi specifics; required when the bootloader is `rpi-tryboot`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raspberry_pi: Option<RaspberryPi>,
+}
+
+/// The kernel an image is built with: one Debian package at one exact version, so two
+/// builds of a release get the same kernel byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kernel {
+    /// The Debian package, `linux-image-6.1.0-48-amd64`.
+    pub package: String,
+    /// Its exact version, `6.1.172-1`.
+    pub version: String,
 }
 
 /// A CPU architecture.

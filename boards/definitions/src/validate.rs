@@ -21,6 +21,8 @@ pub const MAX_DESCRIPTION_LEN: usize = 200;
 pub const MAX_PARTITIONS: usize = 16;
 /// The most boot files a definition may list.
 pub const MAX_BOOT_FILES: usize = 64;
+/// The longest kernel package name or version.
+pub const MAX_PACKAGE_LEN: usize = 100;
 /// The most kernel modules a definition may list.
 pub const MAX_MODULES: usize = 64;
 /// The longest kernel module name (the kernel's `MODULE_NAME_LEN` less its NUL).
@@ -111,6 +113,7 @@ impl BoardDefinition {
         self.check_partitions(&mut p);
         self.check_boot_files(&mut p);
         self.check_modules(&mut p);
+        self.check_kernel(&mut p);
         self.check_watchdog(&mut p);
         self.check_console_and_leds(&mut p);
         self.check_boot_state(&mut p);
@@ -325,6 +328,36 @@ impl BoardDefinition {
                     format!("module {module:?} is listed twice"),
                 );
             }
+        }
+    }
+
+    fn check_kernel(&self, p: &mut Problems) {
+        let Some(kernel) = &self.kernel else { return };
+        // Debian's rules for package names and versions (the subset kernels use); both
+        // end up in a file name and an `apt-get download` argument.
+        let name_ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b);
+        let package = &kernel.package;
+        if package.len() < 2
+            || package.len() > MAX_PACKAGE_LEN
+            || !package.bytes().all(name_ok)
+            || !package.as_bytes()[0].is_ascii_alphanumeric()
+        {
+            p.add(
+                "kernel.package",
+                format!("{package:?} is not a Debian package name"),
+            );
+        }
+        let version_ok = |b: u8| b.is_ascii_alphanumeric() || b"+-.~".contains(&b);
+        let version = &kernel.version;
+        if version.is_empty()
+            || version.len() > MAX_PACKAGE_LEN
+            || !version.bytes().all(version_ok)
+            || !version.as_bytes()[0].is_ascii_digit()
+        {
+            p.add(
+                "kernel.version",
+                format!("{version:?} is not a Debian package version"),
+            );
         }
     }
 

@@ -110,7 +110,21 @@ type Base = fn() -> BoardDefinition;
 
 #[test]
 fn each_class_of_validation_problem_is_reported() {
-    let cases: [(&str, Base, Edit, &str, &str); 25] = [
+    let cases: [(&str, Base, Edit, &str, &str); 27] = [
+        (
+            "a kernel package that is no Debian name",
+            qemu,
+            |b| b.kernel.as_mut().unwrap().package = "../linux".into(),
+            "kernel.package",
+            "not a Debian package name",
+        ),
+        (
+            "a kernel version with a space",
+            qemu,
+            |b| b.kernel.as_mut().unwrap().version = "6.1 -1".into(),
+            "kernel.version",
+            "not a Debian package version",
+        ),
         (
             "overlapping partitions",
             qemu,
@@ -201,7 +215,7 @@ fn each_class_of_validation_problem_is_reported() {
             "duplicate modules",
             qemu,
             |b| b.modules.push("ext4".into()),
-            "modules[5]",
+            "modules[8]",
             "listed twice",
         ),
         (
