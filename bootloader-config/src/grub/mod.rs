@@ -32,7 +32,10 @@
 //!   fragment's rules, mirrored in Rust.
 //! - [`store`]: the store, [`GrubEnvStore`].
 //! - [`script`]: the fragment, [`grub_cfg`].
+//! - [`boot_script`]: the boot script on the ESP, the early config built into GRUB that
+//!   picks it ([`early_config`]), and its power-safe update ([`BootScriptUpdate`]).
 
+pub mod boot_script;
 pub mod envblk;
 pub mod script;
 pub mod store;
@@ -40,6 +43,7 @@ pub mod store;
 /// The mapping lives with U-Boot's in [`crate::rauc`]; here under its old name.
 pub use crate::rauc::grub as mapping;
 
+pub use boot_script::{early_config, BootScriptUpdate};
 pub use script::{grub_cfg, MENU_ID_PREFIX};
 pub use store::GrubEnvStore;
 

@@ -185,6 +185,30 @@ fn write_in_place<M: Medium>(medium: &mut M, bytes: &[u8]) -> Result<(), StoreEr
     Ok(medium.flush()?)
 }
 
+impl<M: Medium> GrubEnvStore<M> {
+    /// Sets (`Some`) or removes (`None`) variables beside the boot state in one commit,
+    /// as power-safe as a state commit (second copy first, then the block). The block
+    /// must exist already: variables alone are no boot state to start a block with.
+    /// The generations are the store's own and cannot be set.
+    pub fn commit_variables(&mut self, changes: &[(&str, Option<&str>)]) -> Result<(), StoreError> {
+        if let Some((name, _)) = changes
+            .iter()
+            .find(|(n, _)| *n == envblk::GEN_HEAD || *n == envblk::GEN_TAIL)
+        {
+            return Err(self.corrupt(format!("{name} is the store's own and cannot be set")));
+        }
+        self.variables()?;
+        let (mut vars, size) = self.existing()?;
+        for (name, value) in changes {
+            match value {
+                Some(value) => vars.set(name, value),
+                None => vars.remove(name),
+            }
+        }
+        self.write(&vars, size)
+    }
+}
+
 impl<M: Medium> BootStore for GrubEnvStore<M> {
     fn load(&self) -> Result<BootState, StoreError> {
         mapping::read_state(&self.variables()?).map_err(|e| match e {
