@@ -23,6 +23,7 @@ pub mod daemon_scenario;
 pub mod fixtures;
 pub mod images;
 pub mod qemu;
+pub mod rig;
 pub mod scenario;
 pub mod updates;
 

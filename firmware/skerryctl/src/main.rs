@@ -6,10 +6,12 @@ mod boot;
 mod boot_report;
 mod client;
 mod completions;
+mod flash;
 mod gen;
 mod gen_config;
 mod gen_schema;
 mod hints;
+mod image;
 mod install;
 mod output;
 mod release;
@@ -78,6 +80,12 @@ enum Command {
     /// config), then a machine config for the node (writes only new files).
     #[command(subcommand)]
     Gen(gen::GenCommand),
+    /// Build a board's OS image: the slot image and a flashable GPT disk (writes --out).
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Write a disk image to a block device or file, skipping zeros, verifying by
+    /// reading back (writes --to).
+    Flash(flash::FlashArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
     /// Print a shell completion script for SHELL (writes nothing).
@@ -92,6 +100,8 @@ fn main() -> std::process::ExitCode {
         Command::Release(cmd) => release::run(cmd, cli.output),
         Command::Install(args) => install::run(args, cli.output),
         Command::Gen(cmd) => gen::run(cmd, cli.output),
+        Command::Image(cmd) => image::run(cmd, cli.output),
+        Command::Flash(args) => flash::run(args, cli.output),
         Command::Client(cmd) => client::run(cmd, cli.output),
         Command::Completions(args) => completions::run(&args, Cli::command()),
     };
