@@ -22,6 +22,7 @@ pub mod daemon;
 pub mod daemon_scenario;
 pub mod fixtures;
 pub mod images;
+pub mod plan;
 pub mod qemu;
 pub mod rig;
 pub mod scenario;

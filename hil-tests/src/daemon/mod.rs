@@ -242,10 +242,31 @@ impl DaemonBoard {
 
     /// Power-on: the bootloader picks a slot, the daemon starts on it and serves its API.
     pub fn power_on(&mut self) -> anyhow::Result<SlotName> {
-        if self.child.is_some() {
+        self.power_on_firmware()?;
+        self.start_daemon()
+    }
+
+    /// The bootloader's half of a power-on: picks (and counts) a slot without starting
+    /// the daemon, as a boot that dies before userspace does; [`DaemonBoard::start_daemon`]
+    /// is the other half.
+    pub fn power_on_firmware(&mut self) -> anyhow::Result<SlotName> {
+        if self.child.is_some() || self.running.is_some() {
             bail!("the board is already on");
         }
         let slot = self.machine.power_on()?;
+        self.running = Some(slot.clone());
+        Ok(slot)
+    }
+
+    /// Starts the daemon on the slot [`DaemonBoard::power_on_firmware`] picked and waits
+    /// for its API.
+    pub fn start_daemon(&mut self) -> anyhow::Result<SlotName> {
+        if self.child.is_some() {
+            bail!("the daemon already runs");
+        }
+        let Some(slot) = self.running.clone() else {
+            bail!("the board is off: power it on first");
+        };
         let run = self.root.join("run");
         let _ = std::fs::remove_dir_all(&run);
         write(&run.join("cmdline"), format!("skerry.slot={slot}\n"))?;
@@ -270,7 +291,6 @@ impl DaemonBoard {
                 )
             })?;
         self.child = Some(child);
-        self.running = Some(slot.clone());
         let address = run.join("api-address");
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -338,6 +358,21 @@ impl DaemonBoard {
             self.machine.request_reboot("0 tryboot");
         }
         Ok(request)
+    }
+
+    /// The power request of a daemon that stopped by itself, without waiting: `None`
+    /// while it runs (or when it does not run). The board is then off, as after
+    /// [`DaemonBoard::wait_for_power_request`].
+    pub fn poll_power_request(&mut self) -> anyhow::Result<Option<String>> {
+        let exited = match self.child.as_mut() {
+            Some(child) => child.try_wait()?.is_some(),
+            None => false,
+        };
+        if !exited {
+            return Ok(None);
+        }
+        self.wait_for_power_request(Duration::from_secs(1))
+            .map(Some)
     }
 
     /// A reboot the daemon asked for: wait for its request, then power on again.
