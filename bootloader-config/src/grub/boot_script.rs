@@ -114,7 +114,7 @@ pub enum BootScriptError {
         #[source]
         source: MediumError,
     },
-    #[error("the ESP's environment")]
+    #[error("the ESP's environment: {0}")]
     Env(#[from] StoreError),
 }
 
