@@ -7,8 +7,11 @@
 //! one GRUB runs; [`VERSION_VAR`] is that script's version, so a device knows what it has.
 //!
 //! # The early config
-//! [`early_config`] is the text built into `BOOTX64.EFI` (run by GRUB's normal-mode
-//! parser: the standalone image's embedded `grub.cfg`). It loads only [`SCRIPT_VAR`]
+//! [`early_config`] is the text built into `BOOTX64.EFI`. It needs GRUB's normal-mode
+//! parser, so it goes in as the standalone image's memdisk config (`grub-mkstandalone
+//! -O x86_64-efi ... boot/grub/grub.cfg=EARLY`). Not as `grub-mkimage -c EARLY`: GRUB
+//! runs such a config with its rescue parser, which does not know `if`, so every line
+//! runs in turn (seen under OVMF: both branches' messages printed). It loads only [`SCRIPT_VAR`]
 //! and the block's generations from `${cmdpath}/grubenv` (a whitelisted `load_env`, so
 //! nothing else in the environment can steer it); when the block is torn (generations
 //! differ) or unreadable, it loads the second copy `grubenv.b`, as the slot-selection
@@ -56,8 +59,9 @@ pub const ENV_FILE: &str = "grubenv";
 pub const MAX_SCRIPT_SIZE: usize = 256 << 10;
 
 /// The config built into `BOOTX64.EFI`: picks the boot script in `$cmdpath` (see the
-/// module docs). It needs GRUB's `loadenv`, `test`, `echo` and `configfile` (`normal`)
-/// modules and the normal-mode parser.
+/// module docs). It needs GRUB's `loadenv`, `test`, `echo`, `configfile` and `normal`
+/// modules and the normal-mode parser (the memdisk config of `grub-mkstandalone`, not
+/// `grub-mkimage -c`).
 pub fn early_config() -> String {
     format!(
         "# Skerry early config: runs the boot script on the ESP that the environment names;\n\

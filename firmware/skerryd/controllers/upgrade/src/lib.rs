@@ -14,12 +14,14 @@
 //! - [`flow`]: the persistent steps (begin a trial, commit, fail, settle at start,
 //!   rollback), ordered so a power cut between any two writes is finished at the next
 //!   start; synchronous, over any [`Directory`](skerry_medium::dir::Directory).
+//! - [`boot_script`]: the boot script a committed release carries, put on the ESP.
 //! - [`resources`]: `UpgradeStatus` and the history mirror (namespace `upgrade`).
 //! - `machine`: what the calls and the controller share.
 //! - `install`: one upgrade on a blocking thread with the installer engine.
 //! - `ops`: [`UpgradeOps`] (refusals, streams).
 //! - `probation`: the controller (its rule is in its module docs).
 
+pub mod boot_script;
 pub mod flow;
 pub mod history;
 mod install;
@@ -131,6 +133,8 @@ pub fn register(runtime: &mut Runtime, context: &Context) -> anyhow::Result<Arc<
     }
     if context.area.trial.is_none() && !context.boot.booted_on_trial() {
         machine.record_floor(false);
+        // Finishes a boot script update a power cut interrupted after the commit.
+        machine.update_boot_script();
     }
     machine.refresh_history();
     runtime.register(Probation::new(machine.clone(), trial, reboot_at_start))?;

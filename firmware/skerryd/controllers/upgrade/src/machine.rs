@@ -13,9 +13,11 @@ use skerryd_core::{
     BoardDefinition, Context, EventLog, Layout, NewEvent, Power, PowerRequest, VarArea,
 };
 
+use crate::boot_script::Outcome;
 use crate::history::{Entry, History, HistoryStore};
 use crate::resources::{entry_id, UpgradeHistoryEntry, UpgradePhaseName, UpgradeStatus, STATUS_ID};
 use crate::CONTROLLER;
+use skerry_boot_state::grub::boot_script::Applied;
 
 /// The shared part of the subsystem.
 pub(crate) struct Machine {
@@ -227,6 +229,44 @@ impl Machine {
             skerry_installer::state::record_commit(&self.layout.installer(), slot.as_str())
         {
             tracing::error!(error = %e, slot = %slot, "could not record the commit in the installer's state");
+        }
+    }
+
+    /// Puts the boot script the booted, committed slot carries on the ESP when it is
+    /// newer (see [`crate::boot_script`]). A failure is logged and recorded as an
+    /// event; it never undoes the commit (the old script still boots every slot).
+    pub fn update_boot_script(&self) {
+        if self.booted.is_none() {
+            return;
+        }
+        let outcome = {
+            let _io = self.lock_io();
+            crate::boot_script::apply_carried(self.layout.root(), &self.spec)
+        };
+        match outcome {
+            Ok(Outcome::Applied(Applied::Installed(script))) => {
+                let message = format!(
+                    "boot script version {} installed on the ESP as {}",
+                    script.version, script.name
+                );
+                tracing::info!(%message);
+                self.events.push(
+                    NewEvent::new("upgrade.boot_script", message)
+                        .with("version", script.version.to_string()),
+                );
+            }
+            Ok(Outcome::KeptNewer { offered, installed }) => tracing::info!(
+                offered,
+                installed,
+                "the ESP's boot script is newer than this release's; kept"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                let message = format!("could not put the release's boot script on the ESP: {e}");
+                tracing::error!(%message);
+                self.events
+                    .push(NewEvent::new("upgrade.boot_script_failed", message));
+            }
         }
     }
 

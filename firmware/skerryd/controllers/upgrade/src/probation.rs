@@ -172,6 +172,7 @@ impl Probation {
             tracing::error!(error = %e, "could not mark the trial's /var overlay committed");
         }
         m.record_floor(true);
+        m.update_boot_script();
         m.entry_event("upgrade.committed", &entry);
         m.refresh_history();
         m.set_status(|s| {
