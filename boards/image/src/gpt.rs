@@ -48,7 +48,16 @@ pub fn type_guid(kind: PartitionType) -> &'static str {
     match kind {
         PartitionType::Esp => "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
         PartitionType::BasicData => "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7",
-        PartitionType::Linux => "0FC63DAF-8483-4772-8E47-7D4709C09C0A",
+        PartitionType::Linux => "0FC63DAF-8483-4772-8E79-3D69D8477DE4",
+    }
+}
+
+/// The type code `sgdisk` knows a partition type by.
+pub fn sgdisk_code(kind: PartitionType) -> &'static str {
+    match kind {
+        PartitionType::Esp => "EF00",
+        PartitionType::BasicData => "0700",
+        PartitionType::Linux => "8300",
     }
 }
 
@@ -64,7 +73,7 @@ pub fn write_table(board: &BoardDefinition, disk: &Path) -> Result<(), ImageErro
             placed.start / SECTOR,
             placed.end / SECTOR - 1
         ));
-        cmd.arg("-t").arg(format!("{n}:{}", type_guid(p.kind)));
+        cmd.arg("-t").arg(format!("{n}:{}", sgdisk_code(p.kind)));
         cmd.arg("-c").arg(format!("{n}:{}", p.name));
         cmd.arg("-u")
             .arg(format!("{n}:{}", partition_guid(&board.name, &p.name)));

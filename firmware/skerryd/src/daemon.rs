@@ -25,18 +25,35 @@ use crate::logging::LogFormat;
 
 /// The API's default address in `--root` mode.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50000";
+/// The API's default address on a device (`--device`).
+pub const DEVICE_LISTEN: &str = "0.0.0.0:50000";
+
+/// `skerryd --version`: the version and the compiled features (the image builder
+/// refuses `--fault` with a skerryd whose list lacks `fault-hooks`).
+#[cfg(feature = "fault-hooks")]
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " features=fault-hooks");
+/// `skerryd --version`: the version and the compiled features (none).
+#[cfg(not(feature = "fault-hooks"))]
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " features=");
 
 /// `skerryd`'s command line.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "skerryd", version, about = "The Skerry device daemon")]
+#[command(name = "skerryd", version = VERSION, about = "The Skerry device daemon")]
 pub struct Options {
     /// The directory that stands in for the machine (board definition, slots, boot
     /// store, /var, rendered files); see firmware/skerryd/README.md.
     #[arg(long)]
     pub root: PathBuf,
-    /// Where the machine API listens.
-    #[arg(long, default_value = DEFAULT_LISTEN)]
-    pub listen: SocketAddr,
+    /// Run on a device (PID 1 starts it so): the root must be `/`, the board comes
+    /// from /etc/skerry/board.toml, TLS material and rendered files live in /var/skerry
+    /// (skerryd_core::layout), and a `SKERRY-READY` line goes to the console once the
+    /// API serves.
+    #[arg(long)]
+    pub device: bool,
+    /// Where the machine API listens (default 127.0.0.1:50000, with --device
+    /// 0.0.0.0:50000).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -289,16 +306,54 @@ pub fn lock_root(layout: &Layout) -> anyhow::Result<std::fs::File> {
     }
 }
 
+/// The layout `options` name: `--root DIR`, or a device's with `--device --root /`.
+pub fn layout_for(options: &Options) -> anyhow::Result<Layout> {
+    if !options.device {
+        return Ok(Layout::new(&options.root));
+    }
+    if options.root != std::path::Path::new("/") {
+        anyhow::bail!(
+            "--device runs on the machine itself: its root is /, not {} (use --root {} without --device for a directory)",
+            options.root.display(),
+            options.root.display()
+        );
+    }
+    Ok(Layout::device())
+}
+
+/// What `SKERRY-READY` reports as the version: the release the installer recorded for
+/// the booted slot, else the image's (`/etc/skerry/image.json`), else the daemon's.
+fn ready_version(layout: &Layout, info: &VersionInfo) -> String {
+    if !info.release_version.is_empty() {
+        return info.release_version.clone();
+    }
+    skerryd_core::layout::read_small(&layout.root().join("etc/skerry/image.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|image| image.get("version")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| info.daemon_version.clone())
+}
+
+/// The console line a board waits for (docs/os-image.md).
+pub fn ready_line(slot: &str, version: &str, api: SocketAddr) -> String {
+    format!("SKERRY-READY slot={slot} version={version} api={api}")
+}
+
 /// Runs the daemon until a power request or a signal stops it.
 pub async fn run(options: Options) -> anyhow::Result<Stopped> {
-    let layout = Layout::new(&options.root);
+    let layout = layout_for(&options)?;
+    let listen: SocketAddr = match options.listen {
+        Some(listen) => listen,
+        None if options.device => DEVICE_LISTEN.parse().context("the device API address")?,
+        None => DEFAULT_LISTEN.parse().context("the API address")?,
+    };
     let _lock = lock_root(&layout)?;
     let (stop, stopping) = watch::channel(false);
     let context = open(&layout, stop.clone(), stopping.clone())?;
     let tls = api::load_server_tls(&layout.pki())?;
-    let listener = tokio::net::TcpListener::bind(options.listen)
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("binding the machine API to {}", options.listen))?;
+        .with_context(|| format!("binding the machine API to {listen}"))?;
     let address = listener
         .local_addr()
         .context("the API listener's address")?;
@@ -306,12 +361,22 @@ pub async fn run(options: Options) -> anyhow::Result<Stopped> {
     let ops = register(&mut runtime, &context)?;
     let graph = runtime.graph();
     let handle = runtime.start();
+    let info = version_info(&context);
+    let ready = ready_line(
+        if info.booted_slot.is_empty() {
+            "unknown"
+        } else {
+            &info.booted_slot
+        },
+        &ready_version(&layout, &info),
+        address,
+    );
     let machine = api::Machine::new(
         ops,
         context.state.clone(),
         context.events.clone(),
         graph,
-        version_info(&context),
+        info,
     );
     let mut api_stopping = stopping.clone();
     let server = tokio::spawn(async move {
@@ -325,6 +390,13 @@ pub async fn run(options: Options) -> anyhow::Result<Stopped> {
     skerry_medium::write_atomic(&address_file, format!("{address}\n").as_bytes())
         .with_context(|| format!("writing {}", address_file.display()))?;
     tracing::info!(root = %layout.root().display(), api = %address, "skerryd ready");
+    if options.device {
+        // One write, so the line reaches the console whole.
+        eprintln!("{ready}");
+        if crate::fault::configured(layout.root(), None) == Some(crate::fault::Fault::HangDaemon) {
+            crate::fault::hang_daemon_later(2);
+        }
+    }
     let asked = context.power.clone();
     let mut watching = stopping.clone();
     let stopped = tokio::select! {

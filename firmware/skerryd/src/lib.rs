@@ -8,8 +8,13 @@
 //!   time, services and health, watchdog, upgrade);
 //! - [`api`]: the gRPC methods, translating requests into reads of the state and calls
 //!   on the subsystems;
-//! - [`daemon`]: open, register, serve, stop.
+//! - [`daemon`]: open, register, serve, stop;
+//! - [`init`]: what only PID 1 does (mounts, modules, watchdog arming, `/var`, reaping,
+//!   `reboot(2)`), unused with `--root DIR`;
+//! - [`fault`]: the test-only fault hooks (feature `fault-hooks`).
 
 pub mod api;
 pub mod daemon;
+pub mod fault;
+pub mod init;
 pub mod logging;

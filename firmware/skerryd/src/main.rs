@@ -1,11 +1,14 @@
-//! `skerryd`: wiring only. Parse the arguments, start the daemon, wait for it to stop,
-//! exit with its status.
+//! `skerryd`: wiring only. As PID 1 it is init ([`skerryd::init`]); otherwise parse the
+//! arguments, start the daemon, wait for it to stop, exit with its status.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    if skerryd::init::is_pid1() {
+        skerryd::init::run();
+    }
     let options = skerryd::daemon::Options::parse();
     skerryd::logging::init(options.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

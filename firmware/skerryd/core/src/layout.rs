@@ -16,6 +16,18 @@
 //!     installer/              the installer's device state (trusted root, floors, slots)
 //!     time/                   the persisted time floor
 //! DIR/etc/                    rendered files the daemon owns: hostname, hosts, resolv.conf
+//! DIR/config.yaml             the factory machine config (optional)
+//! ```
+//!
+//! On a device ([`Layout::device`], `skerryd --root / --device`) the root is `/` and the
+//! slot is read-only, so three things move (docs/os-image.md):
+//!
+//! ```text
+//! /etc/skerry/board.toml      the board definition the image was built for (skerry-boards),
+//!                             turned into a BoardDefinition by crate::device_board
+//! /etc/skerry/config.yaml     the factory machine config
+//! /var/skerry/pki/            the API's TLS material (moved from the ESP on first boot)
+//! /var/skerry/etc/            the rendered files; PID 1 bind-mounts them over /etc/...
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -29,12 +41,44 @@ pub const MAX_SMALL_FILE: u64 = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     root: PathBuf,
+    mode: Mode,
+}
+
+/// Whether the root is a development directory or a device's `/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `skerryd --root DIR`: everything under DIR, the board in `DIR/board.json`.
+    Root,
+    /// `skerryd --root / --device`: a read-only slot as `/`, writable files under `/var`.
+    Device,
 }
 
 impl Layout {
     /// The layout under `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Layout { root: root.into() }
+        Layout {
+            root: root.into(),
+            mode: Mode::Root,
+        }
+    }
+
+    /// A device's layout: root `/`, the board from `/etc/skerry/board.toml`, rendered
+    /// files and TLS material under `/var/skerry`.
+    pub fn device() -> Self {
+        Layout::device_under("/")
+    }
+
+    /// The device layout under `root` (tests lay out a device tree in a directory).
+    pub fn device_under(root: impl Into<PathBuf>) -> Self {
+        Layout {
+            root: root.into(),
+            mode: Mode::Device,
+        }
+    }
+
+    /// Root directory or device.
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// The machine root itself.
@@ -42,14 +86,28 @@ impl Layout {
         &self.root
     }
 
-    /// `DIR/board.json`.
+    /// `DIR/board.json`; on a device `/etc/skerry/board.toml`.
     pub fn board(&self) -> PathBuf {
-        self.root.join("board.json")
+        match self.mode {
+            Mode::Root => self.root.join("board.json"),
+            Mode::Device => self.root.join("etc/skerry/board.toml"),
+        }
     }
 
-    /// `DIR/pki`: the API's TLS material.
+    /// `DIR/config.yaml`; on a device `/etc/skerry/config.yaml`: the factory config.
+    pub fn factory_config(&self) -> PathBuf {
+        match self.mode {
+            Mode::Root => self.root.join("config.yaml"),
+            Mode::Device => self.root.join("etc/skerry/config.yaml"),
+        }
+    }
+
+    /// `DIR/pki`; on a device `/var/skerry/pki`: the API's TLS material.
     pub fn pki(&self) -> PathBuf {
-        self.root.join("pki")
+        match self.mode {
+            Mode::Root => self.root.join("pki"),
+            Mode::Device => self.var().join("pki"),
+        }
     }
 
     /// `DIR/run`: lost at every boot.
@@ -97,9 +155,12 @@ impl Layout {
         self.var().join("time")
     }
 
-    /// `DIR/etc`: the rendered files.
+    /// `DIR/etc`; on a device `/var/skerry/etc`: the rendered files.
     pub fn etc(&self) -> PathBuf {
-        self.root.join("etc")
+        match self.mode {
+            Mode::Root => self.root.join("etc"),
+            Mode::Device => self.var().join("etc"),
+        }
     }
 
     /// A path from the board definition, relative to the root unless absolute.
@@ -242,9 +303,13 @@ pub fn read_small(path: &Path) -> Result<Vec<u8>, LayoutError> {
 }
 
 impl BoardDefinition {
-    /// Reads `DIR/board.json`.
+    /// Reads `DIR/board.json`, or on a device derives it from `/etc/skerry/board.toml`
+    /// and the partitions the kernel lists.
     pub fn load(layout: &Layout) -> Result<Self, LayoutError> {
         let path = layout.board();
+        if layout.mode() == Mode::Device {
+            return crate::device_board::load(&path, &layout.root().join("sys/class/block"));
+        }
         let bytes = read_small(&path)?;
         let board: BoardDefinition =
             serde_json::from_slice(&bytes).map_err(|e| LayoutError::Board {

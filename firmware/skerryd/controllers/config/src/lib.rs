@@ -28,7 +28,8 @@ use tokio::sync::Mutex;
 pub use ops::ConfigApi;
 pub use resources::{ConfigRevision, ConfigStatus, TryStatus, STORE_ID};
 
-/// The factory config under the machine root, used when the store is empty.
+/// The factory config under the machine root, used when the store is empty (on a
+/// device `/etc/skerry/config.yaml`: `Layout::factory_config`).
 pub const FACTORY_CONFIG: &str = "config.yaml";
 /// The marker under `run/` naming the config on try in this boot.
 pub const TRY_MARKER: &str = "config-try";
@@ -45,7 +46,7 @@ pub const FORMATS: &[skerryd_core::Format] = &[store::TRY_FORMAT, store::GENERAT
 pub fn register(runtime: &mut Runtime, context: &Context) -> anyhow::Result<Arc<dyn ConfigOps>> {
     let engine = engine::Engine::open(engine::Start {
         store: store::Store::in_area(&context.area),
-        factory: context.layout.root().join(FACTORY_CONFIG),
+        factory: context.layout.factory_config(),
         try_marker: context.layout.run().join(TRY_MARKER),
         events: context.events.clone(),
     })?;

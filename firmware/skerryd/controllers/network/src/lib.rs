@@ -113,7 +113,11 @@ pub fn register_with(
 ) -> anyhow::Result<()> {
     let etc = context.layout.etc();
     std::fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
-    runtime.register(rendered::RenderedFiles::new(etc, context.events.clone()))?;
+    let mut rendered = rendered::RenderedFiles::new(etc, context.events.clone());
+    if context.layout.mode() == skerryd_core::Mode::Device {
+        rendered = rendered.binding_over(context.layout.root().join("etc"));
+    }
+    runtime.register(rendered)?;
     runtime.register(links::NetworkSpecs)?;
     match backends.kernel {
         KernelBackend::Netlink => {

@@ -1,6 +1,12 @@
 //! The controller that renders `hostname`, `hosts` and `resolv.conf` under `etc/` from
 //! the machine and network config and the DHCP leases, writing each file atomically and
 //! only when its content changes.
+//!
+//! On a device the slot's `/etc` is read-only and PID 1 bind-mounts each rendered file
+//! over its place (`/etc/resolv.conf`). A bind mount follows the inode, and a file is
+//! rendered by rename (a new inode), so after each write the controller mounts the new
+//! file there again ([`RenderedFiles::binding_over`]): readers see the old or the new
+//! file whole, never a half-written one.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -22,13 +28,37 @@ pub const NAME: &str = "network.rendered";
 pub struct RenderedFiles {
     etc: PathBuf,
     events: EventLog,
+    bind_over: Option<PathBuf>,
 }
 
 impl RenderedFiles {
     /// Renders into `etc` (the layout's `etc/`), recording each write in `events`.
     pub fn new(etc: PathBuf, events: EventLog) -> Self {
-        RenderedFiles { etc, events }
+        RenderedFiles {
+            etc,
+            events,
+            bind_over: None,
+        }
     }
+
+    /// After each write, bind-mounts the file over its namesake in `dir` (`/etc` on a
+    /// device), replacing the mount of its previous inode.
+    pub fn binding_over(mut self, dir: PathBuf) -> Self {
+        self.bind_over = Some(dir);
+        self
+    }
+}
+
+/// Mounts `file` over `target`, first detaching what was mounted there (a stale bind of
+/// the file's previous inode).
+pub fn rebind(file: &Path, target: &Path) -> std::io::Result<()> {
+    use rustix::mount::{mount_bind, unmount, UnmountFlags};
+    match unmount(target, UnmountFlags::DETACH) {
+        Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+        Err(e) => return Err(e.into()),
+    }
+    mount_bind(file, target)?;
+    Ok(())
 }
 
 /// The file's current content, if it is a regular file of at most the rendered limit.
@@ -67,6 +97,16 @@ impl RenderedFiles {
         };
         ctx.apply(file.name, spec.clone())?;
         if written {
+            if let Some(dir) = &self.bind_over {
+                let target = dir.join(file.name);
+                rebind(&path, &target).map_err(|e| {
+                    format!(
+                        "bind-mounting {} over {}: {e}",
+                        path.display(),
+                        target.display()
+                    )
+                })?;
+            }
             tracing::info!(path = %spec.path, "rendered");
             self.events.push(
                 NewEvent::new("network.rendered", format!("rendered {}", spec.path))
