@@ -1,8 +1,10 @@
 //! What machine to start: the QEMU program and its arguments, built from typed parts
-//! (machine, CPU, firmware, drives, devices, reboot and watchdog policy). The runner adds
-//! the console, QMP and `-nic none` itself.
+//! (machine, CPU, firmware, drives, devices, reboot and watchdog policy, user-mode
+//! networking). The runner adds the console and QMP itself, and `-nic none` unless the
+//! machine has a [`UserNetwork`].
 
 use std::ffi::OsString;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 /// Where a drive is attached.
@@ -34,6 +36,63 @@ pub enum ResetPolicy {
     Exit,
 }
 
+/// A port on the host's 127.0.0.1 forwarded to a TCP port of the guest (`hostfwd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostForward {
+    pub host_port: u16,
+    pub guest_port: u16,
+}
+
+/// A TCP address the guest connects to, answered by a host command started per
+/// connection with the connection on its stdin and stdout (`guestfwd=...-cmd:COMMAND`).
+///
+/// The other form, `guestfwd=...-tcp:HOST:PORT`, is one chardev connection opened when
+/// QEMU starts: the guest's first connection works, every later one hangs (measured with
+/// busybox `wget` under QEMU 10.0). A command per connection has no such limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestForward {
+    pub guest_address: Ipv4Addr,
+    pub guest_port: u16,
+    /// Run by QEMU through `/bin/sh -c`; a comma in it is doubled for QEMU's parser.
+    pub command: String,
+}
+
+/// QEMU's user-mode network (slirp) on a `virtio-net-pci` card.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserNetwork {
+    /// `restrict=on`: the guest reaches neither the host nor the outside, except through
+    /// the forwards below (checked: a guest's connection to 10.0.2.2 is refused while
+    /// both kinds of forward work).
+    pub restrict: bool,
+    pub host_forwards: Vec<HostForward>,
+    pub guest_forwards: Vec<GuestForward>,
+}
+
+impl UserNetwork {
+    /// The `-netdev` value for a network of id `id`.
+    pub fn netdev(&self, id: &str) -> String {
+        let mut spec = format!("user,id={id}");
+        if self.restrict {
+            spec.push_str(",restrict=on");
+        }
+        for f in &self.host_forwards {
+            spec.push_str(&format!(
+                ",hostfwd=tcp:127.0.0.1:{}-:{}",
+                f.host_port, f.guest_port
+            ));
+        }
+        for f in &self.guest_forwards {
+            spec.push_str(&format!(
+                ",guestfwd=tcp:{}:{}-cmd:{}",
+                f.guest_address,
+                f.guest_port,
+                f.command.replace(',', ",,")
+            ));
+        }
+        spec
+    }
+}
+
 /// A QEMU machine description.
 #[derive(Debug, Clone)]
 pub struct MachineConfig {
@@ -49,6 +108,8 @@ pub struct MachineConfig {
     pub reset: ResetPolicy,
     /// `-action watchdog=ACTION` (`reset`, `poweroff`, `pause`, ...).
     pub watchdog_action: Option<String>,
+    /// User-mode networking; `None` is `-nic none`.
+    pub network: Option<UserNetwork>,
     /// Anything else, passed as is (after everything above).
     pub extra_args: Vec<String>,
 }
@@ -67,8 +128,15 @@ impl MachineConfig {
             devices: Vec::new(),
             reset: ResetPolicy::Restart,
             watchdog_action: None,
+            network: None,
             extra_args: Vec::new(),
         }
+    }
+
+    /// Attaches `network` on a `virtio-net-pci` card (instead of `-nic none`).
+    pub fn network(mut self, network: UserNetwork) -> Self {
+        self.network = Some(network);
+        self
     }
 
     pub fn cpu(mut self, cpu: &str) -> Self {
@@ -144,10 +212,20 @@ impl MachineConfig {
             "stdio,id=console,signal=off",
             "-serial",
             "chardev:console",
-            "-nic",
-            "none",
         ] {
             push(a);
+        }
+        match &self.network {
+            None => {
+                push("-nic");
+                push("none");
+            }
+            Some(network) => {
+                push("-netdev");
+                push(&network.netdev("n0"));
+                push("-device");
+                push("virtio-net-pci,netdev=n0");
+            }
         }
         if self.reset == ResetPolicy::Exit {
             push("-no-reboot");
@@ -228,6 +306,33 @@ mod tests {
             assert!(args.contains(part), "{part:?} missing in {args}");
         }
         assert!(!args.contains("-no-reboot"));
+    }
+
+    #[test]
+    fn user_network_arguments_replace_no_nic() {
+        let network = UserNetwork {
+            restrict: true,
+            host_forwards: vec![HostForward {
+                host_port: 15000,
+                guest_port: 50000,
+            }],
+            guest_forwards: vec![GuestForward {
+                guest_address: Ipv4Addr::new(10, 0, 2, 100),
+                guest_port: 8080,
+                command: "busybox nc 127.0.0.1 18080,x".into(),
+            }],
+        };
+        let config = MachineConfig::new("qemu-system-x86_64", "q35").network(network);
+        let args = joined(&config);
+        assert!(!args.contains("-nic none"), "{args}");
+        assert!(
+            args.contains(
+                "-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:15000-:50000,\
+                 guestfwd=tcp:10.0.2.100:8080-cmd:busybox nc 127.0.0.1 18080,,x \
+                 -device virtio-net-pci,netdev=n0"
+            ),
+            "{args}"
+        );
     }
 
     #[test]

@@ -82,6 +82,11 @@ impl Qemu {
         &mut self.console
     }
 
+    /// Everything the console printed so far.
+    pub fn console_transcript(&self) -> String {
+        self.console.transcript()
+    }
+
     /// The QMP session.
     pub fn qmp(&mut self) -> &mut Qmp {
         &mut self.qmp
@@ -115,6 +120,22 @@ impl Qemu {
                 }
             }
         }
+    }
+
+    /// Whether QEMU has exited (a guest power-off ends it), without waiting.
+    pub fn has_exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Cuts the power: SIGKILL to QEMU's process (by its PID, through the child handle),
+    /// without asking the guest or QEMU, and waits for it to be gone. What the guest had
+    /// not written to its disk image is lost, as on a real power cut.
+    pub fn power_cut(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        self.console.finish();
     }
 
     /// Ends QEMU through QMP `quit` and waits for it, so its drives are closed and every

@@ -5,7 +5,8 @@
 //! watchdog: [`MachineConfig::device`], [`MachineConfig::watchdog_action`],
 //! [`ResetPolicy::Exit`], and the `WATCHDOG`/`RESET`/`SHUTDOWN` events of [`Qmp`]).
 //!
-//! Always TCG (KVM guests hang on these machines) and `-nic none`.
+//! Always TCG (KVM guests hang on these machines); `-nic none` unless the machine has a
+//! [`UserNetwork`] (slirp with `restrict=on`, forwards to and from 127.0.0.1 only).
 //!
 //! # Layout
 //! - [`config`]: [`MachineConfig`], the machine as typed parts, and its arguments.
@@ -26,7 +27,9 @@ pub mod machine;
 pub mod qmp;
 pub mod transcript;
 
-pub use config::{Drive, DriveBus, MachineConfig, ResetPolicy};
+pub use config::{
+    Drive, DriveBus, GuestForward, HostForward, MachineConfig, ResetPolicy, UserNetwork,
+};
 pub use console::Console;
 pub use error::QemuError;
 pub use esp::EspImage;

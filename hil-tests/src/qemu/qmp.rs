@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
@@ -25,6 +25,8 @@ pub struct QmpEvent {
     pub name: String,
     /// Its `data` member (`{"guest": true, "reason": "guest-reset"}` for a RESET).
     pub data: Value,
+    /// When QEMU says it happened (its `timestamp`, host wall clock), if it said.
+    pub timestamp: Option<SystemTime>,
 }
 
 /// One message from QEMU.
@@ -59,9 +61,21 @@ fn classify(line: &[u8], during: &str) -> Result<Message, QemuError> {
         return Ok(Message::Event(QmpEvent {
             name: name.to_owned(),
             data: value.get("data").cloned().unwrap_or(Value::Null),
+            timestamp: timestamp(&value),
         }));
     }
     Err(garbage())
+}
+
+/// An event's `{"timestamp": {"seconds": S, "microseconds": U}}`, if well formed.
+fn timestamp(value: &Value) -> Option<SystemTime> {
+    let stamp = value.get("timestamp")?;
+    let seconds = stamp.get("seconds")?.as_u64()?;
+    let micros = stamp.get("microseconds")?.as_u64()?;
+    if micros >= 1_000_000 {
+        return None;
+    }
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(seconds) + Duration::from_micros(micros))
 }
 
 /// A QMP session, past the capabilities handshake.
@@ -209,6 +223,32 @@ impl Qmp {
         }
     }
 
+    /// Reads the events QEMU has sent, waiting at most `wait` for the first one, so
+    /// [`Qmp::take_events`] sees events that came while nobody was asking. A closed
+    /// socket (QEMU exited) is not an error: there is nothing more to read.
+    pub fn pump(&mut self, wait: Duration) -> Result<(), QemuError> {
+        let deadline = Instant::now() + wait.max(Duration::from_millis(1));
+        loop {
+            match self.next_message("reading events", deadline) {
+                Ok(Some(Message::Event(e))) => self.keep(e),
+                Ok(Some(_)) => {}
+                Ok(None) => return Ok(()),
+                Err(QemuError::QmpIo { source, .. })
+                    if matches!(
+                        source.kind(),
+                        ErrorKind::WouldBlock
+                            | ErrorKind::TimedOut
+                            | ErrorKind::ConnectionReset
+                            | ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    return Ok(())
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// The events received and not yet waited for, oldest first.
     pub fn take_events(&mut self) -> Vec<QmpEvent> {
         self.events.drain(..).collect()
@@ -313,6 +353,7 @@ mod tests {
         qmp.system_reset().unwrap();
         let event = qmp.wait_event("RESET", Duration::from_secs(5)).unwrap();
         assert_eq!(event.data["reason"], "host-qmp-system-reset");
+        assert_eq!(event.timestamp, None, "this event carried no timestamp");
         drop(qmp);
         peer.join().unwrap();
     }
@@ -346,6 +387,28 @@ mod tests {
         );
         drop(qmp);
         peer.join().unwrap();
+    }
+
+    #[test]
+    fn pumped_events_keep_their_timestamps() {
+        let (mut qmp, peer) = fake_qemu_then(
+            vec![(
+                "query-status",
+                vec![
+                    "{\"return\": {\"status\": \"running\"}}\r\n",
+                    "{\"event\": \"WATCHDOG\", \"data\": {\"action\": \"reset\"}, \"timestamp\": {\"seconds\": 1700000000, \"microseconds\": 250000}}\r\n",
+                ],
+            )],
+            false,
+        );
+        qmp.execute("query-status", Value::Null).unwrap();
+        peer.join().unwrap();
+        qmp.pump(Duration::from_secs(5)).unwrap();
+        let events = qmp.take_events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].name, "WATCHDOG");
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
+        assert_eq!(events[0].timestamp, Some(at));
     }
 
     #[test]

@@ -1,0 +1,388 @@
+//! The QEMU board's releases: slot images built by `skerryctl image build` (the same
+//! builder, factory config and extension as the disk the board boots, so the device's
+//! update source and trusted root carry over) and signed into the served repository by
+//! `skerry_release::add_image`, the code `skerryctl release add` runs.
+//!
+//! - [`ReleaseProperty::Good`]: a plain build.
+//! - [`ReleaseProperty::Fault`]: `--fault WORD`, with `skerryd-fault-hooks`.
+//! - [`ReleaseProperty::FailingHealthCheck`]: its factory config adds a service whose
+//!   critical health check connects to a port nothing listens on.
+//! - [`ReleaseProperty::BadSignature`]: published genuinely into a scratch copy of the
+//!   repository, then every signature of its new metadata altered and the result laid
+//!   over the served repository; the genuine `timestamp.json` is put back before the next
+//!   publish, so later releases are signed over the genuine chain.
+//!
+//! [`QemuReleases::provision`] makes the whole site: keys and repository, the device's
+//! PKI, the factory config and the extension holding the pinned root, and the first disk.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{bail, Context as _};
+use skerry_chunks::ChunkParams;
+use skerry_release::{AddImage, Expiries, KeySet, Repository};
+
+use super::artifacts::{BuiltImage, ImageBuild, StaticPrograms};
+use super::{BOARD_DEFINITION, FAULTS, GUEST_API_PORT, GUEST_REPOSITORY_URL};
+use crate::daemon::pki::Pki;
+use crate::rig::{PublishedRelease, ReleaseFactory, ReleaseProperty, ReleaseRequest, Unsupported};
+
+/// Where the pinned root of the release repository is in the slot.
+pub const TRUSTED_ROOT_IN_SLOT: &str = "/etc/skerry/update-root.json";
+/// How long a new slot's critical checks must hold before it is committed.
+pub const PROBATION_SECS: u64 = 20;
+
+/// The releases of one QEMU board and the files they are built from.
+#[derive(Debug)]
+pub struct QemuReleases {
+    dir: PathBuf,
+    programs: StaticPrograms,
+    keys: KeySet,
+    repo: Repository,
+    pki_dir: PathBuf,
+    extension: PathBuf,
+    published: BTreeSet<semver::Version>,
+    /// The genuine `timestamp.json` and the files a bad-signature publish laid over the
+    /// served repository, to undo before the next publish.
+    overlay: Option<(Vec<u8>, Vec<PathBuf>)>,
+}
+
+/// What [`QemuReleases::provision`] made.
+#[derive(Debug)]
+pub struct Provisioned {
+    pub releases: QemuReleases,
+    /// The client identities the device accepts.
+    pub pki: Pki,
+    /// The first disk (slot A holds `version`).
+    pub disk: BuiltImage,
+    /// The repository's directory (serve it).
+    pub repository: PathBuf,
+}
+
+impl QemuReleases {
+    /// Makes keys, a repository, the device PKI, the extension with the pinned root and
+    /// the factory config under `dir`, and builds the disk of `version`. The first
+    /// release is published too, so the device can later be told to go back to it.
+    pub fn provision(
+        dir: &Path,
+        programs: &StaticPrograms,
+        version: &semver::Version,
+    ) -> anyhow::Result<Provisioned> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let keys = KeySet::generate(&dir.join("keys"), 1).context("generating release keys")?;
+        let repo = Repository::new(&dir.join("repo"));
+        skerry_release::init(&keys, &repo, 1, &Expiries::default(), SystemTime::now())
+            .context("initializing the release repository")?;
+        let pki_dir = dir.join("pki");
+        let pki = Pki::create(&pki_dir)?;
+        let extension = dir.join("extension");
+        let root_in_ext = extension.join(TRUSTED_ROOT_IN_SLOT.trim_start_matches('/'));
+        if let Some(parent) = root_in_ext.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let root = repo.metadata_dir().join("1.root.json");
+        std::fs::copy(&root, &root_in_ext)
+            .with_context(|| format!("copying {} into the extension", root.display()))?;
+        let mut releases = QemuReleases {
+            dir: dir.to_owned(),
+            programs: programs.clone(),
+            keys,
+            repo,
+            pki_dir,
+            extension,
+            published: BTreeSet::new(),
+            overlay: None,
+        };
+        let disk = releases.build(version, &ReleaseProperty::Good, true)?;
+        releases.sign(version, &disk.slot)?;
+        let repository = releases.repo.dir.clone();
+        Ok(Provisioned {
+            releases,
+            pki,
+            disk,
+            repository,
+        })
+    }
+
+    /// The fault words this factory can build.
+    pub fn faults(&self) -> &'static [&'static str] {
+        FAULTS
+    }
+
+    /// Whether it can build a release whose critical health check fails.
+    pub fn can_fail_health_check(&self) -> bool {
+        true
+    }
+
+    /// The repository's directory.
+    pub fn repository(&self) -> &Path {
+        &self.repo.dir
+    }
+
+    /// Builds `version` with `property`'s build-time part (its disk too when `with_pki`,
+    /// the device's first disk).
+    fn build(
+        &self,
+        version: &semver::Version,
+        property: &ReleaseProperty,
+        with_pki: bool,
+    ) -> anyhow::Result<BuiltImage> {
+        let name = format!("v{version}");
+        let config = self.dir.join(format!("{name}.config.yaml"));
+        std::fs::write(&config, factory_config(property))
+            .with_context(|| format!("writing {}", config.display()))?;
+        let mut build = ImageBuild::new(version.clone(), &self.dir.join(format!("{name}.img")));
+        build.config = Some(config);
+        build.extensions = vec![self.extension.clone()];
+        if with_pki {
+            build.pki = Some(self.pki_dir.clone());
+        }
+        if let ReleaseProperty::Fault(word) = property {
+            if !FAULTS.contains(&word.as_str()) {
+                return Err(Unsupported {
+                    board: super::BOARD_NAME.into(),
+                    what: format!("build a release with the fault {word:?} (known: {FAULTS:?})"),
+                }
+                .into());
+            }
+            build.fault = Some(word.clone());
+        }
+        build.run(&self.programs)
+    }
+
+    /// Signs `slot` as release `version` into `repo`.
+    fn sign_into(
+        &self,
+        repo: &Repository,
+        version: &semver::Version,
+        slot: &Path,
+    ) -> anyhow::Result<u64> {
+        let version_text = version.to_string();
+        let add = AddImage {
+            board: BOARD_DEFINITION,
+            version: &version_text,
+            channel: "stable",
+            image: slot,
+            params: ChunkParams::DEFAULT,
+            level: 3,
+        };
+        let added = skerry_release::add_image(
+            &self.keys,
+            repo,
+            &add,
+            &Expiries::default(),
+            SystemTime::now(),
+        )
+        .with_context(|| format!("publishing {version} into {}", repo.dir.display()))?;
+        Ok(added.pack_len)
+    }
+
+    fn sign(&mut self, version: &semver::Version, slot: &Path) -> anyhow::Result<u64> {
+        self.undo_overlay()?;
+        let bytes = self.sign_into(&self.repo.clone(), version, slot)?;
+        self.published.insert(version.clone());
+        Ok(bytes)
+    }
+
+    /// Publishes `version` with every new signature altered, laid over the served
+    /// repository.
+    fn sign_badly(&mut self, version: &semver::Version, slot: &Path) -> anyhow::Result<u64> {
+        self.undo_overlay()?;
+        let scratch = tempfile::tempdir_in(&self.dir).context("creating a scratch repository")?;
+        let copy = Repository::new(&scratch.path().join("repo"));
+        copy_tree(&self.repo.dir, &copy.dir)?;
+        let bytes = self.sign_into(&copy, version, slot)?;
+        let timestamp = self.repo.metadata_dir().join("timestamp.json");
+        let genuine = std::fs::read(&timestamp)
+            .with_context(|| format!("reading {}", timestamp.display()))?;
+        let mut laid = Vec::new();
+        for file in list_files(&copy.dir)? {
+            let rel = file.strip_prefix(&copy.dir).unwrap_or(&file).to_owned();
+            let target = self.repo.dir.join(&rel);
+            let is_timestamp = rel == Path::new("metadata/timestamp.json");
+            if target.exists() && !is_timestamp {
+                continue;
+            }
+            let mut content =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            if rel.starts_with("metadata") {
+                content = spoil_signatures(&content)
+                    .with_context(|| format!("altering the signatures of {}", rel.display()))?;
+            }
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            std::fs::write(&target, content)
+                .with_context(|| format!("writing {}", target.display()))?;
+            if !is_timestamp {
+                laid.push(target);
+            }
+        }
+        self.overlay = Some((genuine, laid));
+        Ok(bytes)
+    }
+
+    /// Puts the genuine chain back after a bad-signature publish.
+    fn undo_overlay(&mut self) -> anyhow::Result<()> {
+        let Some((timestamp, laid)) = self.overlay.take() else {
+            return Ok(());
+        };
+        let path = self.repo.metadata_dir().join("timestamp.json");
+        std::fs::write(&path, timestamp)
+            .with_context(|| format!("restoring {}", path.display()))?;
+        for file in laid {
+            std::fs::remove_file(&file).with_context(|| format!("removing {}", file.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl ReleaseFactory for QemuReleases {
+    fn publish(&mut self, release: &ReleaseRequest) -> anyhow::Result<PublishedRelease> {
+        if self.published.contains(&release.version) {
+            bail!("release {} is already published", release.version);
+        }
+        let built = self.build(&release.version, &release.property, false)?;
+        let pack_bytes = match release.property {
+            ReleaseProperty::BadSignature => self.sign_badly(&release.version, &built.slot)?,
+            _ => self.sign(&release.version, &built.slot)?,
+        };
+        Ok(PublishedRelease {
+            version: release.version.clone(),
+            property: release.property.clone(),
+            image: built.slot,
+            pack_bytes,
+        })
+    }
+}
+
+/// The factory machine config of a release: where updates come from, and for
+/// [`ReleaseProperty::FailingHealthCheck`] a service with a critical check that fails.
+pub fn factory_config(property: &ReleaseProperty) -> String {
+    let mut text = format!(
+        "apiVersion: skerry.dev/v1alpha1
+kind: MachineConfig
+hostname: skerry-qemu
+---
+apiVersion: skerry.dev/v1alpha1
+kind: UpdateConfig
+repository: {GUEST_REPOSITORY_URL}
+trustedRoot: {TRUSTED_ROOT_IN_SLOT}
+board: {BOARD_DEFINITION}
+channel: stable
+probation: {PROBATION_SECS}s
+"
+    );
+    // The healthy check connects to the device's own API; the failing one to port 1,
+    // where nothing listens. The service is skerryd printing its version (the slot has
+    // no other program), restarted so the check always has a running service.
+    let address = match property {
+        ReleaseProperty::FailingHealthCheck => "127.0.0.1:1".to_owned(),
+        _ => format!("127.0.0.1:{GUEST_API_PORT}"),
+    };
+    text.push_str(&format!(
+        "---
+apiVersion: skerry.dev/v1alpha1
+kind: ServiceConfig
+name: app
+command: [/sbin/skerryd, --version]
+restart:
+  policy: always
+  initialBackoff: 5s
+  maxBackoff: 5s
+healthChecks:
+  - name: api-port
+    probe:
+      tcp:
+        address: \"{address}\"
+    interval: 1s
+    timeout: 900ms
+    failureThreshold: 3
+    critical: true
+"
+    ));
+    text
+}
+
+/// `bytes` (signed TUF metadata) with the last hex digit of every signature changed.
+fn spoil_signatures(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).context("the metadata is not JSON")?;
+    let Some(signatures) = value.get_mut("signatures").and_then(|s| s.as_array_mut()) else {
+        bail!("the metadata has no signatures array");
+    };
+    for signature in signatures {
+        let Some(sig) = signature.get("sig").and_then(|s| s.as_str()) else {
+            bail!("a signature has no sig");
+        };
+        let mut spoiled = sig.to_owned();
+        let last = spoiled.pop().unwrap_or('0');
+        spoiled.push(if last == '0' { '1' } else { '0' });
+        signature["sig"] = serde_json::Value::String(spoiled);
+    }
+    Ok(serde_json::to_vec(&value)?)
+}
+
+fn list_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    for file in list_files(from)? {
+        let rel = file.strip_prefix(from).unwrap_or(&file);
+        let target = to.join(rel);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(&file, &target).with_context(|| format!("copying {}", file.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spoiled_signatures_differ_and_the_signed_part_does_not() {
+        let original = br#"{"signed":{"version":3},"signatures":[{"keyid":"k","sig":"abc0"},{"keyid":"l","sig":"ff"}]}"#;
+        let spoiled: serde_json::Value =
+            serde_json::from_slice(&spoil_signatures(original).unwrap()).unwrap();
+        assert_eq!(spoiled["signatures"][0]["sig"], "abc1");
+        assert_eq!(spoiled["signatures"][1]["sig"], "f0");
+        assert_eq!(spoiled["signed"]["version"], 3);
+        assert!(spoil_signatures(b"{\"signed\":{}}").is_err());
+    }
+
+    #[test]
+    fn only_the_failing_release_points_its_check_at_a_closed_port() {
+        let good = factory_config(&ReleaseProperty::Good);
+        let bad = factory_config(&ReleaseProperty::FailingHealthCheck);
+        assert!(good.contains("127.0.0.1:50000") && !good.contains("127.0.0.1:1\""));
+        assert!(bad.contains("\"127.0.0.1:1\""));
+        for text in [good, bad] {
+            assert!(
+                text.contains("repository: http://10.0.2.100:8080"),
+                "{text}"
+            );
+            let config = skerry_config::decode(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            skerry_config::validate(&config, None).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        }
+    }
+}
