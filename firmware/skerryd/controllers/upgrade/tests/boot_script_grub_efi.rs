@@ -1,0 +1,189 @@
+//! The boot script update in real GRUB-EFI: OVMF on QEMU's q35 machine starts a
+//! standalone GRUB whose built-in config is `early_config()` (the memdisk config of
+//! `grub-mkstandalone`), from a FAT ESP laid out as `skerryd-upgrade` leaves it. Each
+//! script's menu entry prints which script and slot booted.
+//!
+//! Four ESPs, one boot each: the factory one (`grub.cfg`, no script variables); after
+//! the update put version 1 beside it (`grub.b.cfg` runs); the same with the block torn
+//! between the switch's two writes (GRUB reads the second copy and runs `grub.b.cfg`);
+//! and with the named script missing (GRUB runs the other).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use skerry_boot_state::grub::boot_script::{ENV_FILE, PRIMARY_SCRIPT, SECOND_SCRIPT};
+use skerry_boot_state::grub::store::SECOND_COPY_SUFFIX;
+use skerry_boot_state::grub::{early_config, grub_cfg, GrubEnvStore};
+use skerry_boot_state::{BootState, BootStore, FileMedium, SlotName, StoreSpec};
+use skerry_hil::qemu::files::{need_file, need_tool, ovmf_vars_copy, run_tool, OVMF_CODE_4M};
+use skerry_hil::qemu::{DriveBus, EspImage, MachineConfig, Qemu};
+use skerryd_upgrade::boot_script::{apply_carried, Outcome, IMAGE_JSON, SLOT_SCRIPT};
+
+/// What the early config and the scripts use, built into GRUB.
+const MODULES: &str = "part_gpt fat loadenv test echo sleep normal configfile";
+/// OVMF to GRUB takes 5–8 s under TCG; this is for a loaded machine.
+const BOOT: Duration = Duration::from_secs(120);
+
+fn state() -> BootState {
+    let slots = [SlotName::new("A").unwrap(), SlotName::new("B").unwrap()];
+    BootState::new(&slots, 3).unwrap()
+}
+
+/// A boot script of `version`: the slot-selection fragment and one marker entry a slot.
+fn script(version: u32) -> String {
+    let seed = state();
+    let mut s = format!("set timeout=0\necho \"SKERRY-SCRIPT v{version}\"\n");
+    s.push_str(&grub_cfg(&seed, Some("${cmdpath}/grubenv")));
+    for slot in seed.order() {
+        s.push_str(&format!(
+            "menuentry \"Slot {slot}\" --id skerry-{slot} {{\n  echo \"SKERRY-BOOTED script=v{version} slot={slot}\"\n  sleep 600\n}}\n"
+        ));
+    }
+    s
+}
+
+/// The ESP's `EFI/BOOT` files in a host directory.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Boots an ESP holding `efi` and `files` in `EFI/BOOT`; returns what the marker line
+/// said and the console before it.
+fn boot(work: &Path, efi: &Path, files: &[(String, Vec<u8>)]) -> (String, String) {
+    let dir = tempfile::tempdir_in(work).unwrap();
+    let esp = EspImage::create(&dir.path().join("disk.img")).unwrap();
+    esp.put(efi, "/EFI/BOOT/BOOTX64.EFI").unwrap();
+    for (name, bytes) in files {
+        let host = dir.path().join(name);
+        std::fs::write(&host, bytes).unwrap();
+        esp.put(&host, &format!("/EFI/BOOT/{name}")).unwrap();
+    }
+    let vars = ovmf_vars_copy(dir.path()).unwrap();
+    let config = MachineConfig::new("qemu-system-x86_64", "q35")
+        .drive(DriveBus::Pflash { unit: 0 }, Path::new(OVMF_CODE_4M), true)
+        .drive(DriveBus::Pflash { unit: 1 }, &vars, false)
+        .drive(DriveBus::Virtio { id: "esp".into() }, esp.path(), false);
+    let mut qemu = Qemu::start(&config, dir.path()).unwrap();
+    let markers = [
+        "SKERRY-BOOTED script=v0 slot=A",
+        "SKERRY-BOOTED script=v1 slot=A",
+    ];
+    let (i, console) = qemu
+        .console()
+        .expect_any(&markers, BOOT)
+        .unwrap_or_else(|e| panic!("no script booted: {e}"));
+    qemu.quit().unwrap();
+    (markers[i].to_owned(), console)
+}
+
+fn grub_efi(work: &Path) -> PathBuf {
+    need_tool("grub-mkstandalone", "grub-common").unwrap();
+    need_file("/usr/lib/grub/x86_64-efi/moddep.lst", "grub-efi-amd64-bin").unwrap();
+    need_file(OVMF_CODE_4M, "ovmf").unwrap();
+    let early = work.join("early.cfg");
+    std::fs::write(&early, early_config()).unwrap();
+    let efi = work.join("BOOTX64.EFI");
+    run_tool(
+        Command::new("grub-mkstandalone")
+            .args(["-O", "x86_64-efi"])
+            .arg(format!("--modules={MODULES}"))
+            .arg(format!("--install-modules={MODULES}"))
+            .args(["--locales=", "--fonts=", "--themes=", "-o"])
+            .arg(&efi)
+            .arg(format!("boot/grub/grub.cfg={}", early.display())),
+    )
+    .unwrap();
+    efi
+}
+
+#[test]
+fn real_grub_efi_runs_the_script_the_update_switched_to_and_survives_a_torn_switch() {
+    let work = tempfile::tempdir().unwrap();
+    let efi = grub_efi(work.path());
+
+    // The factory ESP.
+    let esp = work.path().join("esp");
+    std::fs::create_dir(&esp).unwrap();
+    GrubEnvStore::new(FileMedium::create(esp.join(ENV_FILE)))
+        .commit(&state())
+        .unwrap();
+    std::fs::write(esp.join(PRIMARY_SCRIPT), script(0)).unwrap();
+    let factory = files(&esp);
+    let block_before = std::fs::read(esp.join(ENV_FILE)).unwrap();
+
+    // The committed release carries version 1: the device's code path writes it.
+    let root = work.path().join("slot");
+    for (rel, bytes) in [
+        (SLOT_SCRIPT, script(1)),
+        (IMAGE_JSON, "{\"boot_script_version\":1}".to_owned()),
+    ] {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    let spec = StoreSpec::Grub {
+        path: esp.join(ENV_FILE),
+    };
+    let outcome = apply_carried(&root, &spec).unwrap();
+    assert!(matches!(outcome, Outcome::Applied(_)), "{outcome:?}");
+    let updated = files(&esp);
+
+    // The block torn between its first sector (before the switch) and the rest (after);
+    // the second copy is whole and after.
+    let mut torn = updated.clone();
+    for (name, bytes) in &mut torn {
+        if name == ENV_FILE {
+            bytes[..512].copy_from_slice(&block_before[..512]);
+        }
+    }
+    let second = format!("{ENV_FILE}{SECOND_COPY_SUFFIX}");
+    assert!(torn.iter().any(|(n, _)| *n == second));
+    // The named script gone: the other one runs.
+    let missing: Vec<_> = updated
+        .iter()
+        .filter(|(n, _)| n != SECOND_SCRIPT)
+        .cloned()
+        .collect();
+
+    let (marker, console) = boot(work.path(), &efi, &factory);
+    assert_eq!(marker, "SKERRY-BOOTED script=v0 slot=A", "{console}");
+    assert!(
+        console.contains("skerry: boot script grub.cfg"),
+        "{console}"
+    );
+
+    let (marker, console) = boot(work.path(), &efi, &updated);
+    assert_eq!(marker, "SKERRY-BOOTED script=v1 slot=A", "{console}");
+    assert!(
+        console.contains("skerry: boot script grub.b.cfg"),
+        "{console}"
+    );
+    assert!(!console.contains("torn"), "{console}");
+    assert!(!console.contains("missing"), "{console}");
+
+    let (marker, console) = boot(work.path(), &efi, &torn);
+    assert_eq!(marker, "SKERRY-BOOTED script=v1 slot=A", "{console}");
+    assert!(
+        console.contains("torn or unreadable; loading its second copy"),
+        "{console}"
+    );
+
+    let (marker, console) = boot(work.path(), &efi, &missing);
+    assert_eq!(marker, "SKERRY-BOOTED script=v0 slot=A", "{console}");
+    assert!(
+        console.contains("boot script grub.b.cfg is missing; running grub.cfg"),
+        "{console}"
+    );
+}
