@@ -276,9 +276,12 @@ impl Decider {
 pub enum Action {
     /// Power on (the bootloader picks a slot).
     PowerOn {},
-    /// Cut power now, or `during = "install"` once `after_bytes` of the pack were served.
+    /// Cut power now; or `during = "install"`: start the upgrade to `version`, hold
+    /// its download still once the repository served `after_bytes` of the image pack,
+    /// and cut power there (the download held, the slot half written).
     PowerCut {
         during: Option<During>,
+        version: Option<Version>,
         after_bytes: Option<Bytes>,
         timeout: Option<Time>,
     },
@@ -391,7 +394,8 @@ impl Action {
     pub fn needs(&self) -> Vec<Vec<Need>> {
         let api = vec![vec![Need::Skerryd]];
         match self {
-            Action::PowerCut { .. } => vec![vec![Need::PowerCut]],
+            Action::PowerCut { during: None, .. } => vec![vec![Need::PowerCut]],
+            Action::PowerCut { .. } => vec![vec![Need::PowerCut], vec![Need::Skerryd]],
             Action::Publish { release, fault, .. } => match (release, fault) {
                 (ReleaseKind::FailingHealthCheck, _) => vec![vec![Need::FailingHealthCheck]],
                 (ReleaseKind::Fault, Some(word)) => vec![vec![Need::Fault(word.0.clone())]],
@@ -568,14 +572,20 @@ fn check_step(action: &Action) -> Result<(), (&'static str, String)> {
         },
         Action::PowerCut {
             during,
+            version,
             after_bytes,
             ..
-        } => match (during, after_bytes) {
-            (Some(During::Install), None) => Err((
+        } => match (during, version, after_bytes) {
+            (Some(During::Install), _, None) => Err((
                 "after_bytes",
                 "during = \"install\" needs after_bytes = N".into(),
             )),
-            (None, Some(_)) => Err(("during", "after_bytes needs during = \"install\"".into())),
+            (Some(During::Install), None, _) => Err((
+                "version",
+                "during = \"install\" needs the version to install".into(),
+            )),
+            (None, Some(_), _) => Err(("during", "version needs during = \"install\"".into())),
+            (None, _, Some(_)) => Err(("during", "after_bytes needs during = \"install\"".into())),
             _ => Ok(()),
         },
         _ => Ok(()),
@@ -725,7 +735,7 @@ expect_watchdog_reset = { within = "timeout + 10%" }
                 "not a capability",
             ),
             (
-                "name = \"t\"\nsummary = \"s\"\n[[step]]\npower_cut = { during = \"install\" }\n",
+                "name = \"t\"\nsummary = \"s\"\n[[step]]\npower_cut = { during = \"install\", version = \"1.1.0\" }\n",
                 "power_cut.after_bytes",
                 4,
                 "needs after_bytes",
@@ -737,7 +747,7 @@ expect_watchdog_reset = { within = "timeout + 10%" }
                 "timeout + N%",
             ),
             (
-                "name = \"t\"\nsummary = \"s\"\n[[step]]\npower_cut = { during = \"install\", after_bytes = 99999999999 }\n",
+                "name = \"t\"\nsummary = \"s\"\n[[step]]\npower_cut = { during = \"install\", version = \"1.1.0\", after_bytes = 99999999999 }\n",
                 "after_bytes",
                 4,
                 "give 1 to",

@@ -25,7 +25,7 @@
 //! - [`sim`]: the simulated board;
 //! - [`real`]: a real board (serial console, power relay).
 
-pub mod qemu;
+pub mod real;
 pub mod repository;
 pub mod sim;
 
@@ -33,7 +33,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use repository::{RepositoryFault, RepositoryServer};
+pub use repository::{CutRecord, RepositoryFault, RepositoryServer};
 
 /// What a board can do, so a scenario that needs more is skipped with a reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -171,7 +171,8 @@ pub struct ApiEndpoint {
     pub address: SocketAddr,
     /// PEM of the CA that signed the device's certificate.
     pub ca_pem: Vec<u8>,
-    /// PEM of an operator client certificate and key the device accepts.
+    /// PEM of a client certificate and key the device accepts with the admin role
+    /// (`os:admin`: the Upgrade call needs it).
     pub client_cert_pem: Vec<u8>,
     pub client_key_pem: Vec<u8>,
     /// The name the device certificate is issued for.

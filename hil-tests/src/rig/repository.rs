@@ -50,6 +50,28 @@ struct State {
     /// The CutAfter point was reached.
     cut: AtomicBool,
     stop: AtomicBool,
+    record: Mutex<CutRecord>,
+}
+
+/// Where a cut download started, where it was cut, and where it went on afterwards
+/// (byte offsets in the pack file), since the last [`RepositoryFault::CutAfter`] was set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CutRecord {
+    /// The start of the first pack request after the fault was set.
+    pub first_start: Option<u64>,
+    /// The offset at which a pack download was cut.
+    pub cut_at: Option<u64>,
+    /// The start of the first pack request after the cut.
+    pub next_start: Option<u64>,
+}
+
+impl CutRecord {
+    /// Whether the download went on after the cut from further than it first started
+    /// (it resumed instead of starting over).
+    pub fn resumed(&self) -> bool {
+        matches!((self.first_start, self.cut_at, self.next_start),
+            (Some(first), Some(_), Some(next)) if next > first)
+    }
 }
 
 /// The server. Dropping it stops it.
@@ -75,6 +97,7 @@ impl RepositoryServer {
             holding: AtomicBool::new(false),
             cut: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            record: Mutex::new(CutRecord::default()),
         });
         let root = dir.to_owned();
         let shared = Arc::clone(&state);
@@ -122,7 +145,15 @@ impl RepositoryServer {
         let mut guard = self.state.fault.lock().unwrap_or_else(|p| p.into_inner());
         *guard = (fault, self.state.pack_bytes.load(Ordering::SeqCst));
         self.state.holding.store(false, Ordering::SeqCst);
-        self.state.cut.store(false, Ordering::SeqCst);
+        if let RepositoryFault::CutAfter(_) = fault {
+            self.state.cut.store(false, Ordering::SeqCst);
+            *self.state.record.lock().unwrap_or_else(|p| p.into_inner()) = CutRecord::default();
+        }
+    }
+
+    /// Where the last cut download started, was cut, and went on.
+    pub fn cut_record(&self) -> CutRecord {
+        *self.state.record.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// What the repository does now (a reached cut reads as `Down`).
@@ -255,6 +286,14 @@ fn serve(mut conn: TcpStream, root: &Path, state: &State) -> std::io::Result<()>
     if is_pack && start > 0 {
         state.resumed.fetch_add(1, Ordering::SeqCst);
     }
+    if is_pack {
+        let mut record = state.record.lock().unwrap_or_else(|p| p.into_inner());
+        if record.first_start.is_none() {
+            record.first_start = Some(start);
+        } else if record.cut_at.is_some() && record.next_start.is_none() {
+            record.next_start = Some(start);
+        }
+    }
     let head = if range_start.is_some() {
         format!(
             "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{len}\r\nConnection: close\r\n\r\n",
@@ -276,7 +315,7 @@ fn serve(mut conn: TcpStream, root: &Path, state: &State) -> std::io::Result<()>
         if is_pack {
             if let Some(allowed) = allowance(state) {
                 if allowed == 0 {
-                    return reached(conn, state);
+                    return reached(conn, state, end - left);
                 }
                 want = want.min(usize::try_from(allowed).unwrap_or(usize::MAX));
             }
@@ -295,10 +334,16 @@ fn serve(mut conn: TcpStream, root: &Path, state: &State) -> std::io::Result<()>
 }
 
 /// The fault's point was reached on this connection: cut it, or hold it.
-fn reached(conn: TcpStream, state: &State) -> std::io::Result<()> {
+fn reached(conn: TcpStream, state: &State, offset: u64) -> std::io::Result<()> {
     let fault = fault_now(state);
     match fault {
         RepositoryFault::CutAfter(_) => {
+            state
+                .record
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .cut_at
+                .get_or_insert(offset);
             state.cut.store(true, Ordering::SeqCst);
             conn.shutdown(std::net::Shutdown::Both)
         }
@@ -383,6 +428,14 @@ mod tests {
         let (head, body) = get(&format!("{}/timestamp.json", server.url()), None).unwrap();
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         assert_eq!(body, b"{}");
+        assert!(!server.cut_record().resumed(), "{:?}", server.cut_record());
+        get(&format!("{}/x.image.pack", server.url()), Some("40000-")).unwrap();
+        let record = server.cut_record();
+        assert_eq!(
+            (record.first_start, record.cut_at, record.next_start),
+            (Some(0), Some(40_000), Some(40_000))
+        );
+        assert!(record.resumed());
     }
 
     #[test]

@@ -82,6 +82,8 @@ pub struct SimulatedBoard {
     ready_cursor: usize,
     events: Vec<TimedEvent>,
     fires_seen: usize,
+    /// Arms of the watchdog device already told on the console.
+    arms_seen: usize,
 }
 
 impl std::fmt::Debug for SimulatedBoard {
@@ -145,6 +147,7 @@ timeout: {timeout}ms
             ready_cursor: 0,
             events: Vec::new(),
             fires_seen: 0,
+            arms_seen: 0,
         })
     }
 
@@ -202,6 +205,7 @@ timeout: {timeout}ms
             match word.trim() {
                 "hang-initramfs" => {
                     self.arm_watchdog()?;
+                    self.arms_seen += 1;
                     self.say(format!(
                         "SKERRY-WATCHDOG armed device=simulated timeout={}",
                         self.options.watchdog_timeout.as_secs_f64()
@@ -256,6 +260,20 @@ timeout: {timeout}ms
         let fire = record.fires.get(self.fires_seen).copied();
         self.fires_seen = self.fires_seen.max(record.fires.len());
         fire
+    }
+
+    /// Says on the console when the daemon armed the watchdog device, as PID 1 does.
+    fn tell_arms(&mut self) {
+        let Some(record) = self.board.watchdog().map(|d| d.record()) else {
+            return;
+        };
+        if record.arms.len() > self.arms_seen {
+            self.arms_seen = record.arms.len();
+            let timeout = record.timeout.unwrap_or_default().as_secs_f64();
+            self.say(format!(
+                "SKERRY-WATCHDOG armed device=simulated timeout={timeout}"
+            ));
+        }
     }
 
     fn reset(&mut self, at: Instant, event: BoardEvent, why: &str) -> anyhow::Result<()> {
@@ -389,6 +407,7 @@ impl Board for SimulatedBoard {
             );
         }
         if matches!(self.power, Power::Running(_)) {
+            self.tell_arms();
             match self.board.poll_power_request() {
                 Ok(None) => {}
                 Ok(Some(request)) if request.starts_with("reboot") => {
