@@ -239,10 +239,15 @@ fn apply(fs: &LossyFs, script: &[u8], version: u32) {
 
 fn finish(script: &'static [u8], version: u32) -> impl Fn(&LossyFs) {
     move |fs| {
-        let done = BootScriptUpdate::new(fs.clone()).apply(script, version);
+        let mut update = BootScriptUpdate::new(fs.clone());
+        let done = update.apply(script, version);
         assert!(
             matches!(done, Ok(Applied::Installed(_) | Applied::Unchanged(_))),
             "the update run again after a cut: {done:?}"
+        );
+        assert!(
+            update.block_is_whole().unwrap(),
+            "the update run again leaves the environment block whole"
         );
     }
 }

@@ -144,6 +144,7 @@ fn a_torn_block_is_read_through_its_second_copy() {
     let mut torn = fs.read(ENV_FILE).unwrap();
     torn[..512].copy_from_slice(&whole[..512]);
     let fs = LossyFs::new(Mode::Fat)
+        .with_file(PRIMARY_SCRIPT, b"# v2\n")
         .with_file(ENV_FILE, &torn)
         .with_file(
             &format!("{ENV_FILE}.b"),
@@ -156,6 +157,15 @@ fn a_torn_block_is_read_through_its_second_copy() {
             version: 2
         }
     );
+    // The update run again writes no script but makes the block whole again, so no
+    // save_env of GRUB's can bring back the torn half's variables.
+    let mut update = BootScriptUpdate::new(fs.clone());
+    assert!(!update.block_is_whole().unwrap());
+    let again = update.apply(b"# v2\n", 2).unwrap();
+    assert!(matches!(again, Applied::Unchanged(_)), "{again:?}");
+    assert!(update.block_is_whole().unwrap());
+    assert!(fs.read(SECOND_SCRIPT).is_none(), "no script written");
+    assert_eq!(installed(&fs).version, 2);
 }
 
 #[test]

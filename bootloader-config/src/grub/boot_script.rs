@@ -29,6 +29,11 @@
 //! early config then reads the second copy, which is already whole and names the new
 //! script, itself complete and durable since step 1. So every cut boots a whole script.
 //!
+//! Run again after a cut inside the block's write, the update rewrites the torn block
+//! from its whole second copy: GRUB's `save_env` (the fragment's, during a trial) keeps
+//! every variable it does not name from the block as it is, so a torn block left alone
+//! could take the switch back.
+//!
 //! The update is idempotent (the same version and bytes: nothing is written), refuses a
 //! script larger than [`MAX_SCRIPT_SIZE`] or empty, a version older than the installed
 //! one, and the installed version with other bytes. A boot script must keep booting
@@ -40,7 +45,7 @@ use std::path::PathBuf;
 use skerry_medium::dir::Directory;
 use skerry_medium::{FsMedium, MediumError};
 
-use crate::grub::envblk::{GEN_HEAD, GEN_TAIL};
+use crate::grub::envblk::{self, GEN_HEAD, GEN_TAIL};
 use crate::grub::store::{GrubEnvStore, SECOND_COPY_SUFFIX};
 use crate::store::StoreError;
 
@@ -219,6 +224,7 @@ impl<D: Directory + Clone> BootScriptUpdate<D> {
         }
         if version == installed.version {
             if self.read(installed.name)?.as_deref() == Some(script) {
+                self.repair_torn_block()?;
                 return Ok(Applied::Unchanged(installed));
             }
             return Err(BootScriptError::SameVersionDiffers { version });
@@ -244,6 +250,32 @@ impl<D: Directory + Clone> BootScriptUpdate<D> {
             name: target,
             version,
         }))
+    }
+
+    /// Whether the environment block itself is whole (its generations agree). A cut
+    /// inside the switch leaves it torn, and both GRUB and [`installed`](Self::installed)
+    /// then read the second copy; but GRUB's `save_env` rewrites only the variables it
+    /// names and keeps the rest from the torn block, which could take back the switch.
+    pub fn block_is_whole(&self) -> Result<bool, BootScriptError> {
+        let bytes = self.read_env(ENV_FILE)?;
+        Ok(envblk::decode(&bytes).is_ok_and(|vars| envblk::is_whole(&vars)))
+    }
+
+    fn read_env(&self, name: &str) -> Result<Vec<u8>, BootScriptError> {
+        let os = OsStr::new(name);
+        let len = self.dir.len(os).map_err(self.medium_error(name))?;
+        self.dir
+            .read_at(os, 0, len.min(envblk::DEFAULT_SIZE as u64 * 64) as usize)
+            .map_err(self.medium_error(name))
+    }
+
+    /// Rewrites a torn block (both copies) from the whole second copy, so no later
+    /// `save_env` of GRUB's can bring back what the torn half holds.
+    fn repair_torn_block(&mut self) -> Result<(), BootScriptError> {
+        if !self.block_is_whole()? {
+            self.store().commit_variables(&[])?;
+        }
+        Ok(())
     }
 
     /// Writes `script` as `name` (the name GRUB does not run) and makes it durable: its
