@@ -122,3 +122,50 @@ fn every_scenario_passes_on_the_simulated_board() {
     let total: Duration = reports.iter().map(|r| r.elapsed).sum();
     println!("total {:.1} s", total.as_secs_f64());
 }
+
+/// The binary as a user runs it: the chosen scenarios on the chosen board, a table.
+#[test]
+fn skerry_scenarios_prints_the_table_and_refuses_what_it_cannot_run() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skerry-scenarios"))
+        .args(["--board", "sim", "--only", "bad-signature", "--skerryd"])
+        .arg(skerryd())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("| bad-signature"))
+        .unwrap_or_else(|| panic!("no table row in:\n{text}"));
+    assert!(row.contains("passed"), "{row}");
+    assert!(text.contains("| scenario"), "{text}");
+    assert!(!text.contains("| happy-upgrade"), "--only ran more: {text}");
+
+    // A malformed scenario directory: exit 2 and the file named.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.toml"), "name = \"x\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skerry-scenarios"))
+        .args(["--board", "sim", "--scenarios"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("x.toml") && err.contains("summary"), "{err}");
+
+    // A real board without the relay driver built in says how to get it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skerry-scenarios"))
+        .args(["--board", "real", "--serial", "/dev/null"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--features rpi") || err.contains("--relay-gpio"),
+        "{err}"
+    );
+}
