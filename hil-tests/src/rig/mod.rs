@@ -25,6 +25,7 @@
 //! - [`sim`]: the simulated board;
 //! - [`real`]: a real board (serial console, power relay).
 
+pub mod qemu;
 pub mod real;
 pub mod repository;
 pub mod sim;

@@ -38,6 +38,7 @@ pub mod releases;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -52,7 +53,7 @@ use crate::rig::{
 };
 
 pub use events::EventTranslator;
-pub use releases::QemuReleases;
+pub use releases::{QemuReleases, Site};
 
 /// The table name of this board.
 pub const BOARD_NAME: &str = "qemu-x86_64";
@@ -137,6 +138,20 @@ impl QemuBoard {
             running: None,
             ready_at: None,
             power_ons: 0,
+        })
+    }
+
+    /// A fresh board of `site`: its first disk, a repository holding only the first
+    /// release served on 127.0.0.1, and the site's device PKI.
+    pub fn from_site(site: &Arc<Site>) -> anyhow::Result<QemuBoard> {
+        let releases = QemuReleases::new(site)?;
+        let repository = RepositoryServer::start(releases.repository(), 0)?;
+        QemuBoard::new(QemuBoardSpec {
+            disk: site.first_disk().disk.clone(),
+            pki: Some(site.pki().clone()),
+            repository: Some(repository),
+            releases: Some(releases),
+            runs_skerryd: true,
         })
     }
 

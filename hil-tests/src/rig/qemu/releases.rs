@@ -12,11 +12,13 @@
 //!   over the served repository; the genuine `timestamp.json` is put back before the next
 //!   publish, so later releases are signed over the genuine chain.
 //!
-//! [`QemuReleases::provision`] makes the whole site: keys and repository, the device's
-//! PKI, the factory config and the extension holding the pinned root, and the first disk.
+//! [`Site::provision`] makes what every board of a test run shares: keys and the
+//! repository's first release, the device's PKI, the extension holding the pinned root,
+//! the first disk; [`QemuReleases::new`] gives one board its own copy of the repository.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use anyhow::{bail, Context as _};
@@ -33,44 +35,36 @@ pub const TRUSTED_ROOT_IN_SLOT: &str = "/etc/skerry/update-root.json";
 /// How long a new slot's critical checks must hold before it is committed.
 pub const PROBATION_SECS: u64 = 20;
 
-/// The releases of one QEMU board and the files they are built from.
+/// What every board of one site shares: the signing keys, the repository as the first
+/// release left it, the device PKI, the extension holding the pinned root, the first
+/// disk, and the slot images built so far (a build takes about 30 s; the same version
+/// and property give the same bytes, so scenarios share them).
 #[derive(Debug)]
-pub struct QemuReleases {
+pub struct Site {
     dir: PathBuf,
     programs: StaticPrograms,
-    keys: KeySet,
-    repo: Repository,
+    keys_dir: PathBuf,
+    pristine_repo: PathBuf,
     pki_dir: PathBuf,
+    pki: Pki,
     extension: PathBuf,
-    published: BTreeSet<semver::Version>,
-    /// The genuine `timestamp.json` and the files a bad-signature publish laid over the
-    /// served repository, to undo before the next publish.
-    overlay: Option<(Vec<u8>, Vec<PathBuf>)>,
+    first_version: semver::Version,
+    first_disk: BuiltImage,
+    built: Mutex<BTreeMap<String, BuiltImage>>,
 }
 
-/// What [`QemuReleases::provision`] made.
-#[derive(Debug)]
-pub struct Provisioned {
-    pub releases: QemuReleases,
-    /// The client identities the device accepts.
-    pub pki: Pki,
-    /// The first disk (slot A holds `version`).
-    pub disk: BuiltImage,
-    /// The repository's directory (serve it).
-    pub repository: PathBuf,
-}
-
-impl QemuReleases {
+impl Site {
     /// Makes keys, a repository, the device PKI, the extension with the pinned root and
-    /// the factory config under `dir`, and builds the disk of `version`. The first
-    /// release is published too, so the device can later be told to go back to it.
+    /// the factory config under `dir`, builds the disk of `version` and publishes it as
+    /// the repository's first release.
     pub fn provision(
         dir: &Path,
         programs: &StaticPrograms,
         version: &semver::Version,
-    ) -> anyhow::Result<Provisioned> {
+    ) -> anyhow::Result<Site> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let keys = KeySet::generate(&dir.join("keys"), 1).context("generating release keys")?;
+        let keys_dir = dir.join("keys");
+        let keys = KeySet::generate(&keys_dir, 1).context("generating release keys")?;
         let repo = Repository::new(&dir.join("repo"));
         skerry_release::init(&keys, &repo, 1, &Expiries::default(), SystemTime::now())
             .context("initializing the release repository")?;
@@ -85,24 +79,141 @@ impl QemuReleases {
         let root = repo.metadata_dir().join("1.root.json");
         std::fs::copy(&root, &root_in_ext)
             .with_context(|| format!("copying {} into the extension", root.display()))?;
-        let mut releases = QemuReleases {
+        let mut site = Site {
             dir: dir.to_owned(),
             programs: programs.clone(),
+            keys_dir,
+            pristine_repo: repo.dir.clone(),
+            pki_dir,
+            pki,
+            extension,
+            first_version: version.clone(),
+            first_disk: BuiltImage {
+                disk: PathBuf::new(),
+                slot: PathBuf::new(),
+            },
+            built: Mutex::new(BTreeMap::new()),
+        };
+        site.first_disk = site.build(version, &ReleaseProperty::Good, true)?;
+        sign_into(&keys, &repo, version, &site.first_disk.slot)?;
+        Ok(site)
+    }
+
+    /// The client identities the device accepts.
+    pub fn pki(&self) -> &Pki {
+        &self.pki
+    }
+
+    /// The first disk (slot A holds the first version).
+    pub fn first_disk(&self) -> &BuiltImage {
+        &self.first_disk
+    }
+
+    pub fn first_version(&self) -> &semver::Version {
+        &self.first_version
+    }
+
+    /// Builds `version` with `property`'s build-time part (with the device PKI on the ESP
+    /// when `first`, the device's first disk), or returns the same build made earlier.
+    fn build(
+        &self,
+        version: &semver::Version,
+        property: &ReleaseProperty,
+        first: bool,
+    ) -> anyhow::Result<BuiltImage> {
+        let fault = match property {
+            ReleaseProperty::Fault(word) if !FAULTS.contains(&word.as_str()) => {
+                return Err(Unsupported {
+                    board: super::BOARD_NAME.into(),
+                    what: format!("build a release with the fault {word:?} (known: {FAULTS:?})"),
+                }
+                .into());
+            }
+            ReleaseProperty::Fault(word) => Some(word.clone()),
+            _ => None,
+        };
+        // A bad signature is a publishing property: the image is the good one.
+        let built_as = match property {
+            ReleaseProperty::BadSignature => ReleaseProperty::Good,
+            other => other.clone(),
+        };
+        let name = format!("v{version}-{}", built_as.to_string().replace(' ', "-"));
+        let mut cache = self.built.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(built) = cache.get(&name) {
+            return Ok(built.clone());
+        }
+        let config = self.dir.join(format!("{name}.config.yaml"));
+        std::fs::write(&config, factory_config(&built_as))
+            .with_context(|| format!("writing {}", config.display()))?;
+        let mut build = ImageBuild::new(version.clone(), &self.dir.join(format!("{name}.img")));
+        build.config = Some(config);
+        build.extensions = vec![self.extension.clone()];
+        if first {
+            build.pki = Some(self.pki_dir.clone());
+        }
+        build.fault = fault;
+        let built = build.run(&self.programs)?;
+        cache.insert(name, built.clone());
+        Ok(built)
+    }
+}
+
+/// Signs `slot` as release `version` into `repo`; returns the pack's size.
+fn sign_into(
+    keys: &KeySet,
+    repo: &Repository,
+    version: &semver::Version,
+    slot: &Path,
+) -> anyhow::Result<u64> {
+    let version_text = version.to_string();
+    let add = AddImage {
+        board: BOARD_DEFINITION,
+        version: &version_text,
+        channel: "stable",
+        image: slot,
+        params: ChunkParams::DEFAULT,
+        level: 3,
+    };
+    let added =
+        skerry_release::add_image(keys, repo, &add, &Expiries::default(), SystemTime::now())
+            .with_context(|| format!("publishing {version} into {}", repo.dir.display()))?;
+    Ok(added.pack_len)
+}
+
+/// The releases of one QEMU board: its own copy of the site's repository (so each board
+/// starts from the first release alone), published into by the site's keys.
+#[derive(Debug)]
+pub struct QemuReleases {
+    site: Arc<Site>,
+    /// Holds the repository copy.
+    dir: tempfile::TempDir,
+    keys: KeySet,
+    repo: Repository,
+    published: BTreeSet<semver::Version>,
+    /// The genuine `timestamp.json` and the files a bad-signature publish laid over the
+    /// served repository, to undo before the next publish.
+    overlay: Option<(Vec<u8>, Vec<PathBuf>)>,
+}
+
+impl QemuReleases {
+    /// A fresh copy of `site`'s repository, holding only the first release.
+    pub fn new(site: &Arc<Site>) -> anyhow::Result<QemuReleases> {
+        let dir = tempfile::Builder::new()
+            .prefix("skerry-qemu-repo")
+            .tempdir_in(&site.dir)
+            .context("creating a board's repository")?;
+        let repo = Repository::new(&dir.path().join("repo"));
+        copy_tree(&site.pristine_repo, &repo.dir)?;
+        let keys = KeySet::load(&site.keys_dir).context("loading the release keys")?;
+        let mut published = BTreeSet::new();
+        published.insert(site.first_version.clone());
+        Ok(QemuReleases {
+            site: Arc::clone(site),
+            dir,
             keys,
             repo,
-            pki_dir,
-            extension,
-            published: BTreeSet::new(),
+            published,
             overlay: None,
-        };
-        let disk = releases.build(version, &ReleaseProperty::Good, true)?;
-        releases.sign(version, &disk.slot)?;
-        let repository = releases.repo.dir.clone();
-        Ok(Provisioned {
-            releases,
-            pki,
-            disk,
-            repository,
         })
     }
 
@@ -116,72 +227,14 @@ impl QemuReleases {
         true
     }
 
-    /// The repository's directory.
+    /// The repository's directory (serve it).
     pub fn repository(&self) -> &Path {
         &self.repo.dir
     }
 
-    /// Builds `version` with `property`'s build-time part (its disk too when `with_pki`,
-    /// the device's first disk).
-    fn build(
-        &self,
-        version: &semver::Version,
-        property: &ReleaseProperty,
-        with_pki: bool,
-    ) -> anyhow::Result<BuiltImage> {
-        let name = format!("v{version}");
-        let config = self.dir.join(format!("{name}.config.yaml"));
-        std::fs::write(&config, factory_config(property))
-            .with_context(|| format!("writing {}", config.display()))?;
-        let mut build = ImageBuild::new(version.clone(), &self.dir.join(format!("{name}.img")));
-        build.config = Some(config);
-        build.extensions = vec![self.extension.clone()];
-        if with_pki {
-            build.pki = Some(self.pki_dir.clone());
-        }
-        if let ReleaseProperty::Fault(word) = property {
-            if !FAULTS.contains(&word.as_str()) {
-                return Err(Unsupported {
-                    board: super::BOARD_NAME.into(),
-                    what: format!("build a release with the fault {word:?} (known: {FAULTS:?})"),
-                }
-                .into());
-            }
-            build.fault = Some(word.clone());
-        }
-        build.run(&self.programs)
-    }
-
-    /// Signs `slot` as release `version` into `repo`.
-    fn sign_into(
-        &self,
-        repo: &Repository,
-        version: &semver::Version,
-        slot: &Path,
-    ) -> anyhow::Result<u64> {
-        let version_text = version.to_string();
-        let add = AddImage {
-            board: BOARD_DEFINITION,
-            version: &version_text,
-            channel: "stable",
-            image: slot,
-            params: ChunkParams::DEFAULT,
-            level: 3,
-        };
-        let added = skerry_release::add_image(
-            &self.keys,
-            repo,
-            &add,
-            &Expiries::default(),
-            SystemTime::now(),
-        )
-        .with_context(|| format!("publishing {version} into {}", repo.dir.display()))?;
-        Ok(added.pack_len)
-    }
-
     fn sign(&mut self, version: &semver::Version, slot: &Path) -> anyhow::Result<u64> {
         self.undo_overlay()?;
-        let bytes = self.sign_into(&self.repo.clone(), version, slot)?;
+        let bytes = sign_into(&self.keys, &self.repo, version, slot)?;
         self.published.insert(version.clone());
         Ok(bytes)
     }
@@ -190,10 +243,11 @@ impl QemuReleases {
     /// repository.
     fn sign_badly(&mut self, version: &semver::Version, slot: &Path) -> anyhow::Result<u64> {
         self.undo_overlay()?;
-        let scratch = tempfile::tempdir_in(&self.dir).context("creating a scratch repository")?;
+        let scratch =
+            tempfile::tempdir_in(self.dir.path()).context("creating a scratch repository")?;
         let copy = Repository::new(&scratch.path().join("repo"));
         copy_tree(&self.repo.dir, &copy.dir)?;
-        let bytes = self.sign_into(&copy, version, slot)?;
+        let bytes = sign_into(&self.keys, &copy, version, slot)?;
         let timestamp = self.repo.metadata_dir().join("timestamp.json");
         let genuine = std::fs::read(&timestamp)
             .with_context(|| format!("reading {}", timestamp.display()))?;
@@ -245,7 +299,9 @@ impl ReleaseFactory for QemuReleases {
         if self.published.contains(&release.version) {
             bail!("release {} is already published", release.version);
         }
-        let built = self.build(&release.version, &release.property, false)?;
+        let built = self
+            .site
+            .build(&release.version, &release.property, false)?;
         let pack_bytes = match release.property {
             ReleaseProperty::BadSignature => self.sign_badly(&release.version, &built.slot)?,
             _ => self.sign(&release.version, &built.slot)?,
