@@ -821,3 +821,140 @@ pub fn steps_text(report: &ScenarioReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rig::{ApiEndpoint, Capabilities};
+
+    /// A board that only answers what the needs check and the table ask.
+    struct Paper(Capabilities);
+
+    impl Board for Paper {
+        fn name(&self) -> String {
+            "paper".into()
+        }
+        fn capabilities(&self) -> Capabilities {
+            self.0
+        }
+        fn power_on(&mut self) -> anyhow::Result<()> {
+            bail!("a paper board has no power")
+        }
+        fn power_cut(&mut self) -> anyhow::Result<()> {
+            Ok(())
+        }
+        fn expect_console(&mut self, needle: &str, _: Duration) -> anyhow::Result<String> {
+            bail!("no console to find {needle:?} on")
+        }
+        fn wait_running(&mut self, _: Duration) -> anyhow::Result<String> {
+            bail!("never runs")
+        }
+        fn api(&self) -> Option<ApiEndpoint> {
+            None
+        }
+        fn take_events(&mut self) -> Vec<BoardEvent> {
+            Vec::new()
+        }
+        fn transcript(&self) -> String {
+            String::new()
+        }
+    }
+
+    const FALLBACK: &str = r#"
+name = "fallback"
+summary = "s"
+needs = ["watchdog"]
+[[step]]
+publish = { version = "1.1.0", release = "fault", fault = "hang-initramfs" }
+[[step]]
+install = { version = "1.1.0" }
+[[step]]
+expect_committed = { version = "1.1.0" }
+"#;
+
+    #[test]
+    fn needs_name_every_missing_capability_and_alternatives_count() {
+        let scenario = super::super::parse("f.toml", FALLBACK).unwrap();
+        let busybox = Paper(Capabilities {
+            host_side_install: true,
+            watchdog_resets: true,
+            faults: &["hang-initramfs"],
+            ..Capabilities::default()
+        });
+        // install is satisfied host-side; the commit check needs the API.
+        assert_eq!(
+            missing_needs(&scenario, &busybox).as_deref(),
+            Some("needs skerryd")
+        );
+        let bare = Paper(Capabilities::default());
+        assert_eq!(
+            missing_needs(&scenario, &bare).as_deref(),
+            Some("needs watchdog, fault:hang-initramfs, skerryd or host_side_install, skerryd")
+        );
+        let full = Paper(Capabilities {
+            runs_skerryd: true,
+            watchdog_resets: true,
+            faults: &["hang-initramfs"],
+            ..Capabilities::default()
+        });
+        assert_eq!(missing_needs(&scenario, &full), None);
+    }
+
+    #[test]
+    fn a_not_applicable_scenario_touches_no_board_and_a_failing_step_stops_it() {
+        let scenario = super::super::parse("f.toml", FALLBACK).unwrap();
+        let report = run(&scenario, &mut Paper(Capabilities::default()));
+        assert!(matches!(report.verdict, Verdict::NotApplicable(_)));
+        assert!(report.steps.is_empty());
+
+        let power = super::super::parse(
+            "p.toml",
+            "name = \"p\"\nsummary = \"s\"\n[[step]]\npower_on = {}\n[[step]]\npower_cut = {}\n",
+        )
+        .unwrap();
+        let cuttable = Capabilities {
+            power_cut: true,
+            ..Capabilities::default()
+        };
+        let report = run(&power, &mut Paper(cuttable));
+        assert_eq!(
+            report.verdict,
+            Verdict::Failed("step 1 (power_on, line 4): a paper board has no power".into())
+        );
+        assert_eq!(report.steps.len(), 1);
+    }
+
+    #[test]
+    fn the_table_has_a_row_per_scenario_and_a_column_per_board() {
+        let report = |scenario: &str, board: &str, verdict: Verdict| ScenarioReport {
+            scenario: scenario.into(),
+            board: board.into(),
+            verdict,
+            elapsed: Duration::from_millis(1500),
+            steps: Vec::new(),
+            transcript: None,
+        };
+        let text = table(&[
+            report("happy", "sim", Verdict::Passed),
+            report("happy", "qemu", Verdict::Failed("step 2: no".into())),
+            report(
+                "hang",
+                "sim",
+                Verdict::NotApplicable("needs real_kernel".into()),
+            ),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(
+            lines[0].contains("scenario") && lines[0].contains("sim") && lines[0].contains("qemu")
+        );
+        assert!(lines[2].contains("passed (1.5 s)") && lines[2].contains("failed: step 2: no"));
+        assert!(
+            lines[3].contains("not applicable: needs real_kernel")
+                && lines[3].trim_end_matches('|').trim_end().ends_with('-'),
+            "{text}"
+        );
+        let widths: Vec<usize> = lines.iter().map(|l| l.chars().count()).collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "aligned: {text}");
+    }
+}
