@@ -1,7 +1,8 @@
 //! The boot script update in real GRUB-EFI: OVMF on QEMU's q35 machine starts a
 //! standalone GRUB whose built-in config is `early_config()` (the memdisk config of
 //! `grub-mkstandalone`), from a FAT ESP laid out as `skerryd-upgrade` leaves it. Each
-//! script's menu entry prints which script and slot booted.
+//! script's menu entry prints which script and slot booted; the environment puts slot
+//! B first (the scripts' own fallback is A), so booting B shows the script read it.
 //!
 //! Four ESPs, one boot each: the factory one (`grub.cfg`, no script variables); after
 //! the update put version 1 beside it (`grub.b.cfg` runs); the same with the block torn
@@ -25,15 +26,25 @@ const MODULES: &str = "part_gpt fat loadenv test echo sleep normal configfile";
 /// OVMF to GRUB takes 5–8 s under TCG; this is for a loaded machine.
 const BOOT: Duration = Duration::from_secs(120);
 
-fn state() -> BootState {
+/// The slots as the image builder seeds them: A first, and the fragment's fallback.
+fn seed() -> BootState {
     let slots = [SlotName::new("A").unwrap(), SlotName::new("B").unwrap()];
     BootState::new(&slots, 3).unwrap()
 }
 
+/// The environment on the ESP: B committed, so first. A script that boots B read it.
+fn state() -> BootState {
+    let mut state = seed();
+    let b = SlotName::new("B").unwrap();
+    state.begin_trial(&b).unwrap();
+    state.mark_good(&b).unwrap();
+    state
+}
+
 /// A boot script of `version`: the slot-selection fragment and one marker entry a slot.
 fn script(version: u32) -> String {
-    let seed = state();
-    let mut s = format!("set timeout=0\necho \"SKERRY-SCRIPT v{version}\"\n");
+    let seed = seed();
+    let mut s = format!("set timeout=0\necho \"SKERRY-SCRIPT v{version} cmdpath=$cmdpath\"\n");
     s.push_str(&grub_cfg(&seed, Some("${cmdpath}/grubenv")));
     for slot in seed.order() {
         s.push_str(&format!(
@@ -78,7 +89,9 @@ fn boot(work: &Path, efi: &Path, files: &[(String, Vec<u8>)]) -> (String, String
     let mut qemu = Qemu::start(&config, dir.path()).unwrap();
     let markers = [
         "SKERRY-BOOTED script=v0 slot=A",
+        "SKERRY-BOOTED script=v0 slot=B",
         "SKERRY-BOOTED script=v1 slot=A",
+        "SKERRY-BOOTED script=v1 slot=B",
     ];
     let (i, console) = qemu
         .console()
@@ -158,14 +171,20 @@ fn real_grub_efi_runs_the_script_the_update_switched_to_and_survives_a_torn_swit
         .collect();
 
     let (marker, console) = boot(work.path(), &efi, &factory);
-    assert_eq!(marker, "SKERRY-BOOTED script=v0 slot=A", "{console}");
+    assert_eq!(marker, "SKERRY-BOOTED script=v0 slot=B", "{console}");
     assert!(
         console.contains("skerry: boot script grub.cfg"),
         "{console}"
     );
+    // The script runs in a context of its own (configfile) and still sees where GRUB
+    // came from, which its menu entries need to find the slots' partitions.
+    assert!(
+        console.contains("SKERRY-SCRIPT v0 cmdpath=(hd0,gpt1)/EFI/BOOT"),
+        "{console}"
+    );
 
     let (marker, console) = boot(work.path(), &efi, &updated);
-    assert_eq!(marker, "SKERRY-BOOTED script=v1 slot=A", "{console}");
+    assert_eq!(marker, "SKERRY-BOOTED script=v1 slot=B", "{console}");
     assert!(
         console.contains("skerry: boot script grub.b.cfg"),
         "{console}"
@@ -174,14 +193,14 @@ fn real_grub_efi_runs_the_script_the_update_switched_to_and_survives_a_torn_swit
     assert!(!console.contains("missing"), "{console}");
 
     let (marker, console) = boot(work.path(), &efi, &torn);
-    assert_eq!(marker, "SKERRY-BOOTED script=v1 slot=A", "{console}");
+    assert_eq!(marker, "SKERRY-BOOTED script=v1 slot=B", "{console}");
     assert!(
         console.contains("torn or unreadable; loading its second copy"),
         "{console}"
     );
 
     let (marker, console) = boot(work.path(), &efi, &missing);
-    assert_eq!(marker, "SKERRY-BOOTED script=v0 slot=A", "{console}");
+    assert_eq!(marker, "SKERRY-BOOTED script=v0 slot=B", "{console}");
     assert!(
         console.contains("boot script grub.b.cfg is missing; running grub.cfg"),
         "{console}"
