@@ -1,0 +1,53 @@
+//! The store's errors.
+
+use std::path::PathBuf;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("the database {path} has schema version {found}, newer than this server knows ({known}); run a newer skerry-server")]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("migrating the database {path} to schema version {version}")]
+    Migrate {
+        path: PathBuf,
+        version: i64,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database error while {doing}")]
+    Sql {
+        doing: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("stored {what} is damaged: {reason}")]
+    Damaged { what: String, reason: String },
+    #[error("no rollout named {id:?}")]
+    NoSuchRollout { id: String },
+    #[error("no device named {id:?}")]
+    NoSuchDevice { id: String },
+    #[error("a rollout named {id:?} or of release {release} already exists")]
+    RolloutExists { id: String, release: String },
+    #[error("rollout {id:?} is {state}; cannot {action}")]
+    BadTransition {
+        id: String,
+        state: &'static str,
+        action: &'static str,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn sql(doing: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+        move |source| StoreError::Sql { doing, source }
+    }
+}

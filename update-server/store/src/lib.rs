@@ -1,0 +1,88 @@
+//! The update server's storage behind one trait, [`FleetStore`]: devices and their
+//! check-ins, bounded per-device timelines, the releases each device rolled back from,
+//! rollouts with their per-device outcomes, operator pins and maintenance windows.
+//!
+//! The embedded implementation is SQLite ([`SqliteStore`], one file, no set-up); a
+//! PostgreSQL implementation is meant to sit beside it under the same trait and the
+//! same conformance tests (`tests/`).
+//!
+//! # Layout
+//! - [`model`]: what goes in and out (check-ins, reports, timeline entries, devices).
+//! - [`migrations`]: the schema as numbered migrations, applied at open.
+//! - [`sqlite`]: the SQLite implementation.
+//! - [`error`](mod@error): the store's errors.
+
+pub mod error;
+pub mod migrations;
+pub mod model;
+pub mod sqlite;
+
+pub use error::StoreError;
+pub use model::{
+    CheckIn, DeviceRecord, HealthReport, HealthState, RolloutAction, SlotReport, SlotStatus,
+    StepKind, TimelineEntry, UpgradeReport, TIMELINE_LIMIT,
+};
+pub use sqlite::SqliteStore;
+
+use skerry_rollout::{
+    DeviceFacts, MaintenanceWindow, PauseReason, Pin, Rollout, UnixTime, WaveStats,
+};
+
+/// What the check-in stored: the device as the decision needs it, and the highest
+/// report sequence now durable (the device may forget reports up to it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckInRecord {
+    pub facts: DeviceFacts,
+    pub acknowledged: u64,
+}
+
+/// A rollout and its devices' outcomes per wave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutWithStats {
+    pub rollout: Rollout,
+    pub stats: Vec<WaveStats>,
+}
+
+/// The server's storage. Every method is one transaction.
+pub trait FleetStore: Send + Sync + 'static {
+    /// Records a check-in: creates or updates the device, applies the reports whose
+    /// sequence is above the last acknowledged one (each exactly once), appends them to
+    /// the timeline (trimmed to [`TIMELINE_LIMIT`]), remembers rollbacks for good.
+    fn check_in(&self, check_in: &CheckIn, now: UnixTime) -> Result<CheckInRecord, StoreError>;
+    /// The rollouts of one board and channel, with their stats.
+    fn rollouts_for(&self, board: &str, channel: &str)
+        -> Result<Vec<RolloutWithStats>, StoreError>;
+    /// Every rollout, with its stats.
+    fn rollouts(&self) -> Result<Vec<RolloutWithStats>, StoreError>;
+    /// Records that `device` was offered the rollout's release (first offer kept).
+    fn record_offer(
+        &self,
+        rollout_id: &str,
+        device: &str,
+        wave: Option<usize>,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Pauses an active rollout with `reason` (a paused or aborted one is left as it is).
+    fn pause_if_active(
+        &self,
+        rollout_id: &str,
+        reason: &PauseReason,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Creates a rollout; its id and its release must both be new.
+    fn create_rollout(&self, rollout: &Rollout) -> Result<(), StoreError>;
+    /// An operator's pause, resume or abort.
+    fn act_on_rollout(
+        &self,
+        rollout_id: &str,
+        action: &RolloutAction,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Sets or clears the operator's pin of a known device.
+    fn set_pin(&self, device: &str, pin: Option<&Pin>) -> Result<(), StoreError>;
+    fn add_window(&self, window: &MaintenanceWindow) -> Result<(), StoreError>;
+    fn windows(&self) -> Result<Vec<MaintenanceWindow>, StoreError>;
+    fn device(&self, id: &str) -> Result<Option<DeviceRecord>, StoreError>;
+    /// The device's timeline, oldest first.
+    fn timeline(&self, id: &str) -> Result<Vec<TimelineEntry>, StoreError>;
+}

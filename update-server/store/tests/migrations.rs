@@ -1,0 +1,79 @@
+//! Versioned migrations: a database written at schema 1 (before rollouts existed) is
+//! migrated at open and keeps its devices and timelines; a newer schema is refused.
+
+use rusqlite::Connection;
+use skerry_fleet_store::migrations::{latest, MIGRATIONS};
+use skerry_fleet_store::{FleetStore, SqliteStore, StoreError};
+
+#[test]
+fn a_schema_1_database_is_migrated_at_open_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO devices VALUES ('old-1', 'pi', '1.0.0', 'stable', '{\"site\":\"a\"}', 'healthy', '[]', 10, 20)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO timeline VALUES ('old-1', 1, 10, 'enrolled', '1.0.0', 'healthy')",
+            [],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), latest());
+    assert!(latest() >= 2);
+    let device = store.device("old-1").unwrap().unwrap();
+    assert_eq!(device.version.to_string(), "1.0.0");
+    assert_eq!(device.labels.get("site").map(String::as_str), Some("a"));
+    // The columns migration 2 added have their defaults.
+    assert_eq!((device.pin, device.acknowledged), (None, 0));
+    assert_eq!(store.timeline("old-1").unwrap().len(), 1);
+    // And the tables it added work.
+    assert!(store.rollouts().unwrap().is_empty());
+    drop(store);
+    // Opening again is a no-op.
+    assert_eq!(
+        SqliteStore::open(&path).unwrap().schema_version().unwrap(),
+        latest()
+    );
+}
+
+#[test]
+fn a_fresh_database_gets_every_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("new.db")).unwrap();
+    assert_eq!(store.schema_version().unwrap(), latest());
+}
+
+#[test]
+fn a_database_from_a_newer_server_is_refused_by_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.db");
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", latest() + 1)
+        .unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(err, StoreError::NewerSchema { found, known, .. } if found == latest() + 1 && known == latest()),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("run a newer skerry-server"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.db");
+    std::fs::write(&path, vec![0x55; 4096]).unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(err.to_string().contains("fleet.db"), "{err}");
+}
