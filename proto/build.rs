@@ -6,7 +6,10 @@ use std::path::PathBuf;
 
 use prost::Message as _;
 
-const PROTOS: &[&str] = &["skerry/machine/v1/machine.proto"];
+const PROTOS: &[&str] = &[
+    "skerry/machine/v1/machine.proto",
+    "skerry/fleet/v1/fleet.proto",
+];
 
 fn main() -> Result<(), Box<dyn Error>> {
     for proto in PROTOS {

@@ -15,6 +15,23 @@ pub mod machine {
     }
 }
 
+/// `skerry.fleet.v1`: device check-ins with the update server.
+pub mod fleet {
+    /// Version 1 of the fleet API.
+    pub mod v1 {
+        #![allow(
+            missing_docs,
+            missing_debug_implementations,
+            clippy::all,
+            clippy::pedantic
+        )]
+        tonic::include_proto!("skerry.fleet.v1");
+    }
+}
+
+/// The fleet API's `.proto` files, relative to [`PROTO_DIR`].
+pub const FLEET_PROTOS: &[&str] = &["skerry/fleet/v1/fleet.proto"];
+
 /// Where the `.proto` files live, for tools that generate other clients from them.
 pub const PROTO_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
