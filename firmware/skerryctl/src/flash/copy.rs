@@ -47,17 +47,14 @@ pub fn is_zero(bytes: &[u8]) -> bool {
 
 /// Runs of equal zero-ness in `bytes`, block by block: `(range, is_zero)`.
 fn runs(bytes: &[u8]) -> impl Iterator<Item = (Range<usize>, bool)> + '_ {
-    let mut at = 0;
+    let mut blocks = bytes.chunks(BLOCK).map(is_zero).enumerate().peekable();
     std::iter::from_fn(move || {
-        if at >= bytes.len() {
-            return None;
+        let (first, zero) = blocks.next()?;
+        let mut last = first;
+        while let Some((i, _)) = blocks.next_if(|(_, z)| *z == zero) {
+            last = i;
         }
-        let start = at;
-        let zero = is_zero(&bytes[at..bytes.len().min(at + BLOCK)]);
-        while at < bytes.len() && is_zero(&bytes[at..bytes.len().min(at + BLOCK)]) == zero {
-            at = bytes.len().min(at + BLOCK);
-        }
-        Some((start..at, zero))
+        Some((first * BLOCK..bytes.len().min((last + 1) * BLOCK), zero))
     })
 }
 
@@ -194,5 +191,28 @@ impl Copier<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_group_whole_blocks_and_end_at_a_short_last_block() {
+        let mut bytes = vec![0u8; 4 * BLOCK + 100];
+        bytes[5] = 1;
+        bytes[4 * BLOCK + 99] = 1;
+        let got: Vec<_> = runs(&bytes).collect();
+        assert_eq!(
+            got,
+            vec![
+                (0..BLOCK, false),
+                (BLOCK..4 * BLOCK, true),
+                (4 * BLOCK..4 * BLOCK + 100, false)
+            ]
+        );
+        assert!(is_zero(&bytes[BLOCK..4 * BLOCK + 99]));
+        assert!(!is_zero(&bytes));
     }
 }

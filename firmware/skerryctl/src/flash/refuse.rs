@@ -290,4 +290,24 @@ mod tests {
         )
         .unwrap();
     }
+
+    #[test]
+    fn every_disk_under_a_device_mapper_root_is_the_host_disk() {
+        let sys = crate::flash::sysblock::tests::fake_sys();
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("disk.img");
+        std::fs::write(&image, [1u8; 512]).unwrap();
+        let meta = std::fs::metadata(&image).unwrap();
+        // / is an LVM volume (dm-0, 254:0) on sda2.
+        let h = Host {
+            mounts: parse_mountinfo("1 0 254:0 / / rw - ext4 /dev/mapper/vg-root rw\n"),
+            sys: SysBlock::new(sys.path()),
+        };
+        for (name, minor) in [("/dev/sda", 0), ("/dev/sda1", 1)] {
+            let err = check_device(Path::new(name), DevNum { major: 8, minor }, &meta, &h)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("the disk the host runs from"), "{name}: {err}");
+        }
+    }
 }

@@ -191,7 +191,7 @@ impl SysBlock {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
@@ -200,7 +200,7 @@ mod tests {
     }
 
     /// A fake /sys: sda with sda1 and sda2, sda2 under dm-0 (an LVM volume).
-    fn fake_sys() -> tempfile::TempDir {
+    pub(in crate::flash) fn fake_sys() -> tempfile::TempDir {
         let root = tempfile::tempdir().unwrap();
         let r = root.path();
         let node = |rel: &str, num: &str, partition: bool| {
