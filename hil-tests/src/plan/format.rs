@@ -356,8 +356,8 @@ pub enum Action {
         after: Option<Time>,
         timeout: Option<Time>,
     },
-    /// A download resumed after a cut: a ranged pack request starting after byte 0, and
-    /// less than twice the pack served in all.
+    /// A download resumed after its cut: the first pack request after the cut started
+    /// further into the pack than the download first did (it went on, not over).
     ExpectDownloadResumed {},
 }
 
