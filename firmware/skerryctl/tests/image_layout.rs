@@ -12,15 +12,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use image_support::{build_ok, fake_skerryd, need_build_tools, need_tool, skerryctl, tool};
+use image_support::{
+    build_ok, fake_skerryd_with_fault_hooks, need_build_tools, need_tool, skerryctl, tool,
+};
 use sha2::Digest;
 use skerry_boards::{layout, shipped};
 use skerry_boot_state::grub::GrubEnvStore;
 use skerry_boot_state::{BootStore, FileMedium, SlotName, SlotStatus};
 use skerry_image::gpt;
 
-/// One build shared by the tests of this file: with a factory config, device PKI and an
-/// extension directory.
+/// One build shared by the tests of this file: with a factory config, device PKI, an
+/// extension directory, and a fault hook (a test build: its stand-in skerryd lists
+/// `fault-hooks`).
 struct Built {
     dir: PathBuf,
     disk: PathBuf,
@@ -46,7 +49,7 @@ fn built() -> &'static Built {
             "hello from an extension\n",
         )
         .unwrap();
-        let skerryd = fake_skerryd(&dir);
+        let skerryd = fake_skerryd_with_fault_hooks(&dir);
         let disk = dir.join("disk.img");
         let s = |p: &Path| p.to_str().unwrap().to_owned();
         build_ok(
@@ -59,6 +62,8 @@ fn built() -> &'static Built {
                 &s(&dir.join("config.yaml")),
                 "--extension",
                 &s(&app),
+                "--fault",
+                "hang-daemon",
             ],
         );
         Built {
@@ -267,6 +272,8 @@ fn the_slot_has_the_contracts_tree_and_no_shell() {
         hex::encode(sha2::Sha256::digest(std::fs::read(&b.skerryd).unwrap()))
     );
     assert_eq!(image["extensions"][0]["kind"], "directory");
+    assert_eq!(image["fault"], "hang-daemon");
+    assert_eq!(debugfs(&b.slot, "cat /etc/skerry/fault"), "hang-daemon\n");
     let release = image["kernel"]["release"].as_str().unwrap().to_owned();
     let ls = debugfs(&b.slot, &format!("ls -l /lib/modules/{release}"));
     assert!(ls.contains("modules.dep"), "{ls}");
@@ -286,6 +293,7 @@ fn the_slot_has_the_contracts_tree_and_no_shell() {
         "init".to_owned(),
         "dev/console".to_owned(),
         "etc/skerry/board.toml".to_owned(),
+        "etc/skerry/fault".to_owned(),
         format!("{kdir}/modules.dep"),
         format!("{kdir}/kernel/drivers/watchdog/i6300esb.ko"),
         format!("{kdir}/kernel/drivers/watchdog/watchdog.ko"),

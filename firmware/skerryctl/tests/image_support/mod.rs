@@ -27,12 +27,25 @@ pub fn static_binary(dir: &Path, name: &str, source: &str) -> PathBuf {
 
 /// The stand-in skerryd: prints [`MARKER`], answers `--version` without fault hooks.
 pub fn fake_skerryd(dir: &Path) -> PathBuf {
+    stand_in(dir, "skerryd", "skerryd 0.0.0-test")
+}
+
+/// A stand-in whose `--version` lists `fault-hooks`, as a test build of skerryd's does.
+pub fn fake_skerryd_with_fault_hooks(dir: &Path) -> PathBuf {
+    stand_in(
+        dir,
+        "skerryd-fault-hooks",
+        "skerryd 0.0.0-test (features: fault-hooks)",
+    )
+}
+
+fn stand_in(dir: &Path, name: &str, version: &str) -> PathBuf {
     static_binary(
         dir,
-        "skerryd",
+        name,
         &format!(
             "fn main() {{\n\
-             if std::env::args().any(|a| a == \"--version\") {{ println!(\"skerryd 0.0.0-test\"); return; }}\n\
+             if std::env::args().any(|a| a == \"--version\") {{ println!(\"{version}\"); return; }}\n\
              println!(\"{MARKER} pid={{}}\", std::process::id());\n\
              loop {{ std::thread::sleep(std::time::Duration::from_secs(3600)); }}\n\
              }}\n"
