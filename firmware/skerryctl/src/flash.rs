@@ -135,6 +135,9 @@ fn bar(output: Output, len: u64, message: &'static str) -> ProgressBar {
 }
 
 pub fn run(args: FlashArgs, output: Output) -> anyhow::Result<()> {
+    if output == Output::Dot {
+        return Err(crate::output::no_dot());
+    }
     let report = flash(&args, output).map_err(|e| match e {
         FlashError::Refused(_) => crate::client::exit::usage(e.to_string()),
         other => other.into(),

@@ -60,6 +60,10 @@ fn a_device_smaller_than_the_image_is_refused() {
         &flash(&["--image", s(&image), "--to", s(&dev.path)]),
         "the image needs",
     );
+    assert_refused(
+        &flash(&["--image", s(&image), "--to", s(&dev.path), "--dry-run"]),
+        "the image needs",
+    );
     drop(dev);
     assert_eq!(std::fs::read(&card).unwrap(), vec![7u8; 8 * MIB as usize]);
 }

@@ -97,6 +97,8 @@ pub fn check(
     } else if kind.is_block_device() {
         let dev = DevNum::of_rdev(meta.rdev());
         check_device(target, dev, &image_meta, host)?;
+        let file = std::fs::File::open(target).map_err(FlashError::io("open", target))?;
+        check_device_size(&file, target, image_meta.len())?;
         TargetKind::BlockDevice(dev)
     } else if kind.is_file() {
         check_file(target, &meta, existing)?;
@@ -168,6 +170,23 @@ fn check_file(target: &Path, meta: &Metadata, existing: Existing) -> Result<(), 
             "the target {shown} is an existing file of {} bytes; pass --overwrite to \
              replace it",
             meta.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A device too small for the image is refused before anything (even --dry-run).
+pub fn check_device_size(
+    file: &std::fs::File,
+    target: &Path,
+    image_len: u64,
+) -> Result<(), FlashError> {
+    let size = rustix::fs::seek(file, rustix::fs::SeekFrom::End(0))
+        .map_err(|e| FlashError::io("find the size of", target)(e.into()))?;
+    if size < image_len {
+        return Err(FlashError::refused(format!(
+            "the target {} holds {size} bytes; the image needs {image_len}",
+            target.display()
         )));
     }
     Ok(())

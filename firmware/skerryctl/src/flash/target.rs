@@ -96,13 +96,7 @@ fn open_device(path: &Path, image_len: u64) -> Result<File, FlashError> {
             }
             _ => FlashError::io("open", path)(e),
         })?;
-    let size = rustix::fs::seek(&file, rustix::fs::SeekFrom::End(0))
-        .map_err(|e| FlashError::io("find the size of", path)(e.into()))?;
-    if size < image_len {
-        return Err(FlashError::refused(format!(
-            "the target {} holds {size} bytes; the image needs {image_len}",
-            path.display()
-        )));
-    }
+    // Checked before; again on the device now held, in case it changed.
+    super::refuse::check_device_size(&file, path, image_len)?;
     Ok(file)
 }
