@@ -54,6 +54,17 @@ pub fn parse_uevent(text: &str) -> Uevent {
     event
 }
 
+/// Reads a sysfs attribute: its size says 4096 whatever it holds, so it is read to its
+/// end (bounded), not by its length.
+pub fn read_attribute(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_UEVENT)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Every partition under `class_block` (`/sys/class/block`), device nodes under `dev`
 /// (`/dev`). A directory that cannot be read is skipped: devices come and go.
 pub fn scan(class_block: &Path, dev: &Path) -> std::io::Result<Vec<BlockPartition>> {
@@ -63,8 +74,7 @@ pub fn scan(class_block: &Path, dev: &Path) -> std::io::Result<Vec<BlockPartitio
             break;
         }
         let Ok(entry) = entry else { continue };
-        let Ok(bytes) = crate::layout::read_bounded(&entry.path().join("uevent"), MAX_UEVENT)
-        else {
+        let Ok(bytes) = read_attribute(&entry.path().join("uevent")) else {
             continue;
         };
         let event = parse_uevent(&String::from_utf8_lossy(&bytes));

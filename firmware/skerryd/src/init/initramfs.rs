@@ -117,7 +117,8 @@ pub fn run() -> ! {
             Path::new("/dev"),
             &label,
         ) {
-            Ok(Some(found)) => break found,
+            // sysfs lists it a moment before devtmpfs has made its node.
+            Ok(Some(found)) if found.device.exists() => break found,
             _ if started.elapsed() >= SLOT_WAIT => fatal(&format!(
                 "no block device with GPT name {label:?} appeared within {} s",
                 SLOT_WAIT.as_secs()

@@ -3,7 +3,11 @@
 //!
 //! Each module's dependencies come first, found by walking `modules.dep` depth-first
 //! (not by trusting the order of its list), and no file is loaded twice. A module the
-//! kernel has built in (`modules.builtin`) needs no file.
+//! kernel has built in (`modules.builtin`) needs no file. Soft dependencies
+//! (`modules.softdep`, `softdep ext4 pre: crypto-crc32c`) are loaded before the module
+//! too, their aliases resolved through `modules.alias`: the kernel would ask a
+//! `modprobe` for them, and a device has none (ext4 cannot mount without crc32c). A
+//! soft dependency the image does not ship is skipped, as modprobe does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -64,9 +68,49 @@ pub struct ModuleIndex {
     /// Module name → (its file, its dependencies' files), paths relative to the dir.
     deps: BTreeMap<String, (String, Vec<String>)>,
     builtin: BTreeSet<String>,
+    /// Module name → the names (or aliases) to load before it.
+    soft_pre: BTreeMap<String, Vec<String>>,
+    /// Alias → module names.
+    aliases: BTreeMap<String, Vec<String>>,
 }
 
 impl ModuleIndex {
+    /// Adds the text of `modules.softdep` and `modules.alias`.
+    pub fn with_soft(mut self, softdep: &str, alias: &str) -> ModuleIndex {
+        for line in softdep.lines() {
+            let mut words = line.split_ascii_whitespace();
+            if words.next() != Some("softdep") {
+                continue;
+            }
+            let Some(module) = words.next() else { continue };
+            let mut pre = false;
+            for word in words {
+                match word {
+                    "pre:" => pre = true,
+                    "post:" => pre = false,
+                    name if pre => self
+                        .soft_pre
+                        .entry(module_name(module))
+                        .or_default()
+                        .push(name.to_owned()),
+                    _ => {}
+                }
+            }
+        }
+        for line in alias.lines() {
+            let mut words = line.split_ascii_whitespace();
+            if let (Some("alias"), Some(name), Some(module)) =
+                (words.next(), words.next(), words.next())
+            {
+                self.aliases
+                    .entry(name.to_owned())
+                    .or_default()
+                    .push(module_name(module));
+            }
+        }
+        self
+    }
+
     /// Parses the text of `modules.dep` and `modules.builtin`.
     pub fn parse(dep: &str, builtin: &str) -> ModuleIndex {
         let mut index = ModuleIndex::default();
@@ -102,6 +146,10 @@ impl ModuleIndex {
         Ok(ModuleIndex::parse(
             &read("modules.dep", false)?,
             &read("modules.builtin", true)?,
+        )
+        .with_soft(
+            &read("modules.softdep", true)?,
+            &read("modules.alias", true)?,
         ))
     }
 
@@ -144,6 +192,18 @@ impl ModuleIndex {
             // A dependency depmod listed but did not index: load the file as named.
             return Ok(());
         };
+        // Soft dependencies first: names or aliases of modules the image ships.
+        for soft in self.soft_pre.get(name).into_iter().flatten() {
+            let direct = module_name(soft);
+            let targets: Vec<String> = if self.deps.contains_key(&direct) {
+                vec![direct]
+            } else {
+                self.aliases.get(soft.as_str()).cloned().unwrap_or_default()
+            };
+            for target in targets.iter().filter(|t| self.deps.contains_key(*t)) {
+                self.visit(asked, target, done, plan, depth + 1)?;
+            }
+        }
         // depmod lists the deepest dependencies last.
         for dep in deps.iter().rev() {
             let dep_name = module_name(dep);
@@ -251,6 +311,34 @@ kernel/drivers/net/net-failover.ko:
                 assert!(at < i, "{dep} after {file}");
             }
         }
+    }
+
+    #[test]
+    fn soft_dependencies_come_first_through_their_aliases() {
+        let dep = format!(
+            "{DEP}kernel/crypto/crc32c_generic.ko:\nkernel/arch/x86/crypto/crc32c-intel.ko:\n"
+        );
+        let index = ModuleIndex::parse(&dep, "").with_soft(
+            "# comment\nsoftdep ext4 pre: crypto-crc32c post: nosuch\nsoftdep jbd2 pre: crypto-crc32c\nsoftdep vfat pre: not-shipped\n",
+            "alias crypto-crc32c crc32c_generic\nalias crypto-crc32c crc32c_intel\nalias crc32c crc32c_generic\n",
+        );
+        let plan = index
+            .plan(&names(&["ext4", "vfat"]), Path::new("/m"))
+            .unwrap();
+        let at = |file: &str| plan.iter().position(|f| f == file).unwrap();
+        assert!(
+            at("kernel/crypto/crc32c_generic.ko") < at("kernel/fs/jbd2/jbd2.ko"),
+            "{plan:?}"
+        );
+        assert!(
+            at("kernel/arch/x86/crypto/crc32c-intel.ko") < at("kernel/fs/ext4/ext4.ko"),
+            "{plan:?}"
+        );
+        assert_eq!(
+            plan.iter().filter(|f| f.contains("crc32c_generic")).count(),
+            1
+        );
+        assert_eq!(plan.len(), 8, "{plan:?}");
     }
 
     #[test]
