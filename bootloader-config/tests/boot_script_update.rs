@@ -157,13 +157,13 @@ fn a_torn_block_is_read_through_its_second_copy() {
             version: 2
         }
     );
-    // The update run again writes no script but makes the block whole again, so no
-    // save_env of GRUB's can bring back the torn half's variables.
+    // The update run again writes no script but rewrites the copies from the whole one,
+    // so no save_env of GRUB's can bring back the torn half's variables.
     let mut update = BootScriptUpdate::new(fs.clone());
-    assert!(!update.block_is_whole().unwrap());
+    assert!(!update.copies_agree().unwrap());
     let again = update.apply(b"# v2\n", 2).unwrap();
     assert!(matches!(again, Applied::Unchanged(_)), "{again:?}");
-    assert!(update.block_is_whole().unwrap());
+    assert!(update.copies_agree().unwrap());
     assert!(fs.read(SECOND_SCRIPT).is_none(), "no script written");
     assert_eq!(installed(&fs).version, 2);
 }

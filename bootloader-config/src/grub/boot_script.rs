@@ -7,16 +7,23 @@
 //! one GRUB runs; [`VERSION_VAR`] is that script's version, so a device knows what it has.
 //!
 //! # The early config
-//! [`early_config`] is the text built into `BOOTX64.EFI`. It needs GRUB's normal-mode
-//! parser, so it goes in as the standalone image's memdisk config (`grub-mkstandalone
-//! -O x86_64-efi ... boot/grub/grub.cfg=EARLY`). Not as `grub-mkimage -c EARLY`: GRUB
-//! runs such a config with its rescue parser, which does not know `if`, so every line
-//! runs in turn (seen under OVMF: both branches' messages printed). It loads only [`SCRIPT_VAR`]
-//! and the block's generations from `${cmdpath}/grubenv` (a whitelisted `load_env`, so
-//! nothing else in the environment can steer it); when the block is torn (generations
-//! differ) or unreadable, it loads the second copy `grubenv.b`, as the slot-selection
-//! fragment does. It runs the named script, or, if that file is missing, the other one.
+//! [`early_config`] is the text built into `BOOTX64.EFI`. GRUB runs a config embedded
+//! with `grub-mkimage -c` with its rescue parser, which knows no `if` (seen under OVMF:
+//! every line of both branches ran), so the text is plain commands that mean the same
+//! to the rescue and the normal parser (`grub-mkstandalone`'s memdisk config): `set`,
+//! a whitelisted `load_env` (only [`SCRIPT_VAR`], so nothing else in the environment can
+//! steer it), `echo`, `configfile`. It loads the name from the second copy
+//! `grubenv.b`, then from the block `grubenv` (the block wins where it has one), runs
+//! that script; if it cannot be run (missing), the second copy's choice; then
+//! [`PRIMARY_SCRIPT`]. A `configfile` that runs a script does not come back: its menu
+//! boots.
 //!
+//! No generation check is needed for this one variable: while the environment is
+//! written (the switch), both scripts are complete, so any name either copy holds, even
+//! from a block torn mid-line (a name that does not exist, so the next choice runs),
+//! runs a whole script. While a script is being written, both copies are whole, agree,
+//! and name the other one (the update settles them first, see below).
+
 //! # An update ([`BootScriptUpdate::apply`])
 //! 1. The new script is written to the name GRUB does **not** run now (beside the old
 //!    one, never over it), cut to its length, synced, and the directory synced.
@@ -29,10 +36,12 @@
 //! early config then reads the second copy, which is already whole and names the new
 //! script, itself complete and durable since step 1. So every cut boots a whole script.
 //!
-//! Run again after a cut inside the block's write, the update rewrites the torn block
-//! from its whole second copy: GRUB's `save_env` (the fragment's, during a trial) keeps
-//! every variable it does not name from the block as it is, so a torn block left alone
-//! could take the switch back.
+//! Before writing anything, and when it finds the script in place already, the update
+//! **settles** the two copies: unless both are whole and name the same script, both are
+//! rewritten from the authoritative one (the block if whole, else the second copy). So
+//! after a cut inside the switch, the next start leaves no torn block for GRUB's
+//! `save_env` to carry on (it keeps every variable it does not name from the block as it
+//! is), and no update writes a file a torn copy still names.
 //!
 //! The update is idempotent (the same version and bytes: nothing is written), refuses a
 //! script larger than [`MAX_SCRIPT_SIZE`] or empty, a version older than the installed
@@ -45,7 +54,7 @@ use std::path::PathBuf;
 use skerry_medium::dir::Directory;
 use skerry_medium::{FsMedium, MediumError};
 
-use crate::grub::envblk::{self, GEN_HEAD, GEN_TAIL};
+use crate::grub::envblk;
 use crate::grub::store::{GrubEnvStore, SECOND_COPY_SUFFIX};
 use crate::store::StoreError;
 
@@ -68,39 +77,34 @@ pub const MAX_SCRIPT_SIZE: usize = 256 << 10;
 /// modules and the normal-mode parser (the memdisk config of `grub-mkstandalone`, not
 /// `grub-mkimage -c`).
 pub fn early_config() -> String {
-    format!(
-        "# Skerry early config: runs the boot script on the ESP that the environment names;\n\
-         # generated, do not edit. Only {SCRIPT_VAR} and the generations are loaded.\n\
-         {SCRIPT_VAR}=\"\"\n\
-         {GEN_HEAD}=\"\"\n\
-         {GEN_TAIL}=\"\"\n\
-         skerry_env_whole=\"\"\n\
-         if load_env -f \"${{cmdpath}}/{ENV_FILE}\" --skip-sig {SCRIPT_VAR} {GEN_HEAD} {GEN_TAIL}; then\n\
-         \x20 if [ \"${GEN_HEAD}\" = \"${GEN_TAIL}\" ]; then\n\
-         \x20   skerry_env_whole=1\n\
-         \x20 fi\n\
-         fi\n\
-         if [ -z \"$skerry_env_whole\" ]; then\n\
-         \x20 echo \"skerry: the environment block is torn or unreadable; loading its second copy\"\n\
-         \x20 {SCRIPT_VAR}=\"\"\n\
-         \x20 load_env -f \"${{cmdpath}}/{ENV_FILE}{SECOND_COPY_SUFFIX}\" --skip-sig {SCRIPT_VAR} {GEN_HEAD} {GEN_TAIL}\n\
-         fi\n\
-         if [ \"${SCRIPT_VAR}\" = \"{SECOND_SCRIPT}\" ]; then\n\
-         \x20 skerry_script={SECOND_SCRIPT}\n\
-         \x20 skerry_other={PRIMARY_SCRIPT}\n\
-         else\n\
-         \x20 skerry_script={PRIMARY_SCRIPT}\n\
-         \x20 skerry_other={SECOND_SCRIPT}\n\
-         fi\n\
-         if [ ! -f \"${{cmdpath}}/$skerry_script\" ]; then\n\
-         \x20 echo \"skerry: boot script $skerry_script is missing; running $skerry_other\"\n\
-         \x20 skerry_script=$skerry_other\n\
-         fi\n\
-         echo \"skerry: boot script $skerry_script\"\n\
-         configfile \"${{cmdpath}}/$skerry_script\"\n\
-         echo \"skerry: no boot script could be run from $cmdpath\"\n"
-    )
+    let second = format!("{ENV_FILE}{SECOND_COPY_SUFFIX}");
+    let mut s = format!(
+        "set {SCRIPT_VAR}={PRIMARY_SCRIPT}\n\
+         load_env -f \"${{cmdpath}}/{second}\" --skip-sig {SCRIPT_VAR}\n\
+         set skerry_second=\"${{{SCRIPT_VAR}}}\"\n\
+         load_env -f \"${{cmdpath}}/{ENV_FILE}\" --skip-sig {SCRIPT_VAR}\n"
+    );
+    for (script, why) in [
+        (format!("${{{SCRIPT_VAR}}}"), ""),
+        (
+            "${skerry_second}".to_owned(),
+            "the block's choice could not be run; the second copy's",
+        ),
+        (PRIMARY_SCRIPT.to_owned(), "neither choice could be run"),
+    ] {
+        if !why.is_empty() {
+            s.push_str(&format!("echo \"skerry: {why}\"\n"));
+        }
+        s.push_str(&format!(
+            "echo \"{RUNNING}{script}\"\nconfigfile \"${{cmdpath}}/{script}\"\n"
+        ));
+    }
+    s.push_str("echo \"skerry: no boot script could be run from ${cmdpath}\"\n");
+    s
 }
+
+/// What the early config prints before it runs a script (the script's name follows).
+pub const RUNNING: &str = "skerry: running boot script ";
 
 /// Why a boot script update was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -192,12 +196,17 @@ impl<D: Directory + Clone> BootScriptUpdate<D> {
     }
 
     fn read(&self, name: &str) -> Result<Option<Vec<u8>>, BootScriptError> {
+        self.read_bounded(name, MAX_SCRIPT_SIZE)
+    }
+
+    /// The content of `name`; `None` when it is missing or larger than `limit`.
+    fn read_bounded(&self, name: &str, limit: usize) -> Result<Option<Vec<u8>>, BootScriptError> {
         let os = OsStr::new(name);
         let len = match self.dir.len(os) {
             Err(e) if e.is_not_found() => return Ok(None),
             other => other.map_err(self.medium_error(name))?,
         };
-        if len > MAX_SCRIPT_SIZE as u64 {
+        if len > limit as u64 {
             return Ok(None);
         }
         self.dir
@@ -224,11 +233,12 @@ impl<D: Directory + Clone> BootScriptUpdate<D> {
         }
         if version == installed.version {
             if self.read(installed.name)?.as_deref() == Some(script) {
-                self.repair_torn_block()?;
+                self.settle_copies()?;
                 return Ok(Applied::Unchanged(installed));
             }
             return Err(BootScriptError::SameVersionDiffers { version });
         }
+        self.settle_copies()?;
         let target = if installed.name == SECOND_SCRIPT {
             PRIMARY_SCRIPT
         } else {
@@ -252,27 +262,28 @@ impl<D: Directory + Clone> BootScriptUpdate<D> {
         }))
     }
 
-    /// Whether the environment block itself is whole (its generations agree). A cut
-    /// inside the switch leaves it torn, and both GRUB and [`installed`](Self::installed)
-    /// then read the second copy; but GRUB's `save_env` rewrites only the variables it
-    /// names and keeps the rest from the torn block, which could take back the switch.
-    pub fn block_is_whole(&self) -> Result<bool, BootScriptError> {
-        let bytes = self.read_env(ENV_FILE)?;
-        Ok(envblk::decode(&bytes).is_ok_and(|vars| envblk::is_whole(&vars)))
+    /// Whether both copies of the environment are whole and name the same script (see
+    /// the module docs): what the update leaves, and needs before it writes a script.
+    pub fn copies_agree(&self) -> Result<bool, BootScriptError> {
+        let second = format!("{ENV_FILE}{SECOND_COPY_SUFFIX}");
+        let mut names = Vec::new();
+        for name in [ENV_FILE, second.as_str()] {
+            let Some(bytes) = self.read_bounded(name, envblk::DEFAULT_SIZE * 64)? else {
+                return Ok(false);
+            };
+            match envblk::decode(&bytes) {
+                Ok(vars) if envblk::is_whole(&vars) => {
+                    names.push(vars.get_bytes(SCRIPT_VAR.as_bytes()).map(<[u8]>::to_vec))
+                }
+                _ => return Ok(false),
+            }
+        }
+        Ok(names[0] == names[1])
     }
 
-    fn read_env(&self, name: &str) -> Result<Vec<u8>, BootScriptError> {
-        let os = OsStr::new(name);
-        let len = self.dir.len(os).map_err(self.medium_error(name))?;
-        self.dir
-            .read_at(os, 0, len.min(envblk::DEFAULT_SIZE as u64 * 64) as usize)
-            .map_err(self.medium_error(name))
-    }
-
-    /// Rewrites a torn block (both copies) from the whole second copy, so no later
-    /// `save_env` of GRUB's can bring back what the torn half holds.
-    fn repair_torn_block(&mut self) -> Result<(), BootScriptError> {
-        if !self.block_is_whole()? {
+    /// Rewrites both copies from the authoritative one unless they agree.
+    fn settle_copies(&mut self) -> Result<(), BootScriptError> {
+        if !self.copies_agree()? {
             self.store().commit_variables(&[])?;
         }
         Ok(())
@@ -299,15 +310,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn early_config_loads_only_its_variables() {
+    fn early_config_is_plain_commands_loading_one_variable() {
         let text = early_config();
         for needle in [
-            "load_env -f \"${cmdpath}/grubenv\" --skip-sig SKERRY_BOOT_SCRIPT SKERRY_GEN_HEAD SKERRY_GEN_TAIL; then\n",
-            "load_env -f \"${cmdpath}/grubenv.b\" --skip-sig SKERRY_BOOT_SCRIPT",
-            "configfile \"${cmdpath}/$skerry_script\"\n",
+            "load_env -f \"${cmdpath}/grubenv.b\" --skip-sig SKERRY_BOOT_SCRIPT\n",
+            "load_env -f \"${cmdpath}/grubenv\" --skip-sig SKERRY_BOOT_SCRIPT\n",
+            "configfile \"${cmdpath}/${SKERRY_BOOT_SCRIPT}\"\n",
+            "configfile \"${cmdpath}/${skerry_second}\"\n",
+            "configfile \"${cmdpath}/grub.cfg\"\n",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
         assert_eq!(text.matches("load_env").count(), 2, "{text}");
+        // The second copy first, so the block's choice wins.
+        assert!(text.find("grubenv.b").unwrap() < text.find("grubenv\"").unwrap());
+        // Nothing the rescue parser does not know.
+        for line in text.lines() {
+            let word = line.split_whitespace().next().unwrap_or("");
+            assert!(
+                ["set", "load_env", "echo", "configfile"].contains(&word),
+                "{line:?}"
+            );
+        }
     }
 }

@@ -15,6 +15,10 @@
 //! copy can never show the same generation twice. The fragment moves the block's
 //! generation on by one whenever it saves (it cannot see the second copy, and need not).
 //!
+//! A commit while the block is torn (a cut inside the last one) writes the block first,
+//! from the whole second copy, and the second copy after: the whole copy is never the
+//! one being rewritten.
+//!
 //! A block written by other tools (no generations) is read as it is and gets them on the
 //! first commit; its first rewrite, like `init`, replaces the file whole. Media without
 //! a directory (memory) hold no second copy and are replaced whole. The block keeps the
@@ -161,10 +165,17 @@ impl<M: Medium> GrubEnvStore<M> {
         let generation = self.next_generation()?;
         let bytes = envblk::encode_with_generation(vars, size, generation)
             .map_err(|e| self.corrupt(e.to_string()))?;
+        // The whole copy is written last: the block is, unless it is torn (or missing),
+        // when the second copy is the only whole one and the block is rewritten first.
+        let block_whole = matches!(self.read(&self.medium)?, Copy::Whole(..));
         match &mut self.second {
-            Some(second) => {
+            Some(second) if block_whole => {
                 write_in_place(second, &bytes)?;
                 write_in_place(&mut self.medium, &bytes)
+            }
+            Some(second) => {
+                write_in_place(&mut self.medium, &bytes)?;
+                write_in_place(second, &bytes)
             }
             None => Ok(self.medium.replace_all(&bytes)?),
         }
