@@ -1,0 +1,165 @@
+//! The gRPC fleet service: a check-in is checked ([`crate::validate`]), stored, and
+//! answered by the pure rollout decision ([`skerry_rollout::decide`]); an automatic
+//! pause the decision calls for, and the offer made, are recorded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use skerry_fleet_store::{FleetStore, StoreError};
+use skerry_proto::fleet::v1 as pb;
+use skerry_rollout::{decide, Candidate, Decision, Fleet, Hold, UnixTime};
+use tonic::{Request, Response, Status};
+
+use crate::releases::ReleaseCatalog;
+use crate::timestamp::chain;
+use crate::validate;
+
+/// The wall clock, passed in so tests can set the time.
+pub type Clock = Arc<dyn Fn() -> UnixTime + Send + Sync>;
+
+/// The fleet API over one store.
+pub struct FleetApi<S: FleetStore> {
+    store: Arc<S>,
+    catalog: Arc<ReleaseCatalog>,
+    clock: Clock,
+    poll_interval: Duration,
+}
+
+impl<S: FleetStore> std::fmt::Debug for FleetApi<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetApi")
+            .field("poll_interval", &self.poll_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: FleetStore> FleetApi<S> {
+    pub fn new(
+        store: Arc<S>,
+        catalog: Arc<ReleaseCatalog>,
+        clock: Clock,
+        poll_interval: Duration,
+    ) -> Self {
+        Self {
+            store,
+            catalog,
+            clock,
+            poll_interval,
+        }
+    }
+}
+
+fn internal(e: &StoreError) -> Status {
+    eprintln!("skerry-server: check-in failed: {}", chain(e));
+    Status::internal("the server could not store the check-in; retry later")
+}
+
+/// Stores the check-in and decides; runs on a blocking thread (the store is synchronous).
+fn answer<S: FleetStore>(
+    store: &S,
+    catalog: &ReleaseCatalog,
+    check_in: &skerry_fleet_store::CheckIn,
+    now: UnixTime,
+) -> Result<pb::CheckInResponse, StoreError> {
+    let record = store.check_in(check_in, now)?;
+    let rollouts = store.rollouts_for(&check_in.board, &check_in.channel)?;
+    let windows = store.windows()?;
+    let releases = catalog.releases();
+    let candidates: Vec<Candidate<'_>> = rollouts
+        .iter()
+        .map(|r| Candidate {
+            rollout: &r.rollout,
+            stats: &r.stats,
+        })
+        .collect();
+    let verdict = decide(
+        Fleet {
+            releases: &releases,
+            windows: &windows,
+        },
+        &record.facts,
+        &candidates,
+        now,
+    );
+    if let Some((id, reason)) = &verdict.pause {
+        store.pause_if_active(id, reason, now)?;
+        eprintln!("skerry-server: rollout {id} {reason}");
+    }
+    let mut response = pb::CheckInResponse {
+        acknowledged_sequence: record.acknowledged,
+        ..Default::default()
+    };
+    match verdict.decision {
+        Decision::Offer(offer) => {
+            if let Some(id) = &offer.rollout_id {
+                store.record_offer(id, &check_in.device, offer.wave, now)?;
+            }
+            response.offer = Some(pb::Offer {
+                board: offer.release.board,
+                version: offer.release.version.to_string(),
+                channel: offer.release.channel,
+                rollout_id: offer.rollout_id.unwrap_or_default(),
+                forced: offer.forced,
+            });
+        }
+        Decision::Hold(hold) => response.hold = Some(hold_message(hold)),
+    }
+    Ok(response)
+}
+
+fn hold_message(hold: Hold) -> pb::Hold {
+    use pb::HoldReason as R;
+    let (reason, rollout_id, detail) = match hold {
+        Hold::UpToDate => (R::UpToDate, None, "no newer release is rolling out in this channel".to_string()),
+        Hold::Pinned { version } => (R::Pinned, None, format!("pinned to {version} by an operator")),
+        Hold::PinUnavailable { version } => (
+            R::PinUnavailable,
+            None,
+            format!("pinned to {version}, which the repository does not hold for this board and channel"),
+        ),
+        Hold::Paused { rollout_id, reason } => (R::Paused, Some(rollout_id), reason.to_string()),
+        Hold::Aborted { rollout_id } => (R::Aborted, Some(rollout_id), "the rollout was aborted".into()),
+        Hold::RolledBack { rollout_id, version } => (
+            R::RolledBack,
+            rollout_id,
+            format!("this device rolled back from {version}; it is offered again only if forced"),
+        ),
+        Hold::WaveNotOpen { rollout_id, wave, opens_at } => {
+            let detail = match (wave, opens_at) {
+                (Some(w), Some(at)) => format!("this device is in wave {}, which opens at {}", w + 1, humantime::format_rfc3339(at.to_system())),
+                _ => "no wave of this rollout includes this device".into(),
+            };
+            (R::WaveNotOpen, Some(rollout_id), detail)
+        }
+        Hold::OutsideWindow { rollout_id } => (R::OutsideWindow, rollout_id, "outside this device's maintenance window".into()),
+    };
+    pb::Hold {
+        reason: reason as i32,
+        detail,
+        rollout_id: rollout_id.unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl<S: FleetStore> pb::fleet_service_server::FleetService for FleetApi<S> {
+    async fn check_in(
+        &self,
+        request: Request<pb::CheckInRequest>,
+    ) -> Result<Response<pb::CheckInResponse>, Status> {
+        let now = (self.clock)();
+        let check_in = validate::check_in(request.get_ref(), now)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let store = Arc::clone(&self.store);
+        let catalog = Arc::clone(&self.catalog);
+        let mut response =
+            tokio::task::spawn_blocking(move || answer(&*store, &catalog, &check_in, now))
+                .await
+                .map_err(|_| Status::internal("the check-in task failed"))?
+                .map_err(|e| internal(&e))?;
+        response.poll_interval = Some(prost_types::Duration {
+            seconds: self.poll_interval.as_secs() as i64,
+            nanos: 0,
+        });
+        Ok(Response::new(response))
+    }
+}

@@ -1,0 +1,26 @@
+//! `skerry-server`: the update server. One listener speaks HTTP/1.1 and HTTP/2; gRPC
+//! requests (`content-type: application/grpc`) go to the fleet API, everything else to
+//! the static repository host.
+//!
+//! # Layout
+//! - [`data`]: the data directory (`fleet.db`, `repository/`, `keys/timestamp.key`),
+//!   created on first start.
+//! - [`repo_path`]: turning a request path into a file inside the repository, or a refusal.
+//! - [`repo_http`]: serving repository files: ranges, strong ETags, cache headers.
+//! - [`timestamp`]: re-signing `timestamp.json` with the online key before it expires.
+//! - [`releases`]: the releases the repository's signed targets hold.
+//! - [`validate`]: bounding and checking a check-in before it reaches the store.
+//! - [`checkin`]: the gRPC fleet service, driving the pure rollout decision.
+//! - [`serve`](mod@serve): the edge service that routes between the two, and the listener.
+
+pub mod checkin;
+pub mod data;
+pub mod releases;
+pub mod repo_http;
+pub mod repo_path;
+pub mod serve;
+pub mod timestamp;
+pub mod validate;
+
+pub use data::DataDir;
+pub use serve::{serve, ServeError, ServerConfig};

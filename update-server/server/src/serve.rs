@@ -1,0 +1,163 @@
+//! The listener and the edge service: one port, HTTP/1.1 and HTTP/2. Requests with a
+//! gRPC content type go to the fleet API; `/repository/…` to the repository host;
+//! `/healthz` answers `ok`; anything else is 404.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use skerry_fleet_store::{SqliteStore, StoreError};
+use skerry_proto::fleet::v1::fleet_service_server::FleetServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::body::Body;
+
+use crate::checkin::{Clock, FleetApi};
+use crate::data::{DataDir, DataError};
+use crate::releases::ReleaseCatalog;
+use crate::repo_http::{RepoHost, PREFIX};
+use crate::timestamp::{self, ResignError, ResignPolicy, TimestampSigner};
+use crate::validate::MAX_REQUEST_BYTES;
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("preparing the data directory")]
+    Data(#[from] DataError),
+    #[error("opening the database")]
+    Store(#[from] StoreError),
+    #[error("loading the online timestamp key")]
+    Key(#[from] ResignError),
+    #[error("serving")]
+    Transport(#[source] tonic::transport::Error),
+}
+
+/// What the server needs besides its listener.
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub data: PathBuf,
+    /// What devices are told about their next check-in.
+    pub poll_interval: Duration,
+    /// How often the timestamp is looked at.
+    pub resign_every: Duration,
+    pub resign: ResignPolicy,
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("data", &self.data)
+            .field("poll_interval", &self.poll_interval)
+            .field("resign_every", &self.resign_every)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerConfig {
+    /// Defaults: devices poll every 5 minutes, the timestamp is checked every minute.
+    pub fn new(data: PathBuf) -> Self {
+        Self {
+            data,
+            poll_interval: Duration::from_secs(300),
+            resign_every: Duration::from_secs(60),
+            resign: ResignPolicy::default(),
+            clock: Arc::new(|| skerry_rollout::UnixTime::from_system(std::time::SystemTime::now())),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Edge {
+    grpc: FleetServiceServer<FleetApi<SqliteStore>>,
+    repo: Arc<RepoHost>,
+}
+
+fn is_grpc<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+impl tower_service::Service<Request<Body>> for Edge {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        if is_grpc(&req) {
+            let mut grpc = self.grpc.clone();
+            return Box::pin(async move { tower_service::Service::call(&mut grpc, req).await });
+        }
+        let repo = Arc::clone(&self.repo);
+        // Only the head is needed (and a body is not Sync, so it may not be held across
+        // an await by reference).
+        let req = Request::from_parts(req.into_parts().0, ());
+        Box::pin(async move {
+            if req.uri().path() == "/healthz" {
+                return Ok(Response::new(Body::new(http_body_util::Full::new(
+                    bytes::Bytes::from_static(b"ok\n"),
+                ))));
+            }
+            if req.uri().path().starts_with(PREFIX) {
+                return Ok(repo.handle(&req).await);
+            }
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = http::StatusCode::NOT_FOUND;
+            Ok(r)
+        })
+    }
+}
+
+/// Prepares the data directory (creating it and the database on first start), then
+/// serves on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let dir = DataDir::prepare(&config.data)?;
+    let store = Arc::new(SqliteStore::open(&dir.database())?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signer = if dir.timestamp_key().exists() {
+        Some(TimestampSigner::load(
+            &dir.repository(),
+            &dir.timestamp_key(),
+            config.resign,
+        )?)
+    } else {
+        eprintln!(
+            "skerry-server: no {}; timestamp.json is not re-signed (put the online timestamp key there)",
+            dir.timestamp_key().display()
+        );
+        None
+    };
+    let resigner = signer.map(|s| tokio::spawn(timestamp::run(s, config.resign_every, stop_rx)));
+    let catalog = Arc::new(ReleaseCatalog::new(&dir.repository()));
+    let api = FleetApi::new(store, catalog, config.clock.clone(), config.poll_interval);
+    let edge = Edge {
+        grpc: FleetServiceServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES),
+        repo: Arc::new(RepoHost::new(&dir.repository())),
+    };
+    let result = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(60)))
+        .serve_with_incoming_shutdown(edge, TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(ServeError::Transport);
+    let _ = stop_tx.send(true);
+    if let Some(task) = resigner {
+        let _ = task.await;
+    }
+    result
+}

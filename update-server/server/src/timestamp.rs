@@ -1,0 +1,164 @@
+//! Re-signing `timestamp.json` with the online key before it expires. Only the
+//! timestamp key is on the server; the root, targets and snapshot keys stay offline
+//! with the release tooling, so the server can keep the repository fresh but can never
+//! publish a release.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use skerry_release::Repository;
+use skerry_tuf::{Expiry, Role, SecretKey, Signed, Timestamp};
+
+/// Why a re-signing round did nothing or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResignError {
+    #[error("cannot load the timestamp key {path}")]
+    Key {
+        path: PathBuf,
+        #[source]
+        source: skerry_tuf::TufError,
+    },
+    #[error("reading the repository")]
+    Repository(#[source] skerry_release::ReleaseError),
+    #[error("the repository's root does not list this server's timestamp key ({key_id}); install the key the root names")]
+    Untrusted { key_id: String },
+    #[error(
+        "the root asks for {threshold} timestamp signatures; one online key can give only one"
+    )]
+    Threshold { threshold: u32 },
+    #[error("signing the timestamp")]
+    Sign(#[source] skerry_tuf::TufError),
+    #[error("writing timestamp.json")]
+    Write(#[source] skerry_release::ReleaseError),
+}
+
+/// When and how long the re-signed timestamp lasts.
+#[derive(Debug, Clone, Copy)]
+pub struct ResignPolicy {
+    /// Re-sign when the current timestamp expires within this.
+    pub renew_before: Duration,
+    /// How long a new timestamp is valid.
+    pub validity: Duration,
+}
+
+impl Default for ResignPolicy {
+    fn default() -> Self {
+        Self {
+            renew_before: Duration::from_secs(86_400),
+            validity: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// Whether a timestamp expiring at `expires` is due at `now`.
+pub fn is_due(expires: SystemTime, now: SystemTime, renew_before: Duration) -> bool {
+    expires
+        .duration_since(now)
+        .ok()
+        .is_none_or(|left| left <= renew_before)
+}
+
+/// The online signer of one repository.
+#[derive(Debug)]
+pub struct TimestampSigner {
+    repo: Repository,
+    key: SecretKey,
+    policy: ResignPolicy,
+}
+
+impl TimestampSigner {
+    pub fn load(repo: &Path, key: &Path, policy: ResignPolicy) -> Result<Self, ResignError> {
+        let key_loaded = SecretKey::load(key).map_err(|source| ResignError::Key {
+            path: key.into(),
+            source,
+        })?;
+        Ok(Self {
+            repo: Repository::new(repo),
+            key: key_loaded,
+            policy,
+        })
+    }
+
+    /// Re-signs if due; returns the new version, or `None` if nothing was due (or the
+    /// repository is still empty).
+    pub fn resign_if_due(&self, now: SystemTime) -> Result<Option<u64>, ResignError> {
+        let ts_path = self.repo.metadata_dir().join("timestamp.json");
+        let Ok(before) = std::fs::read(&ts_path) else {
+            return Ok(None); // nothing published yet
+        };
+        let current = self.repo.current().map_err(ResignError::Repository)?;
+        if !is_due(
+            current.timestamp.signed.expires.0,
+            now,
+            self.policy.renew_before,
+        ) {
+            return Ok(None);
+        }
+        let role = current
+            .root
+            .signed
+            .role(Role::Timestamp)
+            .map_err(ResignError::Sign)?;
+        let key_id = self.key.key_id().map_err(ResignError::Sign)?;
+        if !role.keyids.contains(&key_id) {
+            return Err(ResignError::Untrusted {
+                key_id: key_id.to_string(),
+            });
+        }
+        if role.threshold != 1 {
+            return Err(ResignError::Threshold {
+                threshold: role.threshold,
+            });
+        }
+        let mut ts: Timestamp = current.timestamp.signed;
+        ts.version += 1;
+        ts.expires = Expiry::after(now, self.policy.validity);
+        let signed = Signed::sign(ts, &[&self.key]).map_err(ResignError::Sign)?;
+        let bytes = signed.to_bytes().map_err(ResignError::Sign)?;
+        // The release tooling may have published meanwhile: never overwrite its newer
+        // timestamp with one pinning the older snapshot. (The window between this check
+        // and the rename is closed once releases are pushed through the server.)
+        if std::fs::read(&ts_path).ok().as_deref() != Some(before.as_slice()) {
+            return Ok(None);
+        }
+        skerry_release::repo::write_atomic(&ts_path, &bytes).map_err(ResignError::Write)?;
+        Ok(Some(signed.signed.version))
+    }
+}
+
+/// Re-signs every `every` until `shutdown`, logging each outcome.
+pub async fn run(
+    signer: TimestampSigner,
+    every: Duration,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let signer = std::sync::Arc::new(signer);
+    let mut shutdown = shutdown;
+    loop {
+        let s = std::sync::Arc::clone(&signer);
+        match tokio::task::spawn_blocking(move || s.resign_if_due(SystemTime::now())).await {
+            Ok(Ok(Some(version))) => {
+                eprintln!("skerry-server: re-signed timestamp.json (version {version})")
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => eprintln!("skerry-server: timestamp not re-signed: {}", chain(&e)),
+            Err(e) => eprintln!("skerry-server: timestamp task failed: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// An error with its sources, on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
