@@ -20,6 +20,10 @@ pub const CHUNK: usize = 4 << 20;
 /// The granularity of zero detection (a filesystem block, as bmaptool uses).
 pub const BLOCK: usize = 4096;
 
+/// On a device, how much is written between flushes: the page cache would otherwise take
+/// the whole image at once, the bar would race to the end and the final sync stall.
+pub const FLUSH_EVERY: u64 = 16 << 20;
+
 static ZERO_BLOCK: [u8; BLOCK] = [0; BLOCK];
 
 /// A stretch of the image and what the target must read there.
@@ -66,6 +70,7 @@ struct Copier<'a> {
     buf: Vec<u8>,
     old: Vec<u8>,
     zeros: Vec<u8>,
+    unflushed: u64,
     out: Copied,
 }
 
@@ -87,6 +92,7 @@ pub fn copy(
         buf: vec![0; CHUNK],
         old: if dirty { vec![0; CHUNK] } else { Vec::new() },
         zeros: if dirty { vec![0; CHUNK] } else { Vec::new() },
+        unflushed: 0,
         out: Copied::default(),
     };
     let mut at = 0;
@@ -126,6 +132,7 @@ impl Copier<'_> {
                         .write_all_at(&chunk[run.clone()], offset)
                         .map_err(FlashError::io("write", &self.target.path))?;
                     self.out.written += run.len() as u64;
+                    self.unflushed += run.len() as u64;
                 }
             }
             for (offset, len) in zero_runs {
@@ -137,6 +144,7 @@ impl Copier<'_> {
                 digest: Some(digest),
             });
             self.progress.inc(n as u64);
+            self.flush_now_and_then()?;
             at += n as u64;
         }
         Ok(())
@@ -188,7 +196,20 @@ impl Copier<'_> {
                     .write_all_at(&self.zeros[..run.len()], offset + run.start as u64)
                     .map_err(FlashError::io("write", &self.target.path))?;
                 self.out.written += run.len() as u64;
+                self.unflushed += run.len() as u64;
             }
+        }
+        self.flush_now_and_then()
+    }
+
+    /// On a device (old data, zeros unknown), flushes every [`FLUSH_EVERY`] bytes.
+    fn flush_now_and_then(&mut self) -> Result<(), FlashError> {
+        if self.target.zeros == Zeros::Unknown && self.unflushed >= FLUSH_EVERY {
+            self.target
+                .file
+                .sync_data()
+                .map_err(FlashError::io("sync", &self.target.path))?;
+            self.unflushed = 0;
         }
         Ok(())
     }
