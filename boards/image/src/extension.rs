@@ -319,6 +319,11 @@ impl Layer<'_> {
                 )));
             }
         }
+        // Every parent a real directory: through a symlink a lower layer laid, the
+        // directory emptied could be the build host's.
+        self.tree
+            .parents(&rel.join("x"))
+            .map_err(|e| self.refuse(e.to_string()))?;
         let path = self.tree.path(rel);
         if !std::fs::symlink_metadata(&path)
             .map(|m| m.is_dir())

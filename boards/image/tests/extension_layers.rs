@@ -139,3 +139,21 @@ fn a_directory_extension_may_not_replace_a_directory_with_a_file() {
         "{err}"
     );
 }
+
+#[test]
+fn an_opaque_whiteout_through_a_lower_layers_symlink_touches_nothing_outside() {
+    let (dir, tree) = staged();
+    let outside = dir.path().join("host");
+    std::fs::create_dir_all(outside.join("sub")).unwrap();
+    std::fs::write(outside.join("sub/precious"), b"host file").unwrap();
+    let target = format!("symlink:{}", outside.display());
+    apply_layer(dir.path(), &tree, &[("esc", target.as_str())]).unwrap();
+    let err = apply_layer(dir.path(), &tree, &[("esc/sub/.wh..wh..opq", "file:")]).unwrap_err();
+    assert!(err.contains("its parent /esc is not a directory"), "{err}");
+    let err = apply_layer(dir.path(), &tree, &[("esc/sub/.wh.precious", "file:")]).unwrap_err();
+    assert!(err.contains("its parent /esc is not a directory"), "{err}");
+    assert!(
+        outside.join("sub/precious").exists(),
+        "a file outside the tree was removed"
+    );
+}
