@@ -23,25 +23,26 @@
 //! from a block torn mid-line (a name that does not exist, so the next choice runs),
 //! runs a whole script. While a script is being written, both copies are whole, agree,
 //! and name the other one (the update settles them first, see below).
-
+//!
 //! # An update ([`BootScriptUpdate::apply`])
+//! 0. The two environment copies are **settled**: unless both are whole and name the
+//!    same script, both are rewritten from the authoritative one (the block if whole,
+//!    else the second copy; the store rewrites a torn block first, never the only whole
+//!    copy). So no update writes a file a torn copy still names, and no torn block is
+//!    left for GRUB's `save_env` (the fragment's, during a trial), which keeps every
+//!    variable it does not name from the block as it is.
 //! 1. The new script is written to the name GRUB does **not** run now (beside the old
 //!    one, never over it), cut to its length, synced, and the directory synced.
 //! 2. It is read back and compared.
 //! 3. One [`GrubEnvStore`] commit switches [`SCRIPT_VAR`] to it and records
 //!    [`VERSION_VAR`] (the store writes the second copy, flushes, then the block, flushes).
 //!
-//! A cut before step 3's block write is durable leaves the variable on the old, complete
-//! script (the torn new file is never named). A cut inside the block leaves it torn; the
-//! early config then reads the second copy, which is already whole and names the new
-//! script, itself complete and durable since step 1. So every cut boots a whole script.
-//!
-//! Before writing anything, and when it finds the script in place already, the update
-//! **settles** the two copies: unless both are whole and name the same script, both are
-//! rewritten from the authoritative one (the block if whole, else the second copy). So
-//! after a cut inside the switch, the next start leaves no torn block for GRUB's
-//! `save_env` to carry on (it keeps every variable it does not name from the block as it
-//! is), and no update writes a file a torn copy still names.
+//! A cut in step 0 or 1 leaves both copies naming the old, complete script (a cut in
+//! step 0 rewrites the same name). A cut in step 3 leaves each copy old, new or torn;
+//! every name they can hold is of a complete script, the new one durable since step 1.
+//! The update run again at the next start settles the copies (also when the script is
+//! in place already). So every cut boots a whole script: `tests/boot_script_power_cut.rs`
+//! cuts each step on the FAT model and lets real GRUB (`grub-emu`) decide.
 //!
 //! The update is idempotent (the same version and bytes: nothing is written), refuses a
 //! script larger than [`MAX_SCRIPT_SIZE`] or empty, a version older than the installed
@@ -73,9 +74,9 @@ pub const ENV_FILE: &str = "grubenv";
 pub const MAX_SCRIPT_SIZE: usize = 256 << 10;
 
 /// The config built into `BOOTX64.EFI`: picks the boot script in `$cmdpath` (see the
-/// module docs). It needs GRUB's `loadenv`, `test`, `echo`, `configfile` and `normal`
-/// modules and the normal-mode parser (the memdisk config of `grub-mkstandalone`, not
-/// `grub-mkimage -c`).
+/// module docs). Plain commands, for `grub-mkimage -c` (GRUB's rescue parser) and
+/// `grub-mkstandalone`'s memdisk config alike; it needs the `loadenv`, `echo`,
+/// `configfile` and `normal` modules (`normal` parses the script `configfile` runs).
 pub fn early_config() -> String {
     let second = format!("{ENV_FILE}{SECOND_COPY_SUFFIX}");
     let mut s = format!(
