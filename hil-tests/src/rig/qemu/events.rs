@@ -1,41 +1,64 @@
 //! What QEMU's QMP events say happened to the board, as [`BoardEvent`]s.
 //!
-//! QEMU reports a watchdog reset twice: a `WATCHDOG` event (`action: reset`), then the
-//! `RESET` it causes. The pair is one [`BoardEvent::WatchdogReset`]; the `RESET` that
-//! follows a `WATCHDOG` is absorbed whatever reason it names. Any other `RESET` is the
+//! QEMU reports a watchdog reset as a `WATCHDOG` event (`action: reset`) followed by the
+//! `RESET`s it causes: QEMU 10.0 with an i6300esb sends two, both `guest-reset`, in the
+//! same millisecond (measured). They are one [`BoardEvent::WatchdogReset`]: a `RESET`
+//! stamped within [`WATCHDOG_RESET_WINDOW`] of a `WATCHDOG` is absorbed whatever reason
+//! it names (without timestamps, every `RESET` until another kind of event is). Any other `RESET` is the
 //! guest (reboot(2), a kernel panic with `panic=N`, a triple fault) or the harness
 //! (`system_reset`): [`BoardEvent::Reset`]. A `SHUTDOWN` the guest asked for is
 //! [`BoardEvent::PoweredOff`]; one QEMU reports because the harness ended it (`quit`, a
 //! signal) is not the board's doing and is dropped. A power cut (SIGKILL) leaves no event
 //! at all: the board records it itself.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::qemu::QmpEvent;
 use crate::rig::{BoardEvent, TimedEvent};
 
-/// Turns QMP events into board events, remembering a `WATCHDOG` until its `RESET`.
+/// How long after a `WATCHDOG` its `RESET`s may come.
+pub const WATCHDOG_RESET_WINDOW: Duration = Duration::from_secs(1);
+
+/// Turns QMP events into board events, remembering a `WATCHDOG` for its `RESET`s.
 #[derive(Debug, Default)]
 pub struct EventTranslator {
-    watchdog_reset_pending: bool,
+    /// The last `WATCHDOG` that reset the machine: when QEMU stamped it (`None` inside:
+    /// it had no timestamp).
+    watchdog_reset: Option<Option<SystemTime>>,
+}
+
+impl EventTranslator {
+    /// Whether a `RESET` stamped `at` is the one the last watchdog reset caused.
+    fn caused_by_watchdog(&self, at: Option<SystemTime>) -> bool {
+        match (self.watchdog_reset, at) {
+            (None, _) => false,
+            (Some(Some(fired)), Some(at)) => at
+                .duration_since(fired)
+                .is_ok_and(|after| after <= WATCHDOG_RESET_WINDOW),
+            (Some(_), _) => true,
+        }
+    }
 }
 
 impl EventTranslator {
     /// The board event `event` stands for, if any, stamped with when QEMU saw it.
     pub fn translate(&mut self, event: &QmpEvent) -> Option<TimedEvent> {
         let field = |k: &str| event.data.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        if event.name != "RESET" && event.name != "WATCHDOG" {
+            self.watchdog_reset = None;
+        }
         let board_event = match event.name.as_str() {
             "WATCHDOG" => {
                 // `-action watchdog=reset` is what the board asks for; other actions
                 // (pause, poweroff) would still be the watchdog firing.
-                self.watchdog_reset_pending = field("action") == "reset";
+                self.watchdog_reset = (field("action") == "reset").then_some(event.timestamp);
                 BoardEvent::WatchdogReset
             }
             "RESET" => {
-                if std::mem::take(&mut self.watchdog_reset_pending) || field("reason") == "watchdog"
-                {
+                if self.caused_by_watchdog(event.timestamp) || field("reason") == "watchdog" {
                     return None;
                 }
+                self.watchdog_reset = None;
                 BoardEvent::Reset
             }
             "SHUTDOWN" => match field("reason") {
@@ -87,14 +110,48 @@ mod tests {
             .collect()
     }
 
+    fn stamped(name: &str, data: serde_json::Value, at: SystemTime) -> QmpEvent {
+        QmpEvent {
+            timestamp: Some(at),
+            ..event(name, data)
+        }
+    }
+
     #[test]
-    fn a_watchdog_reset_is_one_event_and_a_later_reboot_another() {
+    fn a_watchdog_reset_with_its_two_resets_is_one_event_and_a_later_reboot_another() {
+        // As QEMU 10.0 sent them for an i6300esb reset, then a reboot 20 s later.
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let reset = json!({"guest": true, "reason": "guest-reset"});
         let got = translate_all(&[
-            event("WATCHDOG", json!({"action": "reset"})),
-            event("RESET", json!({"guest": true, "reason": "guest-reset"})),
-            event("RESET", json!({"guest": true, "reason": "guest-reset"})),
+            stamped("WATCHDOG", json!({"action": "reset"}), t),
+            stamped("RESET", reset.clone(), t + Duration::from_micros(30)),
+            stamped("RESET", reset.clone(), t + Duration::from_micros(60)),
+            stamped("RESET", reset.clone(), t + Duration::from_secs(20)),
         ]);
         assert_eq!(got, vec![BoardEvent::WatchdogReset, BoardEvent::Reset]);
+    }
+
+    #[test]
+    fn without_timestamps_resets_up_to_the_next_other_event_are_the_watchdogs() {
+        let reset = json!({"guest": true, "reason": "guest-reset"});
+        let got = translate_all(&[
+            event("WATCHDOG", json!({"action": "reset"})),
+            event("RESET", reset.clone()),
+            event("RESET", reset.clone()),
+            event(
+                "SHUTDOWN",
+                json!({"guest": true, "reason": "guest-shutdown"}),
+            ),
+            event("RESET", reset),
+        ]);
+        assert_eq!(
+            got,
+            vec![
+                BoardEvent::WatchdogReset,
+                BoardEvent::PoweredOff,
+                BoardEvent::Reset
+            ]
+        );
     }
 
     #[test]
