@@ -4,6 +4,7 @@
 //! ```text
 //! skerry-scenarios --board sim
 //! skerry-scenarios --board qemu-x86_64 --only happy-upgrade
+//! skerry-scenarios --board qemu-arm64-uboot      # busybox guests: needs scripts/deps/arm64-guest.sh
 //! skerry-scenarios --board real --serial /dev/ttyUSB0 --relay-gpio 17 --api 10.0.0.7:50000 \
 //!     --api-ca ca.crt --api-cert admin.crt --api-key admin.key   # built with --features rpi
 //! ```
@@ -18,6 +19,7 @@ use skerry_hil::plan::{self, Verdict};
 use skerry_hil::qemu::files::need_tool;
 use skerry_hil::rig::qemu::artifacts::static_programs;
 use skerry_hil::rig::qemu::{QemuBoard, Site};
+use skerry_hil::rig::uboot_arm64::{Arm64Site, UbootArm64Board};
 use skerry_hil::rig::Board;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,6 +79,11 @@ enum Boards {
         Arc<Site>,
         #[expect(dead_code, reason = "held only to keep the directory")] tempfile::TempDir,
     ),
+    /// The arm64 site (guest packages, factory disk), and its directory.
+    Arm64(
+        Arc<Arm64Site>,
+        #[expect(dead_code, reason = "held only to keep the directory")] tempfile::TempDir,
+    ),
     Real,
 }
 
@@ -85,15 +92,20 @@ impl Boards {
         Ok(match args.board {
             BoardKind::Sim => Boards::Sim(skerryd(args)?),
             BoardKind::QemuX86_64 => {
-                need_tool("qemu-system-x86_64", "qemu-system-x86 (from bookworm-backports)")?;
+                need_tool(
+                    "qemu-system-x86_64",
+                    "qemu-system-x86 (from bookworm-backports)",
+                )?;
                 let programs = static_programs()?;
                 let dir = tempfile::tempdir().context("creating the QEMU site's directory")?;
                 let site = Site::provision(dir.path(), programs, &semver::Version::new(1, 0, 0))?;
                 Boards::Qemu(Arc::new(site), dir)
             }
-            BoardKind::QemuArm64Uboot => bail!(
-                "the qemu-arm64-uboot board is not built yet (issue 10 item 7); its boot counting runs in tests/uboot_boot_count.rs"
-            ),
+            BoardKind::QemuArm64Uboot => {
+                let dir = tempfile::tempdir().context("creating the arm64 site's directory")?;
+                let site = Arm64Site::provision(dir.path(), &semver::Version::new(1, 0, 0))?;
+                Boards::Arm64(Arc::new(site), dir)
+            }
             BoardKind::Real => Boards::Real,
         })
     }
@@ -106,6 +118,7 @@ impl Boards {
                 skerry_hil::rig::sim::SimOptions::default(),
             )?)),
             Boards::Qemu(site, _) => Ok(Box::new(QemuBoard::from_site(site)?)),
+            Boards::Arm64(site, _) => Ok(Box::new(UbootArm64Board::from_site(site)?)),
             Boards::Real => skerry_hil::rig::real::open(&args.real),
         }
     }

@@ -409,7 +409,8 @@ impl Action {
             | Action::RememberState {}
             | Action::ExpectUnchanged {}
             | Action::ExpectVersion { .. } => api,
-            Action::ExpectRolledBack { .. } => api,
+            // A board without skerryd shows its bootloader's state host-side.
+            Action::ExpectRolledBack { .. } => vec![vec![Need::Skerryd, Need::HostSideInstall]],
             Action::HangDaemon {} => vec![vec![Need::HangDaemon]],
             Action::ExpectWatchdogReset { .. } => vec![vec![Need::Watchdog]],
             Action::RepositoryDown { .. }

@@ -688,6 +688,9 @@ impl Runner<'_> {
         by: Option<Decider>,
         limit: Duration,
     ) -> anyhow::Result<String> {
+        if !self.board.capabilities().runs_skerryd {
+            return self.expect_rolled_back_host_side(version, by, limit);
+        }
         let want = version.to_string();
         self.wait_api(limit, &format!("rollback of {want}"), move |ep| {
             let want = want.clone();
@@ -723,6 +726,86 @@ impl Runner<'_> {
             }
         })
     }
+}
+
+impl Runner<'_> {
+    /// `expect_rolled_back` on a board without skerryd: the bootloader's own state, read
+    /// host-side, gave the slot `version` was installed in up (bad), and the guest now
+    /// running names another slot, a good one, and another release on its console.
+    fn expect_rolled_back_host_side(
+        &mut self,
+        version: &semver::Version,
+        by: Option<Decider>,
+        limit: Duration,
+    ) -> anyhow::Result<String> {
+        if by == Some(Decider::Probation) {
+            return Err(Unsupported {
+                board: self.board.name(),
+                what: "roll back in probation (no skerryd runs there)".into(),
+            }
+            .into());
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            self.board.poll()?;
+            let name = self.board.name();
+            let view = self.board.boot_view().ok_or_else(|| Unsupported {
+                board: name,
+                what: "show its bootloader's state host-side".into(),
+            })??;
+            if let Some(found) = host_side_rollback(&view, version)? {
+                return Ok(found);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "no rollback of {version} within {limit:?}: boot state {:?}, running {:?}",
+                    view.state.slots(),
+                    view.running
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// Whether `view` shows `version` rolled back by the bootloader: `Ok(None)` not yet (on
+/// trial, or no guest running), an error when it cannot come (committed, never installed).
+fn host_side_rollback(
+    view: &crate::rig::BootView,
+    version: &semver::Version,
+) -> anyhow::Result<Option<String>> {
+    use skerry_boot_state::{SlotName, SlotStatus};
+    let Some((from, _)) = view.installed.iter().find(|(_, v)| *v == version) else {
+        bail!("{version} was never installed host-side on this board");
+    };
+    let status = |slot: &str| -> anyhow::Result<SlotStatus> {
+        Ok(view.state.status(&SlotName::new(slot)?)?)
+    };
+    match status(from)? {
+        SlotStatus::Trial { .. } => return Ok(None),
+        SlotStatus::Good => bail!("{version} on slot {from} is good in the bootloader's state: it was kept, not rolled back"),
+        SlotStatus::Bad => {}
+    }
+    let Some(running) = &view.running else {
+        return Ok(None);
+    };
+    if running.slot == *from || running.version == version.to_string() {
+        bail!(
+            "slot {from} is given up, yet the guest runs slot {} with release {}",
+            running.slot,
+            running.version
+        );
+    }
+    if status(&running.slot)? != SlotStatus::Good {
+        bail!(
+            "the guest runs slot {}, which the bootloader's state does not hold good",
+            running.slot
+        );
+    }
+    Ok(Some(format!(
+        "{version} on slot {from} given up by the bootloader; back on slot {} running {}",
+        running.slot, running.version
+    )))
 }
 
 /// The table scenario × board → result and time.

@@ -23,13 +23,16 @@
 //! - this file: the trait and the types every backend shares;
 //! - [`repository`]: the release repository served over HTTP, with its faults;
 //! - [`sim`]: the simulated board;
-//! - [`real`]: a real board (serial console, power relay).
+//! - [`real`]: a real board (serial console, power relay);
+//! - [`uboot_arm64`]: QEMU's arm64 `virt` machine with U-Boot and busybox guests.
 
 pub mod qemu;
 pub mod real;
 pub mod repository;
 pub mod sim;
+pub mod uboot_arm64;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -48,7 +51,8 @@ pub struct Capabilities {
     /// The harness can cut its power without asking (a real board needs a relay).
     pub power_cut: bool,
     /// A release can be written into its inactive slot host-side while it is off
-    /// (boards without skerryd: [`Board::install_host_side`]).
+    /// (boards without skerryd: [`Board::install_host_side`]); the harness then reads
+    /// the bootloader's state from the same media too ([`Board::boot_view`]).
     pub host_side_install: bool,
     /// The running skerryd can be made to hang on demand ([`Board::hang_daemon`]).
     pub hang_daemon: bool,
@@ -229,6 +233,26 @@ pub trait ReleaseFactory {
     fn publish(&mut self, release: &ReleaseRequest) -> anyhow::Result<PublishedRelease>;
 }
 
+/// What a board without skerryd shows of its boot state: the bootloader's own store
+/// read host-side, what the harness installed where, and what the running guest named
+/// on its console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootView {
+    /// The boot state as the bootloader's store holds it now.
+    pub state: skerry_boot_state::BootState,
+    /// The release the harness last wrote into each slot, by slot name.
+    pub installed: BTreeMap<String, semver::Version>,
+    /// The slot and release the running guest's marker named (`None`: not running).
+    pub running: Option<RunningGuest>,
+}
+
+/// A guest's `SKERRY-READY slot=A version=1.0.0` marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningGuest {
+    pub slot: String,
+    pub version: String,
+}
+
 /// A board cannot do what was asked (the runner reports the scenario as not applicable).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{board} cannot {what}")]
@@ -315,6 +339,12 @@ pub trait Board {
             what: format!("install {} host-side", release.version),
         }
         .into())
+    }
+
+    /// The bootloader's state read host-side, with what was installed where and what
+    /// runs (boards with `host_side_install`; `None` for the others).
+    fn boot_view(&mut self) -> Option<anyhow::Result<BootView>> {
+        None
     }
 
     /// Cuts power and releases whatever the board holds (processes, files); called once
