@@ -3,6 +3,7 @@
 //! the static repository host.
 //!
 //! # Layout
+//! - [`admin`]: operator commands on the data directory (rollouts, pins).
 //! - [`data`]: the data directory (`fleet.db`, `repository/`, `keys/timestamp.key`),
 //!   created on first start.
 //! - [`repo_path`]: turning a request path into a file inside the repository, or a refusal.
@@ -13,6 +14,7 @@
 //! - [`checkin`]: the gRPC fleet service, driving the pure rollout decision.
 //! - [`serve`](mod@serve): the edge service that routes between the two, and the listener.
 
+pub mod admin;
 pub mod checkin;
 pub mod data;
 pub mod releases;

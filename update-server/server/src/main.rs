@@ -1,9 +1,15 @@
-//! `skerry-server --data DIR [--listen ADDR]`: wiring only.
+//! `skerry-server --data DIR [--listen ADDR]` serves; `skerry-server rollout …` and
+//! `skerry-server pin …` are operator commands on the same data directory. Wiring only.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::SystemTime;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use skerry_fleet_store::RolloutAction;
+use skerry_rollout::UnixTime;
+use skerry_server::admin::{self, NewRollout};
+use skerry_server::timestamp::chain;
 use skerry_server::{serve, ServerConfig};
 
 /// The Skerry update server.
@@ -11,19 +17,158 @@ use skerry_server::{serve, ServerConfig};
 #[command(version)]
 struct Args {
     /// The data directory (created with its database and repository if missing).
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
     /// Where to listen (HTTP/1.1 and HTTP/2, gRPC on the same port).
     #[arg(long, default_value = "127.0.0.1:8470")]
     listen: String,
     /// How often devices are told to check in.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     poll_interval: std::time::Duration,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Rollouts of releases the repository holds.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
+    /// Pins a device to a release (it is offered that and nothing else), or clears the pin.
+    Pin {
+        device: String,
+        /// The release; omit with --clear.
+        version: Option<String>,
+        /// Offer it even if the device rolled back from it.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, conflicts_with = "version")]
+        clear: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RolloutCommand {
+    /// Starts a rollout now.
+    Create {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        board: String,
+        #[arg(long)]
+        version: String,
+        #[arg(long, default_value = "stable")]
+        channel: String,
+        /// OFFSET:PERCENT,… after the start, e.g. 0:5%,1h:25%,1d:100%.
+        #[arg(long, default_value = "0:100%")]
+        waves: String,
+        /// Pause when more than this share of a wave's devices failed or rolled back.
+        #[arg(long, default_value = "20%")]
+        max_bad: String,
+        /// The share is taken over at least this many devices.
+        #[arg(long, default_value_t = 1)]
+        min_sample: u32,
+        /// Offer also to devices that rolled back from this release.
+        #[arg(long)]
+        force: bool,
+    },
+    Pause {
+        id: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    Resume {
+        id: String,
+    },
+    Abort {
+        id: String,
+    },
+    List,
+}
+
+fn now() -> UnixTime {
+    UnixTime::from_system(SystemTime::now())
+}
+
+fn run_admin(data: PathBuf, command: Command) -> Result<(), admin::AdminError> {
+    match command {
+        Command::Pin {
+            device,
+            version,
+            force,
+            clear,
+        } => {
+            let pin = if clear {
+                None
+            } else {
+                version.as_deref().map(|v| (v, force))
+            };
+            admin::pin(&data, &device, pin)?;
+        }
+        Command::Rollout(RolloutCommand::Create {
+            id,
+            board,
+            version,
+            channel,
+            waves,
+            max_bad,
+            min_sample,
+            force,
+        }) => {
+            let new = NewRollout {
+                id,
+                board,
+                version,
+                channel,
+                waves,
+                max_bad,
+                min_sample,
+                force,
+            };
+            let r = admin::create_rollout(&data, &new, now())?;
+            println!(
+                "rollout {} of {} {} ({}) started",
+                r.id, r.release.board, r.release.version, r.release.channel
+            );
+        }
+        Command::Rollout(RolloutCommand::Pause { id, note }) => {
+            admin::act(&data, &id, &RolloutAction::Pause { note }, now())?
+        }
+        Command::Rollout(RolloutCommand::Resume { id }) => {
+            admin::act(&data, &id, &RolloutAction::Resume, now())?
+        }
+        Command::Rollout(RolloutCommand::Abort { id }) => {
+            admin::act(&data, &id, &RolloutAction::Abort, now())?
+        }
+        Command::Rollout(RolloutCommand::List) => {
+            for line in admin::list(&data)? {
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    let Some(data) = args.data else {
+        eprintln!("skerry-server: --data DIR is required");
+        return ExitCode::from(2);
+    };
+    if let Some(command) = args.command {
+        return match tokio::task::spawn_blocking(move || run_admin(data, command)).await {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                eprintln!("skerry-server: {}", chain(&e));
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("skerry-server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let listener = match tokio::net::TcpListener::bind(&args.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -34,8 +179,11 @@ async fn main() -> ExitCode {
     let addr = listener
         .local_addr()
         .map_or(args.listen.clone(), |a| a.to_string());
-    eprintln!("skerry-server: serving {} on http://{addr} (repository at /repository/, gRPC skerry.fleet.v1)", args.data.display());
-    let mut config = ServerConfig::new(args.data);
+    eprintln!(
+        "skerry-server: serving {} on http://{addr} (repository at /repository/, gRPC skerry.fleet.v1)",
+        data.display()
+    );
+    let mut config = ServerConfig::new(data);
     config.poll_interval = args.poll_interval;
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -43,7 +191,7 @@ async fn main() -> ExitCode {
     match serve(listener, config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("skerry-server: {}", skerry_server::timestamp::chain(&e));
+            eprintln!("skerry-server: {}", chain(&e));
             ExitCode::FAILURE
         }
     }

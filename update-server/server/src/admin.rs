@@ -1,0 +1,201 @@
+//! Operator commands on the data directory, until the fleet API and `skerryctl fleet`
+//! exist: create, pause, resume, abort and list rollouts, and pin devices. They open
+//! the same database as a running server (SQLite allows it; every change is one
+//! transaction), so they work with the server up.
+
+use std::path::Path;
+
+use skerry_fleet_store::{FleetStore, RolloutAction, SqliteStore, StoreError};
+use skerry_rollout::{
+    HealthGate, Pin, Release, Rollout, RolloutState, UnixTime, Wave, WaveSchedule, BASIS_POINTS,
+};
+
+use crate::data::DataDir;
+use crate::releases::ReleaseCatalog;
+
+/// Why an operator command was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Data(#[from] crate::data::DataError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("--waves {given:?}: {problem} (write OFFSET:PERCENT,… e.g. 0:5%,1h:25%,1d:100%)")]
+    Waves { given: String, problem: String },
+    #[error("--max-bad {given:?}: give a percentage from 0% to 100%, e.g. 20% or 2.5%")]
+    Threshold { given: String },
+    #[error("the repository holds no release {board} {version} in channel {channel}; publish it first (skerryctl release add)")]
+    NoSuchRelease {
+        board: String,
+        version: String,
+        channel: String,
+    },
+    #[error("{given:?} is not a semantic version")]
+    Version { given: String },
+}
+
+/// `25%`, `2.5%` or `100%` in basis points; at most two decimals.
+pub fn parse_percent(text: &str) -> Option<u16> {
+    let number = text.trim().strip_suffix('%')?;
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() || whole.len() > 3 || frac.len() > 2 {
+        return None;
+    }
+    if !whole
+        .bytes()
+        .chain(frac.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let whole: u32 = whole.parse().ok()?;
+    let frac: u32 = format!("{frac:0<2}").parse().ok()?;
+    let bp = whole * 100 + frac;
+    (bp <= u32::from(BASIS_POINTS)).then_some(bp as u16)
+}
+
+/// `0:5%,1h:25%,1d:100%` into a schedule.
+pub fn parse_waves(text: &str) -> Result<WaveSchedule, AdminError> {
+    let bad = |problem: String| AdminError::Waves {
+        given: text.into(),
+        problem,
+    };
+    let mut waves = Vec::new();
+    for part in text.split(',').take(64) {
+        let (offset, percent) = part
+            .split_once(':')
+            .ok_or_else(|| bad(format!("{part:?} has no ':'")))?;
+        let after_secs = if offset.trim() == "0" {
+            0
+        } else {
+            humantime::parse_duration(offset.trim())
+                .map_err(|e| bad(format!("{offset:?}: {e}")))?
+                .as_secs()
+        };
+        let basis_points = parse_percent(percent)
+            .ok_or_else(|| bad(format!("{percent:?} is not a percentage")))?;
+        waves.push(Wave {
+            after_secs,
+            basis_points,
+        });
+    }
+    WaveSchedule::new(waves).map_err(|e| bad(e.to_string()))
+}
+
+/// What `rollout create` asks for.
+#[derive(Debug, Clone)]
+pub struct NewRollout {
+    pub id: String,
+    pub board: String,
+    pub version: String,
+    pub channel: String,
+    pub waves: String,
+    pub max_bad: String,
+    pub min_sample: u32,
+    pub force: bool,
+}
+
+fn open(data: &Path) -> Result<(DataDir, SqliteStore), AdminError> {
+    let dir = DataDir::prepare(data)?;
+    let store = SqliteStore::open(&dir.database())?;
+    Ok((dir, store))
+}
+
+/// Creates a rollout of a release the repository holds, starting `now`.
+pub fn create_rollout(data: &Path, new: &NewRollout, now: UnixTime) -> Result<Rollout, AdminError> {
+    let (dir, store) = open(data)?;
+    let version = semver::Version::parse(&new.version).map_err(|_| AdminError::Version {
+        given: new.version.clone(),
+    })?;
+    let release = Release {
+        board: new.board.clone(),
+        version,
+        channel: new.channel.clone(),
+    };
+    if !ReleaseCatalog::new(&dir.repository())
+        .releases()
+        .contains(&release)
+    {
+        return Err(AdminError::NoSuchRelease {
+            board: new.board.clone(),
+            version: new.version.clone(),
+            channel: new.channel.clone(),
+        });
+    }
+    let max_bad = parse_percent(&new.max_bad).ok_or_else(|| AdminError::Threshold {
+        given: new.max_bad.clone(),
+    })?;
+    let rollout = Rollout {
+        id: new.id.clone(),
+        release,
+        started_at: now,
+        waves: parse_waves(&new.waves)?,
+        gate: HealthGate {
+            // Basis points to per mille, rounding down (0.05 % steps are too fine to matter).
+            max_bad_permille: max_bad / 10,
+            min_sample: new.min_sample.max(1),
+        },
+        state: RolloutState::Active,
+        force: new.force,
+    };
+    store.create_rollout(&rollout)?;
+    Ok(rollout)
+}
+
+pub fn act(data: &Path, id: &str, action: &RolloutAction, now: UnixTime) -> Result<(), AdminError> {
+    let (_, store) = open(data)?;
+    Ok(store.act_on_rollout(id, action, now)?)
+}
+
+pub fn pin(data: &Path, device: &str, pin: Option<(&str, bool)>) -> Result<(), AdminError> {
+    let (_, store) = open(data)?;
+    let pin = pin
+        .map(|(v, force)| {
+            semver::Version::parse(v)
+                .map(|version| Pin { version, force })
+                .map_err(|_| AdminError::Version { given: v.into() })
+        })
+        .transpose()?;
+    Ok(store.set_pin(device, pin.as_ref())?)
+}
+
+/// One line per rollout: id, release, state (with the pause reason), devices per wave.
+pub fn list(data: &Path) -> Result<Vec<String>, AdminError> {
+    let (_, store) = open(data)?;
+    Ok(store
+        .rollouts()?
+        .into_iter()
+        .map(|r| {
+            let state = match &r.rollout.state {
+                RolloutState::Active => "active".to_string(),
+                RolloutState::Paused { reason, .. } => reason.to_string(),
+                RolloutState::Aborted => "aborted".into(),
+            };
+            let waves: Vec<String> = r
+                .stats
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    format!(
+                        "wave {}: {} started, {} committed, {} failed, {} rolled back",
+                        i + 1,
+                        s.started,
+                        s.committed,
+                        s.failed,
+                        s.rolled_back
+                    )
+                })
+                .collect();
+            let rel = &r.rollout.release;
+            format!(
+                "{}\t{} {} ({})\t{}\t{}",
+                r.rollout.id,
+                rel.board,
+                rel.version,
+                rel.channel,
+                state,
+                waves.join("; ")
+            )
+        })
+        .collect())
+}
