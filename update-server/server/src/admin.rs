@@ -1,5 +1,6 @@
 //! Operator commands on the data directory, until the fleet API and `skerryctl fleet`
-//! exist: create, pause, resume, abort and list rollouts, and pin devices. They open
+//! exist: create, pause, resume, abort and list rollouts, pin devices, add maintenance
+//! windows. They open
 //! the same database as a running server (SQLite allows it; every change is one
 //! transaction), so they work with the server up.
 
@@ -7,7 +8,8 @@ use std::path::Path;
 
 use skerry_fleet_store::{FleetStore, RolloutAction, SqliteStore, StoreError};
 use skerry_rollout::{
-    HealthGate, Pin, Release, Rollout, RolloutState, UnixTime, Wave, WaveSchedule, BASIS_POINTS,
+    HealthGate, LabelSelector, MaintenanceWindow, Pin, Release, Rollout, RolloutState, UnixTime,
+    Wave, WaveSchedule, Weekdays, BASIS_POINTS,
 };
 
 use crate::data::DataDir;
@@ -30,6 +32,8 @@ pub enum AdminError {
         version: String,
         channel: String,
     },
+    #[error("{what}: {given:?} is not valid")]
+    Window { what: &'static str, given: String },
     #[error("{given:?} is not a semantic version")]
     Version { given: String },
 }
@@ -198,4 +202,66 @@ pub fn list(data: &Path) -> Result<Vec<String>, AdminError> {
             )
         })
         .collect())
+}
+
+/// `mon,tue,…,sun` or `daily` as weekdays.
+pub fn parse_days(text: &str) -> Option<Weekdays> {
+    if text == "daily" {
+        return Some(Weekdays::EVERY_DAY);
+    }
+    const NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let mut bits = 0u8;
+    for day in text.split(',').take(8) {
+        let i = NAMES.iter().position(|n| *n == day.trim())?;
+        bits |= 1 << i;
+    }
+    Weekdays::from_bits(bits).ok()
+}
+
+/// `HH:MM` (UTC) as minutes after midnight.
+pub fn parse_clock(text: &str) -> Option<u16> {
+    let (h, m) = text.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+/// What `window add` asks for.
+#[derive(Debug, Clone)]
+pub struct NewWindow {
+    /// `key=value` labels a device must all carry; none selects every device.
+    pub group: Vec<String>,
+    pub days: String,
+    pub start: String,
+    pub length: String,
+}
+
+/// Adds a maintenance window for a label group.
+pub fn add_window(data: &Path, new: &NewWindow) -> Result<MaintenanceWindow, AdminError> {
+    let bad = |what: &'static str, given: &str| AdminError::Window {
+        what,
+        given: given.into(),
+    };
+    let mut group = LabelSelector::new();
+    for label in new.group.iter().take(32) {
+        let (k, v) = label
+            .split_once('=')
+            .ok_or_else(|| bad("--group (key=value)", label))?;
+        group.insert(k.into(), v.into());
+    }
+    let days =
+        parse_days(&new.days).ok_or_else(|| bad("--days (mon,tue,… or daily)", &new.days))?;
+    let start = parse_clock(&new.start).ok_or_else(|| bad("--start (HH:MM, UTC)", &new.start))?;
+    let length = humantime::parse_duration(&new.length)
+        .ok()
+        .map(|d| d.as_secs() / 60)
+        .and_then(|m| u16::try_from(m).ok())
+        .ok_or_else(|| bad("--length (e.g. 2h)", &new.length))?;
+    let window = MaintenanceWindow::new(group, days, start, length)
+        .map_err(|e| bad("window", &e.to_string()))?;
+    let (_, store) = open(data)?;
+    store.add_window(&window)?;
+    Ok(window)
 }

@@ -34,6 +34,9 @@ enum Command {
     /// Rollouts of releases the repository holds.
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// Maintenance windows per label group.
+    #[command(subcommand)]
+    Window(WindowCommand),
     /// Pins a device to a release (it is offered that and nothing else), or clears the pin.
     Pin {
         device: String,
@@ -44,6 +47,25 @@ enum Command {
         force: bool,
         #[arg(long, conflicts_with = "version")]
         clear: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WindowCommand {
+    /// Devices with all these labels are upgraded only inside this window (UTC).
+    Add {
+        /// key=value; repeat for several; none selects every device.
+        #[arg(long)]
+        group: Vec<String>,
+        /// mon,tue,… or daily.
+        #[arg(long, default_value = "daily")]
+        days: String,
+        /// HH:MM, UTC.
+        #[arg(long)]
+        start: String,
+        /// e.g. 2h; may run past midnight.
+        #[arg(long)]
+        length: String,
     },
 }
 
@@ -139,6 +161,26 @@ fn run_admin(data: PathBuf, command: Command) -> Result<(), admin::AdminError> {
         }
         Command::Rollout(RolloutCommand::Abort { id }) => {
             admin::act(&data, &id, &RolloutAction::Abort, now())?
+        }
+        Command::Window(WindowCommand::Add {
+            group,
+            days,
+            start,
+            length,
+        }) => {
+            let w = admin::add_window(
+                &data,
+                &admin::NewWindow {
+                    group,
+                    days,
+                    start,
+                    length,
+                },
+            )?;
+            println!(
+                "window added: {} minutes from minute {} (UTC)",
+                w.length_minutes, w.start_minute
+            );
         }
         Command::Rollout(RolloutCommand::List) => {
             for line in admin::list(&data)? {

@@ -155,3 +155,67 @@ fn the_binary_creates_pauses_lists_and_pins() {
     ]);
     assert!(!ok && out.contains("--max-bad \"lots\""), "{out}");
 }
+
+#[test]
+fn maintenance_windows_from_the_command_line() {
+    use skerry_server::admin::{parse_clock, parse_days};
+    assert_eq!(parse_clock("23:30"), Some(23 * 60 + 30));
+    for bad in ["24:00", "7:00", "07:60", "0700"] {
+        assert_eq!(parse_clock(bad), None, "{bad}");
+    }
+    assert_eq!(parse_days("mon,sun").map(|d| d.bits()), Some(0b100_0001));
+    assert_eq!(parse_days("daily").map(|d| d.bits()), Some(0x7f));
+    assert!(parse_days("funday").is_none());
+    let dir = tempfile::tempdir().unwrap();
+    let srv = dir.path().join("srv");
+    let out = Command::new(env!("CARGO_BIN_EXE_skerry-server"))
+        .arg("--data")
+        .arg(&srv)
+        .args([
+            "window",
+            "add",
+            "--group",
+            "site=mine-7",
+            "--days",
+            "sat,sun",
+            "--start",
+            "23:00",
+            "--length",
+            "2h",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use skerry_fleet_store::FleetStore;
+    let windows = skerry_fleet_store::SqliteStore::open(&srv.join("fleet.db"))
+        .unwrap()
+        .windows()
+        .unwrap();
+    assert_eq!(windows.len(), 1);
+    assert_eq!(
+        (
+            windows[0].start_minute,
+            windows[0].length_minutes,
+            windows[0].days.bits()
+        ),
+        (1380, 120, 0b110_0000)
+    );
+    assert_eq!(
+        windows[0].group.get("site").map(String::as_str),
+        Some("mine-7")
+    );
+    let bad = admin::add_window(
+        &srv,
+        &admin::NewWindow {
+            group: vec!["nolabel".into()],
+            days: "daily".into(),
+            start: "01:00".into(),
+            length: "1h".into(),
+        },
+    );
+    assert!(bad.unwrap_err().to_string().contains("--group (key=value)"));
+}
