@@ -15,10 +15,11 @@ pub const ENV_FILE: &str = "${cmdpath}/grubenv";
 /// values, one space between them (docs/os-image.md).
 pub const DEVICE_ARGS_REGEX: &str = "^(skerry\\.[a-z][a-z0-9_.]*=[A-Za-z0-9._:/?&=%+@,-]*)( skerry\\.[a-z][a-z0-9_.]*=[A-Za-z0-9._:/?&=%+@,-]*)*$";
 
-/// The config embedded in `BOOTX64.EFI`: it only runs the boot script beside GRUB. (The
-/// boot-script update will take this text from `skerry_boot_state::grub` instead.)
+/// The config embedded in `BOOTX64.EFI`: it runs the boot script the environment names
+/// (`grub.cfg`, or `grub.b.cfg` after a boot-script update), falling back to the other;
+/// `skerry_boot_state::grub::boot_script` owns the text and its power-cut proof.
 pub fn early_config() -> String {
-    "configfile ${cmdpath}/grub.cfg\n".to_owned()
+    skerry_boot_state::grub::early_config()
 }
 
 /// The boot script for `board`, starting from `seed` (its slots in order).
