@@ -1008,6 +1008,62 @@ expect_committed = { version = "1.1.0" }
     }
 
     #[test]
+    fn a_host_side_rollback_needs_the_slot_given_up_and_a_good_slot_running() {
+        use crate::rig::{BootView, RunningGuest};
+        use skerry_boot_state::{BootState, SlotName};
+        let (a, b) = (SlotName::new("A").unwrap(), SlotName::new("B").unwrap());
+        let v11 = semver::Version::new(1, 1, 0);
+        let mut trial = BootState::new(&[a.clone(), b.clone()], 3).unwrap();
+        trial.begin_trial(&b).unwrap();
+        let mut given_up = trial.clone();
+        for _ in 0..4 {
+            given_up.power_on().unwrap();
+        }
+        let mut kept = trial.clone();
+        kept.mark_good(&b).unwrap();
+        let running = |slot: &str, version: &str| {
+            Some(RunningGuest {
+                slot: slot.into(),
+                version: version.into(),
+            })
+        };
+        let view = |state: &BootState, running: Option<RunningGuest>| BootView {
+            state: state.clone(),
+            installed: [
+                ("A".to_owned(), semver::Version::new(1, 0, 0)),
+                ("B".to_owned(), v11.clone()),
+            ]
+            .into_iter()
+            .collect(),
+            running,
+        };
+        // Still on trial, or nothing running yet: not yet.
+        assert_eq!(
+            host_side_rollback(&view(&trial, running("B", "1.1.0")), &v11).unwrap(),
+            None
+        );
+        assert_eq!(
+            host_side_rollback(&view(&given_up, None), &v11).unwrap(),
+            None
+        );
+        let found = host_side_rollback(&view(&given_up, running("A", "1.0.0")), &v11)
+            .unwrap()
+            .unwrap();
+        assert!(
+            found.contains("slot B given up") && found.contains("back on slot A"),
+            "{found}"
+        );
+        // Kept, or the given-up slot still running, or never installed: it cannot come.
+        assert!(host_side_rollback(&view(&kept, running("B", "1.1.0")), &v11).is_err());
+        assert!(host_side_rollback(&view(&given_up, running("B", "1.1.0")), &v11).is_err());
+        assert!(host_side_rollback(
+            &view(&given_up, running("A", "1.0.0")),
+            &semver::Version::new(2, 0, 0)
+        )
+        .is_err());
+    }
+
+    #[test]
     fn the_table_has_a_row_per_scenario_and_a_column_per_board() {
         let report = |scenario: &str, board: &str, verdict: Verdict| ScenarioReport {
             scenario: scenario.into(),
