@@ -79,6 +79,11 @@ pub fn run() -> ! {
     let order = module_order(&board);
     let dir = modules_dir();
     let mut armed = None;
+    let mut skipped = |file: &str| {
+        console::line(&format!(
+            "skerryd: kernel module {file} is not for this machine (ENODEV); skipped"
+        ))
+    };
     if let Watchdog::Linux {
         device,
         driver,
@@ -86,7 +91,7 @@ pub fn run() -> ! {
         ..
     } = &board.watchdog
     {
-        if let Err(e) = modules::load_all(&dir, std::slice::from_ref(driver)) {
+        if let Err(e) = modules::load_all(&dir, std::slice::from_ref(driver), &mut skipped) {
             fatal(&super::chain(&e));
         }
         match watchdog::arm(device, *timeout_secs) {
@@ -101,7 +106,7 @@ pub fn run() -> ! {
             Err(e) => fatal(&e),
         }
     }
-    if let Err(e) = modules::load_all(&dir, &order) {
+    if let Err(e) = modules::load_all(&dir, &order, &mut skipped) {
         fatal(&super::chain(&e));
     }
     let Some(label) = slot_partition(&board, &slot) else {

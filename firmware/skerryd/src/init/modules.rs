@@ -219,25 +219,43 @@ impl ModuleIndex {
     }
 }
 
+/// What loading one file did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    /// Loaded now, or the kernel had it already.
+    Yes,
+    /// The module is not for this machine (`ENODEV`: a CPU-specific variant such as
+    /// `crc32c-intel` on a CPU without SSE 4.2); the generic one does the work.
+    NotForThisMachine,
+}
+
 /// Loads the module file at `path`; one the kernel already has is not an error.
-pub fn load_file(path: &Path) -> Result<(), ModuleError> {
+pub fn load_file(path: &Path) -> Result<Loaded, ModuleError> {
     let fail = |source: std::io::Error| ModuleError::Load {
         path: path.to_owned(),
         source,
     };
     let file = std::fs::File::open(path).map_err(fail)?;
     match rustix::system::finit_module(&file, c"", 0) {
-        Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
+        Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(Loaded::Yes),
+        Err(rustix::io::Errno::NODEV) => Ok(Loaded::NotForThisMachine),
         Err(e) => Err(fail(e.into())),
     }
 }
 
-/// Loads `names` and their dependencies from `dir` (`/lib/modules/KVER`), logging each.
-pub fn load_all(dir: &Path, names: &[String]) -> Result<usize, ModuleError> {
+/// Loads `names` and their dependencies from `dir` (`/lib/modules/KVER`); `skipped` is
+/// told each module that is not for this machine.
+pub fn load_all(
+    dir: &Path,
+    names: &[String],
+    skipped: &mut dyn FnMut(&str),
+) -> Result<usize, ModuleError> {
     let index = ModuleIndex::load(dir)?;
     let plan = index.plan(names, dir)?;
     for file in &plan {
-        load_file(&dir.join(file))?;
+        if load_file(&dir.join(file))? == Loaded::NotForThisMachine {
+            skipped(file);
+        }
     }
     Ok(plan.len())
 }
