@@ -2,7 +2,7 @@
 //! old data where the image has zeros ends equal to the image (zero runs are cleared,
 //! not skipped), a device smaller than the image, a mounted device and a disk with a
 //! mounted partition are refused. Where loop devices or mounts are not available (some
-//! containers), each test prints why it was skipped.
+//! containers), each test fails saying what it needs: it never passes without running.
 
 mod flash_support;
 
@@ -23,7 +23,7 @@ fn a_device_with_old_data_ends_equal_to_the_image() {
     std::fs::write(&card, noise(32 * MIB as usize, 5)).unwrap();
     let dev = match LoopDevice::attach(&card, false) {
         Ok(d) => d,
-        Err(why) => return skipped("a_device_with_old_data_ends_equal_to_the_image", &why),
+        Err(why) => return cannot_run("a_device_with_old_data_ends_equal_to_the_image", &why),
     };
     let s_ = flash_json(&["--image", s(&image), "--to", s(&dev.path)]);
     assert_eq!(s_["target_kind"], "block device");
@@ -54,7 +54,7 @@ fn a_device_smaller_than_the_image_is_refused() {
     std::fs::write(&card, vec![7u8; 8 * MIB as usize]).unwrap();
     let dev = match LoopDevice::attach(&card, false) {
         Ok(d) => d,
-        Err(why) => return skipped("a_device_smaller_than_the_image_is_refused", &why),
+        Err(why) => return cannot_run("a_device_smaller_than_the_image_is_refused", &why),
     };
     assert_refused(
         &flash(&["--image", s(&image), "--to", s(&dev.path)]),
@@ -84,11 +84,11 @@ fn a_mounted_device_and_a_disk_with_a_mounted_partition_are_refused() {
     }
     let dev = match LoopDevice::attach(&disk, true) {
         Ok(d) => d,
-        Err(why) => return skipped(name, &why),
+        Err(why) => return cannot_run(name, &why),
     };
     let part = format!("{}p1", dev.path.display());
     if !Path::new(&part).exists() {
-        return skipped(
+        return cannot_run(
             name,
             &format!("{part} did not appear (no partition scan here)"),
         );
@@ -98,7 +98,7 @@ fn a_mounted_device_and_a_disk_with_a_mounted_partition_are_refused() {
     std::fs::create_dir(&point).unwrap();
     let mounted = match Mounted::new(&[&part], &point) {
         Ok(m) => m,
-        Err(why) => return skipped(name, &why),
+        Err(why) => return cannot_run(name, &why),
     };
     let run_disk = flash(&["--image", s(&image), "--to", s(&dev.path)]);
     assert_refused(&run_disk, &format!("has {part}"));

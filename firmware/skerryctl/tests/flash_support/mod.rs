@@ -95,7 +95,7 @@ pub struct LoopDevice {
 
 impl LoopDevice {
     /// Attaches `file` (with a partition scan when `partitions`); `Err` says why a loop
-    /// device cannot be had here (the test then says it was skipped and why).
+    /// device cannot be had here (the test then fails, saying why).
     pub fn attach(file: &Path, partitions: bool) -> Result<Self, String> {
         let file = file.to_str().unwrap();
         let mut args = vec!["--find", "--show"];
@@ -141,7 +141,9 @@ impl Drop for Mounted {
     }
 }
 
-/// Says loudly that a test could not run its part here, and why.
-pub fn skipped(test: &str, why: &str) {
-    eprintln!("SKIPPED {test}: {why}");
+/// A test that cannot set up its loop device or mount fails, naming why: a test that
+/// passes without doing its part guards nothing. (These run as root, with `losetup`
+/// and `mount` from util-linux/mount, on a kernel with loop devices.)
+pub fn cannot_run(test: &str, why: &str) {
+    panic!("{test} could not run here: {why} (it needs root, loop devices, and losetup/mount from the Debian packages util-linux and mount)");
 }
