@@ -4,7 +4,8 @@
 //! other boards: the kernel-panic and kernel-hang fallbacks pass, every scenario that
 //! needs skerryd is reported not applicable with its reason. Before that, the board's
 //! own mechanics: an install cut short by a power cut leaves the old slot booting, and
-//! a whole install begins the trial in an environment `fw_printenv` reads.
+//! a whole install begins the trial in an environment `fw_printenv` reads; and
+//! `skerry-scenarios --board qemu-arm64-uboot` prints the same table.
 //!
 //! Needs `scripts/deps/arm64-guest.sh` (the pinned arm64 kernel and busybox .debs).
 //! About 2 minutes: each arm64 boot is 3–5 s, each watchdog cycle about 5 s more.
@@ -172,4 +173,29 @@ fn applicable_scenarios_pass_and_the_others_are_not_applicable_with_a_reason() {
             boots.detail
         );
     }
+}
+
+/// The binary as a user runs it on this board: a scenario needing skerryd is a table
+/// row saying so, and the run succeeds (not applicable is not a failure).
+#[test]
+fn skerry_scenarios_runs_the_arm64_board() {
+    let out = Command::new(env!("CARGO_BIN_EXE_skerry-scenarios"))
+        .args(["--board", "qemu-arm64-uboot", "--only", "happy-upgrade"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("| happy-upgrade"))
+        .unwrap_or_else(|| panic!("no table row in:\n{text}"));
+    assert!(row.contains("not applicable: needs skerryd"), "{row}");
+    assert!(
+        text.contains("| scenario") && text.contains("qemu-arm64-uboot"),
+        "{text}"
+    );
 }
