@@ -381,3 +381,65 @@ pub fn booted_slot(layout: &Layout) -> Result<Option<String>, LayoutError> {
         .filter(|s| !s.is_empty() && s.len() <= 16)
         .map(str::to_owned))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_keeps_writable_files_under_var_and_the_board_in_the_slot() {
+        let device = Layout::device();
+        assert_eq!(device.mode(), Mode::Device);
+        assert_eq!(device.board(), Path::new("/etc/skerry/board.toml"));
+        assert_eq!(
+            device.factory_config(),
+            Path::new("/etc/skerry/config.yaml")
+        );
+        assert_eq!(device.pki(), Path::new("/var/skerry/pki"));
+        assert_eq!(device.etc(), Path::new("/var/skerry/etc"));
+        assert_eq!(device.cmdline(), Path::new("/run/cmdline"));
+        assert_eq!(device.power_request(), Path::new("/run/power-request"));
+        // --root DIR is as it was.
+        let root = Layout::new("/m");
+        assert_eq!(root.mode(), Mode::Root);
+        assert_eq!(root.board(), Path::new("/m/board.json"));
+        assert_eq!(root.factory_config(), Path::new("/m/config.yaml"));
+        assert_eq!(root.pki(), Path::new("/m/pki"));
+        assert_eq!(root.etc(), Path::new("/m/etc"));
+    }
+
+    #[test]
+    fn a_device_board_is_derived_from_board_toml_and_sysfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::device_under(dir.path());
+        std::fs::create_dir_all(dir.path().join("etc/skerry")).unwrap();
+        let toml = skerry_boards::shipped("qemu-x86_64")
+            .unwrap()
+            .unwrap()
+            .to_toml()
+            .unwrap();
+        std::fs::write(layout.board(), toml).unwrap();
+        let class = dir.path().join("sys/class/block");
+        for (n, label) in [(1, "esp"), (2, "root-a"), (3, "root-b"), (4, "var")] {
+            let part = dir.path().join(format!("sys/devices/vda/vda{n}"));
+            std::fs::create_dir_all(&part).unwrap();
+            std::fs::write(
+                part.join("uevent"),
+                format!("DEVNAME=vda{n}\nDEVTYPE=partition\nPARTN={n}\nPARTNAME={label}\n"),
+            )
+            .unwrap();
+            std::fs::create_dir_all(&class).unwrap();
+            std::os::unix::fs::symlink(&part, class.join(format!("vda{n}"))).unwrap();
+        }
+        let board = BoardDefinition::load(&layout).unwrap();
+        assert_eq!(board.boot_store, "grub:/boot/efi/EFI/BOOT/grubenv");
+        assert_eq!(
+            board.slot_image(&layout, "B").unwrap(),
+            Path::new("/dev/vda3")
+        );
+        // A broken definition is named.
+        std::fs::write(layout.board(), "name = 1\n").unwrap();
+        let error = BoardDefinition::load(&layout).unwrap_err().to_string();
+        assert!(error.contains("board.toml"), "{error}");
+    }
+}
