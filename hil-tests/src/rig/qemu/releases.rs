@@ -31,7 +31,14 @@ use crate::daemon::pki::Pki;
 use crate::rig::{PublishedRelease, ReleaseFactory, ReleaseProperty, ReleaseRequest, Unsupported};
 
 /// Where the pinned root of the release repository is in the slot.
-pub const TRUSTED_ROOT_IN_SLOT: &str = "/etc/skerry/update-root.json";
+/// (Not under `/etc/skerry`: the image owns that directory and extensions may not add to
+/// it.)
+pub const TRUSTED_ROOT_IN_SLOT: &str = "/etc/skerry-trust/update-root.json";
+/// The guest's address on QEMU's user network (slirp's own choice for its first guest),
+/// set statically so the API is reachable without waiting for DHCP.
+pub const GUEST_ADDRESS: &str = "10.0.2.15/24";
+/// Slirp's gateway (with `restrict=on` it forwards only the configured forwards).
+pub const GUEST_GATEWAY: &str = "10.0.2.2";
 /// How long a new slot's critical checks must hold before it is committed.
 pub const PROBATION_SECS: u64 = 20;
 
@@ -315,13 +322,23 @@ impl ReleaseFactory for QemuReleases {
     }
 }
 
-/// The factory machine config of a release: where updates come from, and for
+/// The factory machine config of a release: the guest's network (eth0, the virtio-net
+/// card), where updates come from, and for
 /// [`ReleaseProperty::FailingHealthCheck`] a service with a critical check that fails.
 pub fn factory_config(property: &ReleaseProperty) -> String {
     let mut text = format!(
         "apiVersion: skerry.dev/v1alpha1
 kind: MachineConfig
 hostname: skerry-qemu
+---
+apiVersion: skerry.dev/v1alpha1
+kind: NetworkConfig
+links:
+  - name: eth0
+    addresses: [{GUEST_ADDRESS}]
+routes:
+  - destination: 0.0.0.0/0
+    gateway: {GUEST_GATEWAY}
 ---
 apiVersion: skerry.dev/v1alpha1
 kind: UpdateConfig
