@@ -83,11 +83,11 @@ wait_running = { slot = "A" }
 [[step]]
 publish = { version = "1.1.0", release = "good" }
 [[step]]
-install = { version = "1.1.0" }
+install = { version = "1.1.0", timeout = "900s" }
 [[step]]
 wait_running = { slot = "B" }
 [[step]]
-expect_committed = { version = "1.1.0", within = "180s" }
+expect_committed = { version = "1.1.0", within = "300s" }
 "#;
 
 const ROLLBACK: &str = r#"
@@ -100,7 +100,7 @@ wait_running = { slot = "A" }
 [[step]]
 publish = { version = "1.2.0", release = "fault", fault = "panic-initramfs" }
 [[step]]
-install = { version = "1.2.0" }
+install = { version = "1.2.0", timeout = "900s" }
 [[step]]
 wait_running = { slot = "A", timeout = "900s" }
 [[step]]
