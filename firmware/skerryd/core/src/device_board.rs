@@ -126,8 +126,13 @@ pub fn derive(
     }
     let watchdog = match &definition.watchdog {
         skerry_boards::Watchdog::None => BoardWatchdog::None,
-        skerry_boards::Watchdog::Linux { device, .. } => BoardWatchdog::Linux {
+        skerry_boards::Watchdog::Linux {
+            device,
+            timeout_secs,
+            ..
+        } => BoardWatchdog::Linux {
             device: device.clone(),
+            armed_at_boot_secs: Some(*timeout_secs),
         },
         skerry_boards::Watchdog::Gpio { .. } => {
             return Err("a GPIO watchdog is not driven by skerryd yet".into())
@@ -185,7 +190,8 @@ mod tests {
         assert_eq!(
             board.watchdog,
             BoardWatchdog::Linux {
-                device: "/dev/watchdog0".into()
+                device: "/dev/watchdog0".into(),
+                armed_at_boot_secs: Some(30),
             }
         );
     }

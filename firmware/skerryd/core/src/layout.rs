@@ -234,12 +234,39 @@ pub enum BoardWatchdog {
     Simulated {
         /// The socket the board's fake watchdog listens on.
         socket: PathBuf,
+        /// As for `Linux`: the board armed it before the daemon started.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        armed_at_boot_secs: Option<u32>,
     },
     /// The Linux watchdog device.
     Linux {
         /// Usually `/dev/watchdog0`.
         device: PathBuf,
+        /// Set on a device, where PID 1 arms the watchdog before the root is mounted
+        /// (docs/os-image.md): the timeout the daemon keeps it fed with while the
+        /// machine config has no watchdog section. A config may change the timeout but
+        /// not leave an armed device unfed. `None` (`--root` development boards): the
+        /// watchdog is armed only when the config asks.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        armed_at_boot_secs: Option<u32>,
     },
+}
+
+impl BoardWatchdog {
+    /// The timeout to feed with when the config names none: the one PID 1 armed.
+    pub fn armed_at_boot(&self) -> Option<std::time::Duration> {
+        match self {
+            BoardWatchdog::Linux {
+                armed_at_boot_secs: Some(secs),
+                ..
+            }
+            | BoardWatchdog::Simulated {
+                armed_at_boot_secs: Some(secs),
+                ..
+            } => Some(std::time::Duration::from_secs(u64::from(*secs))),
+            _ => None,
+        }
+    }
 }
 
 /// Why the board definition or the command line could not be read.

@@ -43,10 +43,10 @@ impl BoardDriver {
     pub fn for_board(board: &BoardWatchdog, layout: &Layout) -> Option<Self> {
         match board {
             BoardWatchdog::None => None,
-            BoardWatchdog::Simulated { socket } => {
+            BoardWatchdog::Simulated { socket, .. } => {
                 Some(Self::Simulated(SocketWatchdog::new(layout.resolve(socket))))
             }
-            BoardWatchdog::Linux { device } => {
+            BoardWatchdog::Linux { device, .. } => {
                 Some(Self::Linux(LinuxWatchdog::new(layout.resolve(device))))
             }
         }

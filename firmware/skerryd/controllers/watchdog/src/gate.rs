@@ -280,7 +280,11 @@ impl Controller for GateController {
             self.vitals.require_health_checks(&required)?;
             self.required = Some(required);
         }
-        let wanted = config.map(|c| c.timeout.0);
+        // On a device PID 1 armed the watchdog at boot: with no watchdog in the config
+        // it is kept fed (gated) with the timeout it was armed with, never left to fire.
+        let wanted = config
+            .map(|c| c.timeout.0)
+            .or_else(|| self.board.armed_at_boot());
         let shared = Arc::clone(&self.shared);
         let mut running = shared.running.lock().await;
         let finished = running.as_ref().is_some_and(|r| r.task.is_finished());

@@ -25,6 +25,14 @@ pub const SOCKET: &str = "run/watchdog.sock";
 
 /// The subsystem's context on a machine root at `root`.
 pub fn context(root: &Path) -> (Context, watch::Sender<bool>) {
+    context_armed_at_boot(root, None)
+}
+
+/// The same, with a board that armed its watchdog at boot with `secs` (a device).
+pub fn context_armed_at_boot(
+    root: &Path,
+    armed_at_boot_secs: Option<u32>,
+) -> (Context, watch::Sender<bool>) {
     let layout = Layout::new(root);
     layout.create_dirs().unwrap();
     let board = BoardDefinition {
@@ -38,6 +46,7 @@ pub fn context(root: &Path) -> (Context, watch::Sender<bool>) {
             .into(),
         watchdog: BoardWatchdog::Simulated {
             socket: SOCKET.into(),
+            armed_at_boot_secs,
         },
     };
     let slots = [SlotName::new("A").unwrap(), SlotName::new("B").unwrap()];
