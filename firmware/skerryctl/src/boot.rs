@@ -81,6 +81,22 @@ pub enum BootCommand {
         #[command(flatten)]
         store: StoreArg,
     },
+    /// Set this device's kernel arguments (`skerry.join=…`, `skerry.logs=…`,
+    /// `skerry.events=…`) in the boot environment, which the boot script appends to the
+    /// kernel command line (writes the store; GRUB stores only).
+    #[command(
+        after_help = "Example:\n  skerryctl boot set-device-args --store grub:/boot/efi/EFI/BOOT/grubenv \\\n      'skerry.join=https://fleet.example.com/join?token=T1 skerry.logs=tcp://10.0.0.1:514'"
+    )]
+    SetDeviceArgs {
+        #[command(flatten)]
+        store: StoreArg,
+        /// `skerry.KEY=VALUE` words separated by one space; anything else is refused.
+        #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+        args: Option<String>,
+        /// Remove the device arguments.
+        #[arg(long)]
+        clear: bool,
+    },
     /// Do what the bootloader does at power-on and print the slot it starts (writes the
     /// store, as the bootloader does: a trial uses up one attempt).
     #[command(
@@ -132,6 +148,9 @@ pub fn run(cmd: BootCommand, output: Output) -> anyhow::Result<()> {
         }
         BootCommand::MarkBad { slot, store } => {
             transition(&store.spec, output, |s| s.mark_bad(&slot))
+        }
+        BootCommand::SetDeviceArgs { store, args, .. } => {
+            crate::device_args::set(&store.spec, args.as_deref())
         }
         BootCommand::SimulateBoot {
             store,

@@ -6,6 +6,7 @@ mod boot;
 mod boot_report;
 mod client;
 mod completions;
+mod device_args;
 mod flash;
 mod gen;
 mod gen_config;

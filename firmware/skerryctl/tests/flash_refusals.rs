@@ -95,7 +95,7 @@ fn a_bind_mounted_file_is_refused() {
     std::fs::write(&point, b"").unwrap();
     let mounted = match Mounted::new(&["--bind", s(&src)], &point) {
         Ok(m) => m,
-        Err(why) => return skipped("a_bind_mounted_file_is_refused", &why),
+        Err(why) => return cannot_run("a_bind_mounted_file_is_refused", &why),
     };
     let run = flash(&[
         "--image",
@@ -147,7 +147,7 @@ fn the_disk_the_host_runs_from_is_refused() {
     let (_dir, image) = setup();
     let devices = match host_root_devices() {
         Ok(d) => d,
-        Err(why) => return skipped("the_disk_the_host_runs_from_is_refused", &why),
+        Err(why) => return cannot_run("the_disk_the_host_runs_from_is_refused", &why),
     };
     for dev in devices {
         for extra in [&["--dry-run"][..], &["--dry-run", "--overwrite"]] {
