@@ -13,12 +13,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the subscriber; `SKERRYD_LOG` filters (default `info`).
-pub fn init(format: LogFormat) {
+/// Installs the subscriber; `SKERRYD_LOG` filters (default `info`). On a device
+/// (`console`) the lines go to the serial console: never colour codes there.
+pub fn init(format: LogFormat, console: bool) {
     let filter = EnvFilter::try_from_env("SKERRYD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a person at a terminal: a serial console or a log file gets plain
     // text (escape codes in a board's console log are noise to every reader).
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+    let ansi = !console
+        && std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none()
         && std::env::var("TERM").map_or(true, |t| t != "linux" && t != "dumb");
     let builder = tracing_subscriber::fmt()

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
         skerryd::init::run();
     }
     let options = skerryd::daemon::Options::parse();
-    skerryd::logging::init(options.log_format);
+    skerryd::logging::init(options.log_format, options.device);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
