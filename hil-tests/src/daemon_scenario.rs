@@ -189,7 +189,13 @@ pub fn decode_spec(yaml: &str) -> anyhow::Result<Value> {
 
 /// The upgrade subsystem's status (`phase`, `release`, `target_slot`, `message`…).
 pub async fn upgrade_status(board: &DaemonBoard) -> anyhow::Result<Value> {
-    let mut client = board.client(READER).await?;
+    read_upgrade_status(&mut board.client(READER).await?).await
+}
+
+/// The upgrade status through `client`, whichever board it talks to.
+pub async fn read_upgrade_status(
+    client: &mut pb::machine_service_client::MachineServiceClient<tonic::transport::Channel>,
+) -> anyhow::Result<Value> {
     let answer = client
         .resource_get(pb::ResourceGetRequest {
             r#ref: Some(pb::ResourceRef {

@@ -9,9 +9,7 @@ use skerry_api::pb;
 use skerry_api::pb::machine_service_client::MachineServiceClient;
 use tonic::transport::Channel;
 
-use crate::daemon_scenario::{
-    decode_spec, STATUS_ID, UPGRADE_HISTORY_TYPE, UPGRADE_NAMESPACE, UPGRADE_STATUS_TYPE,
-};
+use crate::daemon_scenario::{decode_spec, UPGRADE_HISTORY_TYPE, UPGRADE_NAMESPACE};
 use crate::rig::ApiEndpoint;
 
 /// A client of the device's API with the endpoint's client certificate.
@@ -102,21 +100,7 @@ pub async fn upgrade(endpoint: ApiEndpoint, version: String) -> anyhow::Result<U
 
 /// The upgrade subsystem's status (`phase`, `release`, `target_slot`, `message`…).
 pub async fn upgrade_status(endpoint: &ApiEndpoint) -> anyhow::Result<Value> {
-    let answer = client(endpoint)
-        .await?
-        .resource_get(pb::ResourceGetRequest {
-            r#ref: Some(pb::ResourceRef {
-                namespace: UPGRADE_NAMESPACE.into(),
-                r#type: UPGRADE_STATUS_TYPE.into(),
-                id: STATUS_ID.into(),
-            }),
-        })
-        .await?
-        .into_inner();
-    let resource = answer
-        .resource
-        .context("the API answered the upgrade status without a resource")?;
-    decode_spec(&resource.spec_yaml)
+    crate::daemon_scenario::read_upgrade_status(&mut client(endpoint).await?).await
 }
 
 /// The persisted upgrade history, oldest first.
