@@ -196,8 +196,12 @@ impl QemuBoard {
                 command: format!("busybox nc 127.0.0.1 {}", repo.addr().port()),
             });
         }
+        // Two vCPUs (multi-threaded TCG, one host thread each): with one, an install's
+        // hashing and writeback starve the daemon's health checks into timeouts.
         MachineConfig::new("qemu-system-x86_64", "q35")
             .memory_mib(MEMORY_MIB)
+            .extra_arg("-smp")
+            .extra_arg("2")
             .drive(DriveBus::Pflash { unit: 0 }, Path::new(OVMF_CODE_4M), true)
             .drive(DriveBus::Pflash { unit: 1 }, &self.vars, false)
             .drive(DriveBus::Virtio { id: "disk".into() }, &self.disk, false)

@@ -20,6 +20,7 @@ pub mod cmdline;
 pub mod console;
 pub mod gpt;
 pub mod initramfs;
+pub mod loopback;
 pub mod modules;
 pub mod mounts;
 pub mod power;

@@ -11,7 +11,7 @@ use skerryd_core::partitions::{self, BlockPartition};
 
 use super::cmdline::Cmdline;
 use super::state::{self, VarOutcome};
-use super::{console, fatal, mounts, power, reaper};
+use super::{console, fatal, loopback, mounts, power, reaper};
 
 /// The daemon and its arguments.
 pub const DAEMON: [&str; 4] = ["/sbin/skerryd", "--root", "/", "--device"];
@@ -153,6 +153,13 @@ pub fn run() -> ! {
         if let Err(e) = mounts::apply(&step) {
             fatal(&super::chain(&e));
         }
+    }
+    // Without `lo` up, 127.0.0.1 is unreachable: every local health check fails and the
+    // watchdog, fed only while they pass, resets the machine.
+    match loopback::bring_up() {
+        Ok(true) => console::line("skerryd: loopback interface lo up"),
+        Ok(false) => {}
+        Err(e) => fatal(&format!("bringing up the loopback interface lo: {e}")),
     }
     let decision = run_daemon();
     if decision.fatal {

@@ -371,9 +371,9 @@ healthChecks:
     probe:
       tcp:
         address: \"{address}\"
-    interval: 1s
-    timeout: 900ms
-    failureThreshold: 3
+    interval: 3s
+    timeout: 2500ms
+    failureThreshold: 4
     critical: true
 "
     ));
