@@ -112,9 +112,10 @@ fn board_lines(transcript: &str) -> Vec<&str> {
 
 /// The scenario files proven end to end on the QEMU board. The others are not yet
 /// (issue 10 is open for them): `daemon-hang-watchdog` needs a way to hang a running
-/// skerryd from the host (its fault hook acts only at boot), and the rest were not
-/// yet run to the end under TCG with the loopback fix; each is named here when it is.
-const PROVEN_ON_QEMU: &[&str] = &["happy-upgrade", "bad-signature"];
+/// skerryd from the host (its fault hook acts only at boot); `power-cut-mid-install`
+/// cuts after 64 KiB of pack, and the delta of 1.1.0 on QEMU ends before that; the rest
+/// were not yet run to the end under TCG; each is named here once it is.
+const PROVEN_ON_QEMU: &[&str] = &["happy-upgrade", "bad-signature", "kernel-panic-fallback"];
 
 #[test]
 fn the_proven_scenarios_pass_on_the_qemu_board() {
