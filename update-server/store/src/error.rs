@@ -38,6 +38,39 @@ pub enum StoreError {
     NoSuchDevice { id: String },
     #[error("a rollout named {id:?} or of release {release} already exists")]
     RolloutExists { id: String, release: String },
+    #[error("cannot connect to the PostgreSQL database {target}")]
+    PgConnect {
+        target: String,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error("the PostgreSQL database {target} has schema version {found}, newer than this server knows ({known}); run a newer skerry-server")]
+    PgNewerSchema {
+        target: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("migrating the PostgreSQL database {target} to schema version {version}")]
+    PgMigrate {
+        target: String,
+        version: i64,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error("PostgreSQL error while {doing}")]
+    Pg {
+        doing: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error("{doing}: still conflicting with concurrent transactions after {attempts} attempts")]
+    Contended { doing: &'static str, attempts: u32 },
+    #[error("{doing}: all {size} database connections stayed busy for {waited_secs} s")]
+    PoolExhausted {
+        doing: &'static str,
+        size: usize,
+        waited_secs: u64,
+    },
     #[error("rollout {id:?} is {state}; cannot {action}")]
     BadTransition {
         id: String,
@@ -49,5 +82,9 @@ pub enum StoreError {
 impl StoreError {
     pub(crate) fn sql(doing: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
         move |source| StoreError::Sql { doing, source }
+    }
+
+    pub(crate) fn pg(doing: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
+        move |source| StoreError::Pg { doing, source }
     }
 }

@@ -2,26 +2,34 @@
 //! check-ins, bounded per-device timelines, the releases each device rolled back from,
 //! rollouts with their per-device outcomes, operator pins and maintenance windows.
 //!
-//! The embedded implementation is SQLite ([`SqliteStore`], one file, no set-up); a
-//! PostgreSQL implementation is meant to sit beside it under the same trait and the
-//! same conformance tests (`tests/`).
+//! The embedded implementation is SQLite ([`SqliteStore`], one file, no set-up); the
+//! PostgreSQL one ([`PgStore`]) serves several server instances on one database, under
+//! the same conformance tests (`tests/`). [`LeaseStore`] lets one instance at a time do
+//! a duty such as re-signing the timestamp.
 //!
 //! # Layout
 //! - [`model`]: what goes in and out (check-ins, reports, timeline entries, devices).
 //! - [`migrations`]: the schema as numbered migrations, applied at open.
 //! - [`sqlite`]: the SQLite implementation.
+//! - [`pg`]: the PostgreSQL implementation (its own migrations, a
+//!   small connection pool, serializable transactions retried on conflict).
+//! - [`lease`]: leases for duties one instance does at a time.
 //! - [`error`](mod@error): the store's errors.
 
 pub mod error;
+pub mod lease;
 pub mod migrations;
 pub mod model;
+pub mod pg;
 pub mod sqlite;
 
 pub use error::StoreError;
+pub use lease::{Lease, LeaseStore, TIMESTAMP_LEASE};
 pub use model::{
     CheckIn, DeviceRecord, HealthReport, HealthState, RolloutAction, SlotReport, SlotStatus,
     StepKind, TimelineEntry, UpgradeReport, TIMELINE_LIMIT,
 };
+pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 
 use skerry_rollout::{

@@ -67,6 +67,13 @@ pub const MIGRATIONS: &[&str] = &[
         start_minute INTEGER NOT NULL,
         length_minutes INTEGER NOT NULL
     );",
+    // 3: leases (one server instance at a time does a duty such as timestamp re-signing).
+    "CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        generation INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version this code writes.

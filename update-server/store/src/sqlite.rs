@@ -13,6 +13,7 @@ use skerry_rollout::{
     UnixTime, Wave, WaveSchedule, WaveSeed, WaveStats, Weekdays,
 };
 
+use crate::lease::{may_take, Lease, LeaseStore};
 use crate::migrations::{latest, MIGRATIONS};
 use crate::model::*;
 use crate::{CheckInRecord, FleetStore, RolloutWithStats, StoreError};
@@ -110,14 +111,14 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn damaged(what: impl Into<String>, reason: impl ToString) -> StoreError {
+pub(crate) fn damaged(what: impl Into<String>, reason: impl ToString) -> StoreError {
     StoreError::Damaged {
         what: what.into(),
         reason: reason.to_string(),
     }
 }
 
-fn parse_version(what: &str, s: &str) -> Result<Version, StoreError> {
+pub(crate) fn parse_version(what: &str, s: &str) -> Result<Version, StoreError> {
     Version::parse(s).map_err(|e| damaged(what, e))
 }
 
@@ -150,7 +151,7 @@ fn append_timeline(
     Ok(())
 }
 
-fn health_text(h: &HealthReport) -> String {
+pub(crate) fn health_text(h: &HealthReport) -> String {
     let state = match h.state {
         HealthState::Healthy => "healthy",
         HealthState::Degraded => "degraded",
@@ -163,7 +164,7 @@ fn health_text(h: &HealthReport) -> String {
     }
 }
 
-fn slots_json(slots: &[SlotReport]) -> String {
+pub(crate) fn slots_json(slots: &[SlotReport]) -> String {
     let list: Vec<Value> = slots
         .iter()
         .map(|s| {
@@ -178,15 +179,15 @@ fn slots_json(slots: &[SlotReport]) -> String {
     Value::Array(list).to_string()
 }
 
-fn labels_from(what: &str, text: &str) -> Result<BTreeMap<String, String>, StoreError> {
+pub(crate) fn labels_from(what: &str, text: &str) -> Result<BTreeMap<String, String>, StoreError> {
     serde_json::from_str(text).map_err(|e| damaged(what, e))
 }
 
-fn labels_to(labels: &BTreeMap<String, String>) -> String {
+pub(crate) fn labels_to(labels: &BTreeMap<String, String>) -> String {
     json!(labels).to_string()
 }
 
-fn reason_to(reason: &PauseReason) -> String {
+pub(crate) fn reason_to(reason: &PauseReason) -> String {
     match reason {
         PauseReason::Operator { note } => json!({"kind": "operator", "note": note}),
         PauseReason::Health {
@@ -200,7 +201,7 @@ fn reason_to(reason: &PauseReason) -> String {
     .to_string()
 }
 
-fn reason_from(text: &str) -> Result<PauseReason, StoreError> {
+pub(crate) fn reason_from(text: &str) -> Result<PauseReason, StoreError> {
     let v: Value = serde_json::from_str(text).map_err(|e| damaged("a pause reason", e))?;
     let num = |k: &str| {
         v.get(k)
@@ -221,7 +222,7 @@ fn reason_from(text: &str) -> Result<PauseReason, StoreError> {
     }
 }
 
-fn waves_to(waves: &WaveSchedule) -> String {
+pub(crate) fn waves_to(waves: &WaveSchedule) -> String {
     let list: Vec<[u64; 2]> = waves
         .waves()
         .iter()
@@ -230,7 +231,7 @@ fn waves_to(waves: &WaveSchedule) -> String {
     json!(list).to_string()
 }
 
-fn waves_from(id: &str, text: &str) -> Result<WaveSchedule, StoreError> {
+pub(crate) fn waves_from(id: &str, text: &str) -> Result<WaveSchedule, StoreError> {
     let what = format!("the waves of rollout {id}");
     let list: Vec<(u64, u16)> = serde_json::from_str(text).map_err(|e| damaged(&what, e))?;
     WaveSchedule::new(
@@ -244,10 +245,11 @@ fn waves_from(id: &str, text: &str) -> Result<WaveSchedule, StoreError> {
     .map_err(|e| damaged(&what, e))
 }
 
-const ROLLOUT_COLUMNS: &str = "id, board, version, channel, started_at, waves, max_bad_permille, \
+pub(crate) const ROLLOUT_COLUMNS: &str =
+    "id, board, version, channel, started_at, waves, max_bad_permille, \
      min_sample, force, state, paused_since, pause_reason";
 
-type RolloutRow = (
+pub(crate) type RolloutRow = (
     String,
     String,
     String,
@@ -279,7 +281,7 @@ fn rollout_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RolloutRow> {
     ))
 }
 
-fn rollout_from(row: RolloutRow) -> Result<Rollout, StoreError> {
+pub(crate) fn rollout_from(row: RolloutRow) -> Result<Rollout, StoreError> {
     let (
         id,
         board,
@@ -366,21 +368,26 @@ fn wave_stats(conn: &Connection, rollout: &Rollout) -> Result<Vec<WaveStats>, St
         .map_err(StoreError::sql(doing))?;
     for row in rows {
         let (wave, outcome, count) = row.map_err(StoreError::sql(doing))?;
-        let Some(s) = usize::try_from(wave).ok().and_then(|w| stats.get_mut(w)) else {
-            continue;
-        };
-        let count = count as u32;
-        if outcome != "offered" {
-            s.started += count;
-        }
-        match outcome.as_str() {
-            "committed" => s.committed += count,
-            "failed" => s.failed += count,
-            "rolled_back" => s.rolled_back += count,
-            _ => {}
-        }
+        count_outcome(&mut stats, wave, &outcome, count);
     }
     Ok(stats)
+}
+
+/// Adds `count` devices of `wave` whose outcome is `outcome` to the stats.
+pub(crate) fn count_outcome(stats: &mut [WaveStats], wave: i64, outcome: &str, count: i64) {
+    let Some(s) = usize::try_from(wave).ok().and_then(|w| stats.get_mut(w)) else {
+        return;
+    };
+    let count = count as u32;
+    if outcome != "offered" {
+        s.started += count;
+    }
+    match outcome {
+        "committed" => s.committed += count,
+        "failed" => s.failed += count,
+        "rolled_back" => s.rolled_back += count,
+        _ => {}
+    }
 }
 
 fn facts(tx: &Transaction<'_>, id: &str) -> Result<DeviceFacts, StoreError> {
@@ -797,5 +804,61 @@ impl FleetStore for SqliteStore {
             .map_err(StoreError::sql(doing))?;
         rows.collect::<Result<_, _>>()
             .map_err(StoreError::sql(doing))
+    }
+}
+
+impl LeaseStore for SqliteStore {
+    fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: UnixTime,
+        length: std::time::Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let doing = "taking a lease";
+        self.write(doing, |tx| {
+            let row: Option<(String, i64, i64)> = tx
+                .query_row(
+                    "SELECT holder, expires_at, generation FROM leases WHERE name = ?1",
+                    [name],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(StoreError::sql(doing))?;
+            let generation = match row {
+                None => 1,
+                Some((h, expires, g)) if may_take(&h, expires as u64, holder, now) => {
+                    if h == holder {
+                        g
+                    } else {
+                        g + 1
+                    }
+                }
+                Some(_) => return Ok(None),
+            };
+            let expires = now.0 + length.as_secs();
+            tx.execute(
+                "INSERT INTO leases (name, holder, expires_at, generation) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name) DO UPDATE SET holder = ?2, expires_at = ?3, generation = ?4",
+                params![name, holder, expires as i64, generation],
+            )
+            .map_err(StoreError::sql(doing))?;
+            Ok(Some(Lease {
+                generation: generation as u64,
+                expires: UnixTime(expires),
+            }))
+        })
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let doing = "releasing a lease";
+        self.write(doing, |tx| {
+            tx.execute(
+                "UPDATE leases SET expires_at = 0 WHERE name = ?1 AND holder = ?2",
+                params![name, holder],
+            )
+            .map_err(StoreError::sql(doing))?;
+            Ok(())
+        })
     }
 }

@@ -1,5 +1,8 @@
-//! The storage conformance suite: what every [`FleetStore`] implementation must do. It
-//! runs against SQLite here; the PostgreSQL implementation joins it.
+//! The storage conformance suite: what every [`FleetStore`] implementation must do,
+//! the same test bodies against SQLite and against a throwaway PostgreSQL cluster.
+
+#[path = "support/pg_cluster.rs"]
+mod pg_cluster;
 
 use std::collections::BTreeMap;
 
@@ -60,12 +63,67 @@ fn rollout(id: &str, version: &str) -> Rollout {
 
 const NOW: UnixTime = UnixTime(5000);
 
-fn suite<S: FleetStore>(make: impl Fn() -> S) {
+fn suite<S: FleetStore + LeaseStore>(make: impl Fn() -> S) {
+    leases_go_to_one_holder_at_a_time(make());
     reports_count_once_and_are_acknowledged(make());
     timelines_are_bounded_but_rollbacks_are_kept(make());
     outcomes_are_counted_per_wave(make());
     rollout_transitions(make());
     pins_and_windows(make());
+}
+
+fn leases_go_to_one_holder_at_a_time(store: impl LeaseStore) {
+    let len = std::time::Duration::from_secs(60);
+    let a = store
+        .take_lease(TIMESTAMP_LEASE, "a", UnixTime(100), len)
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.expires, UnixTime(160));
+    // b waits while a's lease runs; a renews with the same generation.
+    assert_eq!(
+        store
+            .take_lease(TIMESTAMP_LEASE, "b", UnixTime(159), len)
+            .unwrap(),
+        None
+    );
+    let renewed = store
+        .take_lease(TIMESTAMP_LEASE, "a", UnixTime(150), len)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (renewed.generation, renewed.expires),
+        (a.generation, UnixTime(210))
+    );
+    // Expired: b takes it, a new generation; now a waits.
+    let b = store
+        .take_lease(TIMESTAMP_LEASE, "b", UnixTime(210), len)
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.generation, a.generation + 1);
+    assert_eq!(
+        store
+            .take_lease(TIMESTAMP_LEASE, "a", UnixTime(211), len)
+            .unwrap(),
+        None
+    );
+    // Released by its holder (only): free at once. Another lease name is apart.
+    store.release_lease(TIMESTAMP_LEASE, "a").unwrap();
+    assert_eq!(
+        store
+            .take_lease(TIMESTAMP_LEASE, "a", UnixTime(212), len)
+            .unwrap(),
+        None
+    );
+    assert!(store
+        .take_lease("other", "a", UnixTime(212), len)
+        .unwrap()
+        .is_some());
+    store.release_lease(TIMESTAMP_LEASE, "b").unwrap();
+    let again = store
+        .take_lease(TIMESTAMP_LEASE, "a", UnixTime(213), len)
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.generation, b.generation + 1);
 }
 
 fn reports_count_once_and_are_acknowledged(store: impl FleetStore) {
@@ -333,4 +391,10 @@ fn sqlite_store_conforms() {
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         SqliteStore::open(&dir.path().join(format!("fleet-{n}.db"))).unwrap()
     });
+}
+
+#[test]
+fn postgres_store_conforms() {
+    let cluster = pg_cluster::PgCluster::start();
+    suite(|| PgStore::open(&cluster.database()).unwrap());
 }

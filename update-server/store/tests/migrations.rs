@@ -77,3 +77,64 @@ fn a_file_that_is_not_a_database_is_refused_naming_it() {
     let err = SqliteStore::open(&path).unwrap_err();
     assert!(err.to_string().contains("fleet.db"), "{err}");
 }
+
+#[path = "support/pg_cluster.rs"]
+mod pg_cluster;
+
+#[test]
+fn postgres_migrates_once_and_refuses_a_newer_schema() {
+    use skerry_fleet_store::pg::pg_latest;
+    use skerry_fleet_store::PgStore;
+    let cluster = pg_cluster::PgCluster::start();
+    let url = cluster.database();
+    // Two instances opening together migrate once (the advisory lock).
+    let opens: Vec<_> = (0..2)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PgStore::open(&url).map(|s| s.schema_version()))
+        })
+        .collect();
+    for open in opens {
+        assert_eq!(open.join().unwrap().unwrap().unwrap(), pg_latest());
+    }
+    let store = PgStore::open(&url).unwrap();
+    assert!(store.rollouts().unwrap().is_empty());
+    drop(store);
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.execute(
+        "UPDATE schema_version SET version = $1",
+        &[&(pg_latest() + 1)],
+    )
+    .unwrap();
+    let err = PgStore::open(&url).unwrap_err();
+    assert!(
+        matches!(err, StoreError::PgNewerSchema { found, known, .. } if found == pg_latest() + 1 && known == pg_latest()),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("run a newer skerry-server"),
+        "{err}"
+    );
+    // A database that is not there is named, without a password.
+    let err = PgStore::open(&format!(
+        "postgres://postgres:secret@127.0.0.1:{}/nothere",
+        cluster.port
+    ))
+    .unwrap_err();
+    let text = skerry_fleet_store_chain(&err);
+    assert!(
+        text.contains("nothere") && !text.contains("secret"),
+        "{text}"
+    );
+}
+
+fn skerry_fleet_store_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
