@@ -9,6 +9,7 @@ use prost::Message as _;
 const PROTOS: &[&str] = &[
     "skerry/machine/v1/machine.proto",
     "skerry/fleet/v1/fleet.proto",
+    "skerry/fleet/v1/enrollment.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

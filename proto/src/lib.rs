@@ -30,7 +30,10 @@ pub mod fleet {
 }
 
 /// The fleet API's `.proto` files, relative to [`PROTO_DIR`].
-pub const FLEET_PROTOS: &[&str] = &["skerry/fleet/v1/fleet.proto"];
+pub const FLEET_PROTOS: &[&str] = &[
+    "skerry/fleet/v1/fleet.proto",
+    "skerry/fleet/v1/enrollment.proto",
+];
 
 /// Where the `.proto` files live, for tools that generate other clients from them.
 pub const PROTO_DIR: &str = env!("CARGO_MANIFEST_DIR");
