@@ -19,6 +19,11 @@ struct Args {
     /// The data directory (created with its database and repository if missing).
     #[arg(long, global = true)]
     data: Option<PathBuf>,
+    /// A PostgreSQL database (postgres://USER[:PASSWORD]@HOST[:PORT]/DB) instead of the
+    /// embedded DIR/fleet.db; several instances may share it (and one data directory).
+    /// Also read from SKERRY_DATABASE, which keeps a password out of `ps`.
+    #[arg(long)]
+    database: Option<String>,
     /// Where to listen (HTTP/1.1 and HTTP/2, gRPC on the same port).
     #[arg(long, default_value = "127.0.0.1:8470")]
     listen: String,
@@ -198,7 +203,16 @@ async fn main() -> ExitCode {
         eprintln!("skerry-server: --data DIR is required");
         return ExitCode::from(2);
     };
+    let database = args.database.or_else(|| {
+        std::env::var("SKERRY_DATABASE")
+            .ok()
+            .filter(|d| !d.is_empty())
+    });
     if let Some(command) = args.command {
+        if database.is_some() {
+            eprintln!("skerry-server: the operator commands work on the embedded database only (yet); run them without --database / SKERRY_DATABASE");
+            return ExitCode::from(2);
+        }
         return match tokio::task::spawn_blocking(move || run_admin(data, command)).await {
             Ok(Ok(())) => ExitCode::SUCCESS,
             Ok(Err(e)) => {
@@ -227,6 +241,7 @@ async fn main() -> ExitCode {
     );
     let mut config = ServerConfig::new(data);
     config.poll_interval = args.poll_interval;
+    config.database = database;
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

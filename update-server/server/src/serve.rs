@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
-use skerry_fleet_store::{SqliteStore, StoreError};
+use skerry_fleet_store::{FleetStore, LeaseStore, PgStore, SqliteStore, StoreError};
 use skerry_proto::fleet::v1::fleet_service_server::FleetServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -21,7 +21,7 @@ use crate::checkin::{Clock, FleetApi};
 use crate::data::{DataDir, DataError};
 use crate::releases::ReleaseCatalog;
 use crate::repo_http::{RepoHost, PREFIX};
-use crate::timestamp::{self, ResignError, ResignPolicy, TimestampSigner};
+use crate::timestamp::{self, ResignDuty, ResignError, ResignPolicy, TimestampSigner};
 use crate::validate::MAX_REQUEST_BYTES;
 
 /// Why the server could not start or stopped.
@@ -33,6 +33,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("loading the online timestamp key")]
     Key(#[from] ResignError),
+    #[error("opening the database: {0}")]
+    Opening(String),
     #[error("serving")]
     Transport(#[source] tonic::transport::Error),
 }
@@ -47,6 +49,23 @@ pub struct ServerConfig {
     pub resign_every: Duration,
     pub resign: ResignPolicy,
     pub clock: Clock,
+    /// A PostgreSQL connection string; `None` keeps the embedded SQLite in `data`.
+    pub database: Option<String>,
+    /// This instance's name as the holder of the timestamp lease (unique per process).
+    pub instance: String,
+    /// Where each timestamp version this instance re-signed is also sent.
+    pub resigned: Option<tokio::sync::mpsc::UnboundedSender<u64>>,
+}
+
+/// `HOST-PID-NANOS`: unique among instances sharing a database.
+pub fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{host}-{}-{nanos:09}", std::process::id())
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -55,6 +74,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("data", &self.data)
             .field("poll_interval", &self.poll_interval)
             .field("resign_every", &self.resign_every)
+            .field("postgres", &self.database.is_some())
+            .field("instance", &self.instance)
             .finish_non_exhaustive()
     }
 }
@@ -68,14 +89,25 @@ impl ServerConfig {
             resign_every: Duration::from_secs(60),
             resign: ResignPolicy::default(),
             clock: Arc::new(|| skerry_rollout::UnixTime::from_system(std::time::SystemTime::now())),
+            database: None,
+            instance: instance_name(),
+            resigned: None,
         }
     }
 }
 
-#[derive(Clone)]
-struct Edge {
-    grpc: FleetServiceServer<FleetApi<SqliteStore>>,
+struct Edge<S: FleetStore> {
+    grpc: FleetServiceServer<FleetApi<S>>,
     repo: Arc<RepoHost>,
+}
+
+impl<S: FleetStore> Clone for Edge<S> {
+    fn clone(&self) -> Self {
+        Self {
+            grpc: self.grpc.clone(),
+            repo: Arc::clone(&self.repo),
+        }
+    }
 }
 
 fn is_grpc<B>(req: &Request<B>) -> bool {
@@ -85,7 +117,7 @@ fn is_grpc<B>(req: &Request<B>) -> bool {
         .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
-impl tower_service::Service<Request<Body>> for Edge {
+impl<S: FleetStore> tower_service::Service<Request<Body>> for Edge<S> {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -127,7 +159,28 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let dir = DataDir::prepare(&config.data)?;
-    let store = Arc::new(SqliteStore::open(&dir.database())?);
+    match config.database.clone() {
+        Some(url) => {
+            // The PostgreSQL client blocks: open it off the async workers.
+            let store = tokio::task::spawn_blocking(move || PgStore::open(&url))
+                .await
+                .map_err(|e| ServeError::Opening(e.to_string()))??;
+            serve_store(Arc::new(store), dir, listener, config, shutdown).await
+        }
+        None => {
+            let store = Arc::new(SqliteStore::open(&dir.database())?);
+            serve_store(store, dir, listener, config, shutdown).await
+        }
+    }
+}
+
+async fn serve_store<S: FleetStore + LeaseStore>(
+    store: Arc<S>,
+    dir: DataDir,
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signer = if dir.timestamp_key().exists() {
         Some(TimestampSigner::load(
@@ -142,7 +195,16 @@ pub async fn serve(
         );
         None
     };
-    let resigner = signer.map(|s| tokio::spawn(timestamp::run(s, config.resign_every, stop_rx)));
+    let resigner = signer.map(|signer| {
+        let duty = ResignDuty {
+            signer,
+            leases: Arc::clone(&store),
+            holder: config.instance.clone(),
+            every: config.resign_every,
+            resigned: config.resigned.clone(),
+        };
+        tokio::spawn(timestamp::run(duty, stop_rx))
+    });
     let catalog = Arc::new(ReleaseCatalog::new(&dir.repository()));
     let api = FleetApi::new(store, catalog, config.clock.clone(), config.poll_interval);
     let edge = Edge {

@@ -1,10 +1,15 @@
 //! Re-signing `timestamp.json` with the online key before it expires. Only the
 //! timestamp key is on the server; the root, targets and snapshot keys stay offline
 //! with the release tooling, so the server can keep the repository fresh but can never
-//! publish a release.
+//! publish a release. With several instances on one database (and one shared data
+//! directory), only the holder of the timestamp lease re-signs.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use skerry_fleet_store::{LeaseStore, TIMESTAMP_LEASE};
+use skerry_rollout::UnixTime;
 
 use skerry_release::Repository;
 use skerry_tuf::{Expiry, Role, SecretKey, Signed, Timestamp};
@@ -30,6 +35,8 @@ pub enum ResignError {
     Sign(#[source] skerry_tuf::TufError),
     #[error("writing timestamp.json")]
     Write(#[source] skerry_release::ReleaseError),
+    #[error("checking the re-signing lease")]
+    Lease(#[source] skerry_fleet_store::StoreError),
 }
 
 /// When and how long the re-signed timestamp lasts.
@@ -82,6 +89,16 @@ impl TimestampSigner {
     /// Re-signs if due; returns the new version, or `None` if nothing was due (or the
     /// repository is still empty).
     pub fn resign_if_due(&self, now: SystemTime) -> Result<Option<u64>, ResignError> {
+        self.resign_if_due_confirmed(now, &|| Ok(true))
+    }
+
+    /// As [`Self::resign_if_due`], asking `still_mine` just before writing whether this
+    /// instance may still sign (its lease was not taken over meanwhile).
+    pub fn resign_if_due_confirmed(
+        &self,
+        now: SystemTime,
+        still_mine: &dyn Fn() -> Result<bool, ResignError>,
+    ) -> Result<Option<u64>, ResignError> {
         let ts_path = self.repo.metadata_dir().join("timestamp.json");
         let Ok(before) = std::fs::read(&ts_path) else {
             return Ok(None); // nothing published yet
@@ -118,7 +135,7 @@ impl TimestampSigner {
         // The release tooling may have published meanwhile: never overwrite its newer
         // timestamp with one pinning the older snapshot. (The window between this check
         // and the rename is closed once releases are pushed through the server.)
-        if std::fs::read(&ts_path).ok().as_deref() != Some(before.as_slice()) {
+        if std::fs::read(&ts_path).ok().as_deref() != Some(before.as_slice()) || !still_mine()? {
             return Ok(None);
         }
         skerry_release::repo::write_atomic(&ts_path, &bytes).map_err(ResignError::Write)?;
@@ -126,28 +143,89 @@ impl TimestampSigner {
     }
 }
 
-/// Re-signs every `every` until `shutdown`, logging each outcome.
-pub async fn run(
-    signer: TimestampSigner,
-    every: Duration,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let signer = std::sync::Arc::new(signer);
+/// How long the re-signing lease lasts after each renewal: a few rounds, so a holder
+/// that stopped is replaced within a minute or so, yet a slow round does not lose it.
+pub fn lease_length(every: Duration) -> Duration {
+    (every * 3).max(Duration::from_secs(10))
+}
+
+/// One instance's re-signing duty: the signer, the store holding the lease, this
+/// instance's holder id, and where each re-signed version is also reported.
+pub struct ResignDuty<L: LeaseStore> {
+    pub signer: TimestampSigner,
+    pub leases: Arc<L>,
+    pub holder: String,
+    pub every: Duration,
+    pub resigned: Option<tokio::sync::mpsc::UnboundedSender<u64>>,
+}
+
+impl<L: LeaseStore> std::fmt::Debug for ResignDuty<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResignDuty")
+            .field("holder", &self.holder)
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix(t: SystemTime) -> UnixTime {
+    UnixTime::from_system(t)
+}
+
+impl<L: LeaseStore> ResignDuty<L> {
+    /// One round: take or renew the lease; only its holder re-signs, and only if the
+    /// lease is still its own (same generation, not expired) just before writing.
+    pub fn round(&self, now: SystemTime) -> Result<Option<u64>, ResignError> {
+        let length = lease_length(self.every);
+        let take = |at| {
+            self.leases
+                .take_lease(TIMESTAMP_LEASE, &self.holder, unix(at), length)
+                .map_err(ResignError::Lease)
+        };
+        let Some(lease) = take(now)? else {
+            return Ok(None); // another instance holds it
+        };
+        self.signer.resign_if_due_confirmed(now, &|| {
+            Ok(take(SystemTime::now())?.is_some_and(|l| l.generation == lease.generation))
+        })
+    }
+}
+
+/// Re-signs every `every` until `shutdown`, logging each outcome; gives the lease up on
+/// the way out so another instance takes over at once.
+pub async fn run<L: LeaseStore>(duty: ResignDuty<L>, shutdown: tokio::sync::watch::Receiver<bool>) {
+    let duty = Arc::new(duty);
     let mut shutdown = shutdown;
     loop {
-        let s = std::sync::Arc::clone(&signer);
-        match tokio::task::spawn_blocking(move || s.resign_if_due(SystemTime::now())).await {
+        let d = Arc::clone(&duty);
+        match tokio::task::spawn_blocking(move || d.round(SystemTime::now())).await {
             Ok(Ok(Some(version))) => {
-                eprintln!("skerry-server: re-signed timestamp.json (version {version})")
+                eprintln!(
+                    "skerry-server: re-signed timestamp.json (version {version}) as {}",
+                    duty.holder
+                );
+                if let Some(tx) = &duty.resigned {
+                    let _ = tx.send(version);
+                }
             }
             Ok(Ok(None)) => {}
             Ok(Err(e)) => eprintln!("skerry-server: timestamp not re-signed: {}", chain(&e)),
             Err(e) => eprintln!("skerry-server: timestamp task failed: {e}"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(duty.every) => {}
+            _ = shutdown.changed() => break,
         }
+    }
+    let d = Arc::clone(&duty);
+    if let Ok(Err(e)) =
+        tokio::task::spawn_blocking(move || d.leases.release_lease(TIMESTAMP_LEASE, &d.holder))
+            .await
+    {
+        eprintln!(
+            "skerry-server: could not give the timestamp lease up: {}",
+            chain(&e)
+        );
     }
 }
 

@@ -62,11 +62,29 @@ impl Drop for Conn<'_> {
         let mut state = self.pool.lock();
         if client.is_closed() {
             state.open -= 1;
+            discard(vec![client]);
         } else {
             state.idle.push(client);
         }
         drop(state);
         self.pool.freed.notify_one();
+    }
+}
+
+/// Closes clients on a thread of their own: the synchronous client drives its own
+/// runtime when dropped, which is not allowed on an async runtime's thread (a store is
+/// often dropped at the end of an async server).
+fn discard(clients: Vec<Client>) {
+    if clients.is_empty() {
+        return;
+    }
+    let closer = std::thread::spawn(move || drop(clients));
+    let _ = closer.join();
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        discard(std::mem::take(&mut self.lock().idle));
     }
 }
 
@@ -96,6 +114,7 @@ impl Pool {
             while let Some(client) = state.idle.pop() {
                 if client.is_closed() {
                     state.open -= 1;
+                    discard(vec![client]);
                     continue;
                 }
                 return Ok(Conn {

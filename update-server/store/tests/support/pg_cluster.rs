@@ -1,7 +1,8 @@
 //! A throwaway PostgreSQL cluster for tests: `initdb` in a temporary directory (as the
 //! `postgres` OS user when the tests run as root, since root cannot run PostgreSQL),
 //! started on 127.0.0.1 at a free port with its socket in the same directory, one
-//! database per test, and stopped by its postmaster PID on drop. Missing binaries fail
+//! database per test (`createdb`), and stopped by its postmaster PID on drop. Shared by
+//! the store's and the server's tests. Missing binaries fail
 //! the test naming the package to install.
 
 #![allow(dead_code)]
@@ -133,14 +134,7 @@ impl PgCluster {
             pid,
             databases: AtomicU32::new(0),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while postgres::Client::connect(&cluster.url("postgres"), postgres::NoTls).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "PostgreSQL did not accept connections"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // `pg_ctl -w` returned once the server accepts connections.
         cluster
     }
 
@@ -151,8 +145,12 @@ impl PgCluster {
     /// A new empty database; its URL.
     pub fn database(&self) -> String {
         let name = format!("t{}", self.databases.fetch_add(1, Ordering::SeqCst));
-        let mut c = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();
-        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let port = self.port.to_string();
+        run(
+            None,
+            &bin("createdb"),
+            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", &name],
+        );
         self.url(&name)
     }
 }
