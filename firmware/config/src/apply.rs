@@ -210,5 +210,14 @@ pub fn required_mode(current: &Config, proposed: &Config) -> ModeDecision {
             "the next update check uses the new source",
         );
     }
+    if current.fleet != proposed.fleet {
+        push(
+            &mut c,
+            Kind::Fleet,
+            "",
+            live,
+            "the next check-in uses the new fleet settings",
+        );
+    }
     ModeDecision { changes: c }
 }

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use crate::error::{DecodeError, DocumentRef};
 use crate::kinds::{
-    MachineConfig, NetworkConfig, ServiceConfig, TimeConfig, UpdateConfig, WatchdogConfig,
+    FleetConfig, MachineConfig, NetworkConfig, ServiceConfig, TimeConfig, UpdateConfig,
+    WatchdogConfig,
 };
 use crate::source::SourceMap;
 use crate::yaml::de::{from_node, render_path, Segment};
@@ -31,17 +32,19 @@ pub enum Kind {
     Service,
     Watchdog,
     Update,
+    Fleet,
 }
 
 impl Kind {
     /// Every kind, in canonical order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Machine,
         Kind::Network,
         Kind::Time,
         Kind::Service,
         Kind::Watchdog,
         Kind::Update,
+        Kind::Fleet,
     ];
 
     /// The `kind:` value.
@@ -53,6 +56,7 @@ impl Kind {
             Kind::Service => "ServiceConfig",
             Kind::Watchdog => "WatchdogConfig",
             Kind::Update => "UpdateConfig",
+            Kind::Fleet => "FleetConfig",
         }
     }
 
@@ -83,6 +87,7 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     pub watchdog: Option<WatchdogConfig>,
     pub update: Option<UpdateConfig>,
+    pub fleet: Option<FleetConfig>,
 }
 
 /// Keys that were accepted once and are refused now, with what to write instead.
@@ -166,6 +171,7 @@ pub fn decode_with(text: &str, limits: &Limits) -> Result<(Config, SourceMap), D
             Kind::Service => config.services.push(body_as(&doc, &body)?),
             Kind::Watchdog => config.watchdog = Some(body_as(&doc, &body)?),
             Kind::Update => config.update = Some(body_as(&doc, &body)?),
+            Kind::Fleet => config.fleet = Some(body_as(&doc, &body)?),
         }
         let name = if kind.is_named() {
             config.services.last().map(|s| s.name.clone())
@@ -289,6 +295,9 @@ impl Config {
         }
         if let Some(u) = &self.update {
             docs.push(document_value(Kind::Update, u));
+        }
+        if let Some(f) = &self.fleet {
+            docs.push(document_value(Kind::Fleet, f));
         }
         docs
     }

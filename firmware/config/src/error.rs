@@ -32,7 +32,7 @@ pub enum DecodeError {
         key: &'static str,
         line: usize,
     },
-    #[error("document {index}, line {line}, column {column}: unknown kind `{kind}` (known: MachineConfig, NetworkConfig, TimeConfig, ServiceConfig, WatchdogConfig, UpdateConfig)")]
+    #[error("document {index}, line {line}, column {column}: unknown kind `{kind}` (known: MachineConfig, NetworkConfig, TimeConfig, ServiceConfig, WatchdogConfig, UpdateConfig, FleetConfig)")]
     UnknownKind {
         index: usize,
         kind: String,

@@ -10,7 +10,8 @@ use serde_json::{json, Map, Value};
 
 use crate::document::{Kind, API_VERSION};
 use crate::kinds::{
-    MachineConfig, NetworkConfig, ServiceConfig, TimeConfig, UpdateConfig, WatchdogConfig,
+    FleetConfig, MachineConfig, NetworkConfig, ServiceConfig, TimeConfig, UpdateConfig,
+    WatchdogConfig,
 };
 
 fn branch<T: JsonSchema>(
@@ -51,6 +52,7 @@ pub fn document_schema() -> Value {
         branch::<ServiceConfig>(&mut gen, Kind::Service, &mut defs),
         branch::<WatchdogConfig>(&mut gen, Kind::Watchdog, &mut defs),
         branch::<UpdateConfig>(&mut gen, Kind::Update, &mut defs),
+        branch::<FleetConfig>(&mut gen, Kind::Fleet, &mut defs),
     ];
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",

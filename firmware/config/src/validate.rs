@@ -99,6 +99,7 @@ pub fn validate(config: &Config, sources: Option<&SourceMap>) -> Result<(), Vali
     services(&config.services, &mut r);
     watchdog(config, &mut r);
     update(config, &mut r);
+    fleet(config, &mut r);
     if r.problems.is_empty() {
         Ok(())
     } else {
@@ -658,6 +659,95 @@ fn update(config: &Config, r: &mut Report<'_>) {
                     format!("probation {} is shorter than the interval {} of critical check `{}/{}`: it would never run", u.probation, c.interval, s.name, c.name),
                 );
             }
+        }
+    }
+}
+
+fn fleet(config: &Config, r: &mut Report<'_>) {
+    use crate::kinds::fleet::{
+        MAX_JOIN_TOKEN, MAX_LABELS, MAX_LABEL_TEXT, MAX_POLL_SECS, MIN_POLL_SECS,
+    };
+    let Some(f) = &config.fleet else { return };
+    let k = Kind::Fleet;
+    let host = ["https://", "http://"]
+        .iter()
+        .find_map(|p| f.server.strip_prefix(p));
+    match host {
+        None => r.add(
+            k,
+            None,
+            "server",
+            format!("`{}` is not an http:// or https:// URL", f.server),
+        ),
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            r.add(k, None, "server", format!("`{}` names no host", f.server))
+        }
+        Some(_) => {}
+    }
+    if let Some(channel) = &f.channel {
+        if !is_hostname(channel) {
+            r.add(
+                k,
+                None,
+                "channel",
+                format!("`{channel}` is not a channel name (letters, digits, hyphens, dots)"),
+            );
+        }
+        if let Some(u) = config.update.as_ref().filter(|u| &u.channel != channel) {
+            r.add(
+                k,
+                None,
+                "channel",
+                format!(
+                    "channel `{channel}` differs from the UpdateConfig's `{}`: offers are taken only within the update channel; drop it or make them agree",
+                    u.channel
+                ),
+            );
+        }
+    }
+    if f.labels.len() > MAX_LABELS {
+        r.add(
+            k,
+            None,
+            "labels",
+            format!("{} labels, more than {MAX_LABELS}", f.labels.len()),
+        );
+    }
+    for (key, value) in &f.labels {
+        if key.is_empty() || key.len() > MAX_LABEL_TEXT || value.len() > MAX_LABEL_TEXT {
+            r.add(
+                k,
+                None,
+                format!("labels.{key}"),
+                format!("a label key must be 1 to {MAX_LABEL_TEXT} bytes and its value at most {MAX_LABEL_TEXT}"),
+            );
+        }
+    }
+    if let Some(poll) = f.poll_interval {
+        if !(MIN_POLL_SECS..=MAX_POLL_SECS).contains(&poll.0.as_secs()) {
+            r.add(
+                k,
+                None,
+                "pollInterval",
+                format!("poll interval {poll} is outside {MIN_POLL_SECS}s..24h"),
+            );
+        }
+    }
+    if let Some(token) = &f.join_token {
+        if token.is_empty()
+            || token.len() > MAX_JOIN_TOKEN
+            || !token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            r.add(
+                k,
+                None,
+                "joinToken",
+                format!(
+                    "the join token must be 1 to {MAX_JOIN_TOKEN} characters of [A-Za-z0-9._-]"
+                ),
+            );
         }
     }
 }

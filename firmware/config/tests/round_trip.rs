@@ -211,25 +211,45 @@ fn config() -> impl Strategy<Value = Config> {
             probation,
         },
     );
+    let fleet = (
+        text(),
+        proptest::option::of(text()),
+        prop::collection::btree_map(text(), text(), 0..3),
+        proptest::option::of(duration()),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(server, channel, labels, poll_interval, accept_offers)| FleetConfig {
+                server,
+                channel,
+                labels,
+                poll_interval,
+                join_token: None,
+                accept_offers,
+            },
+        );
     (
-        proptest::option::of(machine),
+        (proptest::option::of(machine), proptest::option::of(fleet)),
         proptest::option::of(network()),
         proptest::option::of(time),
         prop::collection::vec(service(), 0..3),
         proptest::option::of(watchdog),
         proptest::option::of(update),
     )
-        .prop_map(|(machine, network, time, mut services, watchdog, update)| {
-            services.sort_by(|a, b| a.name.cmp(&b.name));
-            Config {
-                machine,
-                network,
-                time,
-                services,
-                watchdog,
-                update,
-            }
-        })
+        .prop_map(
+            |((machine, fleet), network, time, mut services, watchdog, update)| {
+                services.sort_by(|a, b| a.name.cmp(&b.name));
+                Config {
+                    machine,
+                    network,
+                    time,
+                    services,
+                    watchdog,
+                    update,
+                    fleet,
+                }
+            },
+        )
 }
 
 proptest! {

@@ -10,7 +10,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use skerry_config::kinds::{
-    MachineConfig, NetworkConfig, ServiceConfig, TimeConfig, UpdateConfig, WatchdogConfig,
+    FleetConfig, MachineConfig, NetworkConfig, ServiceConfig, TimeConfig, UpdateConfig,
+    WatchdogConfig,
 };
 use skerry_runtime::{ResourceSpec, Sensitivity};
 
@@ -60,6 +61,11 @@ config_resource!(
 config_resource!(
     /// The `UpdateConfig` document in effect (id [`SINGLETON`]).
     ActiveUpdate(UpdateConfig), "UpdateConfigs.config.skerry.dev", Sensitivity::Public
+);
+config_resource!(
+    /// The `FleetConfig` document in effect (id [`SINGLETON`]). Sensitive: it may carry
+    /// the join token.
+    ActiveFleet(FleetConfig), "FleetConfigs.config.skerry.dev", Sensitivity::Sensitive
 );
 
 /// A health check's state.

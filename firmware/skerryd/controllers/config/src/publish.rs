@@ -9,8 +9,8 @@ use std::time::Duration;
 use skerry_config::Config;
 use skerry_runtime::{Controller, ControllerError, Input, Output, ReconcileContext, Requeue};
 use skerryd_core::resources::{
-    ActiveMachine, ActiveNetwork, ActiveService, ActiveTime, ActiveUpdate, ActiveWatchdog,
-    SINGLETON,
+    ActiveFleet, ActiveMachine, ActiveNetwork, ActiveService, ActiveTime, ActiveUpdate,
+    ActiveWatchdog, SINGLETON,
 };
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -56,6 +56,7 @@ fn publish(ctx: &mut ReconcileContext, config: &Config) -> Result<(), Controller
     singleton(ctx, config.time.clone().map(ActiveTime))?;
     singleton(ctx, config.watchdog.clone().map(ActiveWatchdog))?;
     singleton(ctx, config.update.clone().map(ActiveUpdate))?;
+    singleton(ctx, config.fleet.clone().map(ActiveFleet))?;
     for service in &config.services {
         ctx.apply(&service.name, ActiveService(service.clone()))?;
     }
@@ -80,6 +81,7 @@ impl Controller for PublishConfig {
             Output::exclusive::<ActiveService>(),
             Output::exclusive::<ActiveWatchdog>(),
             Output::exclusive::<ActiveUpdate>(),
+            Output::exclusive::<ActiveFleet>(),
             Output::exclusive::<ConfigStatus>(),
         ]
     }
