@@ -36,6 +36,8 @@ pub enum StoreError {
     NoSuchRollout { id: String },
     #[error("no device named {id:?}")]
     NoSuchDevice { id: String },
+    #[error("no join token with id {id:?}")]
+    NoSuchToken { id: String },
     #[error("a rollout named {id:?} or of release {release} already exists")]
     RolloutExists { id: String, release: String },
     #[error("cannot connect to the PostgreSQL database {target}")]

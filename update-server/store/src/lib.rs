@@ -10,19 +10,28 @@
 //! # Layout
 //! - [`model`]: what goes in and out (check-ins, reports, timeline entries, devices).
 //! - [`migrations`]: the schema as numbered migrations, applied at open.
-//! - [`sqlite`]: the SQLite implementation.
+//! - [`sqlite`]: the SQLite implementation (enrollment's in `sqlite_enrollment.rs`).
+//! - [`enrollment`]: join tokens, device identities, device logs ([`EnrollmentStore`]).
 //! - [`pg`]: the PostgreSQL implementation (its own migrations, a
 //!   small connection pool, serializable transactions retried on conflict).
 //! - [`lease`]: leases for duties one instance does at a time.
 //! - [`error`](mod@error): the store's errors.
 
+pub mod enrollment;
 pub mod error;
+mod group_commit;
 pub mod lease;
 pub mod migrations;
 pub mod model;
 pub mod pg;
 pub mod sqlite;
+mod sqlite_enrollment;
 
+pub use enrollment::{
+    DeviceIdentity, EnrollRefusal, EnrollmentStore, IdentityRecord, JoinTokenInfo, LogEntry,
+    LogKind, LogRefusal, LogSource, NewJoinToken, TokenRefusal, DEVICE_EVENT_LIMIT,
+    DEVICE_LOG_LIMIT,
+};
 pub use error::StoreError;
 pub use lease::{Lease, LeaseStore, TIMESTAMP_LEASE};
 pub use model::{

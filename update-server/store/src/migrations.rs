@@ -74,6 +74,39 @@ pub const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL,
         generation INTEGER NOT NULL
     );",
+    // 4: enrollment: join tokens (secret hashes only), device identities, device logs.
+    "CREATE TABLE join_tokens (
+        id TEXT PRIMARY KEY,
+        secret_sha256 BLOB NOT NULL,
+        uses INTEGER NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER,
+        labels TEXT NOT NULL
+    );
+    CREATE TABLE device_identities (
+        device_id TEXT PRIMARY KEY,
+        board TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        not_after INTEGER NOT NULL,
+        token_id TEXT NOT NULL,
+        enrolled_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    );
+    CREATE TABLE device_logs (
+        device_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('console', 'events')),
+        seq INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (device_id, kind, seq)
+    );
+    CREATE TABLE device_log_tokens (
+        token_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        PRIMARY KEY (token_id, device_id)
+    );",
 ];
 
 /// The schema version this code writes.

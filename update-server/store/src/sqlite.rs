@@ -23,6 +23,8 @@ use crate::{CheckInRecord, FleetStore, RolloutWithStats, StoreError};
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// Check-ins waiting to be written together.
+    waiting: crate::group_commit::Queue,
 }
 
 impl SqliteStore {
@@ -46,6 +48,7 @@ impl SqliteStore {
         Ok(Self {
             conn: Mutex::new(conn),
             path: path.into(),
+            waiting: Default::default(),
         })
     }
 
@@ -60,13 +63,13 @@ impl SqliteStore {
         &self.path
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock left no transaction open (rusqlite rolls back
         // on drop), so the connection is still sound.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write<T>(
+    pub(crate) fn write<T>(
         &self,
         doing: &'static str,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
@@ -518,57 +521,7 @@ fn apply_report(
 
 impl FleetStore for SqliteStore {
     fn check_in(&self, c: &CheckIn, now: UnixTime) -> Result<CheckInRecord, StoreError> {
-        self.write("recording a check-in", |tx| {
-            let doing = "recording a check-in";
-            let before = device_record(tx, &c.device)?;
-            tx.execute(
-                "INSERT INTO devices (id, board, version, channel, labels, health, slots, first_seen, last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
-                 ON CONFLICT (id) DO UPDATE SET board = ?2, version = ?3, channel = ?4, labels = ?5,
-                     health = ?6, slots = ?7, last_seen = ?8",
-                params![
-                    c.device,
-                    c.board,
-                    c.version.to_string(),
-                    c.channel,
-                    labels_to(&c.labels),
-                    health_text(&c.health),
-                    slots_json(&c.slots),
-                    now.0 as i64
-                ],
-            )
-            .map_err(StoreError::sql(doing))?;
-            let health = health_text(&c.health);
-            match &before {
-                None => append_timeline(tx, &c.device, now, "enrolled", &c.version.to_string(), &health)?,
-                Some(b) if b.version != c.version => {
-                    append_timeline(tx, &c.device, now, "running", &c.version.to_string(), &health)?
-                }
-                Some(b) if b.health != health => {
-                    append_timeline(tx, &c.device, now, "health", &c.version.to_string(), &health)?
-                }
-                Some(_) => {}
-            }
-            let mut acked = before.as_ref().map_or(0, |b| b.acknowledged);
-            let mut reports: Vec<&UpgradeReport> = c.reports.iter().collect();
-            reports.sort_by_key(|r| r.sequence);
-            for report in reports {
-                if report.sequence <= acked {
-                    continue; // already stored: a resend after a lost answer
-                }
-                apply_report(tx, c, report, now)?;
-                acked = report.sequence;
-            }
-            tx.execute(
-                "UPDATE devices SET acknowledged = ?2 WHERE id = ?1",
-                params![c.device, acked as i64],
-            )
-            .map_err(StoreError::sql(doing))?;
-            Ok(CheckInRecord {
-                facts: facts(tx, &c.device)?,
-                acknowledged: acked,
-            })
-        })
+        crate::group_commit::check_in(self, &self.waiting, c, now)
     }
 
     fn rollouts_for(
@@ -861,4 +814,80 @@ impl LeaseStore for SqliteStore {
             Ok(())
         })
     }
+}
+
+/// One check-in inside a transaction (see [`crate::group_commit`]): creates or updates
+/// the device, applies the reports above the acknowledged sequence once each, appends
+/// the timeline, remembers rollbacks.
+pub(crate) fn check_in_tx(
+    tx: &Transaction<'_>,
+    c: &CheckIn,
+    now: UnixTime,
+) -> Result<CheckInRecord, StoreError> {
+    let doing = "recording a check-in";
+    let before = device_record(tx, &c.device)?;
+    tx.execute(
+            "INSERT INTO devices (id, board, version, channel, labels, health, slots, first_seen, last_seen)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+             ON CONFLICT (id) DO UPDATE SET board = ?2, version = ?3, channel = ?4, labels = ?5,
+                 health = ?6, slots = ?7, last_seen = ?8",
+            params![
+                c.device,
+                c.board,
+                c.version.to_string(),
+                c.channel,
+                labels_to(&c.labels),
+                health_text(&c.health),
+                slots_json(&c.slots),
+                now.0 as i64
+            ],
+        )
+        .map_err(StoreError::sql(doing))?;
+    let health = health_text(&c.health);
+    match &before {
+        None => append_timeline(
+            tx,
+            &c.device,
+            now,
+            "enrolled",
+            &c.version.to_string(),
+            &health,
+        )?,
+        Some(b) if b.version != c.version => append_timeline(
+            tx,
+            &c.device,
+            now,
+            "running",
+            &c.version.to_string(),
+            &health,
+        )?,
+        Some(b) if b.health != health => append_timeline(
+            tx,
+            &c.device,
+            now,
+            "health",
+            &c.version.to_string(),
+            &health,
+        )?,
+        Some(_) => {}
+    }
+    let mut acked = before.as_ref().map_or(0, |b| b.acknowledged);
+    let mut reports: Vec<&UpgradeReport> = c.reports.iter().collect();
+    reports.sort_by_key(|r| r.sequence);
+    for report in reports {
+        if report.sequence <= acked {
+            continue; // already stored: a resend after a lost answer
+        }
+        apply_report(tx, c, report, now)?;
+        acked = report.sequence;
+    }
+    tx.execute(
+        "UPDATE devices SET acknowledged = ?2 WHERE id = ?1",
+        params![c.device, acked as i64],
+    )
+    .map_err(StoreError::sql(doing))?;
+    Ok(CheckInRecord {
+        facts: facts(tx, &c.device)?,
+        acknowledged: acked,
+    })
 }
