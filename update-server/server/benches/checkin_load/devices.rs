@@ -1,0 +1,231 @@
+//! The simulated devices: one task and one HTTP/2 connection each, checking in back to
+//! back until the run ends.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use skerry_proto::fleet::v1 as pb;
+use skerry_proto::fleet::v1::fleet_service_client::FleetServiceClient;
+
+use crate::server::Server;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// skerry-server's gRPC check-in.
+    Grpc(SocketAddr),
+    /// A static file of the same size (`GET /checkin`).
+    Static(SocketAddr),
+}
+
+/// Kill the server this long into the run and start it again on the same data.
+pub struct Restart<'a> {
+    pub after: Duration,
+    pub server: &'a mut Server,
+}
+
+#[derive(Debug, Default)]
+pub struct LoadResult {
+    /// Check-ins whose answer acknowledged the report they carried.
+    pub completed: u64,
+    pub elapsed: Duration,
+    /// Microseconds per completed check-in.
+    pub latencies: Vec<u32>,
+    pub errors: u64,
+    pub response_bytes: usize,
+    /// Per device, the highest sequence the server acknowledged.
+    pub acknowledged: HashMap<String, u64>,
+}
+
+impl LoadResult {
+    pub fn per_second(&self) -> f64 {
+        self.completed as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub fn percentile_ms(&self, q: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let mut v = self.latencies.clone();
+        v.sort_unstable();
+        let i = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1;
+        v[i] as f64 / 1000.0
+    }
+}
+
+#[derive(Debug, Default)]
+struct DeviceResult {
+    id: String,
+    completed: u64,
+    latencies: Vec<u32>,
+    errors: u64,
+    response_bytes: usize,
+    acknowledged: u64,
+}
+
+pub async fn run(
+    target: Target,
+    devices: usize,
+    length: Duration,
+    restart: Option<Restart<'_>>,
+) -> Result<LoadResult, String> {
+    let start = Instant::now();
+    let deadline = start + length;
+    let mut tasks = Vec::with_capacity(devices);
+    for n in 0..devices {
+        let id = format!("load-{n:05}");
+        tasks.push(tokio::spawn(async move {
+            match target {
+                Target::Grpc(addr) => grpc_device(id, addr, deadline).await,
+                Target::Static(addr) => static_device(id, addr, deadline).await,
+            }
+        }));
+    }
+    if let Some(r) = restart {
+        tokio::time::sleep(r.after).await;
+        // Blocks this (the driving) thread only; the devices run on the workers.
+        tokio::task::block_in_place(|| r.server.kill_and_restart())?;
+    }
+    let mut out = LoadResult::default();
+    for t in tasks {
+        let d = t.await.map_err(|e| format!("device task: {e}"))??;
+        out.completed += d.completed;
+        out.errors += d.errors;
+        out.latencies.extend(d.latencies);
+        out.response_bytes = out.response_bytes.max(d.response_bytes);
+        out.acknowledged.insert(d.id, d.acknowledged);
+    }
+    out.elapsed = start.elapsed();
+    Ok(out)
+}
+
+fn request(id: &str, reports: Vec<pb::UpgradeReport>) -> pb::CheckInRequest {
+    pb::CheckInRequest {
+        device_id: id.into(),
+        board: "pi".into(),
+        version: "1.0.0".into(),
+        channel: "stable".into(),
+        labels: HashMap::from([("site".to_string(), "load".to_string())]),
+        slots: vec![pb::SlotState {
+            name: "a".into(),
+            version: "1.0.0".into(),
+            status: pb::SlotStatus::Good as i32,
+            booted: true,
+        }],
+        health: Some(pb::Health {
+            state: pb::HealthState::Healthy as i32,
+            failing_checks: vec![],
+        }),
+        reports,
+    }
+}
+
+fn report(sequence: u64) -> pb::UpgradeReport {
+    pb::UpgradeReport {
+        sequence,
+        target_version: "2.0.0".into(),
+        step: pb::UpgradeStep::Downloading as i32,
+        // Names the report, so the database can be searched for it afterwards.
+        reason: format!("load report {sequence}"),
+        at: None,
+    }
+}
+
+async fn grpc_device(
+    id: String,
+    addr: SocketAddr,
+    deadline: Instant,
+) -> Result<DeviceResult, String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(2));
+    let mut client = FleetServiceClient::new(endpoint.connect_lazy());
+    let mut d = DeviceResult {
+        id: id.clone(),
+        ..Default::default()
+    };
+    // Reports not yet acknowledged, resent until they are.
+    let mut pending: Vec<pb::UpgradeReport> = Vec::new();
+    let mut next = 1u64;
+    while Instant::now() < deadline {
+        if pending.is_empty() {
+            pending.push(report(next));
+            next += 1;
+        }
+        let newest = pending.last().map(|r| r.sequence).unwrap_or(0);
+        let sent = Instant::now();
+        match client.check_in(request(&id, pending.clone())).await {
+            Ok(answer) => {
+                let answer = answer.into_inner();
+                d.response_bytes = answer.encoded_len() + 5;
+                let acked = answer.acknowledged_sequence;
+                if acked < d.acknowledged {
+                    return Err(format!(
+                        "{id}: acknowledged sequence went back from {} to {acked}",
+                        d.acknowledged
+                    ));
+                }
+                d.acknowledged = acked;
+                pending.retain(|r| r.sequence > acked);
+                if acked >= newest {
+                    d.completed += 1;
+                    d.latencies
+                        .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                }
+            }
+            Err(_) => {
+                d.errors += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    Ok(d)
+}
+
+async fn static_device(
+    id: String,
+    addr: SocketAddr,
+    deadline: Instant,
+) -> Result<DeviceResult, String> {
+    use http_body_util::{BodyExt, Empty};
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_nodelay(true).ok();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .map_err(|e| format!("h2 handshake with {addr}: {e}"))?;
+    tokio::spawn(conn);
+    let mut d = DeviceResult {
+        id,
+        ..Default::default()
+    };
+    while Instant::now() < deadline {
+        let req = http::Request::get(format!("http://{addr}/checkin"))
+            .body(Empty::<bytes::Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let sent = Instant::now();
+        match send.send_request(req).await {
+            Ok(resp) if resp.status() == 200 => {
+                let body = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| format!("body: {e}"))?
+                    .to_bytes();
+                d.response_bytes = body.len();
+                d.completed += 1;
+                d.latencies
+                    .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+            }
+            Ok(resp) => return Err(format!("nginx answered {}", resp.status())),
+            Err(_) => d.errors += 1,
+        }
+    }
+    Ok(d)
+}

@@ -1,0 +1,141 @@
+//! The server under load: the real `skerry-server` binary on a data directory, killed
+//! with SIGKILL (not asked) and started again on the same data and port.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use skerry_fleet_store::{FleetStore, SqliteStore};
+
+pub struct Server {
+    pub addr: SocketAddr,
+    data: PathBuf,
+    child: Option<Child>,
+}
+
+impl Server {
+    pub fn start(data: &Path) -> Result<Self, String> {
+        let port = crate::nginx::free_port()?;
+        let addr: SocketAddr = format!("127.0.0.1:{port}")
+            .parse()
+            .expect("literal address");
+        let mut s = Server {
+            addr,
+            data: data.to_path_buf(),
+            child: None,
+        };
+        s.spawn()?;
+        Ok(s)
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let child = Command::new(env!("CARGO_BIN_EXE_skerry-server"))
+            .arg("--data")
+            .arg(&self.data)
+            .arg("--listen")
+            .arg(self.addr.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting skerry-server: {e}"))?;
+        self.child = Some(child);
+        let until = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(self.addr).is_err() {
+            if Instant::now() > until {
+                self.stop();
+                return Err(format!(
+                    "skerry-server did not listen on {} within 20 s",
+                    self.addr
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    pub fn kill_and_restart(&mut self) -> Result<(), String> {
+        if let Some(mut c) = self.child.take() {
+            c.kill()
+                .map_err(|e| format!("SIGKILL skerry-server: {e}"))?;
+            let _ = c.wait();
+        }
+        self.spawn()
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(&c, rustix::process::Signal::TERM);
+            let until = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < until {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// How many devices the server acknowledged a report to that its database does not hold
+/// (read back after the server stopped): its durable sequence below the one it answered,
+/// or the acknowledged report missing from the device's timeline.
+pub fn lost_acknowledged(data: &Path, acknowledged: &HashMap<String, u64>) -> Result<u64, String> {
+    count_lost(data, acknowledged, true)
+}
+
+/// [`lost_acknowledged`] without naming each device.
+pub fn lost_acknowledged_quiet(
+    data: &Path,
+    acknowledged: &HashMap<String, u64>,
+) -> Result<u64, String> {
+    count_lost(data, acknowledged, false)
+}
+
+fn count_lost(data: &Path, acknowledged: &HashMap<String, u64>, tell: bool) -> Result<u64, String> {
+    let store =
+        SqliteStore::open(&data.join("fleet.db")).map_err(|e| format!("open store: {e}"))?;
+    let mut lost = 0;
+    for (id, &acked) in acknowledged {
+        if acked == 0 {
+            continue;
+        }
+        let device = store.device(id).map_err(|e| e.to_string())?;
+        let durable = device.map(|d| d.acknowledged).unwrap_or(0);
+        let timeline = store.timeline(id).map_err(|e| e.to_string())?;
+        let wanted = format!("load report {acked}");
+        let kept = timeline.iter().any(|t| t.detail == wanted);
+        if durable < acked || !kept {
+            lost += 1;
+            if !tell {
+                continue;
+            }
+            eprintln!(
+                "{id}: answered acknowledged={acked}; the database holds {durable}, \
+                 report {acked} {}",
+                if kept {
+                    "kept"
+                } else {
+                    "missing from the timeline"
+                }
+            );
+        }
+    }
+    Ok(lost)
+}
+
+/// Sends `sig` to the child we started (by its PID).
+fn signal(child: &std::process::Child, sig: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process(pid, sig);
+    }
+}
