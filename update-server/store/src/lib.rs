@@ -24,8 +24,10 @@ pub mod lease;
 pub mod migrations;
 pub mod model;
 pub mod pg;
+pub mod queries;
 pub mod sqlite;
 mod sqlite_enrollment;
+mod sqlite_queries;
 
 pub use enrollment::{
     DeviceIdentity, EnrollRefusal, EnrollmentStore, IdentityRecord, JoinTokenInfo, LogEntry,
@@ -39,6 +41,7 @@ pub use model::{
     StepKind, TimelineEntry, UpgradeReport, TIMELINE_LIMIT,
 };
 pub use pg::PgStore;
+pub use queries::{DevicePage, DeviceSummary, FleetOverview, FleetQueries, DEVICE_PAGE_LIMIT};
 pub use sqlite::SqliteStore;
 
 use skerry_rollout::{
