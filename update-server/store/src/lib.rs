@@ -17,6 +17,7 @@
 //! - [`lease`]: leases for duties one instance does at a time.
 //! - [`error`](mod@error): the store's errors.
 
+pub mod ddi;
 pub mod enrollment;
 pub mod error;
 mod group_commit;
@@ -26,9 +27,11 @@ pub mod model;
 pub mod pg;
 pub mod queries;
 pub mod sqlite;
+mod sqlite_ddi;
 mod sqlite_enrollment;
 mod sqlite_queries;
 
+pub use ddi::{ActionState, DdiAction, DdiStore, DdiTarget, DDI_ATTRIBUTE_LIMIT};
 pub use enrollment::{
     DeviceIdentity, EnrollRefusal, EnrollmentStore, IdentityRecord, JoinTokenInfo, LogEntry,
     LogKind, LogRefusal, LogSource, NewJoinToken, TokenRefusal, DEVICE_EVENT_LIMIT,

@@ -107,6 +107,24 @@ pub const MIGRATIONS: &[&str] = &[
         device_id TEXT NOT NULL,
         PRIMARY KEY (token_id, device_id)
     );",
+    // 5: hawkBit DDI: targets (token hashes only), their actions, their configData.
+    "CREATE TABLE ddi_targets (
+        device_id TEXT PRIMARY KEY,
+        token_sha256 BLOB NOT NULL UNIQUE,
+        board TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        version TEXT NOT NULL,
+        attributes TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE ddi_actions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        device_id TEXT NOT NULL REFERENCES ddi_targets(device_id),
+        rollout_id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'succeeded', 'failed', 'canceling', 'canceled')),
+        created_at INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version this code writes.
