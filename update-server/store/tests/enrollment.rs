@@ -274,3 +274,12 @@ fn sqlite_passes_the_enrollment_suite() {
         SqliteStore::open(&dir.path().join(format!("fleet-{i}.db"))).unwrap()
     });
 }
+
+#[path = "support/pg_cluster.rs"]
+mod pg_cluster;
+
+#[test]
+fn postgres_passes_the_enrollment_suite() {
+    let cluster = pg_cluster::PgCluster::start();
+    enrollment_suite(|| skerry_fleet_store::PgStore::open(&cluster.database()).unwrap());
+}

@@ -79,6 +79,40 @@ pub const PG_MIGRATIONS: &[&str] = &[
         expires_at BIGINT NOT NULL,
         generation BIGINT NOT NULL
     );",
+    // 2: enrollment (SQLite's migration 4): join tokens (secret hashes only), device
+    // identities, device logs.
+    "CREATE TABLE join_tokens (
+        id TEXT PRIMARY KEY,
+        secret_sha256 BYTEA NOT NULL,
+        uses BIGINT NOT NULL,
+        used BIGINT NOT NULL DEFAULT 0,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        revoked_at BIGINT,
+        labels TEXT NOT NULL
+    );
+    CREATE TABLE device_identities (
+        device_id TEXT PRIMARY KEY,
+        board TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        not_after BIGINT NOT NULL,
+        token_id TEXT NOT NULL,
+        enrolled_at BIGINT NOT NULL,
+        revoked_at BIGINT
+    );
+    CREATE TABLE device_logs (
+        device_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('console', 'events')),
+        seq BIGINT NOT NULL,
+        received_at BIGINT NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (device_id, kind, seq)
+    );
+    CREATE TABLE device_log_tokens (
+        token_id TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        PRIMARY KEY (token_id, device_id)
+    );",
 ];
 
 /// The PostgreSQL schema version this code writes.
