@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`admin`]: operator commands on the data directory (rollouts, pins).
+//! - [`api`]: the operator HTTP JSON API under `/api/v1/`, behind the operator token.
 //! - [`data`]: the data directory (`fleet.db`, `repository/`, `keys/timestamp.key`),
 //!   created on first start.
 //! - [`repo_path`]: turning a request path into a file inside the repository, or a refusal.
@@ -15,6 +16,7 @@
 //! - [`serve`](mod@serve): the edge service that routes between the two, and the listener.
 
 pub mod admin;
+pub mod api;
 pub mod checkin;
 pub mod data;
 pub mod releases;

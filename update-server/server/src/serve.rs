@@ -99,6 +99,7 @@ impl ServerConfig {
 struct Edge<S: FleetStore> {
     grpc: FleetServiceServer<FleetApi<S>>,
     repo: Arc<RepoHost>,
+    operator: Arc<crate::api::OperatorApi>,
 }
 
 impl<S: FleetStore> Clone for Edge<S> {
@@ -106,6 +107,7 @@ impl<S: FleetStore> Clone for Edge<S> {
         Self {
             grpc: self.grpc.clone(),
             repo: Arc::clone(&self.repo),
+            operator: Arc::clone(&self.operator),
         }
     }
 }
@@ -130,6 +132,10 @@ impl<S: FleetStore> tower_service::Service<Request<Body>> for Edge<S> {
         if is_grpc(&req) {
             let mut grpc = self.grpc.clone();
             return Box::pin(async move { tower_service::Service::call(&mut grpc, req).await });
+        }
+        if crate::api::OperatorApi::routes(req.uri().path()) {
+            let operator = Arc::clone(&self.operator);
+            return Box::pin(async move { Ok(operator.handle(req).await) });
         }
         let repo = Arc::clone(&self.repo);
         // Only the head is needed (and a body is not Sync, so it may not be held across
@@ -210,6 +216,10 @@ async fn serve_store<S: FleetStore + LeaseStore>(
     let edge = Edge {
         grpc: FleetServiceServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES),
         repo: Arc::new(RepoHost::new(&dir.repository())),
+        operator: Arc::new(
+            crate::api::OperatorApi::open(&dir, config.data.clone(), config.clock.clone())
+                .map_err(ServeError::Opening)?,
+        ),
     };
     let result = tonic::transport::Server::builder()
         .accept_http1(true)
