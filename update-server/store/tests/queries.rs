@@ -104,3 +104,16 @@ fn an_empty_fleet_has_no_pages_and_zero_counts() {
     assert!(page.devices.is_empty() && page.next_after.is_none());
     assert_eq!(store.overview().unwrap(), FleetOverview::default());
 }
+
+#[path = "support/pg_cluster.rs"]
+mod pg_cluster;
+
+#[test]
+fn postgres_answers_the_operator_queries() {
+    let cluster = pg_cluster::PgCluster::start();
+    queries_suite(skerry_fleet_store::PgStore::open(&cluster.database()).unwrap());
+    let empty = skerry_fleet_store::PgStore::open(&cluster.database()).unwrap();
+    let page = empty.device_page(None, 10).unwrap();
+    assert!(page.devices.is_empty() && page.next_after.is_none());
+    assert_eq!(empty.overview().unwrap(), FleetOverview::default());
+}

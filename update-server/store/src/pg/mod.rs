@@ -10,6 +10,7 @@
 mod enrollment;
 mod migrations;
 mod pool;
+mod queries;
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
