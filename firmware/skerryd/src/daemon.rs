@@ -208,6 +208,7 @@ pub fn register(runtime: &mut Runtime, context: &Context) -> anyhow::Result<Ops>
         skerryd_services::register(runtime, context).context("the services subsystem")?;
     skerryd_watchdog::register(runtime, context).context("the watchdog subsystem")?;
     let upgrade = skerryd_upgrade::register(runtime, context).context("the upgrade subsystem")?;
+    skerryd_fleet::register(runtime, context, upgrade.clone()).context("the fleet client")?;
     Ok(Ops {
         config,
         upgrade,
@@ -395,6 +396,12 @@ pub async fn run(options: Options) -> anyhow::Result<Stopped> {
         eprintln!("{ready}");
         if crate::fault::configured(layout.root(), None) == Some(crate::fault::Fault::HangDaemon) {
             crate::fault::hang_daemon_later(2);
+        }
+        if crate::fault::ENABLED {
+            // The on-demand hang (fault-hooks builds only; see fault.rs).
+            if let Err(e) = crate::fault::listen_for_trigger(2).await {
+                tracing::error!(error = %e, "fault hooks: the on-demand trigger cannot listen");
+            }
         }
     }
     let asked = context.power.clone();

@@ -1,0 +1,358 @@
+//! The fleet controller: wakes when the config or the upgrade history changes and
+//! when the next check-in is due; turns new history steps into queued reports, checks
+//! in, forgets what the server acknowledged, and acts on an offer (the rule is in the
+//! crate docs). Its one output is [`FleetStatus`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use skerry_api::pb;
+use skerry_proto::fleet::v1::{CheckInResponse, Offer};
+use skerry_runtime::{
+    Controller, ControllerError, Input, Output, ReconcileContext, Requeue, ResourceSpec, Selector,
+};
+use skerryd_core::resources::{
+    ActiveFleet, ActiveMachine, ActiveUpdate, HealthCheckStatus, SINGLETON,
+};
+use skerryd_core::{Context, UpgradeOps};
+use skerryd_upgrade::resources::UpgradeHistoryEntry;
+use tokio::time::Instant;
+use tokio_stream::StreamExt as _;
+
+use crate::queue::ReportQueue;
+use crate::request::{self, Identity};
+use crate::schedule::Schedule;
+
+/// The controller's name.
+pub const CONTROLLER: &str = "fleet";
+/// The namespace of the fleet client's resources.
+pub const FLEET_NAMESPACE: &str = "fleet";
+/// The id of the [`FleetStatus`] singleton.
+pub const STATUS_ID: &str = "status";
+
+/// Where the fleet client stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetStatus {
+    /// The server checked in with ("" without a FleetConfig).
+    pub server: String,
+    /// Check-ins failed in a row.
+    pub failures: u32,
+    /// The last error, for people.
+    pub last_error: String,
+    /// When the last check-in was answered (Unix seconds, 0: never this start).
+    pub last_answer: u64,
+    /// Reports waiting for the server.
+    pub queued: usize,
+    /// Reports dropped because the queue was full.
+    pub dropped: u64,
+    /// The last sequence the server acknowledged.
+    pub acknowledged: u64,
+    /// What the server said last (an offer or a hold, in words).
+    pub decision: String,
+}
+
+impl ResourceSpec for FleetStatus {
+    const TYPE: &'static str = "FleetStatuses.fleet.skerry.dev";
+    const NAMESPACE: &'static str = FLEET_NAMESPACE;
+}
+
+/// See the module docs.
+pub(crate) struct Fleet {
+    queue: ReportQueue,
+    upgrade: Arc<dyn UpgradeOps>,
+    upgrading: Arc<AtomicBool>,
+    schedule: Option<Schedule>,
+    due: Instant,
+    board: String,
+    booted: Option<String>,
+    on_trial: bool,
+    installer: std::path::PathBuf,
+    status: FleetStatus,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fleet {
+    pub(crate) fn new(context: &Context, queue: ReportQueue, upgrade: Arc<dyn UpgradeOps>) -> Self {
+        Fleet {
+            queue,
+            upgrade,
+            upgrading: Arc::new(AtomicBool::new(false)),
+            schedule: None,
+            due: Instant::now(),
+            board: context.board.name.clone(),
+            booted: context.boot.booted.as_ref().map(|s| s.as_str().to_owned()),
+            on_trial: context.boot.booted_on_trial(),
+            installer: context.layout.installer(),
+            status: FleetStatus {
+                server: String::new(),
+                failures: 0,
+                last_error: String::new(),
+                last_answer: 0,
+                queued: 0,
+                dropped: 0,
+                acknowledged: 0,
+                decision: String::new(),
+            },
+        }
+    }
+
+    /// The release the installer recorded for the booted slot ("0.0.0" when unknown).
+    fn running_version(&self) -> String {
+        self.booted
+            .as_deref()
+            .and_then(|slot| {
+                skerry_installer::state::load_slots(&self.installer)
+                    .ok()?
+                    .remove(slot)
+            })
+            .map(|r| r.version)
+            .unwrap_or_else(|| "0.0.0".to_owned())
+    }
+
+    /// New history steps become queued reports (saved before anything is sent).
+    fn take_history(&mut self, ctx: &ReconcileContext) -> Result<(), ControllerError> {
+        let mut entries = ctx.list::<UpgradeHistoryEntry>(&Selector::all())?;
+        entries.sort_by_key(|e| e.spec.0.seq);
+        let mut changed = false;
+        for e in entries {
+            let e = e.spec.0;
+            changed |= self.queue.push(
+                e.seq,
+                request::step_of(e.step),
+                &e.release,
+                &e.reason,
+                e.time,
+            );
+        }
+        if changed {
+            self.queue.save()?;
+        }
+        Ok(())
+    }
+
+    fn identity(
+        &self,
+        ctx: &ReconcileContext,
+        channel: String,
+        fleet: &ActiveFleet,
+    ) -> Result<Identity, ControllerError> {
+        let machine = ctx.get::<ActiveMachine>(SINGLETON)?.map(|m| m.spec.0);
+        let raw = machine
+            .as_ref()
+            .and_then(|m| m.identity.machine_id.clone().or(Some(m.hostname.clone())))
+            .unwrap_or_else(|| self.board.clone());
+        let device_id: String = raw
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+            .take(128)
+            .collect();
+        let mut labels = machine.map(|m| m.identity.labels).unwrap_or_default();
+        labels.extend(fleet.0.labels.clone());
+        Ok(Identity {
+            device_id,
+            board: self.board.clone(),
+            version: self.running_version(),
+            channel,
+            labels,
+        })
+    }
+
+    /// Acts on an offer under the rule in the crate docs; returns what was decided.
+    fn consider(
+        &self,
+        offer: &Offer,
+        fleet: &ActiveFleet,
+        update: Option<&ActiveUpdate>,
+        who: &Identity,
+    ) -> String {
+        let version = &offer.version;
+        if !fleet.0.accept_offers {
+            return format!("offer of {version} not taken: acceptOffers is false (local pin)");
+        }
+        let Some(update) = update else {
+            return format!("offer of {version} not taken: no UpdateConfig is in effect");
+        };
+        if offer.board != who.board || offer.channel != update.0.channel {
+            return format!(
+                "offer of {version} refused: board {:?} channel {:?} are not this device's ({} on {})",
+                offer.board, offer.channel, who.board, update.0.channel
+            );
+        }
+        let newer = match (
+            semver::Version::parse(version),
+            semver::Version::parse(&who.version),
+        ) {
+            (Ok(offered), Ok(running)) => offered > running,
+            (Ok(_), Err(_)) => true,
+            _ => false,
+        };
+        if !newer {
+            return format!(
+                "offer of {version} not taken: it is not newer than {}",
+                who.version
+            );
+        }
+        if self.upgrading.swap(true, Ordering::SeqCst) {
+            return format!("offer of {version}: an upgrade is already in flight");
+        }
+        let upgrade = self.upgrade.clone();
+        let upgrading = self.upgrading.clone();
+        let request = pb::UpgradeRequest {
+            release_version: version.clone(),
+            force: offer.forced,
+        };
+        tokio::spawn(async move {
+            match upgrade.upgrade(request).await {
+                Ok(mut progress) => {
+                    while let Some(step) = progress.next().await {
+                        if let Err(status) = step {
+                            tracing::warn!(%status, "the offered upgrade failed");
+                            break;
+                        }
+                    }
+                }
+                Err(status) => tracing::warn!(%status, "the offered upgrade was refused"),
+            }
+            upgrading.store(false, Ordering::SeqCst);
+        });
+        format!("offer of {version} taken: upgrading")
+    }
+
+    fn answered(
+        &mut self,
+        answer: &CheckInResponse,
+        fleet: &ActiveFleet,
+        update: Option<&ActiveUpdate>,
+        who: &Identity,
+    ) -> Result<Duration, ControllerError> {
+        self.queue.acknowledge(answer.acknowledged_sequence);
+        self.queue.save()?;
+        self.status.last_error.clear();
+        self.status.last_answer = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.status.decision = match (&answer.offer, &answer.hold) {
+            (Some(offer), _) => self.consider(offer, fleet, update, who),
+            (None, Some(hold)) => format!(
+                "hold: {}",
+                hold.detail.chars().take(256).collect::<String>()
+            ),
+            (None, None) => "no decision".to_owned(),
+        };
+        let asked = answer
+            .poll_interval
+            .as_ref()
+            .map(|d| Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32));
+        let schedule = self
+            .schedule
+            .as_mut()
+            .ok_or("the schedule is made before the first check-in")?;
+        Ok(schedule.answered(asked, fleet.0.poll_interval.map(|p| p.0)))
+    }
+}
+
+impl Controller for Fleet {
+    fn name(&self) -> &str {
+        CONTROLLER
+    }
+
+    fn inputs(&self) -> Vec<Input> {
+        vec![
+            Input::weak::<ActiveFleet>(),
+            Input::weak::<ActiveUpdate>(),
+            Input::weak::<ActiveMachine>(),
+            Input::weak::<UpgradeHistoryEntry>(),
+            Input::weak::<HealthCheckStatus>(),
+        ]
+    }
+
+    fn outputs(&self) -> Vec<Output> {
+        vec![Output::exclusive::<FleetStatus>()]
+    }
+
+    async fn reconcile(&mut self, ctx: &mut ReconcileContext) -> Result<Requeue, ControllerError> {
+        self.take_history(ctx)?;
+        let Some(fleet) = ctx.get::<ActiveFleet>(SINGLETON)?.map(|r| r.spec) else {
+            self.status.server.clear();
+            self.refresh_status(ctx)?;
+            return Ok(Requeue::OnChange);
+        };
+        let update = ctx.get::<ActiveUpdate>(SINGLETON)?.map(|r| r.spec);
+        let channel = fleet
+            .0
+            .channel
+            .clone()
+            .or_else(|| update.as_ref().map(|u| u.0.channel.clone()))
+            .unwrap_or_else(|| "stable".to_owned());
+        let who = self.identity(ctx, channel, &fleet)?;
+        if self.schedule.is_none() {
+            let mut entropy = [0u8; 8];
+            let _ = getrandom::getrandom(&mut entropy);
+            self.schedule = Some(Schedule::new(&who.device_id, u64::from_le_bytes(entropy)));
+        }
+        self.status.server = fleet.0.server.clone();
+        let now = Instant::now();
+        if now < self.due {
+            self.refresh_status(ctx)?;
+            return Ok(Requeue::After(self.due - now));
+        }
+        let checks: Vec<(String, HealthCheckStatus)> = ctx
+            .list::<HealthCheckStatus>(&Selector::all())?
+            .into_iter()
+            .map(|r| (r.metadata.id.to_string(), r.spec))
+            .collect();
+        let slots = self
+            .booted
+            .as_deref()
+            .map(|slot| vec![request::booted_slot(slot, &who.version, self.on_trial)])
+            .unwrap_or_default();
+        let req = request::build(&who, slots, request::health(&checks), self.queue.state());
+        let delay = match crate::client::check_in(&fleet.0.server, req).await {
+            Ok(answer) => self.answered(&answer, &fleet, update.as_ref(), &who)?,
+            Err(e) => {
+                let message = error_chain(&e);
+                tracing::warn!(error = %message, "fleet check-in failed; reports stay queued");
+                self.status.last_error = message;
+                match self.schedule.as_mut() {
+                    Some(s) => s.failed(),
+                    None => crate::schedule::FIRST_BACKOFF,
+                }
+            }
+        };
+        self.status.failures = self.schedule.as_ref().map_or(0, Schedule::failures);
+        self.due = Instant::now() + delay;
+        self.refresh_status(ctx)?;
+        Ok(Requeue::After(delay))
+    }
+}
+
+impl Fleet {
+    fn refresh_status(&mut self, ctx: &mut ReconcileContext) -> Result<(), ControllerError> {
+        let q = self.queue.state();
+        self.status.queued = q.reports.len();
+        self.status.dropped = q.dropped;
+        self.status.acknowledged = q.acknowledged;
+        ctx.apply(STATUS_ID, self.status.clone())?;
+        Ok(())
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
