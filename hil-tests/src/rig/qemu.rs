@@ -67,6 +67,11 @@ pub const GUEST_REPOSITORY: (Ipv4Addr, u16) = (Ipv4Addr::new(10, 0, 2, 100), 808
 pub const GUEST_REPOSITORY_URL: &str = "http://10.0.2.100:8080";
 /// The fault words a release of this board can carry (built with `skerryd-fault-hooks`).
 pub const FAULTS: &[&str] = &["panic-initramfs", "hang-initramfs", "hang-daemon"];
+/// The guest port of a fault-hooks skerryd's on-demand trigger
+/// (firmware/skerryd/src/fault.rs `TRIGGER_PORT`).
+pub const GUEST_FAULT_TRIGGER_PORT: u16 = 50099;
+/// How long the trigger may take to answer.
+const TRIGGER_ANSWER: Duration = Duration::from_secs(10);
 /// Guest memory: the generic kernel and its initramfs unpack comfortably in it.
 const MEMORY_MIB: u32 = 512;
 
@@ -84,6 +89,9 @@ pub struct QemuBoardSpec {
     pub releases: Option<QemuReleases>,
     /// Whether the image runs skerryd (PID 1 and its API), so scenarios needing it apply.
     pub runs_skerryd: bool,
+    /// Whether the booted skerryd is a fault-hooks build, whose on-demand trigger
+    /// [`Board::hang_daemon`] uses.
+    pub fault_trigger: bool,
 }
 
 /// A running or powered-off QEMU board.
@@ -93,6 +101,7 @@ pub struct QemuBoard {
     disk: PathBuf,
     vars: PathBuf,
     api_port: u16,
+    trigger_port: u16,
     spec: QemuBoardSpec,
     machine: Option<Qemu>,
     /// The consoles of machines no longer running (power cuts, power-offs), in order.
@@ -125,11 +134,13 @@ impl QemuBoard {
         copy_disk(&spec.disk, &disk)?;
         let vars = ovmf_vars_copy(dir.path())?;
         let api_port = free_port()?;
+        let trigger_port = free_port()?;
         Ok(QemuBoard {
             dir,
             disk,
             vars,
             api_port,
+            trigger_port,
             spec,
             machine: None,
             past_consoles: String::new(),
@@ -152,6 +163,8 @@ impl QemuBoard {
             repository: Some(repository),
             releases: Some(releases),
             runs_skerryd: true,
+            // The site's first slot carries the fault-hooks skerryd.
+            fault_trigger: true,
         })
     }
 
@@ -183,10 +196,16 @@ impl QemuBoard {
     fn machine_config(&self) -> MachineConfig {
         let mut network = UserNetwork {
             restrict: true,
-            host_forwards: vec![HostForward {
-                host_port: self.api_port,
-                guest_port: GUEST_API_PORT,
-            }],
+            host_forwards: vec![
+                HostForward {
+                    host_port: self.api_port,
+                    guest_port: GUEST_API_PORT,
+                },
+                HostForward {
+                    host_port: self.trigger_port,
+                    guest_port: GUEST_FAULT_TRIGGER_PORT,
+                },
+            ],
             guest_forwards: Vec::new(),
         };
         if let Some(repo) = &self.spec.repository {
@@ -269,7 +288,7 @@ impl Board for QemuBoard {
             real_kernel: true,
             power_cut: true,
             host_side_install: false,
-            hang_daemon: false,
+            hang_daemon: self.spec.runs_skerryd && self.spec.fault_trigger,
             faults: factory.map_or(&[], QemuReleases::faults),
             failing_health_check: factory.is_some_and(QemuReleases::can_fail_health_check),
         }
@@ -288,6 +307,7 @@ impl Board for QemuBoard {
             Err(first) => {
                 // The API port may have been taken since it was picked; pick another once.
                 self.api_port = free_port()?;
+                self.trigger_port = free_port()?;
                 Qemu::start(&self.machine_config(), &run_dir)
                     .with_context(|| format!("starting QEMU (first attempt: {first})"))?
             }
@@ -379,6 +399,40 @@ impl Board for QemuBoard {
 
     fn watchdog_timeout(&self) -> Option<Duration> {
         console_lines::watchdog_timeout(&self.transcript())
+    }
+
+    /// Asks the fault-hooks skerryd's on-demand trigger to hang the daemon now; done
+    /// when it answers `ok hang-daemon` (it blocks its runtime right after).
+    fn hang_daemon(&mut self) -> anyhow::Result<()> {
+        use std::io::{Read as _, Write as _};
+        if !self.capabilities().hang_daemon {
+            return Err(crate::rig::Unsupported {
+                board: BOARD_NAME.into(),
+                what: "make skerryd hang (its image has no fault-hooks skerryd)".into(),
+            }
+            .into());
+        }
+        if self.running.is_none() {
+            bail!("{BOARD_NAME} runs no skerryd now: wait_running first");
+        }
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.trigger_port));
+        let mut conn = std::net::TcpStream::connect_timeout(&address, TRIGGER_ANSWER)
+            .with_context(|| format!("connecting to the fault trigger through {address}"))?;
+        conn.set_read_timeout(Some(TRIGGER_ANSWER))?;
+        conn.write_all(b"hang-daemon\n")
+            .context("sending hang-daemon to the fault trigger")?;
+        let mut answer = Vec::new();
+        conn.take(256)
+            .read_to_end(&mut answer)
+            .context("reading the fault trigger's answer")?;
+        let answer = String::from_utf8_lossy(&answer);
+        if answer.trim() != "ok hang-daemon" {
+            bail!(
+                "the fault trigger answered {:?}, not \"ok hang-daemon\"",
+                answer.trim()
+            );
+        }
+        Ok(())
     }
 
     fn shut_down(&mut self) -> anyhow::Result<()> {

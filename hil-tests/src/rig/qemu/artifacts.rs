@@ -102,6 +102,8 @@ pub struct ImageBuild {
     pub extensions: Vec<PathBuf>,
     /// `--fault WORD` (then skerryd is the fault-hooks build).
     pub fault: Option<String>,
+    /// The fault-hooks skerryd without a fault word (its on-demand trigger only).
+    pub fault_hooks: bool,
 }
 
 /// What a build wrote.
@@ -121,6 +123,7 @@ impl ImageBuild {
             config: None,
             extensions: Vec::new(),
             fault: None,
+            fault_hooks: false,
         }
     }
 
@@ -136,7 +139,7 @@ impl ImageBuild {
 
     /// Runs the build with `programs`.
     pub fn run(&self, programs: &StaticPrograms) -> anyhow::Result<BuiltImage> {
-        let skerryd = if self.fault.is_some() {
+        let skerryd = if self.fault.is_some() || self.fault_hooks {
             &programs.skerryd_fault_hooks
         } else {
             &programs.skerryd

@@ -5,8 +5,12 @@
 //!
 //! - [`ReleaseProperty::Good`]: a plain build.
 //! - [`ReleaseProperty::Fault`]: `--fault WORD`, with `skerryd-fault-hooks`.
-//! - [`ReleaseProperty::FailingHealthCheck`]: its factory config adds a service whose
-//!   critical health check connects to a port nothing listens on.
+//! - [`ReleaseProperty::FailingHealthCheck`]: the slot lacks the application's health
+//!   program ([`APP_HEALTH_PROGRAM`]), so the critical exec check every release's config
+//!   has fails on it. (Not a different factory config: a device takes the factory config
+//!   only while its config store is empty, on its first boot; an upgraded slot runs
+//!   with the config the device already has, so a check added by the new release's
+//!   factory config never runs.)
 //! - [`ReleaseProperty::BadSignature`]: published genuinely into a scratch copy of the
 //!   repository, then every signature of its new metadata altered and the result laid
 //!   over the served repository; the genuine `timestamp.json` is put back before the next
@@ -41,6 +45,9 @@ pub const GUEST_ADDRESS: &str = "10.0.2.15/24";
 pub const GUEST_GATEWAY: &str = "10.0.2.2";
 /// How long a new slot's critical checks must hold before it is committed.
 pub const PROBATION_SECS: u64 = 20;
+/// The application's health program: in every release but a failing one, a symlink to
+/// skerryd (`--version` exits 0); the critical exec check runs it.
+pub const APP_HEALTH_PROGRAM: &str = "/usr/lib/skerry-app/healthy";
 
 /// What every board of one site shares: the signing keys, the repository as the first
 /// release left it, the device PKI, the extension holding the pinned root, the first
@@ -55,6 +62,9 @@ pub struct Site {
     pki_dir: PathBuf,
     pki: Pki,
     extension: PathBuf,
+    /// The extension of a release whose critical check fails: the pinned root, no
+    /// [`APP_HEALTH_PROGRAM`].
+    failing_extension: PathBuf,
     first_version: semver::Version,
     first_disk: BuiltImage,
     built: Mutex<BTreeMap<String, BuiltImage>>,
@@ -86,6 +96,21 @@ impl Site {
         let root = repo.metadata_dir().join("1.root.json");
         std::fs::copy(&root, &root_in_ext)
             .with_context(|| format!("copying {} into the extension", root.display()))?;
+        let failing_extension = dir.join("extension-failing");
+        let failing_root = failing_extension.join(TRUSTED_ROOT_IN_SLOT.trim_start_matches('/'));
+        if let Some(parent) = failing_root.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::copy(&root, &failing_root)
+            .with_context(|| format!("copying {} into the extension", root.display()))?;
+        let health = extension.join(APP_HEALTH_PROGRAM.trim_start_matches('/'));
+        if let Some(parent) = health.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::os::unix::fs::symlink("/sbin/skerryd", &health)
+            .with_context(|| format!("linking {}", health.display()))?;
         let mut site = Site {
             dir: dir.to_owned(),
             programs: programs.clone(),
@@ -94,6 +119,7 @@ impl Site {
             pki_dir,
             pki,
             extension,
+            failing_extension,
             first_version: version.clone(),
             first_disk: BuiltImage {
                 disk: PathBuf::new(),
@@ -154,9 +180,15 @@ impl Site {
             .with_context(|| format!("writing {}", config.display()))?;
         let mut build = ImageBuild::new(version.clone(), &self.dir.join(format!("{name}.img")));
         build.config = Some(config);
-        build.extensions = vec![self.extension.clone()];
+        build.extensions = vec![match built_as {
+            ReleaseProperty::FailingHealthCheck => self.failing_extension.clone(),
+            _ => self.extension.clone(),
+        }];
         if first {
             build.pki = Some(self.pki_dir.clone());
+            // The first slot's skerryd has the fault hooks (no fault word: inert until
+            // the on-demand trigger is used), so a scenario can hang it while it runs.
+            build.fault_hooks = true;
         }
         build.fault = fault;
         let built = build.run(&self.programs)?;
@@ -322,11 +354,13 @@ impl ReleaseFactory for QemuReleases {
     }
 }
 
-/// The factory machine config of a release: the guest's network (eth0, the virtio-net
-/// card), where updates come from, and for
-/// [`ReleaseProperty::FailingHealthCheck`] a service with a critical check that fails.
-pub fn factory_config(property: &ReleaseProperty) -> String {
-    let mut text = format!(
+/// The factory machine config of every release: the guest's network (eth0, the
+/// virtio-net card), where updates come from, and a service with two critical checks:
+/// the device's own API port, and [`APP_HEALTH_PROGRAM`] (which a
+/// [`ReleaseProperty::FailingHealthCheck`] slot lacks). The same for every property: the
+/// device keeps the config of its first boot (see the module docs).
+pub fn factory_config(_property: &ReleaseProperty) -> String {
+    format!(
         "apiVersion: skerry.dev/v1alpha1
 kind: MachineConfig
 hostname: skerry-qemu
@@ -347,17 +381,7 @@ trustedRoot: {TRUSTED_ROOT_IN_SLOT}
 board: {BOARD_DEFINITION}
 channel: stable
 probation: {PROBATION_SECS}s
-"
-    );
-    // The healthy check connects to the device's own API; the failing one to port 1,
-    // where nothing listens. The service is skerryd printing its version (the slot has
-    // no other program), restarted so the check always has a running service.
-    let address = match property {
-        ReleaseProperty::FailingHealthCheck => "127.0.0.1:1".to_owned(),
-        _ => format!("127.0.0.1:{GUEST_API_PORT}"),
-    };
-    text.push_str(&format!(
-        "---
+---
 apiVersion: skerry.dev/v1alpha1
 kind: ServiceConfig
 name: app
@@ -370,14 +394,21 @@ healthChecks:
   - name: api-port
     probe:
       tcp:
-        address: \"{address}\"
+        address: \"127.0.0.1:{GUEST_API_PORT}\"
     interval: 3s
     timeout: 2500ms
     failureThreshold: 4
     critical: true
+  - name: app-healthy
+    probe:
+      exec:
+        command: [{APP_HEALTH_PROGRAM}, --version]
+    interval: 3s
+    timeout: 2500ms
+    failureThreshold: 3
+    critical: true
 "
-    ));
-    text
+    )
 }
 
 /// `bytes` (signed TUF metadata) with the last hex digit of every signature changed.
@@ -444,18 +475,15 @@ mod tests {
     }
 
     #[test]
-    fn only_the_failing_release_points_its_check_at_a_closed_port() {
+    fn every_release_checks_the_app_health_program_and_the_config_decodes() {
         let good = factory_config(&ReleaseProperty::Good);
-        let bad = factory_config(&ReleaseProperty::FailingHealthCheck);
-        assert!(good.contains("127.0.0.1:50000") && !good.contains("127.0.0.1:1\""));
-        assert!(bad.contains("\"127.0.0.1:1\""));
-        for text in [good, bad] {
-            assert!(
-                text.contains("repository: http://10.0.2.100:8080"),
-                "{text}"
-            );
-            let config = skerry_config::decode(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-            skerry_config::validate(&config, None).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        }
+        assert_eq!(good, factory_config(&ReleaseProperty::FailingHealthCheck));
+        assert!(good.contains("command: [/usr/lib/skerry-app/healthy, --version]"));
+        assert!(
+            good.contains("repository: http://10.0.2.100:8080"),
+            "{good}"
+        );
+        let config = skerry_config::decode(&good).unwrap_or_else(|e| panic!("{e}\n{good}"));
+        skerry_config::validate(&config, None).unwrap_or_else(|e| panic!("{e}\n{good}"));
     }
 }
