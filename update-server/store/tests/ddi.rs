@@ -83,3 +83,12 @@ fn sqlite_passes_the_ddi_suite() {
     let store = SqliteStore::open(&dir.path().join("fleet.db")).unwrap();
     ddi_suite(&store);
 }
+
+#[path = "support/pg_cluster.rs"]
+mod pg_cluster;
+
+#[test]
+fn postgres_passes_the_ddi_suite() {
+    let cluster = pg_cluster::PgCluster::start();
+    ddi_suite(&skerry_fleet_store::PgStore::open(&cluster.database()).unwrap());
+}

@@ -113,6 +113,25 @@ pub const PG_MIGRATIONS: &[&str] = &[
         device_id TEXT NOT NULL,
         PRIMARY KEY (token_id, device_id)
     );",
+    // 3: hawkBit DDI (SQLite's migration 5): targets (token hashes only), their actions,
+    // their configData.
+    "CREATE TABLE ddi_targets (
+        device_id TEXT PRIMARY KEY,
+        token_sha256 BYTEA NOT NULL UNIQUE,
+        board TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        version TEXT NOT NULL,
+        attributes TEXT,
+        created_at BIGINT NOT NULL
+    );
+    CREATE TABLE ddi_actions (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        device_id TEXT NOT NULL REFERENCES ddi_targets(device_id),
+        rollout_id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'succeeded', 'failed', 'canceling', 'canceled')),
+        created_at BIGINT NOT NULL
+    );",
 ];
 
 /// The PostgreSQL schema version this code writes.

@@ -7,6 +7,7 @@
 //!
 //! TLS to the database is not supported yet: connect over loopback or a private link.
 
+mod ddi;
 mod enrollment;
 mod migrations;
 mod pool;
