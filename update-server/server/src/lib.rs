@@ -19,6 +19,7 @@ pub mod admin;
 pub mod api;
 pub mod checkin;
 pub mod data;
+pub mod ddi;
 pub mod releases;
 pub mod repo_http;
 pub mod repo_path;

@@ -42,6 +42,9 @@ enum Command {
     /// Maintenance windows per label group.
     #[command(subcommand)]
     Window(WindowCommand),
+    /// hawkBit DDI targets (devices running SWUpdate's suricatta).
+    #[command(subcommand)]
+    Ddi(DdiCommand),
     /// Pins a device to a release (it is offered that and nothing else), or clears the pin.
     Pin {
         device: String,
@@ -52,6 +55,21 @@ enum Command {
         force: bool,
         #[arg(long, conflicts_with = "version")]
         clear: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DdiCommand {
+    /// Makes a DDI target (or gives it a new token) and prints its target token.
+    Add {
+        device: String,
+        #[arg(long)]
+        board: String,
+        #[arg(long, default_value = "stable")]
+        channel: String,
+        /// The release it runs now.
+        #[arg(long, default_value = "0.0.0")]
+        version: String,
     },
 }
 
@@ -119,6 +137,7 @@ fn now() -> UnixTime {
 
 fn run_admin(data: PathBuf, command: Command) -> Result<(), admin::AdminError> {
     match command {
+        Command::Ddi(_) => {} // answered in main, before the blocking task
         Command::Pin {
             device,
             version,
@@ -208,6 +227,27 @@ async fn main() -> ExitCode {
             .ok()
             .filter(|d| !d.is_empty())
     });
+    if let Some(Command::Ddi(DdiCommand::Add { device, board, channel, version })) = &args.command {
+        let made = skerry_server::ddi::admin::running_version(version).and_then(|version| {
+            let target = skerry_fleet_store::DdiTarget {
+                device: device.clone(),
+                board: board.clone(),
+                channel: channel.clone(),
+                version,
+            };
+            skerry_server::ddi::admin::add_target(&data, &target, now())
+        });
+        return match made {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("skerry-server: ddi add: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(command) = args.command {
         if database.is_some() {
             eprintln!("skerry-server: the operator commands work on the embedded database only (yet); run them without --database / SKERRY_DATABASE");

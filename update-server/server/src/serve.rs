@@ -100,6 +100,8 @@ struct Edge<S: FleetStore> {
     grpc: FleetServiceServer<FleetApi<S>>,
     repo: Arc<RepoHost>,
     operator: Arc<crate::api::OperatorApi>,
+    /// hawkBit DDI (SQLite store only, until PostgreSQL implements `DdiStore`).
+    ddi: Option<Arc<crate::ddi::DdiApi>>,
 }
 
 impl<S: FleetStore> Clone for Edge<S> {
@@ -108,6 +110,7 @@ impl<S: FleetStore> Clone for Edge<S> {
             grpc: self.grpc.clone(),
             repo: Arc::clone(&self.repo),
             operator: Arc::clone(&self.operator),
+            ddi: self.ddi.clone(),
         }
     }
 }
@@ -132,6 +135,10 @@ impl<S: FleetStore> tower_service::Service<Request<Body>> for Edge<S> {
         if is_grpc(&req) {
             let mut grpc = self.grpc.clone();
             return Box::pin(async move { tower_service::Service::call(&mut grpc, req).await });
+        }
+        if let Some(ddi) = self.ddi.as_ref().filter(|_| crate::ddi::DdiApi::routes(req.uri().path())) {
+            let ddi = Arc::clone(ddi);
+            return Box::pin(async move { Ok(ddi.handle(req).await) });
         }
         if crate::api::OperatorApi::routes(req.uri().path()) {
             let operator = Arc::clone(&self.operator);
@@ -220,6 +227,13 @@ async fn serve_store<S: FleetStore + LeaseStore>(
             crate::api::OperatorApi::open(&dir, config.data.clone(), config.clock.clone())
                 .map_err(ServeError::Opening)?,
         ),
+        ddi: match config.database {
+            Some(_) => None,
+            None => Some(Arc::new(
+                crate::ddi::DdiApi::open(&dir, config.clock.clone(), config.poll_interval)
+                    .map_err(ServeError::Opening)?,
+            )),
+        },
     };
     let result = tonic::transport::Server::builder()
         .accept_http1(true)
