@@ -7,6 +7,10 @@
 //! - [`api`]: the operator HTTP JSON API under `/api/v1/`, behind the operator token.
 //! - [`data`]: the data directory (`fleet.db`, `repository/`, `keys/timestamp.key`),
 //!   created on first start.
+//! - [`join_token`]: join tokens (`ID.SECRET`, only the secret's hash stored).
+//! - [`enroll`]: the gRPC enrollment service (token + CSR → device certificate).
+//! - [`pki`]: the server CA, device CA and server certificate under `DIR/pki/`; issuing
+//!   device certificates from CSRs.
 //! - [`repo_path`]: turning a request path into a file inside the repository, or a refusal.
 //! - [`repo_http`]: serving repository files: ranges, strong ETags, cache headers.
 //! - [`timestamp`]: re-signing `timestamp.json` with the online key before it expires.
@@ -19,6 +23,9 @@ pub mod admin;
 pub mod api;
 pub mod checkin;
 pub mod data;
+pub mod enroll;
+pub mod join_token;
+pub mod pki;
 pub mod ddi;
 pub mod releases;
 pub mod repo_http;
