@@ -61,7 +61,7 @@ fn answer<S: FleetStore>(
     check_in: &skerry_fleet_store::CheckIn,
     now: UnixTime,
 ) -> Result<pb::CheckInResponse, StoreError> {
-    let record = store.check_in(check_in, now)?;
+    let record = crate::metrics::timed_check_in(check_in, || store.check_in(check_in, now))?;
     let rollouts = store.rollouts_for(&check_in.board, &check_in.channel)?;
     let windows = store.windows()?;
     let releases = catalog.releases();

@@ -5,6 +5,8 @@
 //! # Layout
 //! - [`admin`]: operator commands on the data directory (rollouts, pins).
 //! - [`api`]: the operator HTTP JSON API under `/api/v1/`, behind the operator token.
+//! - [`metrics`]: Prometheus counters and the check-in latency histogram (`/metrics`).
+//! - [`dashboard`]: the embedded web page at `/dashboard/` over the operator API.
 //! - [`data`]: the data directory (`fleet.db`, `repository/`, `keys/timestamp.key`),
 //!   created on first start.
 //! - [`join_token`]: join tokens (`ID.SECRET`, only the secret's hash stored).
@@ -22,11 +24,13 @@
 pub mod admin;
 pub mod api;
 pub mod checkin;
+pub mod dashboard;
 pub mod data;
+pub mod metrics;
 pub mod enroll;
 pub mod join_token;
-pub mod pki;
 pub mod ddi;
+pub mod pki;
 pub mod releases;
 pub mod repo_http;
 pub mod repo_path;

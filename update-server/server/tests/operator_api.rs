@@ -249,3 +249,129 @@ async fn operators_read_and_steer_the_fleet_with_the_token() {
     assert_eq!(call(a, "POST", "/api/v1/rollouts", t, "[1]").0, 400);
     s.stop().await;
 }
+
+fn raw(addr: SocketAddr, target: &str, token: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\r\n");
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (
+        head.split(' ').nth(1).unwrap().parse().unwrap(),
+        body.to_string(),
+    )
+}
+
+/// The value of one sample line `name{labels} value` in exposition text.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            l.rsplit_once(' ')
+                .filter(|(k, _)| *k == series)
+                .map(|(_, v)| v.parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_check_ins_reports_and_rollout_states_and_the_dashboard_is_served() {
+    let s = TestServer::start(
+        |srv, keys| {
+            publish(
+                srv,
+                keys,
+                &[("1.0.0", "stable"), ("2.0.0", "stable")],
+                &Expiries::default(),
+            )
+        },
+        |_| {},
+    )
+    .await;
+    let token = std::fs::read_to_string(s.srv().join("keys/operator.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let t = Some(token.as_str());
+    let a = s.addr;
+    assert_eq!(raw(a, "/metrics", None).0, 401);
+    let (_, before) = raw(a, "/metrics", t);
+    let base_check_ins = sample(&before, "skerry_check_ins_total");
+    let base_failed = sample(&before, "skerry_reports_total{step=\"failed\"}");
+    let base_latency = sample(&before, "skerry_db_check_in_seconds_count");
+
+    call(
+        a,
+        "POST",
+        "/api/v1/rollouts",
+        t,
+        r#"{"id":"v2","board":"pi","version":"2.0.0","max_bad":"0%"}"#,
+    );
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{a}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut c = FleetServiceClient::new(channel);
+    for i in 0..4 {
+        c.check_in(request(
+            &format!("m-{i}"),
+            "1.0.0",
+            pb::HealthState::Healthy as i32,
+            vec![],
+        ))
+        .await
+        .unwrap();
+    }
+    c.check_in(request(
+        "m-0",
+        "1.0.0",
+        pb::HealthState::Healthy as i32,
+        vec![failed(1)],
+    ))
+    .await
+    .unwrap();
+
+    let (st, text) = raw(a, "/metrics", t);
+    assert_eq!(st, 200);
+    // Counters are process-wide (other tests in this binary may add): at least ours.
+    assert!(
+        sample(&text, "skerry_check_ins_total") - base_check_ins >= 5.0,
+        "{text}"
+    );
+    assert!(sample(&text, "skerry_reports_total{step=\"failed\"}") - base_failed >= 1.0);
+    let count = sample(&text, "skerry_db_check_in_seconds_count");
+    assert!(count - base_latency >= 5.0);
+    assert_eq!(
+        sample(&text, "skerry_db_check_in_seconds_bucket{le=\"+Inf\"}"),
+        count
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "skerry_rollout_state{rollout=\"v2\",state=\"paused\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "skerry_rollout_state{rollout=\"v2\",state=\"active\"}"
+        ),
+        0.0
+    );
+
+    let (st, page) = raw(a, "/dashboard/", None);
+    assert_eq!(st, 200);
+    assert!(page.contains("<script src=\"/dashboard/app.js\""));
+    let (st, script) = raw(a, "/dashboard/app.js", None);
+    assert_eq!(st, 200);
+    assert!(script.contains("sessionStorage"));
+    assert_eq!(raw(a, "/dashboard/../fleet.db", None).0, 404);
+    s.stop().await;
+}

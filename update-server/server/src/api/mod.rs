@@ -26,6 +26,8 @@ use token::OperatorToken;
 
 /// Where the API lives.
 pub const API_PREFIX: &str = "/api/v1/";
+/// Prometheus scrapes here (with the operator token as its bearer credential).
+pub const METRICS_PATH: &str = "/metrics";
 /// The largest request body the API reads.
 pub const MAX_API_BODY: usize = 16 * 1024;
 /// Devices per page when the request does not say.
@@ -136,13 +138,24 @@ impl OperatorApi {
         })
     }
 
-    /// Whether a path is the API's.
+    /// Whether a path is the API's, the metrics' or the dashboard's.
     pub fn routes(path: &str) -> bool {
         path.starts_with(API_PREFIX)
+            || path == METRICS_PATH
+            || path == crate::dashboard::DASHBOARD_PREFIX
+            || path.starts_with("/dashboard/")
     }
 
     /// Answers one request (never fails: refusals are JSON errors).
     pub async fn handle(self: Arc<Self>, req: Request<Body>) -> Response<Body> {
+        // The page itself holds nothing secret; what it shows comes from the API below.
+        if req
+            .uri()
+            .path()
+            .starts_with(crate::dashboard::DASHBOARD_PREFIX)
+        {
+            return crate::dashboard::asset(req.uri().path());
+        }
         let authorization = req
             .headers()
             .get(http::header::AUTHORIZATION)
@@ -157,6 +170,29 @@ impl OperatorApi {
                 http::HeaderValue::from_static("Bearer"),
             );
             return r;
+        }
+        if req.uri().path() == METRICS_PATH {
+            let api = Arc::clone(&self);
+            return match tokio::task::spawn_blocking(move || api.store.rollouts()).await {
+                Ok(Ok(rollouts)) => {
+                    let mut r = Response::new(Body::new(Full::new(Bytes::from(
+                        crate::metrics::render(&rollouts),
+                    ))));
+                    r.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("text/plain; version=0.0.4"),
+                    );
+                    r
+                }
+                Ok(Err(e)) => json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &json!({"error": crate::timestamp::chain(&e)}),
+                ),
+                Err(e) => json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &json!({"error": e.to_string()}),
+                ),
+            };
         }
         let (head, body) = req.into_parts();
         let body = match Limited::new(body, MAX_API_BODY).collect().await {
