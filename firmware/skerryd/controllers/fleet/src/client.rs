@@ -102,3 +102,51 @@ pub fn checked(server: &str, answer: CheckInResponse) -> Result<CheckInResponse,
     }
     Ok(answer)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skerry_proto::fleet::v1::{Hold, Offer};
+
+    fn offer(version: &str) -> Offer {
+        Offer {
+            board: "pi".into(),
+            version: version.into(),
+            channel: "stable".into(),
+            rollout_id: "v2".into(),
+            forced: false,
+        }
+    }
+
+    #[test]
+    fn hostile_answers_are_refused_by_what_is_wrong() {
+        let both = CheckInResponse {
+            offer: Some(offer("2.0.0")),
+            hold: Some(Hold::default()),
+            ..Default::default()
+        };
+        assert!(checked("s", both).unwrap_err().to_string().contains("both"));
+        let huge = CheckInResponse {
+            offer: Some(offer(&"9".repeat(10_000))),
+            ..Default::default()
+        };
+        let e = checked("s", huge).unwrap_err().to_string();
+        assert!(e.contains("not a semantic version") && e.len() < 400, "{e}");
+        let negative = CheckInResponse {
+            poll_interval: Some(prost_types::Duration {
+                seconds: -5,
+                nanos: 0,
+            }),
+            ..Default::default()
+        };
+        assert!(checked("s", negative)
+            .unwrap_err()
+            .to_string()
+            .contains("negative"));
+        let good = CheckInResponse {
+            offer: Some(offer("2.0.0")),
+            ..Default::default()
+        };
+        assert!(checked("s", good).is_ok());
+    }
+}
