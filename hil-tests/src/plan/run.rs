@@ -618,13 +618,26 @@ impl Runner<'_> {
             std::thread::sleep(Duration::from_millis(10));
         }
         let served = self.repository()?.pack_bytes_served();
+        // The device says so too: its upgrade is still under way (not ready, not failed).
+        let phase = match self.board.api() {
+            Some(endpoint) => {
+                let status = self.runtime.block_on(api::upgrade_status(&endpoint))?;
+                let phase = field(&status, "phase");
+                if !matches!(phase, "downloading" | "writing" | "verifying") {
+                    self.repository()?.set_fault(RepositoryFault::None);
+                    bail!("the download is held, yet the device's upgrade is {phase:?}, not under way");
+                }
+                format!(", device upgrade phase {phase:?}")
+            }
+            None => String::new(),
+        };
         self.board.power_cut()?;
         self.repository()?.set_fault(RepositoryFault::None);
         if let Some(task) = self.pending.take() {
             // The call dies with the machine; its end tells nothing.
             task.abort();
         }
-        Ok(format!("power cut with {served} pack bytes served"))
+        Ok(format!("power cut with {served} pack bytes served{phase}"))
     }
 
     fn repository_up(&mut self, after: Duration, limit: Duration) -> anyhow::Result<String> {

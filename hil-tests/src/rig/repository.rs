@@ -33,7 +33,10 @@ pub enum RepositoryFault {
     /// [`RepositoryFault::Down`] until told otherwise.
     CutAfter(u64),
     /// Serves `n` more bytes of image packs, then holds every pack download still
-    /// (sending nothing, the connection open) until told otherwise.
+    /// (sending nothing, the connection open) until told otherwise. When the first pack
+    /// request after the fault was set asks for fewer than `2n` bytes (a delta install
+    /// fetching only the chunks the device lacks), the hold comes after half of that
+    /// request instead, so it always lands inside the download, never after its end.
     HoldAfter(u64),
 }
 
@@ -221,6 +224,19 @@ fn allowance(state: &State) -> Option<u64> {
     }
 }
 
+/// A [`RepositoryFault::HoldAfter`] whose point lies beyond the first pack request
+/// (of `length` bytes) after it was set is moved to half that request.
+fn hold_inside(state: &State, length: u64) {
+    let mut guard = state.fault.lock().unwrap_or_else(|p| p.into_inner());
+    let (fault, since) = *guard;
+    let untouched = state.pack_bytes.load(Ordering::SeqCst) == since;
+    if let RepositoryFault::HoldAfter(n) = fault {
+        if untouched && length < n.saturating_mul(2) {
+            guard.0 = RepositoryFault::HoldAfter((length / 2).max(1));
+        }
+    }
+}
+
 fn read_line(reader: &mut impl BufRead) -> std::io::Result<String> {
     let mut line = Vec::new();
     let n = reader
@@ -287,6 +303,7 @@ fn serve(mut conn: TcpStream, root: &Path, state: &State) -> std::io::Result<()>
         state.resumed.fetch_add(1, Ordering::SeqCst);
     }
     if is_pack {
+        hold_inside(state, end - start);
         let mut record = state.record.lock().unwrap_or_else(|p| p.into_inner());
         if record.first_start.is_none() {
             record.first_start = Some(start);
@@ -444,6 +461,23 @@ mod tests {
         server.set_fault(RepositoryFault::HoldAfter(10_000));
         let url = format!("{}/x.image.pack", server.url());
         let client = std::thread::spawn(move || get(&url, None).unwrap().1.len());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !server.holding() {
+            assert!(std::time::Instant::now() < deadline, "never held");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(server.pack_bytes_served(), 10_000);
+        server.set_fault(RepositoryFault::None);
+        assert_eq!(client.join().unwrap(), 10_000);
+    }
+
+    #[test]
+    fn a_hold_beyond_a_short_download_lands_inside_it() {
+        let (_dir, server) = served();
+        server.set_fault(RepositoryFault::HoldAfter(65_536));
+        let url = format!("{}/x.image.pack", server.url());
+        // 20 000 bytes asked, fewer than twice the point: held after half of them.
+        let client = std::thread::spawn(move || get(&url, Some("0-19999")).unwrap().1.len());
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !server.holding() {
             assert!(std::time::Instant::now() < deadline, "never held");
