@@ -529,7 +529,8 @@ impl DdiApi {
             }
             _ => None,
         };
-        self.check_in(target, reports)?;
+        // A success is checked in at the new version, so the device record moves on too.
+        self.check_in(&next, reports)?;
         if let Some(state) = state {
             self.store.set_ddi_action_state(&target.device, id, state)?;
         }
