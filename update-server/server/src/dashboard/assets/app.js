@@ -9,8 +9,9 @@ function takeToken() {
   const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
   if (m) {
     sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
-    // Drop the token from the address bar and history.
-    history.replaceState(null, "", location.pathname + "#overview");
+    // `#token=…&go=PAGE` opens PAGE; drop the token from the address bar and history.
+    const go = /&go=([^&]+)/.exec(location.hash);
+    history.replaceState(null, "", location.pathname + "#" + (go ? decodeURIComponent(go[1]) : "overview"));
   }
   return sessionStorage.getItem(TOKEN_KEY);
 }
