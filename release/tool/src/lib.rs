@@ -23,6 +23,7 @@ pub mod publish;
 pub mod published;
 pub mod repo;
 pub mod stage;
+pub mod swu;
 
 pub use error::ReleaseError;
 pub use keys::KeySet;

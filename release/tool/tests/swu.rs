@@ -1,0 +1,95 @@
+//! `.swu` files checked by Debian's real `swupdate -c` (it verifies the CMS signature
+//! of sw-description against `-k CERT` and the image's sha256): ours is accepted; a
+//! flipped image byte and a stranger's certificate are refused. Needs Debian's
+//! `swupdate` and `openssl` (scripts/deps/ddi.apt); fails naming them if missing.
+
+use std::path::Path;
+use std::process::Command;
+
+use skerry_release::swu::{write_swu, SwuSpec};
+
+fn need(tool: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .status()
+        .unwrap()
+        .success();
+    assert!(
+        found,
+        "{tool} is missing: install it with scripts/install-deps (scripts/deps/ddi.apt)"
+    );
+}
+
+fn cert(dir: &Path, name: &str) {
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj",
+        ])
+        .arg(format!("/CN={name}"))
+        .arg("-keyout")
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(dir.join(format!("{name}.pem")))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
+
+fn swupdate_check(swu: &Path, cert: &Path) -> (bool, String) {
+    let out = Command::new("swupdate")
+        .args(["-H", "pi:1.0"]).arg("-c")
+        .arg("-i")
+        .arg(swu)
+        .arg("-k")
+        .arg(cert)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn swupdate_accepts_our_swu_and_refuses_a_tampered_one() {
+    need("swupdate");
+    need("openssl");
+    let dir = tempfile::tempdir().unwrap();
+    cert(dir.path(), "release");
+    cert(dir.path(), "stranger");
+    let image = dir.path().join("image.bin");
+    std::fs::write(&image, vec![0x5au8; 300_000]).unwrap();
+    let target = dir.path().join("slot.img");
+    let target_s = target.to_str().unwrap().to_string();
+    let spec = SwuSpec {
+        version: "2.0.0",
+        board: "pi",
+        image: &image,
+        device: &target_s,
+        key_pem: &dir.path().join("release.key"),
+        cert_pem: &dir.path().join("release.pem"),
+    };
+    let swu = write_swu(&spec, &dir.path().join("out")).unwrap();
+    let (ok, log) = swupdate_check(&swu, &dir.path().join("release.pem"));
+    assert!(ok, "swupdate refused our .swu:\n{log}");
+    let (ok, _) = swupdate_check(&swu, &dir.path().join("stranger.pem"));
+    assert!(!ok, "swupdate accepted a .swu signed by another key");
+    let mut bytes = std::fs::read(&swu).unwrap();
+    let at = bytes.len() - 1000;
+    bytes[at] ^= 0xff;
+    let bad = dir.path().join("bad.swu");
+    std::fs::write(&bad, bytes).unwrap();
+    let (ok, _) = swupdate_check(&bad, &dir.path().join("release.pem"));
+    assert!(
+        !ok,
+        "swupdate accepted an image whose sha256 does not match"
+    );
+}
