@@ -11,6 +11,7 @@
 //!   created on first start.
 //! - [`join_token`]: join tokens (`ID.SECRET`, only the secret's hash stored).
 //! - [`enroll`]: the gRPC enrollment service (token + CSR → device certificate).
+//! - [`enroll_admin`]: the `token` and `device` operator commands.
 //! - [`pki`]: the server CA, device CA and server certificate under `DIR/pki/`; issuing
 //!   device certificates from CSRs.
 //! - [`repo_path`]: turning a request path into a file inside the repository, or a refusal.
@@ -28,6 +29,7 @@ pub mod dashboard;
 pub mod data;
 pub mod metrics;
 pub mod enroll;
+pub mod enroll_admin;
 pub mod join_token;
 pub mod ddi;
 pub mod pki;

@@ -45,6 +45,12 @@ enum Command {
     /// hawkBit DDI targets (devices running SWUpdate's suricatta).
     #[command(subcommand)]
     Ddi(DdiCommand),
+    /// Join tokens a device exchanges for its certificate (docs/fleet-enrollment.md).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Enrolled devices: revocation, their console log and events.
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Pins a device to a release (it is offered that and nothing else), or clears the pin.
     Pin {
         device: String,
@@ -56,6 +62,56 @@ enum Command {
         #[arg(long, conflicts_with = "version")]
         clear: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Makes a token and prints it (the only time its secret is shown).
+    Create {
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+        /// key=value; repeat for several.
+        #[arg(long)]
+        label: Vec<String>,
+    },
+    List,
+    Revoke {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// The device's certificate is refused from now on; it cannot enroll again.
+    Revoke { device: String },
+    /// Prints the console log (or, with --events, the events) the device sent.
+    Logs {
+        device: String,
+        #[arg(long)]
+        events: bool,
+    },
+}
+
+fn run_enrollment(
+    data: &std::path::Path,
+    command: &Command,
+) -> Option<Result<(), skerry_server::enroll_admin::EnrollAdminError>> {
+    use skerry_server::enroll_admin as ea;
+    let print = |lines: Vec<String>| lines.iter().for_each(|l| println!("{l}"));
+    Some(match command {
+        Command::Token(TokenCommand::Create { uses, ttl, label }) => {
+            ea::create_token(data, *uses, *ttl, label, now()).map(|t| println!("{}", t.reveal()))
+        }
+        Command::Token(TokenCommand::List) => ea::list_tokens(data, now()).map(print),
+        Command::Token(TokenCommand::Revoke { id }) => ea::revoke_token(data, id, now()),
+        Command::Device(DeviceCommand::Revoke { device }) => ea::revoke_device(data, device, now()),
+        Command::Device(DeviceCommand::Logs { device, events }) => {
+            ea::device_log(data, device, *events).map(print)
+        }
+        _ => return None,
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,7 +193,7 @@ fn now() -> UnixTime {
 
 fn run_admin(data: PathBuf, command: Command) -> Result<(), admin::AdminError> {
     match command {
-        Command::Ddi(_) => {} // answered in main, before the blocking task
+        Command::Ddi(_) | Command::Token(_) | Command::Device(_) => {} // answered in main
         Command::Pin {
             device,
             version,
@@ -227,7 +283,13 @@ async fn main() -> ExitCode {
             .ok()
             .filter(|d| !d.is_empty())
     });
-    if let Some(Command::Ddi(DdiCommand::Add { device, board, channel, version })) = &args.command {
+    if let Some(Command::Ddi(DdiCommand::Add {
+        device,
+        board,
+        channel,
+        version,
+    })) = &args.command
+    {
         let made = skerry_server::ddi::admin::running_version(version).and_then(|version| {
             let target = skerry_fleet_store::DdiTarget {
                 device: device.clone(),
@@ -244,6 +306,15 @@ async fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("skerry-server: ddi add: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(done) = args.command.as_ref().and_then(|c| run_enrollment(&data, c)) {
+        return match done {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("skerry-server: {e}");
                 ExitCode::FAILURE
             }
         };
