@@ -199,6 +199,8 @@ fn build(args: &ConfigArgs) -> anyhow::Result<Config> {
         services: Vec::new(),
         watchdog,
         update,
+        // Fleet membership is per deployment; `gen-config` writes none.
+        fleet: None,
     })
 }
 
