@@ -41,7 +41,8 @@ fn cert(dir: &Path, name: &str) {
 
 fn swupdate_check(swu: &Path, cert: &Path) -> (bool, String) {
     let out = Command::new("swupdate")
-        .args(["-H", "pi:1.0"]).arg("-c")
+        .args(["-H", "pi:1.0"])
+        .arg("-c")
         .arg("-i")
         .arg(swu)
         .arg("-k")

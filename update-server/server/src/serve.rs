@@ -99,7 +99,9 @@ impl ServerConfig {
 struct Edge<S: FleetStore> {
     grpc: FleetServiceServer<FleetApi<S>>,
     repo: Arc<RepoHost>,
-    operator: Arc<crate::api::OperatorApi>,
+    /// None with `--database`: the operator API, dashboard and metrics read the
+    /// embedded database only, so on PostgreSQL they answer 503 instead of showing it.
+    operator: Option<Arc<crate::api::OperatorApi>>,
     /// hawkBit DDI (SQLite store only, until PostgreSQL implements `DdiStore`).
     ddi: Option<Arc<crate::ddi::DdiApi>>,
 }
@@ -109,7 +111,7 @@ impl<S: FleetStore> Clone for Edge<S> {
         Self {
             grpc: self.grpc.clone(),
             repo: Arc::clone(&self.repo),
-            operator: Arc::clone(&self.operator),
+            operator: self.operator.clone(),
             ddi: self.ddi.clone(),
         }
     }
@@ -136,12 +138,23 @@ impl<S: FleetStore> tower_service::Service<Request<Body>> for Edge<S> {
             let mut grpc = self.grpc.clone();
             return Box::pin(async move { tower_service::Service::call(&mut grpc, req).await });
         }
-        if let Some(ddi) = self.ddi.as_ref().filter(|_| crate::ddi::DdiApi::routes(req.uri().path())) {
+        if let Some(ddi) = self
+            .ddi
+            .as_ref()
+            .filter(|_| crate::ddi::DdiApi::routes(req.uri().path()))
+        {
             let ddi = Arc::clone(ddi);
             return Box::pin(async move { Ok(ddi.handle(req).await) });
         }
-        if crate::api::OperatorApi::routes(req.uri().path()) {
-            let operator = Arc::clone(&self.operator);
+        let path = req.uri().path();
+        if crate::api::OperatorApi::routes(path) || crate::ddi::DdiApi::routes(path) {
+            let Some(operator) = self
+                .operator
+                .clone()
+                .filter(|_| !crate::ddi::DdiApi::routes(path))
+            else {
+                return Box::pin(async { Ok(not_on_postgres()) });
+            };
             return Box::pin(async move { Ok(operator.handle(req).await) });
         }
         let repo = Arc::clone(&self.repo);
@@ -162,6 +175,16 @@ impl<S: FleetStore> tower_service::Service<Request<Body>> for Edge<S> {
             Ok(r)
         })
     }
+}
+
+/// What the operator API, dashboard, metrics and DDI answer on PostgreSQL: they read
+/// the embedded database only, and showing an empty one would mislead.
+fn not_on_postgres() -> Response<Body> {
+    let mut r = Response::new(Body::new(http_body_util::Full::new(bytes::Bytes::from_static(
+        b"not served with --database yet: the operator API, dashboard, metrics and hawkBit DDI run on the embedded database only\n",
+    ))));
+    *r.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    r
 }
 
 /// Prepares the data directory (creating it and the database on first start), then
@@ -223,10 +246,13 @@ async fn serve_store<S: FleetStore + LeaseStore>(
     let edge = Edge {
         grpc: FleetServiceServer::new(api).max_decoding_message_size(MAX_REQUEST_BYTES),
         repo: Arc::new(RepoHost::new(&dir.repository())),
-        operator: Arc::new(
-            crate::api::OperatorApi::open(&dir, config.data.clone(), config.clock.clone())
-                .map_err(ServeError::Opening)?,
-        ),
+        operator: match config.database {
+            Some(_) => None,
+            None => Some(Arc::new(
+                crate::api::OperatorApi::open(&dir, config.data.clone(), config.clock.clone())
+                    .map_err(ServeError::Opening)?,
+            )),
+        },
         ddi: match config.database {
             Some(_) => None,
             None => Some(Arc::new(

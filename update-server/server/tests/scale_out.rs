@@ -147,6 +147,15 @@ async fn two_instances_on_one_database_count_exactly_and_one_signs() {
 
     let (a, mut signed_a) = instance(&data, &url).await;
     let (b, mut signed_b) = instance(&data, &url).await;
+    // The operator API, dashboard and DDI read the embedded database only: on
+    // PostgreSQL they say so instead of showing an empty fleet.
+    for path in ["/api/v1/overview", "/dashboard/", "/DEFAULT/controller/v1/dev-1"] {
+        let addr = a.addr;
+        let reply = tokio::task::spawn_blocking(move || get(addr, path, &[]))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 503, "{path}");
+    }
     let u = url.clone();
     let store = Arc::new(
         tokio::task::spawn_blocking(move || PgStore::open(&u))
