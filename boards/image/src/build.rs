@@ -18,6 +18,7 @@ use crate::gpt;
 use crate::kernel::{self, sha256_file};
 use crate::slot::{self, BaseInputs};
 use crate::tree::Tree;
+use crate::verity::{self, VerityParams};
 use crate::{ext4, FaultHook};
 
 /// The build epoch when `SOURCE_DATE_EPOCH` is not set: 2025-01-01T00:00:00Z.
@@ -58,6 +59,8 @@ pub struct Built {
     pub initramfs_bytes: u64,
     pub tree_bytes: u64,
     pub disk_bytes: u64,
+    /// The slot's verity tree: where it is and its root hash.
+    pub verity: VerityParams,
 }
 
 /// `<out>.json` beside the disk.
@@ -276,7 +279,12 @@ pub fn build(req: &BuildRequest) -> Result<Built, ImageError> {
     let result = (|| {
         let uuid = gpt::name_uuid(&format!("slot-fs:{}", board.name));
         let seed = gpt::name_uuid(&format!("slot-hash-seed:{}", board.name));
-        ext4::pack(tree.root(), &slot_tmp, slot_size, &uuid, &seed, req.epoch)?;
+        // The filesystem leaves room for its verity tree at the end of the partition.
+        let data_blocks = verity::data_blocks_for(slot_size);
+        let fs_bytes = data_blocks * verity::BLOCK;
+        ext4::pack(tree.root(), &slot_tmp, fs_bytes, &uuid, &seed, req.epoch)?;
+        let salt = verity::salt_for(&board.name, &req.version);
+        let verity = verity::append_tree(&slot_tmp, data_blocks, &salt)?;
         let slot_sha256 = sha256_file(&slot_tmp)?;
 
         let names: Vec<SlotName> = board
@@ -330,14 +338,14 @@ pub fn build(req: &BuildRequest) -> Result<Built, ImageError> {
         let meta = json!({
             "board": board.name, "version": req.version, "disk_bytes": disk_bytes,
             "disk_guid": gpt::disk_guid(&board.name), "partitions": partitions,
-            "slot": { "file": req.slot_out.file_name().map(|n| n.to_string_lossy().into_owned()), "bytes": slot_size, "sha256": slot_sha256 },
+            "slot": { "file": req.slot_out.file_name().map(|n| n.to_string_lossy().into_owned()), "bytes": slot_size, "sha256": slot_sha256, "verity": verity, "kernel_arg": verity.kernel_arg() },
             "initramfs_bytes": initramfs.len(), "pki": req.pki.is_some(), "image": image_json,
         });
         let meta_text = serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n";
         std::fs::write(&meta_tmp, meta_text).map_err(ImageError::io("writing", &meta_tmp))?;
-        Ok((slot_sha256, disk_bytes))
+        Ok((slot_sha256, disk_bytes, verity))
     })();
-    let (slot_sha256, disk_bytes) = match result {
+    let (slot_sha256, disk_bytes, verity) = match result {
         Ok(v) => v,
         Err(e) => {
             for p in [&slot_tmp, &out_tmp, &meta_tmp] {
@@ -362,6 +370,7 @@ pub fn build(req: &BuildRequest) -> Result<Built, ImageError> {
         initramfs_bytes: initramfs.len() as u64,
         tree_bytes,
         disk_bytes,
+        verity,
     })
 }
 

@@ -13,6 +13,7 @@
 //! - [`extension`]: directories and OCI layers laid into the root.
 //! - [`ext4`]: packing the slot reproducibly; [`tree`]: the staged tree.
 //! - [`esp`]: the FAT ESP and GRUB; [`boot_script`]: the text GRUB runs.
+//! - [`verity`]: the slot's dm-verity hash tree and root hash.
 //! - [`gpt`]: fixed GUIDs, the table, and reading it back.
 //! - [`elf`]: is skerryd static; [`tools`]: host tools and their packages.
 
@@ -29,6 +30,7 @@ pub mod kernel;
 pub mod slot;
 pub mod tools;
 pub mod tree;
+pub mod verity;
 
 pub use build::{build, default_slot_out, metadata_path, BuildRequest, Built, DEFAULT_EPOCH};
 pub use error::ImageError;
