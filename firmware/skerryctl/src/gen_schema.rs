@@ -59,7 +59,8 @@ mod tests {
                 "TimeConfig",
                 "ServiceConfig",
                 "WatchdogConfig",
-                "UpdateConfig"
+                "UpdateConfig",
+                "FleetConfig"
             ]
         );
         for branch in schema["oneOf"].as_array().unwrap() {
