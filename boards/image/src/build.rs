@@ -285,6 +285,13 @@ pub fn build(req: &BuildRequest) -> Result<Built, ImageError> {
         ext4::pack(tree.root(), &slot_tmp, fs_bytes, &uuid, &seed, req.epoch)?;
         let salt = verity::salt_for(&board.name, &req.version);
         let verity = verity::append_tree(&slot_tmp, data_blocks, &salt)?;
+        // The slot image is the whole partition: zeros after the tree, so installing
+        // it leaves no old bytes behind in the slot.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&slot_tmp)
+            .and_then(|f| f.set_len(slot_size))
+            .map_err(ImageError::io("padding the slot image", &slot_tmp))?;
         let slot_sha256 = sha256_file(&slot_tmp)?;
 
         let names: Vec<SlotName> = board
