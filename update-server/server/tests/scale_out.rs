@@ -149,7 +149,11 @@ async fn two_instances_on_one_database_count_exactly_and_one_signs() {
     let (b, mut signed_b) = instance(&data, &url).await;
     // The operator API, dashboard and DDI read the embedded database only: on
     // PostgreSQL they say so instead of showing an empty fleet.
-    for path in ["/api/v1/overview", "/dashboard/", "/DEFAULT/controller/v1/dev-1"] {
+    for path in [
+        "/api/v1/overview",
+        "/dashboard/",
+        "/DEFAULT/controller/v1/dev-1",
+    ] {
         let addr = a.addr;
         let reply = tokio::task::spawn_blocking(move || get(addr, path, &[]))
             .await
