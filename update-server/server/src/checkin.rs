@@ -62,6 +62,35 @@ fn answer<S: FleetStore>(
     now: UnixTime,
 ) -> Result<pb::CheckInResponse, StoreError> {
     let record = crate::metrics::timed_check_in(check_in, || store.check_in(check_in, now))?;
+    let decision = decide_after(store, catalog, check_in, &record, now)?;
+    let mut response = pb::CheckInResponse {
+        acknowledged_sequence: record.acknowledged,
+        ..Default::default()
+    };
+    match decision {
+        Decision::Offer(offer) => {
+            response.offer = Some(pb::Offer {
+                board: offer.release.board,
+                version: offer.release.version.to_string(),
+                channel: offer.release.channel,
+                rollout_id: offer.rollout_id.unwrap_or_default(),
+                forced: offer.forced,
+            });
+        }
+        Decision::Hold(hold) => response.hold = Some(hold_message(hold)),
+    }
+    Ok(response)
+}
+
+/// The rollout decision for a check-in just stored, shared by gRPC and hawkBit DDI
+/// devices: records the automatic pause it asks for and the offer it makes.
+pub(crate) fn decide_after<S: FleetStore + ?Sized>(
+    store: &S,
+    catalog: &ReleaseCatalog,
+    check_in: &skerry_fleet_store::CheckIn,
+    record: &skerry_fleet_store::CheckInRecord,
+    now: UnixTime,
+) -> Result<Decision, StoreError> {
     let rollouts = store.rollouts_for(&check_in.board, &check_in.channel)?;
     let windows = store.windows()?;
     let releases = catalog.releases();
@@ -85,26 +114,12 @@ fn answer<S: FleetStore>(
         store.pause_if_active(id, reason, now)?;
         eprintln!("skerry-server: rollout {id} {reason}");
     }
-    let mut response = pb::CheckInResponse {
-        acknowledged_sequence: record.acknowledged,
-        ..Default::default()
-    };
-    match verdict.decision {
-        Decision::Offer(offer) => {
-            if let Some(id) = &offer.rollout_id {
-                store.record_offer(id, &check_in.device, offer.wave, now)?;
-            }
-            response.offer = Some(pb::Offer {
-                board: offer.release.board,
-                version: offer.release.version.to_string(),
-                channel: offer.release.channel,
-                rollout_id: offer.rollout_id.unwrap_or_default(),
-                forced: offer.forced,
-            });
+    if let Decision::Offer(offer) = &verdict.decision {
+        if let Some(id) = &offer.rollout_id {
+            store.record_offer(id, &check_in.device, offer.wave, now)?;
         }
-        Decision::Hold(hold) => response.hold = Some(hold_message(hold)),
     }
-    Ok(response)
+    Ok(verdict.decision)
 }
 
 fn hold_message(hold: Hold) -> pb::Hold {

@@ -26,7 +26,7 @@ use skerry_fleet_store::{
     ActionState, CheckIn, DdiAction, DdiStore, DdiTarget, FleetStore, HealthReport, HealthState,
     SqliteStore, StoreError, UpgradeReport, DDI_ATTRIBUTE_LIMIT,
 };
-use skerry_rollout::{decide, Candidate, Decision, Fleet};
+use skerry_rollout::Decision;
 use tonic::body::Body;
 
 use crate::checkin::Clock;
@@ -286,38 +286,10 @@ impl DdiApi {
             reports,
         };
         let record = self.store.check_in(&check_in, now)?;
-        let rollouts = self.store.rollouts_for(&target.board, &target.channel)?;
-        let windows = self.store.windows()?;
-        let releases = self.catalog.releases();
-        let candidates: Vec<Candidate<'_>> = rollouts
-            .iter()
-            .map(|r| Candidate {
-                rollout: &r.rollout,
-                stats: &r.stats,
-            })
-            .collect();
-        let verdict = decide(
-            Fleet {
-                releases: &releases,
-                windows: &windows,
-            },
-            &record.facts,
-            &candidates,
-            now,
-        );
-        if let Some((id, reason)) = &verdict.pause {
-            self.store.pause_if_active(id, reason, now)?;
-            eprintln!("skerry-server: rollout {id} {reason}");
-        }
-        Ok(match verdict.decision {
-            Decision::Offer(offer) => match offer.rollout_id {
-                Some(id) => {
-                    self.store
-                        .record_offer(&id, &target.device, offer.wave, now)?;
-                    Some((id, offer.release.version))
-                }
-                None => None,
-            },
+        let decision =
+            crate::checkin::decide_after(&*self.store, &self.catalog, &check_in, &record, now)?;
+        Ok(match decision {
+            Decision::Offer(offer) => offer.rollout_id.map(|id| (id, offer.release.version)),
             Decision::Hold(_) => None,
         })
     }
