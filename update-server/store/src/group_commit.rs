@@ -63,12 +63,32 @@ pub(crate) fn check_in(
             let n = waiting.len().min(GROUP_LIMIT);
             waiting.drain(..n).collect()
         };
-        write_group(&mut conn, &group);
+        let answered = AnswerAll(&group);
+        write_group(&mut conn, answered.0);
+        drop(answered);
         drop(conn);
         // Ours was in the group unless more than GROUP_LIMIT were ahead of it; then
         // take the connection again (groups start with the oldest waiting, so it ends).
         if let Some(done) = lock(&outcome).take() {
             return done;
+        }
+    }
+}
+
+/// Answers every check-in of a group the writer left unanswered (it panicked), so none
+/// of their callers waits for an outcome that never comes.
+struct AnswerAll<'a>(&'a [Waiting]);
+
+impl Drop for AnswerAll<'_> {
+    fn drop(&mut self) {
+        for w in self.0 {
+            let mut outcome = lock(&w.outcome);
+            if outcome.is_none() {
+                *outcome = Some(Err(StoreError::Damaged {
+                    what: format!("the check-in of {}", w.check_in.device),
+                    reason: "the group it was written with failed; retry".into(),
+                }));
+            }
         }
     }
 }
