@@ -5,6 +5,7 @@
 //! DIR/repository/metadata/     the TUF repository served at /repository/
 //! DIR/repository/targets/
 //! DIR/keys/timestamp.key       the online timestamp key (optional; no other key may be here)
+//! DIR/pki/                     server CA, device CA, server certificate (keys 0600)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -72,6 +73,11 @@ impl DataDir {
 
     pub fn keys(&self) -> PathBuf {
         self.root.join("keys")
+    }
+
+    /// The server CA, device CA and server certificate ([`crate::pki`]).
+    pub fn pki(&self) -> PathBuf {
+        self.root.join("pki")
     }
 
     pub fn timestamp_key(&self) -> PathBuf {

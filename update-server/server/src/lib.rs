@@ -10,6 +10,7 @@
 //! - [`data`]: the data directory (`fleet.db`, `repository/`, `keys/timestamp.key`),
 //!   created on first start.
 //! - [`join_token`]: join tokens (`ID.SECRET`, only the secret's hash stored).
+//! - [`join_url`]: the join URL / `skerry.join=` kernel argument `token create` prints.
 //! - [`enroll`]: the gRPC enrollment service (token + CSR → device certificate).
 //! - [`enroll_admin`]: the `token` and `device` operator commands.
 //! - [`pki`]: the server CA, device CA and server certificate under `DIR/pki/`; issuing
@@ -20,6 +21,10 @@
 //! - [`releases`]: the releases the repository's signed targets hold.
 //! - [`validate`]: bounding and checking a check-in before it reaches the store.
 //! - [`checkin`]: the gRPC fleet service, driving the pure rollout decision.
+//! - [`device_gate`]: who may check in: mutual TLS per request, plaintext rules.
+//! - [`device_http`]: `/device/v1/ca.pem`, `/device/v1/logs`, `/device/v1/events`.
+//! - [`tls`]: the device-facing TLS listener (server certificate, optional client
+//!   certificate verified against the device CA).
 //! - [`serve`](mod@serve): the edge service that routes between the two, and the listener.
 
 pub mod admin;
@@ -28,9 +33,12 @@ pub mod checkin;
 pub mod dashboard;
 pub mod data;
 pub mod ddi;
+pub mod device_gate;
+pub mod device_http;
 pub mod enroll;
 pub mod enroll_admin;
 pub mod join_token;
+pub mod join_url;
 pub mod metrics;
 pub mod pki;
 pub mod releases;
@@ -38,7 +46,8 @@ pub mod repo_http;
 pub mod repo_path;
 pub mod serve;
 pub mod timestamp;
+pub mod tls;
 pub mod validate;
 
 pub use data::DataDir;
-pub use serve::{serve, ServeError, ServerConfig};
+pub use serve::{serve, serve_with_tls, ServeError, ServerConfig};

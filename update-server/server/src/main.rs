@@ -10,7 +10,7 @@ use skerry_fleet_store::RolloutAction;
 use skerry_rollout::UnixTime;
 use skerry_server::admin::{self, NewRollout};
 use skerry_server::timestamp::chain;
-use skerry_server::{serve, ServerConfig};
+use skerry_server::ServerConfig;
 
 /// The Skerry update server.
 #[derive(Debug, Parser)]
@@ -24,9 +24,24 @@ struct Args {
     /// Also read from SKERRY_DATABASE, which keeps a password out of `ps`.
     #[arg(long)]
     database: Option<String>,
-    /// Where to listen (HTTP/1.1 and HTTP/2, gRPC on the same port).
+    /// Where to listen in plaintext (HTTP/1.1 and HTTP/2, gRPC on the same port):
+    /// the repository, the operator API, DDI, and device check-ins by the rules of
+    /// --allow-plaintext-devices.
     #[arg(long, default_value = "127.0.0.1:8470")]
     listen: String,
+    /// The device-facing TLS port (mutual TLS once enrolled): enrollment, check-ins,
+    /// /device/v1/ logs, events and ca.pem. With it, devices are refused on the
+    /// plaintext port unless --allow-plaintext-devices.
+    #[arg(long)]
+    tls_listen: Option<String>,
+    /// A DNS name or IP address for the server certificate besides localhost,
+    /// 127.0.0.1 and ::1 (repeat for several); the certificate is reissued at start.
+    #[arg(long)]
+    tls_name: Vec<String>,
+    /// Take check-ins on the plaintext port unauthenticated, even from enrolled
+    /// devices (tests and demos only: the device is who it says it is).
+    #[arg(long)]
+    allow_plaintext_devices: bool,
     /// How often devices are told to check in.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     poll_interval: std::time::Duration,
@@ -75,6 +90,10 @@ enum TokenCommand {
         /// key=value; repeat for several.
         #[arg(long)]
         label: Vec<String>,
+        /// https://HOST:PORT as devices reach the TLS port: also prints the join URL
+        /// as the kernel argument skerry.join=….
+        #[arg(long)]
+        url: Option<String>,
     },
     List,
     Revoke {
@@ -94,21 +113,56 @@ enum DeviceCommand {
     },
 }
 
-fn run_enrollment(
-    data: &std::path::Path,
-    command: &Command,
-) -> Option<Result<(), skerry_server::enroll_admin::EnrollAdminError>> {
+fn run_enrollment(data: &std::path::Path, command: &Command) -> Option<Result<(), String>> {
     use skerry_server::enroll_admin as ea;
     let print = |lines: Vec<String>| lines.iter().for_each(|l| println!("{l}"));
     Some(match command {
-        Command::Token(TokenCommand::Create { uses, ttl, label }) => {
-            ea::create_token(data, *uses, *ttl, label, now()).map(|t| println!("{}", t.reveal()))
+        Command::Token(TokenCommand::Create {
+            uses,
+            ttl,
+            label,
+            url,
+        }) => {
+            let base = match url.as_deref().map(skerry_server::join_url::check_base) {
+                Some(Err(e)) => return Some(Err(e.to_string())),
+                Some(Ok(b)) => Some(b.to_string()),
+                None => None,
+            };
+            let made = ea::create_token(data, *uses, *ttl, label, now());
+            made.map_err(|e| e.to_string()).and_then(|t| {
+                println!("{}", t.reveal());
+                let ca = skerry_server::pki::load_server_ca(
+                    &data.join("pki"),
+                    SystemTime::now(),
+                )
+                .map_err(|e| chain(&e).to_string())?;
+                let fingerprint = skerry_server::pki::fingerprint(&ca);
+                match base {
+                    Some(base) => {
+                        let url = skerry_server::join_url::join_url(&base, &t, &fingerprint)
+                            .map_err(|e| e.to_string())?;
+                        println!("skerry.join={url}");
+                    }
+                    None => eprintln!(
+                        "skerry-server: the server CA is {fingerprint}; add --url https://HOST:PORT to print the join URL"
+                    ),
+                }
+                Ok(())
+            })
         }
-        Command::Token(TokenCommand::List) => ea::list_tokens(data, now()).map(print),
-        Command::Token(TokenCommand::Revoke { id }) => ea::revoke_token(data, id, now()),
-        Command::Device(DeviceCommand::Revoke { device }) => ea::revoke_device(data, device, now()),
+        Command::Token(TokenCommand::List) => ea::list_tokens(data, now())
+            .map(print)
+            .map_err(|e| e.to_string()),
+        Command::Token(TokenCommand::Revoke { id }) => {
+            ea::revoke_token(data, id, now()).map_err(|e| e.to_string())
+        }
+        Command::Device(DeviceCommand::Revoke { device }) => {
+            ea::revoke_device(data, device, now()).map_err(|e| e.to_string())
+        }
         Command::Device(DeviceCommand::Logs { device, events }) => {
-            ea::device_log(data, device, *events).map(print)
+            ea::device_log(data, device, *events)
+                .map(print)
+                .map_err(|e| e.to_string())
         }
         _ => return None,
     })
@@ -346,6 +400,20 @@ async fn main() -> ExitCode {
     let addr = listener
         .local_addr()
         .map_or(args.listen.clone(), |a| a.to_string());
+    let tls = match &args.tls_listen {
+        Some(at) => match tokio::net::TcpListener::bind(at).await {
+            Ok(l) => {
+                let a = l.local_addr().map_or(at.clone(), |a| a.to_string());
+                eprintln!("skerry-server: devices enroll and check in on https://{a} (mutual TLS)");
+                Some(l)
+            }
+            Err(e) => {
+                eprintln!("skerry-server: cannot listen on {at} (--tls-listen): {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     eprintln!(
         "skerry-server: serving {} on http://{addr} (repository at /repository/, gRPC skerry.fleet.v1)",
         data.display()
@@ -353,10 +421,12 @@ async fn main() -> ExitCode {
     let mut config = ServerConfig::new(data);
     config.poll_interval = args.poll_interval;
     config.database = database;
+    config.tls_names = args.tls_name;
+    config.allow_plaintext_devices = args.allow_plaintext_devices;
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    match serve(listener, config, shutdown).await {
+    match skerry_server::serve_with_tls(listener, tls, config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("skerry-server: {}", chain(&e));

@@ -215,6 +215,13 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The server CA's DER from `dir` (made first if absent, as the server's first start
+/// would), without touching the server certificate: what `token create` pins.
+pub fn load_server_ca(dir: &Path, now: SystemTime) -> Result<Vec<u8>, PkiError> {
+    std::fs::create_dir_all(dir).map_err(io(dir, "creating the PKI directory"))?;
+    Ok(load_or_make_ca(dir, "server-ca", "skerry server CA", now)?.0)
+}
+
 impl Pki {
     /// Loads `dir` (normally `DATA/pki`), making what is missing. The server
     /// certificate is issued anew at every start for `names` (DNS names or IP
