@@ -7,6 +7,7 @@ mod boot_report;
 mod client;
 mod completions;
 mod device_args;
+mod fleet;
 mod flash;
 mod gen;
 mod gen_config;
@@ -16,6 +17,7 @@ mod image;
 mod install;
 mod output;
 mod release;
+mod release_push;
 
 use output::Output;
 
@@ -24,6 +26,10 @@ Examples:
   skerryctl boot status --store uboot:/boot/uboot.env,redundant
   skerryctl release keygen --out keys && skerryctl release init --keys keys --repo repo
   skerryctl release add --keys keys --repo repo --board rpi4 --version 1.1.0 --image rootfs.img
+  skerryctl release push --repo repo --server http://updates:8470 --token-file operator.token
+  skerryctl fleet --server http://updates:8470 --token-file operator.token rollouts create \\
+      --id rpi4-1.1 --board rpi4 --version 1.1.0 --waves 0:10%,1h:100%
+  skerryctl fleet rollouts list --output yaml   (with SKERRY_SERVER, SKERRY_OPERATOR_TOKEN_FILE)
   skerryctl install --repo https://updates.example.com/repo --trusted-root root.json \\
       --board rpi4 --slot /dev/mmcblk0p3 --seed /dev/mmcblk0p2 --output json
   skerryctl completions bash > /etc/bash_completion.d/skerryctl
@@ -39,6 +45,8 @@ Commands that write: boot init, begin-trial, mark-good, mark-bad and simulate-bo
 the boot store; release keygen, init, add, rotate-root and timestamp write keys or the
 repository, release bundle writes its --out file; install writes the slot and the device state (and, with --store, marks the
 target slot bad in the boot store before its first byte). boot status only reads.
+release push writes the server's repository; fleet list/show/releases read the server,
+the other fleet commands change it.
 The machine commands that write are apply-config, confirm-config, patch (unless --local),
 upgrade, rollback, reboot, shutdown and services start/stop/restart.";
 
@@ -71,6 +79,10 @@ enum Command {
     /// Keys and the signed release repository (TUF); every release command writes.
     #[command(subcommand)]
     Release(release::ReleaseCommand),
+    /// The update server's fleet: releases, rollouts, devices, join tokens (over its
+    /// operator API; list/show read, the others write).
+    #[command(after_help = "Example:\n  skerryctl fleet --server http://127.0.0.1:8470 --token-file operator.token rollouts list")]
+    Fleet(fleet::FleetArgs),
     /// Verify a signed release and write it into a slot (delta against a seed); writes
     /// the slot, the device state and, with --store, the boot store.
     #[command(
@@ -99,6 +111,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Boot(cmd) => boot::run(cmd, cli.output),
         Command::Release(cmd) => release::run(cmd, cli.output),
+        Command::Fleet(args) => fleet::run(args, cli.output),
         Command::Install(args) => install::run(args, cli.output),
         Command::Gen(cmd) => gen::run(cmd, cli.output),
         Command::Image(cmd) => image::run(cmd, cli.output),

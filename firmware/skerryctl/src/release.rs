@@ -106,6 +106,13 @@ pub enum ReleaseCommand {
     },
     /// Re-sign timestamp.json alone; run it more often than it expires (writes the
     /// repository).
+    /// Upload the repository's newest release (and any new root) to an update server,
+    /// which verifies it against the root it trusts and publishes it (writes the
+    /// server's repository).
+    #[command(
+        after_help = "Example:\n  skerryctl release push --repo repo --server http://127.0.0.1:8470 --token-file operator.token"
+    )]
+    Push(crate::release_push::PushArgs),
     #[command(
         after_help = "Example:\n  skerryctl release timestamp --keys keys --repo repo --expires 7d"
     )]
@@ -174,6 +181,7 @@ fn keys_and_repo(keys: &Path, repo: &Path) -> anyhow::Result<(KeySet, Repository
 pub fn run(cmd: ReleaseCommand, output: Output) -> anyhow::Result<()> {
     let now = SystemTime::now();
     match cmd {
+        ReleaseCommand::Push(args) => crate::release_push::run(args, output)?,
         ReleaseCommand::Keygen { out, root_keys } => {
             KeySet::generate(&out, root_keys)?;
             let words = format!(

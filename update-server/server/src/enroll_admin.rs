@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use skerry_fleet_store::{EnrollmentStore, LogKind, NewJoinToken, SqliteStore, StoreError};
+use skerry_fleet_store::{
+    EnrollmentStore, JoinTokenInfo, LogKind, NewJoinToken, SqliteStore, StoreError,
+};
 use skerry_rollout::UnixTime;
 
 use crate::data::DataDir;
@@ -78,25 +80,64 @@ pub fn create_token(
     Ok(token)
 }
 
-/// One line per token: id, uses, expiry, state, labels.
-pub fn list_tokens(data: &Path, now: UnixTime) -> Result<Vec<String>, EnrollAdminError> {
-    let tokens = open(data)?.tokens()?;
-    Ok(tokens
+/// Where a token stands at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    Active,
+    Expired,
+    UsedUp,
+    Revoked,
+}
+
+impl TokenState {
+    pub fn of(t: &JoinTokenInfo, now: UnixTime) -> Self {
+        if t.revoked_at.is_some() {
+            Self::Revoked
+        } else if now.0 >= t.expires_at.0 {
+            Self::Expired
+        } else if t.used >= t.uses {
+            Self::UsedUp
+        } else {
+            Self::Active
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::UsedUp => "used-up",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// Every token (never its secret, which is not stored) with its state at `now`; the
+/// `token list` command and the operator API both show these.
+pub fn tokens(
+    data: &Path,
+    now: UnixTime,
+) -> Result<Vec<(JoinTokenInfo, TokenState)>, EnrollAdminError> {
+    Ok(open(data)?
+        .tokens()?
         .into_iter()
         .map(|t| {
-            let state = if t.revoked_at.is_some() {
-                "revoked"
-            } else if now.0 >= t.expires_at.0 {
-                "expired"
-            } else if t.used >= t.uses {
-                "used-up"
-            } else {
-                "active"
-            };
+            let state = TokenState::of(&t, now);
+            (t, state)
+        })
+        .collect())
+}
+
+/// One line per token: id, uses, expiry, state, labels.
+pub fn list_tokens(data: &Path, now: UnixTime) -> Result<Vec<String>, EnrollAdminError> {
+    Ok(tokens(data, now)?
+        .into_iter()
+        .map(|(t, state)| {
             let labels: Vec<String> = t.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             format!(
-                "{} {state} used {}/{} expires {} {}",
+                "{} {} used {}/{} expires {} {}",
                 t.id,
+                state.name(),
                 t.used,
                 t.uses,
                 t.expires_at.0,

@@ -132,15 +132,37 @@ impl TimestampSigner {
         ts.expires = Expiry::after(now, self.policy.validity);
         let signed = Signed::sign(ts, &[&self.key]).map_err(ResignError::Sign)?;
         let bytes = signed.to_bytes().map_err(ResignError::Sign)?;
-        // The release tooling may have published meanwhile: never overwrite its newer
-        // timestamp with one pinning the older snapshot. (The window between this check
-        // and the rename is closed once releases are pushed through the server.)
+        // A release may have been published meanwhile: never overwrite its newer
+        // timestamp with one pinning the older snapshot. A push through the server holds
+        // the same lock while it publishes, so nothing changes between check and rename.
+        let _lock = lock_repository(&self.repo.dir).map_err(|source| {
+            ResignError::Write(skerry_release::ReleaseError::Io {
+                path: self.repo.dir.join(LOCK_FILE),
+                source,
+            })
+        })?;
         if std::fs::read(&ts_path).ok().as_deref() != Some(before.as_slice()) || !still_mine()? {
             return Ok(None);
         }
         skerry_release::repo::write_atomic(&ts_path, &bytes).map_err(ResignError::Write)?;
         Ok(Some(signed.signed.version))
     }
+}
+
+/// The lock file (in the repository directory, outside the served `metadata/` and
+/// `targets/`) that publishing and re-signing hold while they change `timestamp.json`.
+pub const LOCK_FILE: &str = ".publish.lock";
+
+/// Takes the repository's exclusive lock (an `flock`, so instances sharing a data
+/// directory exclude each other too); it is held until the returned file is dropped.
+pub fn lock_repository(repo: &Path) -> std::io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(repo.join(LOCK_FILE))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+    Ok(file)
 }
 
 /// How long the re-signing lease lasts after each renewal: a few rounds, so a holder

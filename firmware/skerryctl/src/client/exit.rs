@@ -148,8 +148,14 @@ pub fn code_of(error: &anyhow::Error) -> u8 {
         if cause.is::<Usage>() {
             return USAGE;
         }
-        if cause.is::<Unreachable>() {
+        if cause.is::<Unreachable>() || cause.is::<crate::fleet::http::ServerUnreachable>() {
             return UNREACHABLE;
+        }
+        if let Some(refused) = cause.downcast_ref::<crate::fleet::http::ServerRefused>() {
+            return match refused.status {
+                401 | 403 => NOT_PERMITTED,
+                _ => REFUSED,
+            };
         }
         if let Some(refused) = cause.downcast_ref::<Refused>() {
             return match refused.status.code() {

@@ -5,9 +5,16 @@
 //! # Layout
 //! - [`token`]: the bearer token file and its constant-time check.
 //! - [`json`]: store values as JSON.
+//! - [`enrollment`]: join tokens and device revocation.
+//! - [`uploads`], [`staged`], [`publish`]: `skerryctl release push` — files streamed
+//!   into a staging area, verified against the served root, published atomically.
 
+pub mod enrollment;
 pub mod json;
+pub mod publish;
+pub mod staged;
 pub mod token;
+pub mod uploads;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +49,10 @@ pub struct OperatorApi {
     data: PathBuf,
     token: OperatorToken,
     clock: Clock,
+    repository: PathBuf,
+    uploads: staged::Uploads,
+    /// The online timestamp key, which signs the timestamp of a pushed release.
+    timestamp_key: Option<skerry_tuf::SecretKey>,
 }
 
 impl std::fmt::Debug for OperatorApi {
@@ -129,9 +140,24 @@ impl OperatorApi {
         let token = OperatorToken::load_or_create(&token_path)
             .map_err(|e| format!("the operator token {}: {e}", token_path.display()))?;
         let store = SqliteStore::open(&dir.database()).map_err(|e| crate::timestamp::chain(&e))?;
+        let timestamp_key = match dir.timestamp_key().exists() {
+            true => Some(
+                skerry_tuf::SecretKey::load(&dir.timestamp_key()).map_err(|e| {
+                    format!(
+                        "{}: {}",
+                        dir.timestamp_key().display(),
+                        crate::timestamp::chain(&e)
+                    )
+                })?,
+            ),
+            false => None,
+        };
         Ok(Self {
             store: Arc::new(store),
             catalog: Arc::new(ReleaseCatalog::new(&dir.repository())),
+            uploads: staged::Uploads::new(dir.root.join("uploads")),
+            repository: dir.repository(),
+            timestamp_key,
             data,
             token,
             clock,
@@ -195,6 +221,14 @@ impl OperatorApi {
             };
         }
         let (head, body) = req.into_parts();
+        let uploads_prefix = format!("{API_PREFIX}{}", uploads::UPLOADS);
+        let path = head.uri.path();
+        if path == uploads_prefix || path.starts_with(&format!("{uploads_prefix}/")) {
+            return match uploads::handle(Arc::clone(&self), head, body).await {
+                Ok((status, value)) => json_response(status, &value),
+                Err(ApiError(status, words)) => json_response(status, &json!({"error": words})),
+            };
+        }
         let body = match Limited::new(body, MAX_API_BODY).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
@@ -290,6 +324,17 @@ impl OperatorApi {
                 check_id("device", id)?;
                 admin::pin(&self.data, id, None)?;
                 ok(json!({"device": id, "pin": null}))
+            }
+            (&Method::POST, ["devices", id, "revoke"]) => {
+                enrollment::revoke_device(&self.data, id, (self.clock)())
+            }
+            (&Method::GET, ["tokens"]) => ok(enrollment::list(&self.data, (self.clock)())?),
+            (&Method::POST, ["tokens"]) => Ok((
+                StatusCode::CREATED,
+                enrollment::create(&self.data, &parse_body_or_empty(body)?, (self.clock)())?,
+            )),
+            (&Method::POST, ["tokens", id, "revoke"]) => {
+                enrollment::revoke_token(&self.data, id, (self.clock)())
             }
             (&Method::GET, ["pins"]) => {
                 let pins = self.pins()?;
