@@ -9,6 +9,8 @@
 //! - [`daemon`]: [`DaemonBoard`], the same board running the real `skerryd` as a child
 //!   process in `--root` mode, rebooted through its power requests.
 //! - [`daemon_scenario`]: the update loop driven through that daemon's API.
+//! - [`fleet`]: the real `skerry-server` and simulated devices running `skerryd`'s
+//!   fleet client against it (the end-to-end rollout).
 //! - [`fixtures`]: a fresh boot-state store of each backend in a scratch directory.
 //! - [`images`]: the demo's factory image and the releases cut from it.
 //! - [`updates`]: a signed repository of those releases, installed by the real installer.
@@ -21,6 +23,7 @@ pub mod board;
 pub mod daemon;
 pub mod daemon_scenario;
 pub mod fixtures;
+pub mod fleet;
 pub mod images;
 pub mod plan;
 pub mod qemu;

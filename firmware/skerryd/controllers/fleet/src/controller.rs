@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use skerry_api::pb;
-use skerry_proto::fleet::v1::{CheckInResponse, Offer};
+use skerry_proto::fleet::v1::{CheckInResponse, Offer, UpgradeStep};
 use skerry_runtime::{
     Controller, ControllerError, Input, Output, ReconcileContext, Requeue, ResourceSpec, Selector,
 };
@@ -17,6 +17,7 @@ use skerryd_core::resources::{
     ActiveFleet, ActiveMachine, ActiveUpdate, HealthCheckStatus, SINGLETON,
 };
 use skerryd_core::{Context, UpgradeOps};
+use skerryd_upgrade::history::Step;
 use skerryd_upgrade::resources::UpgradeHistoryEntry;
 use tokio::time::Instant;
 use tokio_stream::StreamExt as _;
@@ -68,6 +69,8 @@ pub(crate) struct Fleet {
     board: String,
     booted: Option<String>,
     on_trial: bool,
+    /// Whether this start's probation (the booted slot on trial) was queued.
+    probation_queued: bool,
     installer: std::path::PathBuf,
     status: FleetStatus,
 }
@@ -91,6 +94,7 @@ impl Fleet {
             board: context.board.name.clone(),
             booted: context.boot.booted.as_ref().map(|s| s.as_str().to_owned()),
             on_trial: context.boot.booted_on_trial(),
+            probation_queued: false,
             installer: context.layout.installer(),
             status: FleetStatus {
                 server: String::new(),
@@ -118,25 +122,51 @@ impl Fleet {
             .unwrap_or_else(|| "0.0.0".to_owned())
     }
 
-    /// New history steps become queued reports (saved before anything is sent).
+    /// New history steps become queued reports (saved before anything is sent). A
+    /// start on a slot on trial adds `probation` once, after the trial's own steps and
+    /// before the step that ends it.
     fn take_history(&mut self, ctx: &ReconcileContext) -> Result<(), ControllerError> {
         let mut entries = ctx.list::<UpgradeHistoryEntry>(&Selector::all())?;
         entries.sort_by_key(|e| e.spec.0.seq);
         let mut changed = false;
         for e in entries {
             let e = e.spec.0;
-            changed |= self.queue.push(
+            let new = e.seq > self.queue.state().last_history_seq;
+            if new && matches!(e.step, Step::Committed | Step::RolledBack) {
+                changed |= self.queue_probation();
+            }
+            changed |= self.queue.push_steps(
                 e.seq,
-                request::step_of(e.step),
+                request::steps_of(e.step),
                 &e.release,
                 &e.reason,
                 e.time,
             );
         }
+        changed |= self.queue_probation();
         if changed {
             self.queue.save()?;
         }
         Ok(())
+    }
+
+    /// Queues `probation` for the release on trial, once per start on a trial slot.
+    fn queue_probation(&mut self) -> bool {
+        if !self.on_trial || self.probation_queued {
+            return false;
+        }
+        self.probation_queued = true;
+        let slot = self.booted.clone().unwrap_or_default();
+        let at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.queue.append(
+            UpgradeStep::Probation,
+            &self.running_version(),
+            &format!("slot {slot} started on trial: its critical health checks decide"),
+            at,
+        );
+        true
     }
 
     fn identity(

@@ -126,10 +126,33 @@ impl ReportQueue {
         reason: &str,
         at: u64,
     ) -> bool {
+        self.push_steps(history_seq, &[step], target_version, reason, at)
+    }
+
+    /// Appends one report per step, in order, for upgrade-history step `history_seq`
+    /// (ignored when already taken): one history step may say several report steps (a
+    /// trial begun is the image installed, then the reboot).
+    pub fn push_steps(
+        &mut self,
+        history_seq: u64,
+        steps: &[UpgradeStep],
+        target_version: &str,
+        reason: &str,
+        at: u64,
+    ) -> bool {
         if history_seq <= self.state.last_history_seq {
             return false;
         }
         self.state.last_history_seq = history_seq;
+        for step in steps {
+            self.append(*step, target_version, reason, at);
+        }
+        true
+    }
+
+    /// Appends a report no history step carries (probation begun on this start),
+    /// dropping the oldest report when full.
+    pub fn append(&mut self, step: UpgradeStep, target_version: &str, reason: &str, at: u64) {
         self.state.last_sequence += 1;
         let mut reason = reason.to_owned();
         if reason.len() > MAX_REASON {
@@ -161,7 +184,6 @@ impl ReportQueue {
                 "the fleet report queue is full: an old report was dropped"
             );
         }
-        true
     }
 
     /// The server has every report up to `sequence`: forget them. An acknowledgement
@@ -213,6 +235,36 @@ mod tests {
         assert!(q.state().reports.is_empty());
         q.acknowledge(0);
         assert_eq!(q.state().acknowledged, 2, "never backwards");
+    }
+
+    #[test]
+    fn one_history_step_may_be_several_reports_and_extra_reports_take_the_next_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = ReportQueue::open(dir.path()).unwrap();
+        let trial = [UpgradeStep::Installed, UpgradeStep::Rebooting];
+        assert!(q.push_steps(3, &trial, "2.0.0", "written", 10));
+        assert!(
+            !q.push_steps(3, &trial, "2.0.0", "written", 10),
+            "taken once"
+        );
+        q.append(UpgradeStep::Probation, "2.0.0", "on trial", 12);
+        assert!(q.push(4, UpgradeStep::Committed, "2.0.0", "", 15));
+        let seen: Vec<(u64, i32)> = q
+            .state()
+            .reports
+            .iter()
+            .map(|r| (r.sequence, r.step))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, UpgradeStep::Installed as i32),
+                (2, UpgradeStep::Rebooting as i32),
+                (3, UpgradeStep::Probation as i32),
+                (4, UpgradeStep::Committed as i32),
+            ]
+        );
+        assert_eq!(q.state().last_history_seq, 4);
     }
 
     #[test]

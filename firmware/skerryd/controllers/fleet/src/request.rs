@@ -14,14 +14,16 @@ pub const MAX_FAILING: usize = 32;
 /// Reports sent per check-in (the server takes 64).
 pub const MAX_REPORTS: usize = 64;
 
-/// The proto step of a history step.
-pub fn step_of(step: Step) -> UpgradeStep {
+/// The report steps a history step says, in order: a trial begins only once the image
+/// is written and verified, so it is `installed`, then `rebooting`. (`probation` is
+/// reported by the start that finds its slot on trial; no history step records it.)
+pub fn steps_of(step: Step) -> &'static [UpgradeStep] {
     match step {
-        Step::InstallStarted => UpgradeStep::Downloading,
-        Step::InstallFailed | Step::Interrupted => UpgradeStep::Failed,
-        Step::TrialBegun => UpgradeStep::Rebooting,
-        Step::Committed => UpgradeStep::Committed,
-        Step::RolledBack => UpgradeStep::RolledBack,
+        Step::InstallStarted => &[UpgradeStep::Downloading],
+        Step::InstallFailed | Step::Interrupted => &[UpgradeStep::Failed],
+        Step::TrialBegun => &[UpgradeStep::Installed, UpgradeStep::Rebooting],
+        Step::Committed => &[UpgradeStep::Committed],
+        Step::RolledBack => &[UpgradeStep::RolledBack],
     }
 }
 
