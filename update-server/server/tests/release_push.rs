@@ -343,6 +343,47 @@ async fn tampered_uploads_are_refused_and_the_repository_is_unchanged() {
     .await;
     assert_eq!(tree(&served), before);
 
+    // A new root signed only by keys the served root does not name.
+    let served_root: Signed<skerry_tuf::Root> =
+        serde_json::from_slice(&std::fs::read(served.join("metadata/1.root.json")).unwrap())
+            .unwrap();
+    let mut forged = served_root.signed.clone();
+    forged.version = 2;
+    let ids = |k: &skerry_tuf::SecretKey| k.key_id().unwrap();
+    forged.keys = [
+        &other.root[0],
+        &other.targets,
+        &other.snapshot,
+        &other.timestamp,
+    ]
+    .iter()
+    .map(|k| (ids(k), k.public()))
+    .collect();
+    for (role, key) in [
+        ("root", &other.root[0]),
+        ("targets", &other.targets),
+        ("snapshot", &other.snapshot),
+        ("timestamp", &other.timestamp),
+    ] {
+        forged.roles.insert(
+            role.into(),
+            skerry_tuf::RoleKeys {
+                keyids: vec![ids(key)],
+                threshold: 1,
+            },
+        );
+    }
+    let mut files = resign(&other, &local, |_| {});
+    files.insert(
+        "metadata/2.root.json".into(),
+        Signed::sign(forged, &[&other.root[0]])
+            .unwrap()
+            .to_bytes()
+            .unwrap(),
+    );
+    refused(files, 422, "metadata/2.root.json").await;
+    assert_eq!(tree(&served), before);
+
     // A target whose signed name walks out of targets/ (signed with the real keys).
     let evil = resign(&keys, &local, |t| {
         let any = t.targets.values().next().unwrap().clone();
@@ -371,6 +412,25 @@ async fn tampered_uploads_are_refused_and_the_repository_is_unchanged() {
         v["error"].as_str().unwrap().contains("over its limit"),
         "{v}"
     );
+    // Without a declared length the bound holds as the body streams in.
+    let chunk = vec![b' '; 8192];
+    let mut chunked = Vec::new();
+    for _ in 0..9 {
+        chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunked.extend_from_slice(&chunk);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let target = format!("/api/v1/uploads/{id}/files/metadata/timestamp.json");
+    let (st, v) = send(
+        api.addr,
+        "PUT",
+        &target,
+        &api.token,
+        &chunked,
+        "Transfer-Encoding: chunked\r\n",
+    );
+    assert_eq!(st, 413, "{v}");
     assert_eq!(
         send(
             api.addr,
