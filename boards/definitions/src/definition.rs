@@ -32,6 +32,11 @@ pub struct BoardDefinition {
     /// The kernel an image for this board is built with (a pinned Debian package).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<Kernel>,
+    /// The slot's root is read through dm-verity: the initramfs refuses to boot a slot
+    /// whose kernel command line lacks valid verity parameters (docs/os-image.md).
+    /// Needs `dm-verity` in `modules`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verified_root: bool,
     /// The watchdog that resets a hung machine.
     pub watchdog: Watchdog,
     /// Where boot and daemon logs go.

@@ -329,6 +329,17 @@ impl BoardDefinition {
                 );
             }
         }
+        if self.verified_root
+            && !self
+                .modules
+                .iter()
+                .any(|m| m.replace('-', "_") == "dm_verity")
+        {
+            p.add(
+                "verified_root",
+                "a verified root needs the device-mapper verity target: list \"dm-verity\" in modules",
+            );
+        }
     }
 
     fn check_kernel(&self, p: &mut Problems) {

@@ -15,6 +15,16 @@ pub const ENV_FILE: &str = "${cmdpath}/grubenv";
 /// values, one space between them (docs/os-image.md).
 pub const DEVICE_ARGS_REGEX: &str = "^(skerry\\.[a-z][a-z0-9_.]*=[A-Za-z0-9._:/?&=%+@,-]*)( skerry\\.[a-z][a-z0-9_.]*=[A-Za-z0-9._:/?&=%+@,-]*)*$";
 
+/// The boot environment variable holding `slot`'s verity parameters (the value of
+/// `skerry.verity=`, `DATA_BLOCKS:HASH_START_BLOCK:ROOT_HASH:SALT`): the root hash
+/// cannot live inside the slot it hashes (docs/os-image.md, "Verified root").
+pub fn verity_variable(slot: &str) -> String {
+    format!("SKERRY_VERITY_{slot}")
+}
+
+/// What a `SKERRY_VERITY_<slot>` value must match to reach the kernel.
+pub const VERITY_REGEX: &str = "^[0-9]{1,20}:[0-9]{1,20}:[0-9a-f]{64}:[0-9a-f]{0,512}$";
+
 /// The config embedded in `BOOTX64.EFI`: it runs the boot script the environment names
 /// (`grub.cfg`, or `grub.b.cfg` after a boot-script update), falling back to the other;
 /// `skerry_boot_state::grub::boot_script` owns the text and its power-cut proof.
@@ -36,6 +46,7 @@ pub fn boot_script(board: &BoardDefinition, seed: &BootState) -> String {
         if part.content.as_deref() != Some("root") {
             continue;
         }
+        let verity = verity_variable(slot);
         // The disk is the one GRUB itself was loaded from: `$cmdpath` is `(hd0,gpt1)/EFI/BOOT`.
         let _ = write!(
             s,
@@ -48,6 +59,13 @@ pub fn boot_script(board: &BoardDefinition, seed: &BootState) -> String {
              \x20     skerry_args=\"$SKERRY_DEVICE_ARGS\"\n\
              \x20   else\n\
              \x20     echo \"skerry: SKERRY_DEVICE_ARGS dropped: only skerry.KEY=VALUE words with plain values reach the kernel\"\n\
+             \x20   fi\n\
+             \x20 fi\n\
+             \x20 if [ -n \"${verity}\" ]; then\n\
+             \x20   if regexp '{VERITY_REGEX}' \"${verity}\"; then\n\
+             \x20     skerry_args=\"$skerry_args skerry.verity=${verity}\"\n\
+             \x20   else\n\
+             \x20     echo \"skerry: {verity} dropped: not DATA_BLOCKS:HASH_START:ROOT_HASH:SALT\"\n\
              \x20   fi\n\
              \x20 fi\n\
              \x20 echo \"SKERRY-BOOT slot={slot}\"\n\
@@ -77,6 +95,8 @@ mod tests {
             "echo \"SKERRY-BOOT slot=B\"",
             "linux /boot/vmlinuz skerry.slot=A console=ttyS0,115200 panic=10 ro $skerry_args\n",
             "initrd /boot/initrd.img\n",
+            "if regexp '^[0-9]{1,20}:[0-9]{1,20}:[0-9a-f]{64}:[0-9a-f]{0,512}$' \"$SKERRY_VERITY_B\"; then\n",
+            "skerry_args=\"$skerry_args skerry.verity=$SKERRY_VERITY_A\"\n",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }

@@ -9,7 +9,7 @@ use serde_json::json;
 use skerry_boards::{layout, BoardDefinition, BootloaderKind, Filesystem, Role};
 use skerry_boot_state::{BootState, SlotName};
 
-use crate::boot_script::{boot_script, early_config};
+use crate::boot_script::{boot_script, early_config, verity_variable};
 use crate::elf::{linkage, Linkage};
 use crate::error::ImageError;
 use crate::esp::{self, EspContents};
@@ -276,6 +276,8 @@ pub fn build(req: &BuildRequest) -> Result<Built, ImageError> {
     let out_tmp = sibling_tmp(&req.out);
     let meta_path = metadata_path(&req.out);
     let meta_tmp = sibling_tmp(&meta_path);
+    let verity_path = verity_sidecar(&req.slot_out);
+    let verity_tmp = sibling_tmp(&verity_path);
     let result = (|| {
         let uuid = gpt::name_uuid(&format!("slot-fs:{}", board.name));
         let seed = gpt::name_uuid(&format!("slot-hash-seed:{}", board.name));
@@ -293,6 +295,7 @@ pub fn build(req: &BuildRequest) -> Result<Built, ImageError> {
             .and_then(|f| f.set_len(slot_size))
             .map_err(ImageError::io("padding the slot image", &slot_tmp))?;
         let slot_sha256 = sha256_file(&slot_tmp)?;
+        let slot_name = slot_a.partition.slot.as_deref().unwrap_or("A");
 
         let names: Vec<SlotName> = board
             .disk
@@ -317,6 +320,7 @@ pub fn build(req: &BuildRequest) -> Result<Built, ImageError> {
                 boot_script: &script,
                 early_config: &early_config(),
                 seed: &state,
+                variables: &[(verity_variable(slot_name), verity.env_value())],
                 pki: req.pki.as_deref(),
                 volume_id,
             },
@@ -350,12 +354,14 @@ pub fn build(req: &BuildRequest) -> Result<Built, ImageError> {
         });
         let meta_text = serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n";
         std::fs::write(&meta_tmp, meta_text).map_err(ImageError::io("writing", &meta_tmp))?;
+        std::fs::write(&verity_tmp, format!("{}\n", verity.env_value()))
+            .map_err(ImageError::io("writing", &verity_tmp))?;
         Ok((slot_sha256, disk_bytes, verity))
     })();
     let (slot_sha256, disk_bytes, verity) = match result {
         Ok(v) => v,
         Err(e) => {
-            for p in [&slot_tmp, &out_tmp, &meta_tmp] {
+            for p in [&slot_tmp, &out_tmp, &meta_tmp, &verity_tmp] {
                 let _ = std::fs::remove_file(p);
             }
             return Err(e);
@@ -365,6 +371,7 @@ pub fn build(req: &BuildRequest) -> Result<Built, ImageError> {
         (&slot_tmp, &req.slot_out),
         (&out_tmp, &req.out),
         (&meta_tmp, &meta_path),
+        (&verity_tmp, &verity_path),
     ] {
         std::fs::rename(from, to).map_err(ImageError::io("moving the output into place at", to))?;
     }
@@ -379,6 +386,14 @@ pub fn build(req: &BuildRequest) -> Result<Built, ImageError> {
         disk_bytes,
         verity,
     })
+}
+
+/// `<slot image>.verity`: the slot's verity parameters on one line, which
+/// `skerryctl release add` signs into the release beside the image digest.
+pub fn verity_sidecar(slot: &Path) -> PathBuf {
+    let mut s = slot.as_os_str().to_owned();
+    s.push(".verity");
+    PathBuf::from(s)
 }
 
 fn sibling_tmp(path: &Path) -> PathBuf {

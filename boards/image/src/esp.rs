@@ -33,6 +33,8 @@ pub struct EspContents<'a> {
     pub boot_script: &'a str,
     pub early_config: &'a str,
     pub seed: &'a BootState,
+    /// Variables beside the boot state (`SKERRY_VERITY_A`, the slot's verity parameters).
+    pub variables: &'a [(String, String)],
     pub pki: Option<&'a Path>,
     pub volume_id: u32,
 }
@@ -68,12 +70,20 @@ pub fn build(
         "/EFI/BOOT/BOOTX64.EFI".into(),
     ));
     let env = work.join("grubenv");
-    GrubEnvStore::new(FileMedium::create(&env))
-        .commit(c.seed)
-        .map_err(|e| ImageError::Input {
-            what: "the GRUB environment".into(),
-            reason: e.to_string(),
-        })?;
+    let env_error = |e: skerry_boot_state::StoreError| ImageError::Input {
+        what: "the GRUB environment".into(),
+        reason: e.to_string(),
+    };
+    let mut store = GrubEnvStore::new(FileMedium::create(&env));
+    store.commit(c.seed).map_err(env_error)?;
+    if !c.variables.is_empty() {
+        let changes: Vec<(&str, Option<&str>)> = c
+            .variables
+            .iter()
+            .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+            .collect();
+        store.commit_variables(&changes).map_err(env_error)?;
+    }
     files.push((env.clone(), "/EFI/BOOT/grubenv".into()));
     files.push((
         work.join(format!("grubenv{SECOND_COPY_SUFFIX}")),

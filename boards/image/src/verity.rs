@@ -42,8 +42,13 @@ impl VerityParams {
     /// `skerry.verity=` value: `DATA_BLOCKS:HASH_START_BLOCK:ROOT_HASH:SALT`, plain
     /// characters only so it passes grub.cfg's argument filter.
     pub fn kernel_arg(&self) -> String {
+        format!("skerry.verity={}", self.env_value())
+    }
+
+    /// The value alone, as the boot environment keeps it in `SKERRY_VERITY_<slot>`.
+    pub fn env_value(&self) -> String {
         format!(
-            "skerry.verity={}:{}:{}:{}",
+            "{}:{}:{}:{}",
             self.data_blocks,
             self.hash_offset / BLOCK,
             self.root_hash,

@@ -110,6 +110,9 @@ pub struct InstallReport {
     /// signed one).
     pub blake3: String,
     pub seconds: f64,
+    /// The release's signed verity parameters (`custom.skerry.verity`), as signed: the
+    /// caller parses them and puts them beside the boot state for the slot.
+    pub verity: Option<String>,
 }
 
 /// Installs the selected release into `opts.slot`. The slot is refused when it is the
@@ -294,6 +297,7 @@ pub fn install_with(
         resumed,
         blake3: hex::encode(outcome.blake3),
         seconds: started.elapsed().as_secs_f64(),
+        verity: selected.release.verity.clone(),
     })
 }
 

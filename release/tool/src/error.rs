@@ -14,6 +14,8 @@ pub enum ReleaseError {
     },
     #[error(transparent)]
     Tuf(#[from] skerry_tuf::TufError),
+    #[error("the verity parameters {} are refused: {reason}", path.display())]
+    BadVerity { path: PathBuf, reason: String },
     #[error("{} already exists; refusing to overwrite", path.display())]
     Exists { path: PathBuf },
     #[error("{} is not an initialized repository (no metadata/1.root.json); run `skerryctl release init`", repo.display())]

@@ -24,6 +24,7 @@ pub mod published;
 pub mod repo;
 pub mod stage;
 pub mod swu;
+pub mod verity;
 
 pub use error::ReleaseError;
 pub use keys::KeySet;

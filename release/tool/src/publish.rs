@@ -183,6 +183,7 @@ pub fn add_image_with_deltas(
     // Everything that can be checked is checked before the first write.
     check_publishing_keys(&current.root.signed, keys)?;
     check_image(add.image)?;
+    let verity = crate::verity::for_image(add.image)?;
     let bases = delta_bases(repo, &current.targets.signed, add, &version, deltas)?;
     let mut staging = Staging::new();
     let dir = repo.targets_dir().join(add.board).join(&version);
@@ -215,6 +216,7 @@ pub fn add_image_with_deltas(
             head_length: head_bytes.len() as u64,
             head_sha256: hex::encode(Sha256::digest(&head_bytes)),
             pack: pack_name.clone(),
+            verity: verity.map(|v| v.to_string()),
         },
     };
     let custom = serde_json::to_value(custom).map_err(|source| TufError::Json {

@@ -25,6 +25,11 @@ pub struct ImageRelease {
     pub head_sha256: String,
     /// The target name of the pack.
     pub pack: String,
+    /// The slot's dm-verity parameters ([`crate::verity::Verity`]'s spelling), for a
+    /// board that mounts its root verified; the install writes them beside the boot
+    /// state for the slot it fills. Absent from releases of images without a tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verity: Option<String>,
 }
 
 /// `custom` of an index target: `{"skerry": {...}}`.

@@ -11,6 +11,7 @@
 //! - [`trust`]: the client's verification chain: root rotation, thresholds, expiry against
 //!   a time floor, rollback and freeze protection, every file pinned by its parent's
 //!   length and sha256.
+//! - [`verity`]: a slot's dm-verity parameters, one spelling, parsed strictly.
 //! - [`verified`]: what the chain produces ([`Verified<T>`], [`VerifiedRelease`]) and the
 //!   versions it remembers, as types only the chain can make or move.
 
@@ -22,6 +23,7 @@ pub mod key;
 pub mod metadata;
 pub mod trust;
 pub mod verified;
+pub mod verity;
 
 pub use error::TufError;
 pub use expiry::{parse_duration, Expiry};

@@ -143,6 +143,7 @@ pub fn derive(
         boot_store,
         slots,
         watchdog,
+        verified_root: definition.verified_root,
     })
 }
 

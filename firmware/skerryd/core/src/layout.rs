@@ -209,6 +209,10 @@ pub struct BoardDefinition {
     /// The watchdog device.
     #[serde(default)]
     pub watchdog: BoardWatchdog,
+    /// The slot's root is mounted through dm-verity: an install must carry the
+    /// release's verity parameters into the boot environment (docs/os-image.md).
+    #[serde(default)]
+    pub verified_root: bool,
 }
 
 /// One A/B slot of the board.

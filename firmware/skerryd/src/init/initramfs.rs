@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use skerry_boards::{Role, Watchdog};
 
 use super::cmdline::Cmdline;
-use super::{console, fatal, modules, mounts, switch_root, watchdog};
+use super::verity::{self, RootPlan};
+use super::{console, dm, fatal, modules, mounts, switch_root, watchdog};
 
 /// How long the slot's block device may take to appear.
 pub const SLOT_WAIT: Duration = Duration::from_secs(20);
@@ -136,10 +137,23 @@ pub fn run() -> ! {
             }
         }
     };
-    if let Err(e) = mounts::apply(&mounts::slot_root(
-        &partition.device,
-        Path::new(switch_root::NEW_ROOT),
-    )) {
+    let root = match verity::plan(cmdline.get("verity"), board.verified_root) {
+        Ok(RootPlan::Verified(arg)) => match verified_root(&partition.device, &arg) {
+            Ok(node) => {
+                console::line(&format!(
+                    "SKERRY-VERITY mapped slot={slot} device={} data_blocks={} root={}",
+                    node.display(),
+                    arg.data_blocks,
+                    arg.root_hash
+                ));
+                node
+            }
+            Err(e) => fatal(&format!("slot {slot}: the verified root: {e}")),
+        },
+        Ok(RootPlan::Plain) => partition.device.clone(),
+        Err(e) => fatal(&format!("slot {slot} refused: {e}")),
+    };
+    if let Err(e) = mounts::apply(&mounts::slot_root(&root, Path::new(switch_root::NEW_ROOT))) {
         fatal(&super::chain(&e));
     }
     #[cfg(feature = "fault-hooks")]
@@ -151,6 +165,41 @@ pub fn run() -> ! {
     drop(armed);
     let error = switch_root::switch_and_exec();
     fatal(&error)
+}
+
+/// Maps `partition` through dm-verity with `arg`; returns the mapped device once its
+/// node is there.
+fn verified_root(partition: &Path, arg: &verity::Verity) -> Result<PathBuf, String> {
+    let wait = |path: &Path| {
+        let started = Instant::now();
+        while !path.exists() {
+            if started.elapsed() >= SLOT_WAIT {
+                return Err(format!(
+                    "{} did not appear within {} s",
+                    path.display(),
+                    SLOT_WAIT.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    };
+    wait(Path::new(dm::CONTROL))?;
+    let st = rustix::fs::stat(partition).map_err(|e| format!("{}: {e}", partition.display()))?;
+    let device = format!(
+        "{}:{}",
+        rustix::fs::major(st.st_rdev),
+        rustix::fs::minor(st.st_rdev)
+    );
+    let node = dm::create_readonly(
+        verity::MAPPING,
+        verity::sectors(arg),
+        "verity",
+        &verity::table_params(arg, &device),
+    )
+    .map_err(|e| super::chain(&e))?;
+    wait(&node)?;
+    Ok(node)
 }
 
 /// The initramfs fault hooks, after the watchdog is armed (test builds only).

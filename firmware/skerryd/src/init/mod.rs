@@ -7,6 +7,7 @@
 //! - [`system`]: the slot's PID 1: mounts, `/var`, managed files, the daemon;
 //! - [`cmdline`]: the `skerry.*` keys of the kernel command line;
 //! - [`modules`]: `modules.dep` order and `finit_module`;
+//! - [`verity`], [`dm`]: the verified root: `skerry.verity=` and the device-mapper table;
 //! - [`watchdog`]: arming the board's watchdog;
 //! - [`mounts`]: each stage's mounts as data;
 //! - [`switch_root`]: leaving the initramfs;
@@ -18,6 +19,7 @@
 pub mod blkpg;
 pub mod cmdline;
 pub mod console;
+pub mod dm;
 pub mod gpt;
 pub mod initramfs;
 pub mod loopback;
@@ -28,6 +30,7 @@ pub mod reaper;
 pub mod state;
 pub mod switch_root;
 pub mod system;
+pub mod verity;
 pub mod watchdog;
 
 /// Which stage a PID 1 runs.

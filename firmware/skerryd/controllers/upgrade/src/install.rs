@@ -381,6 +381,35 @@ fn attempt(machine: &Arc<Machine>, plan: &Plan, sender: &Sender) -> Result<Strin
             });
         }
     };
+    // The root hash goes beside the boot state before the trial can begin.
+    let verity = crate::verity::value_for(
+        machine.board.verified_root,
+        &release,
+        report.verity.as_deref(),
+    )
+    .and_then(|value| {
+        let _io = machine.lock_io();
+        crate::verity::write(&machine.spec, &plan.target, value.as_deref())
+    });
+    if let Err(reason) = verity {
+        let _io = machine.lock_io();
+        let mut history = machine.history();
+        if let Ok(mut h) = history.load() {
+            let entry = h.record(NewEntry {
+                step: Step::InstallFailed,
+                release: &release,
+                slot: plan.target.as_str(),
+                reason: format!("slot {} stays bad: {reason}", plan.target),
+                by: Decider::Upgrade,
+                forced,
+            });
+            if history.save(&h).is_ok() {
+                machine.entry_event("upgrade.install_failed", &entry);
+                machine.publish_history(&h);
+            }
+        }
+        return Err(precondition(reason));
+    }
     let verified = format!(
         "slot {} read back: {} bytes, blake3 {} matches the signed release ({} chunks reused from slot {}, {} fetched{})",
         plan.target,

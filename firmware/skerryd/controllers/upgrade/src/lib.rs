@@ -29,6 +29,7 @@ mod machine;
 mod ops;
 mod probation;
 pub mod resources;
+pub mod verity;
 
 use std::sync::Arc;
 

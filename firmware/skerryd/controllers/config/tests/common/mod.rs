@@ -76,6 +76,7 @@ pub fn context(root: &Path, state: State, power: Arc<FakePower>) -> (Context, wa
                 })
                 .to_vec(),
             watchdog: Default::default(),
+            verified_root: false,
         },
         boot: BootView {
             spec: StoreSpec::Grub {

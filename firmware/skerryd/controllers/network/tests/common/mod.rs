@@ -36,6 +36,7 @@ pub fn context(root: &Path) -> Context {
             })
             .collect(),
         watchdog: BoardWatchdog::None,
+        verified_root: false,
     };
     let boot = BootView {
         spec: StoreSpec::Grub {

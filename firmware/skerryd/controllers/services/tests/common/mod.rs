@@ -50,6 +50,7 @@ impl Harness {
                 boot_store: "grub:boot/grubenv".into(),
                 slots: Vec::new(),
                 watchdog: Default::default(),
+                verified_root: false,
             },
             boot: BootView {
                 spec: StoreSpec::Grub {

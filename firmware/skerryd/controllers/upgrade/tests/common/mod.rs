@@ -124,6 +124,7 @@ impl Sim {
                 })
                 .collect(),
             watchdog: Default::default(),
+            verified_root: false,
         };
         std::fs::write(layout.board(), serde_json::to_vec(&definition).unwrap()).unwrap();
         Sim {

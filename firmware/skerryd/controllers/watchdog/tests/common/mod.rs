@@ -48,6 +48,7 @@ pub fn context_armed_at_boot(
             socket: SOCKET.into(),
             armed_at_boot_secs,
         },
+        verified_root: false,
     };
     let slots = [SlotName::new("A").unwrap(), SlotName::new("B").unwrap()];
     let boot = BootView {
