@@ -203,6 +203,18 @@ impl<S: EnrollmentStore> DeviceHttp<S> {
 
     async fn append(&self, req: Request<Body>, kind: LogKind) -> Result<(), (StatusCode, String)> {
         let (parts, body) = req.into_parts();
+        // The body is read (bounded) before any refusal: an HTTP/2 answer sent while the
+        // client is still uploading resets its stream, and the client would see a
+        // framing error instead of the status that says what was wrong.
+        let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return Err((
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body over {MAX_BODY_BYTES} bytes (or cut short)"),
+                ))
+            }
+        };
         let leaf = parts
             .extensions
             .get::<TlsConnectInfo<TcpConnectInfo>>()
@@ -228,15 +240,6 @@ impl<S: EnrollmentStore> DeviceHttp<S> {
                     JoinToken::parse(&text)
                         .map_err(|e| (StatusCode::UNAUTHORIZED, format!("token: {e}")))?,
                 )
-            }
-        };
-        let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                return Err((
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("body over {MAX_BODY_BYTES} bytes (or cut short)"),
-                ))
             }
         };
         let lines = match kind {

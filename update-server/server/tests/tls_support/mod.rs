@@ -217,9 +217,14 @@ pub enum Outcome {
 fn outcome(r: Result<tonic::Response<pb::CheckInResponse>, tonic::Status>) -> Outcome {
     match r {
         Ok(a) => Outcome::Answered(a.into_inner()),
-        // tonic reports a broken connection as UNAVAILABLE or UNKNOWN with a transport
-        // error as the source; the server's own refusals are other codes.
-        Err(s) if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown) => {
+        // tonic reports a broken connection as UNAVAILABLE, UNKNOWN or CANCELLED (the
+        // connection went away under the call); the server's own refusals are other codes.
+        Err(s)
+            if matches!(
+                s.code(),
+                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+            ) =>
+        {
             Outcome::Transport(format!("{s:?}"))
         }
         Err(s) => Outcome::Refused(s.code(), s.message().to_string()),

@@ -42,14 +42,32 @@ pub async fn check_in(
     server: &str,
     request: CheckInRequest,
 ) -> Result<CheckInResponse, CheckInError> {
+    check_in_with(server, None, request).await
+}
+
+/// As [`check_in`], over TLS with `tls` (the device's identity for mutual TLS, see
+/// [`crate::enrollment::DeviceIdentity::client_tls`]) when given.
+pub async fn check_in_with(
+    server: &str,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+    request: CheckInRequest,
+) -> Result<CheckInResponse, CheckInError> {
     let call = async {
-        let endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
+        let mut endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
             .map_err(|source| CheckInError::Address {
                 server: server.to_owned(),
                 source,
             })?
             .connect_timeout(CHECK_IN_TIMEOUT)
             .timeout(CHECK_IN_TIMEOUT);
+        if let Some(tls) = tls {
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|source| CheckInError::Address {
+                    server: server.to_owned(),
+                    source,
+                })?;
+        }
         let channel = endpoint
             .connect()
             .await

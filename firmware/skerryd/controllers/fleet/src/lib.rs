@@ -17,11 +17,16 @@
 //! - [`schedule`]: interval, jitter, backoff (pure).
 //! - [`queue`]: the persisted report queue.
 //! - [`client`]: one check-in over gRPC, the answer checked.
+//! - [`enrollment`]: the join URL, the device key and CSR, the pinned server CA, the
+//!   certificate for mutual TLS (not yet started by the controller).
+//! - [`join_url`]: parsing the join URL and the `skerry.join=` kernel argument.
 //! - [`request`]: the CheckIn built from the device's resources.
 //! - `controller`: the runtime controller.
 
 pub mod client;
 mod controller;
+pub mod enrollment;
+pub mod join_url;
 pub mod queue;
 pub mod request;
 pub mod schedule;
