@@ -490,3 +490,52 @@ async fn an_upload_carrying_a_rotated_root_is_followed() {
     assert!(served.join("metadata/2.root.json").exists());
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_off_upload_keeps_whole_files_only_and_an_abort_changes_nothing() {
+    let (s, api) = server().await;
+    let served = s.srv().join("repository");
+    let before = tree(&served);
+    let addr = api.addr;
+    let token = api.token.clone();
+    let id = tokio::task::spawn_blocking(move || {
+        let id = api.create();
+        assert_eq!(api.put(&id, "targets/pi/9.0.0/whole.pack", b"whole").0, 201);
+        // Half a body, then the connection closes.
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "PUT /api/v1/uploads/{id}/files/targets/pi/9.0.0/half.pack HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Length: 100000\r\n\r\n"
+        )
+        .unwrap();
+        stream.write_all(&[7u8; 40_000]).unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 400"), "{answer}");
+        // The server may still be reading the broken request (the upload is busy).
+        let (mut st, mut v) = (0, Value::Null);
+        for _ in 0..200 {
+            (st, v) = send(addr, "GET", &format!("/api/v1/uploads/{id}"), &token, b"", &len(0));
+            if st != 409 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        assert_eq!(st, 200, "{v}");
+        let paths: Vec<&str> = v["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+        assert_eq!(paths, ["targets/pi/9.0.0/whole.pack"], "{v}");
+        assert_eq!(v["served"]["root"], 1, "{v}");
+        let (st, v) = send(addr, "DELETE", &format!("/api/v1/uploads/{id}"), &token, b"", &len(0));
+        assert_eq!(st, 200, "{v}");
+        let (st, _) = send(addr, "GET", &format!("/api/v1/uploads/{id}"), &token, b"", &len(0));
+        assert_eq!(st, 404);
+        id
+    })
+    .await
+    .unwrap();
+    assert!(!s.srv().join("uploads").join(id).exists());
+    assert_eq!(tree(&served), before);
+    s.stop().await;
+}
