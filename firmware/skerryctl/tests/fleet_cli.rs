@@ -55,6 +55,31 @@ fn get(addr: SocketAddr, path: &str) -> Vec<u8> {
     raw[split + 4..].to_vec()
 }
 
+/// One operator API request with a body; returns the status and the JSON answer.
+fn api(addr: SocketAddr, method: &str, path: &str, auth: &str, body: &[u8]) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: {auth}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let status = String::from_utf8_lossy(&raw[..split])
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&raw[split + 4..]).unwrap_or(Value::Null),
+    )
+}
+
 /// Runs skerryctl; returns (exit code, stdout, stderr).
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = skerryctl()
@@ -154,9 +179,20 @@ fn push_then_steer_the_fleet_from_skerryctl() {
     );
     bytes[100] ^= 0x40;
     std::fs::write(&path2, &bytes).unwrap();
-    let (code, out, err) = push(&["--output", "json"]);
+    // A push that broke off after its first file is resumed: that file is not resent.
+    let token_text = std::fs::read_to_string(&token).unwrap();
+    let auth = format!("Bearer {}", token_text.trim());
+    let (st, created) = api(server.addr, "POST", "/api/v1/uploads", &auth, b"");
+    assert_eq!(st, 201, "{created}");
+    let upload = created["id"].as_str().unwrap().to_string();
+    let ts = std::fs::read(repo.join("metadata/timestamp.json")).unwrap();
+    let target = format!("/api/v1/uploads/{upload}/files/metadata/timestamp.json");
+    assert_eq!(api(server.addr, "PUT", &target, &auth, &ts).0, 201);
+    let (code, out, err) = push(&["--resume", &upload, "--output", "json"]);
     assert_eq!(code, 0, "{err}");
     let pushed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(pushed["already_there"], 1, "{pushed}");
+    assert_eq!(pushed["upload"], upload.as_str(), "{pushed}");
     assert_eq!(
         pushed["published"]["new_targets"].as_array().unwrap().len(),
         2,
@@ -204,6 +240,33 @@ fn push_then_steer_the_fleet_from_skerryctl() {
     let json: Value =
         serde_json::from_str(&fleet(&["rollouts", "list", "--output", "json"])).unwrap();
     assert_eq!(json["rollouts"][0]["state"], "active", "{json}");
+
+    let missing = run(&[
+        &["fleet"][..],
+        &conn,
+        &[
+            "rollouts",
+            "create",
+            "--id",
+            "x",
+            "--board",
+            "pi",
+            "--version",
+            "9.9.9",
+        ],
+    ]
+    .concat());
+    assert_eq!(missing.0, 4, "{}", missing.2);
+    assert!(
+        missing.2.contains("HTTP 422") && missing.2.contains("9.9.9"),
+        "{}",
+        missing.2
+    );
+    let devices = fleet(&["devices", "list"]);
+    assert!(
+        devices.starts_with("ID ") && devices.contains("LAST SEEN"),
+        "{devices}"
+    );
 
     // Join tokens: the secret once, listed by id only, revoked.
     let made: Value = serde_json::from_str(&fleet(&[
