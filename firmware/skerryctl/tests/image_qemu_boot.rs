@@ -97,11 +97,16 @@ fn a_built_disk_boots_slot_a_to_our_init() {
     build_ok(&disk, &fake_skerryd(dir.path()), &[]);
     let good = "skerry.join=https://10.0.2.100:8080/join?t=a1%2B skerry.logs=udp:10.0.2.2:514";
     set_device_args(&disk, dir.path(), good);
+    // grub.cfg appends slot A's verity parameters (SKERRY_VERITY_A) after the device args.
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("disk.img.json")).unwrap()).unwrap();
+    let verity = meta["slot"]["kernel_arg"].as_str().unwrap().to_owned();
+    assert!(verity.starts_with("skerry.verity="), "{verity}");
     let (cmdline, _) = boot(dir.path(), &disk);
-    assert_eq!(cmdline, format!("{BASE} {good}"));
+    assert_eq!(cmdline, format!("{BASE} {good} {verity}"));
 
     set_device_args(&disk, dir.path(), "skerry.join=x init=/bin/sh");
     let (cmdline, grub) = boot(dir.path(), &disk);
-    assert_eq!(cmdline, BASE);
+    assert_eq!(cmdline, format!("{BASE} {verity}"));
     assert!(grub.contains("SKERRY_DEVICE_ARGS dropped"), "{grub}");
 }
