@@ -170,3 +170,38 @@ pub fn done(v: &Value) -> String {
         None => format!("{}\n", cell(v)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_device_shows_its_pin_and_timeline_and_a_page_its_cursor() {
+        let d = json!({"id": "sim-1", "board": "pi", "version": "1.0.0", "channel": "stable",
+            "health": "healthy", "pin": {"version": "1.0.0", "force": true},
+            "timeline": [{"at": 5, "kind": "failed", "version": "2.0.0", "detail": "probe"}]});
+        let text = device(&d);
+        assert!(text.starts_with("device sim-1  board pi"), "{text}");
+        assert!(text.contains("pin 1.0.0 (forced)"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("5 ") && l.contains("failed") && l.contains("probe")),
+            "{text}"
+        );
+        let page = json!({"devices": [{"id": "a", "pin": null}], "next_after": "a"});
+        let text = devices(&page);
+        assert!(text.lines().nth(1).unwrap().starts_with("a "), "{text}");
+        assert!(text.ends_with("more: --after a\n"), "{text}");
+    }
+
+    #[test]
+    fn a_rollout_row_counts_bad_devices_per_wave() {
+        let r = json!({"rollouts": [{"id": "r", "release": {"board": "pi", "version": "2.0.0"},
+            "state": "paused", "pause_reason": "health",
+            "waves": [{"percent": 10.0, "started": 4, "committed": 2, "failed": 1, "rolled_back": 1}]}]});
+        let text = rollouts(&r);
+        assert!(text.contains("10.0%:4/2ok/2bad"), "{text}");
+        assert!(text.lines().nth(1).unwrap().contains("paused"), "{text}");
+    }
+}
