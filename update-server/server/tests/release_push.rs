@@ -539,3 +539,34 @@ async fn a_broken_off_upload_keeps_whole_files_only_and_an_abort_changes_nothing
     assert_eq!(tree(&served), before);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_uploads_are_bounded_and_a_stale_one_makes_room() {
+    let (s, api) = server().await;
+    let uploads = s.srv().join("uploads");
+    tokio::task::spawn_blocking(move || {
+        let ids: Vec<String> = (0..8).map(|_| api.create()).collect();
+        let (st, v) = send(
+            api.addr,
+            "POST",
+            "/api/v1/uploads",
+            &api.token,
+            b"",
+            &len(0),
+        );
+        assert_eq!(st, 429, "{v}");
+        assert!(v["error"].as_str().unwrap().contains("at most 8"), "{v}");
+        // A day-old upload is removed when the next one starts.
+        let old = SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+        std::fs::File::open(uploads.join(&ids[3]))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let _ninth = api.create();
+        assert!(!uploads.join(&ids[3]).exists());
+        assert!(uploads.join(&ids[4]).exists());
+    })
+    .await
+    .unwrap();
+    s.stop().await;
+}

@@ -198,11 +198,13 @@ impl Uploads {
                 .and_then(|t| now.duration_since(t).ok())
                 .is_some_and(|age| age > STALE_AFTER);
             let id = entry.file_name().to_string_lossy().into_owned();
-            if stale && self.take(&id).is_ok() {
-                let _ = std::fs::remove_dir_all(entry.path());
-            } else {
-                open += 1;
+            if stale {
+                if let Ok(_held) = self.take(&id) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                    continue;
+                }
             }
+            open += 1;
         }
         if open >= MAX_OPEN_UPLOADS {
             return Err(refuse(
