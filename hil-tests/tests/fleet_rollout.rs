@@ -124,3 +124,42 @@ fn a_rollback_in_wave_one_pauses_the_rollout_before_wave_two_takes_it() {
     assert_eq!(slot(c, "A"), SlotStatus::Good);
     assert_eq!(c.slot_releases.get("B"), None);
 }
+
+/// The demo (`scripts/demo`'s second part) tells the same story and ends with its table.
+#[test]
+fn the_fleet_demo_narrates_the_rollout_and_ends_with_a_table() {
+    let bins = FleetBinaries::locate().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skerry-fleet-demo"))
+        .env("SKERRY_SERVER_BIN", &bins.server)
+        .env("SKERRYD_BIN", &bins.skerryd)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "Rollout v2 (2.0.0 of sim-x86), gate 20%: paused — paused automatically: 1 of 2 devices in wave 1",
+        "wave  opens after  share",
+        "dashboard",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    let row = |id: &str| {
+        text.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("no table row for {id}:\n{text}"))
+            .to_owned()
+    };
+    assert!(row("pump-a ").contains("B 2.0.0"), "{}", row("pump-a "));
+    assert!(row("pump-a ").contains("committed"), "{}", row("pump-a "));
+    assert!(row("pump-b ").contains("rolled_back"), "{}", row("pump-b "));
+    assert!(
+        row("pump-c ").contains("hold: paused automatically"),
+        "{}",
+        row("pump-c ")
+    );
+}

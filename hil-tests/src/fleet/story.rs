@@ -66,6 +66,8 @@ pub struct Outcome {
     pub seeds: Vec<(String, u16)>,
     /// The dashboard's address.
     pub dashboard: String,
+    /// The server, still running (stopped when dropped) so a person can look at it.
+    pub server: FleetServer,
 }
 
 /// A deadline for one awaited thing.
@@ -170,6 +172,11 @@ pub async fn run(
         data.display()
     ));
 
+    say(&format!(
+        "dashboard (watch it while this runs): {}/dashboard/#token={}",
+        server.url(),
+        server.token()
+    ));
     let seeds: Vec<(String, u16)> = DEVICES
         .iter()
         .map(|(id, _)| (id.to_string(), WaveSeed::of(id).basis_points()))
@@ -312,5 +319,6 @@ pub async fn run(
         devices: views,
         seeds,
         dashboard,
+        server,
     })
 }
