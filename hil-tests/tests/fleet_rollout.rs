@@ -143,7 +143,7 @@ fn the_fleet_demo_narrates_the_rollout_and_ends_with_a_table() {
     );
     for line in [
         "Rollout v2 (2.0.0 of sim-x86), gate 20%: paused — paused automatically: 1 of 2 devices in wave 1",
-        "wave  opens after  share",
+        "opens after",
         "dashboard",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");

@@ -61,27 +61,31 @@ fn main() -> anyhow::Result<()> {
             .map(|why| format!(" — {why}"))
             .unwrap_or_default()
     );
-    println!("wave  opens after  share    started  committed  rolled back  failed");
+    println!(
+        "{:<5} {:>11}  {:>6}  {:>7}  {:>9}  {:>11}  {:>6}",
+        "wave", "opens after", "share", "started", "committed", "rolled back", "failed"
+    );
     for w in r["waves"].as_array().into_iter().flatten() {
+        let n = |key: &str| w[key].to_string();
         println!(
-            "{:<5} {:>10}s  {:>5}%  {:>8}  {:>9}  {:>11}  {:>6}",
-            w["wave"],
-            w["after_secs"],
-            w["percent"],
-            w["started"],
-            w["committed"],
-            w["rolled_back"],
-            w["failed"]
+            "{:<5} {:>10}s  {:>5}%  {:>7}  {:>9}  {:>11}  {:>6}",
+            n("wave"),
+            n("after_secs"),
+            n("percent"),
+            n("started"),
+            n("committed"),
+            n("rolled_back"),
+            n("failed")
         );
     }
     println!(
-        "\n{:<8} {:>6}  {:<15} {:<6} {:<12} {:<14} {:<12} told last",
+        "\n{:<8} {:>6}  {:<15} {:<8} {:<13} {:<13} {:<12} told last",
         "device", "seed", "app on 2.0.0", "runs", "slot A", "slot B", "last step"
     );
     for (view, (_, seed)) in outcome.devices.iter().zip(&outcome.seeds) {
         let steps = timeline_steps(&view.server);
         println!(
-            "{:<8} {:>5.2}%  {:<15} {:<6} {:<12} {:<14} {:<12} {}",
+            "{:<8} {:>5.2}%  {:<15} {:<8} {:<13} {:<13} {:<12} {}",
             view.id,
             f64::from(*seed) / 100.0,
             match view.role {
