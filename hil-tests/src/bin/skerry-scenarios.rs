@@ -8,6 +8,9 @@
 //! skerry-scenarios --board real --serial /dev/ttyUSB0 --relay-gpio 17 --api 10.0.0.7:50000 \
 //!     --api-ca ca.crt --api-cert admin.crt --api-key admin.key   # built with --features rpi
 //! ```
+//!
+//! A failed scenario prints the last console lines; with `SKERRY_TRANSCRIPT_DIR=DIR` its
+//! whole console is also written to `DIR/NAME.console`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -150,6 +153,12 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         let report = plan::run(scenario, board.as_mut());
         println!("{}", plan::steps_text(&report));
         if let (Verdict::Failed(_), Some(transcript)) = (&report.verdict, &report.transcript) {
+            if let Some(dir) = std::env::var_os("SKERRY_TRANSCRIPT_DIR") {
+                let path = std::path::Path::new(&dir).join(format!("{}.console", scenario.name));
+                std::fs::write(&path, transcript)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("  whole console: {}", path.display());
+            }
             let tail: Vec<&str> = transcript.lines().rev().take(40).collect();
             println!("  last console lines:");
             for line in tail.iter().rev() {

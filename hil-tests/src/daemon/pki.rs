@@ -47,6 +47,22 @@ impl Pki {
         })
     }
 
+    /// Writes each role's client certificate and key into `dir` (`client-os-admin.crt`…),
+    /// so that a developer can talk to a running board by hand (`skerryctl --config`).
+    /// Never into a directory an image is built from: these are operators' keys.
+    pub fn write_clients(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (role, client) in ROLES.iter().zip(&self.clients) {
+            let stem = format!("client-{}", role.replace(':', "-"));
+            for (ext, text) in [("crt", &client.cert), ("key", &client.key)] {
+                let path = dir.join(format!("{stem}.{ext}"));
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The client identity for `role` (`"os:admin"`…).
     pub fn client(&self, role: &str) -> Option<&Identity> {
         ROLES

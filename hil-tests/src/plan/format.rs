@@ -345,6 +345,10 @@ pub enum Action {
     ExpectBoots { slot: Slot, at_least: Boots },
     /// Wait for text on the console.
     ExpectConsole { text: Text, timeout: Option<Time> },
+    /// The watchdog was armed (a `SKERRY-WATCHDOG armed` line) since the last
+    /// `power_on`, whenever in the boot it was printed: an initramfs arms it before
+    /// skerryd says it is ready, a daemon on a simulated board after.
+    ExpectWatchdogArmed { within: Option<Time> },
     /// Make skerryd hang where it stands.
     HangDaemon {},
     /// The watchdog reset the machine, within `within` of the hang (or of this step).
@@ -381,6 +385,7 @@ impl Action {
             Action::ExpectUnchanged {} => "expect_unchanged",
             Action::ExpectBoots { .. } => "expect_boots",
             Action::ExpectConsole { .. } => "expect_console",
+            Action::ExpectWatchdogArmed { .. } => "expect_watchdog_armed",
             Action::HangDaemon {} => "hang_daemon",
             Action::ExpectWatchdogReset { .. } => "expect_watchdog_reset",
             Action::RepositoryDown { .. } => "repository_down",
@@ -412,7 +417,9 @@ impl Action {
             // A board without skerryd shows its bootloader's state host-side.
             Action::ExpectRolledBack { .. } => vec![vec![Need::Skerryd, Need::HostSideInstall]],
             Action::HangDaemon {} => vec![vec![Need::HangDaemon]],
-            Action::ExpectWatchdogReset { .. } => vec![vec![Need::Watchdog]],
+            Action::ExpectWatchdogReset { .. } | Action::ExpectWatchdogArmed { .. } => {
+                vec![vec![Need::Watchdog]]
+            }
             Action::RepositoryDown { .. }
             | Action::RepositoryUp { .. }
             | Action::ExpectDownloadResumed {} => api,

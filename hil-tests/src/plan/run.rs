@@ -122,6 +122,7 @@ pub fn run(scenario: &Scenario, board: &mut dyn Board) -> ScenarioReport {
         hang_at: None,
         last_slot: None,
         boots_at_start: BTreeMap::new(),
+        arms_at_power_on: 0,
     };
     runner.boots_at_start = boot_counts(&runner.board.transcript());
     for step in &scenario.steps {
@@ -192,6 +193,11 @@ fn boot_counts(transcript: &str) -> BTreeMap<String, u32> {
     counts
 }
 
+/// How many times the console says the watchdog was armed.
+fn watchdog_arms(transcript: &str) -> usize {
+    transcript.matches(crate::rig::WATCHDOG_ARMED).count()
+}
+
 /// What `remember_state` keeps.
 #[derive(Debug, Clone, PartialEq)]
 struct Remembered {
@@ -209,6 +215,8 @@ struct Runner<'b> {
     hang_at: Option<Instant>,
     last_slot: Option<String>,
     boots_at_start: BTreeMap<String, u32>,
+    /// How many watchdog-armed lines the console held when the board was last powered on.
+    arms_at_power_on: usize,
 }
 
 impl Runner<'_> {
@@ -216,6 +224,7 @@ impl Runner<'_> {
         let t = |time: &Option<super::format::Time>| time.map_or(DEFAULT_STEP, |t| t.0);
         match action {
             Action::PowerOn {} => {
+                self.arms_at_power_on = watchdog_arms(&self.board.transcript());
                 self.board.power_on()?;
                 Ok(String::new())
             }
@@ -365,6 +374,21 @@ impl Runner<'_> {
             Action::ExpectConsole { text, timeout } => {
                 self.board.expect_console(&text.0, t(timeout))?;
                 Ok(String::new())
+            }
+            Action::ExpectWatchdogArmed { within } => {
+                let limit = t(within);
+                let deadline = Instant::now() + limit;
+                loop {
+                    self.board.poll()?;
+                    if watchdog_arms(&self.board.transcript()) > self.arms_at_power_on {
+                        let timeout = self.board.watchdog_timeout();
+                        return Ok(timeout.map_or(String::new(), |t| format!("timeout {t:?}")));
+                    }
+                    if Instant::now() > deadline {
+                        bail!("the watchdog was not armed within {limit:?} of power-on");
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
             }
             Action::HangDaemon {} => {
                 // Events before the hang are not its consequences.

@@ -37,6 +37,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// What a console line starts with when the machine's watchdog was armed.
+pub const WATCHDOG_ARMED: &str = "SKERRY-WATCHDOG armed";
+
 pub use repository::{CutRecord, RepositoryFault, RepositoryServer};
 
 /// What a board can do, so a scenario that needs more is skipped with a reason.

@@ -112,6 +112,9 @@ pub struct QemuBoard {
     running: Option<console_lines::Ready>,
     ready_at: Option<Instant>,
     power_ons: u32,
+    /// How many boots the running QEMU's console showed when skerryd's `SKERRY-READY`
+    /// was last seen (the boot it belongs to).
+    ready_boot: Option<usize>,
 }
 
 impl QemuBoard {
@@ -149,6 +152,7 @@ impl QemuBoard {
             running: None,
             ready_at: None,
             power_ons: 0,
+            ready_boot: None,
         })
     }
 
@@ -239,6 +243,7 @@ impl QemuBoard {
         }
         self.running = None;
         self.ready_at = None;
+        self.ready_boot = None;
     }
 
     fn drain_events(&mut self, machine: &mut Qemu) {
@@ -255,11 +260,26 @@ impl QemuBoard {
         }
     }
 
-    /// Reads QMP events, and notices a QEMU that ended by itself (a guest power-off).
+    /// Reads QMP events, and notices a QEMU that ended by itself (a guest power-off), and
+    /// a slot that came up again by itself after a reset (a rollback's reboot, a watchdog
+    /// reset) without anyone waiting for it: its API is usable once its `SKERRY-READY`
+    /// line is on the console.
     fn refresh(&mut self) {
         if let Some(mut machine) = self.machine.take() {
             self.drain_events(&mut machine);
             let exited = machine.has_exited();
+            if !exited && self.running.is_none() {
+                let transcript = machine.console_transcript();
+                let boots = console_lines::boots(&transcript);
+                // The boot whose READY was seen already (and then reset) does not count.
+                if self.ready_boot.is_none_or(|seen| boots > seen) {
+                    if let Some(Ok(ready)) = console_lines::ready_in_current_boot(&transcript) {
+                        self.running = Some(ready);
+                        self.ready_at = Some(Instant::now());
+                        self.ready_boot = Some(boots);
+                    }
+                }
+            }
             self.machine = Some(machine);
             if exited {
                 self.retire_machine();
@@ -345,6 +365,10 @@ impl Board for QemuBoard {
         let slot = ready.slot.clone();
         self.running = Some(ready);
         self.ready_at = Some(Instant::now());
+        self.ready_boot = self
+            .machine
+            .as_ref()
+            .map(|m| console_lines::boots(&m.console_transcript()));
         Ok(slot)
     }
 

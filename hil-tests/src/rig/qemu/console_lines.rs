@@ -57,9 +57,42 @@ pub fn watchdog_timeout(transcript: &str) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// How many boots the console shows (`SKERRY-BOOT` lines, one per boot).
+pub fn boots(transcript: &str) -> usize {
+    transcript.matches("SKERRY-BOOT slot=").count()
+}
+
+/// The `SKERRY-READY` line of the boot the console is in now: the whole line after the
+/// last `SKERRY-BOOT` (the bootloader's line, printed at every boot), if skerryd has
+/// printed it yet. A line still being written is not there yet.
+pub fn ready_in_current_boot(transcript: &str) -> Option<Result<Ready, String>> {
+    let boot = transcript.rfind("SKERRY-BOOT slot=").unwrap_or(0);
+    let after = &transcript[boot..];
+    let at = after.find("SKERRY-READY")?;
+    let rest = &after[at + "SKERRY-READY".len()..];
+    rest.contains('\n').then(|| ready(rest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ready_counts_only_in_the_boot_the_console_is_in() {
+        assert_eq!(boots("SKERRY-BOOT slot=A\nSKERRY-BOOT slot=B\n"), 2);
+        let first = "SKERRY-BOOT slot=B\r\nSKERRY-READY slot=B version=1.1.0 api=x\r\n";
+        assert_eq!(ready_in_current_boot(first).unwrap().unwrap().slot, "B");
+        // B rebooted: its READY line belongs to the boot before.
+        let rebooted = format!("{first}reboot\r\nSKERRY-BOOT slot=A\r\nLinux version");
+        assert_eq!(ready_in_current_boot(&rebooted), None);
+        let half = format!("{rebooted}\r\nSKERRY-READY slot=A vers");
+        assert_eq!(ready_in_current_boot(&half), None);
+        let whole = format!("{half}ion=1.0.0 api=x\r\n");
+        assert_eq!(ready_in_current_boot(&whole).unwrap().unwrap().slot, "A");
+        assert!(ready_in_current_boot("SKERRY-READY version=1 api=x\n")
+            .unwrap()
+            .is_err());
+    }
 
     #[test]
     fn a_ready_line_names_slot_version_and_api() {

@@ -87,6 +87,7 @@ impl Site {
             .context("initializing the release repository")?;
         let pki_dir = dir.join("pki");
         let pki = Pki::create(&pki_dir)?;
+        pki.write_clients(&dir.join("clients"))?;
         let extension = dir.join("extension");
         let root_in_ext = extension.join(TRUSTED_ROOT_IN_SLOT.trim_start_matches('/'));
         if let Some(parent) = root_in_ext.parent() {
