@@ -215,7 +215,7 @@ fn each_class_of_validation_problem_is_reported() {
             "duplicate modules",
             qemu,
             |b| b.modules.push("ext4".into()),
-            "modules[10]",
+            "modules[11]",
             "listed twice",
         ),
         (

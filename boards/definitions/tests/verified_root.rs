@@ -17,7 +17,7 @@ fn the_qemu_board_requires_a_verified_root_and_loads_dm_verity() {
 
 #[test]
 fn a_verified_root_without_the_verity_module_is_refused() {
-    let text = QEMU.replace(", \"dm-verity\"]", "]");
+    let text = QEMU.replace(", \"dm-verity\"", "");
     assert_ne!(text, QEMU, "the shipped modules line changed");
     let e = BoardDefinition::from_toml(&text, Path::new("boards/qemu-x86_64.toml"))
         .unwrap_err()

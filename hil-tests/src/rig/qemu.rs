@@ -229,6 +229,8 @@ impl QemuBoard {
             .drive(DriveBus::Pflash { unit: 1 }, &self.vars, false)
             .drive(DriveBus::Virtio { id: "disk".into() }, &self.disk, false)
             .device("i6300esb")
+            // The board's hardware RNG (a Pi's bcm2835-rng, a box's TPM or RDRAND).
+            .device("virtio-rng-pci")
             .watchdog_action("reset")
             .reset(ResetPolicy::Restart)
             .network(network)
