@@ -4,8 +4,9 @@
 use serde_json::Value;
 use skerry_fleet_store::StepKind;
 
-/// Details kept from one feedback, joined into the step's reason.
-pub const MAX_DETAILS: usize = 16;
+/// Details kept from one feedback, joined into the step's reason (SWUpdate sends its
+/// log in batches of at most 48 lines).
+pub const MAX_DETAILS: usize = 48;
 /// Longest reason stored (the check-in's own bound).
 pub const MAX_REASON_BYTES: usize = 1024;
 
@@ -13,7 +14,9 @@ pub const MAX_REASON_BYTES: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
     /// `proceeding`, `download`, `downloaded`, `scheduled`, `resumed`: working on it.
-    Working { execution: String },
+    /// `details` is the target's log so far (SWUpdate sends its install log, and the
+    /// reason of a refused image, here before its `closed`+`failure`).
+    Working { execution: String, details: String },
     /// `closed` with `success`.
     Succeeded,
     /// `closed` with `failure`, or `rejected`.
@@ -26,10 +29,13 @@ impl Progress {
     /// The steps this feedback records on the device's timeline.
     pub fn steps(&self) -> Vec<(StepKind, String)> {
         match self {
-            Progress::Working { execution } if execution == "downloaded" => {
-                vec![(StepKind::Downloading, "downloaded".into())]
+            Progress::Working { execution, details } if details.is_empty() => {
+                vec![(StepKind::Downloading, execution.clone())]
             }
-            Progress::Working { execution } => vec![(StepKind::Downloading, execution.clone())],
+            Progress::Working { execution, details } => vec![(
+                StepKind::Downloading,
+                truncate(format!("{execution}: {details}")),
+            )],
             Progress::Succeeded => vec![
                 (StepKind::Installed, "hawkBit DDI: closed, success".into()),
                 (StepKind::Committed, String::new()),
@@ -63,15 +69,20 @@ pub fn parse(body: &[u8]) -> Result<Progress, String> {
         .pointer("/result/finished")
         .and_then(Value::as_str)
         .unwrap_or("none");
-    let details: Vec<&str> = match status.get("details") {
+    let mut details: Vec<&str> = match status.get("details") {
         None | Some(Value::Null) => vec![],
-        Some(Value::Array(a)) => a
-            .iter()
-            .take(MAX_DETAILS)
-            .filter_map(Value::as_str)
-            .collect(),
+        // At most 64 KiB of them (the body's bound).
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
         Some(_) => return Err("status.details: not a list".into()),
     };
+    // A log longer than the reason's bound keeps its error lines (SWUpdate marks them
+    // `ERROR`, as it does for the ones it picks for a failure) ahead of the rest.
+    if details.len() > MAX_DETAILS
+        || details.iter().map(|d| d.len() + 2).sum::<usize>() > MAX_REASON_BYTES
+    {
+        details.sort_by_key(|d| !d.starts_with("ERROR"));
+    }
+    details.truncate(MAX_DETAILS);
     let reason = || {
         truncate(format!(
             "hawkBit DDI: {execution}, {finished}: {}",
@@ -91,8 +102,55 @@ pub fn parse(body: &[u8]) -> Result<Progress, String> {
         ("proceeding" | "download" | "downloaded" | "scheduled" | "resumed", _) => {
             Ok(Progress::Working {
                 execution: execution.into(),
+                details: truncate(details.join("; ")),
             })
         }
         (other, _) => Err(format!("status.execution: unknown value {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_progress_keeps_the_targets_log_lines() {
+        let body = br#"{"status":{"execution":"proceeding","result":{"finished":"none"},
+            "details":["Software Update started !","ERROR : Authentication of all signatures failed"]}}"#;
+        let p = parse(body).unwrap();
+        assert_eq!(
+            p.steps(),
+            [(
+                StepKind::Downloading,
+                "proceeding: Software Update started !; ERROR : Authentication of all signatures failed"
+                    .to_string()
+            )]
+        );
+        let bare = parse(br#"{"status":{"execution":"downloaded"}}"#).unwrap();
+        assert_eq!(
+            bare.steps(),
+            [(StepKind::Downloading, "downloaded".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_long_log_is_cut_to_the_reason_bound() {
+        let line = "x".repeat(200);
+        let details: Vec<&str> = (0..100).map(|_| line.as_str()).collect();
+        let body = serde_json::json!({"status": {"execution": "proceeding", "details": details}});
+        let steps = parse(body.to_string().as_bytes()).unwrap().steps();
+        assert!(steps[0].1.len() <= MAX_REASON_BYTES, "{}", steps[0].1.len());
+        // An error line late in a long log is kept.
+        let mut details = details;
+        details.push("ERROR : Authentication of all signatures failed");
+        let body = serde_json::json!({"status": {"execution": "proceeding", "details": details}});
+        let steps = parse(body.to_string().as_bytes()).unwrap().steps();
+        assert!(
+            steps[0]
+                .1
+                .starts_with("proceeding: ERROR : Authentication of all signatures failed; x"),
+            "{}",
+            steps[0].1
+        );
     }
 }

@@ -1,0 +1,395 @@
+//! Debian's real `swupdate` (suricatta, hawkBit mode) against the real `skerry-server`
+//! binary on 127.0.0.1: it polls with its target token, takes the rollout's deployment,
+//! downloads the release's `.swu` (made by `skerry_release::swu`, CMS-signed), verifies
+//! it against `-k release.pem`, writes the raw image into a file slot and reports; after
+//! a "reboot" (a restart with `-c 2`, as SWUpdate does without a bootloader state store)
+//! it reports success and the server moves the device to 2.0.0 and counts it. A second
+//! release whose `.swu` a stranger's key signed is refused by swupdate, which reports the
+//! failure; the server records it with swupdate's reason and the rollout counts it (and
+//! pauses itself). Needs Debian's `swupdate` and `openssl` (scripts/deps/ddi.apt).
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use semver::Version;
+use skerry_fleet_store::{FleetStore, SqliteStore};
+use skerry_release::swu::{write_swu, SwuSpec};
+use skerry_release::Expiries;
+use skerry_rollout::{PauseReason, RolloutState};
+
+/// How long any one step may take before the test fails (swupdate polls every second).
+const STEP_DEADLINE: Duration = Duration::from_secs(90);
+/// The file slot's size: larger than an image (200 000 bytes), as a partition is.
+const SLOT_BYTES: usize = 256 * 1024;
+
+/// Whether the slot holds `image` at its start and its old zeros after it.
+fn slot_holds(slot: &Path, image: &Path) -> bool {
+    let (slot, image) = (std::fs::read(slot).unwrap(), std::fs::read(image).unwrap());
+    slot.len() == SLOT_BYTES
+        && slot.starts_with(&image)
+        && slot[image.len()..].iter().all(|&b| b == 0)
+}
+
+fn need(tool: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .status()
+        .unwrap()
+        .success();
+    assert!(
+        found,
+        "{tool} is missing: install it with scripts/install-deps (scripts/deps/ddi.apt)"
+    );
+}
+
+fn cert(dir: &Path, name: &str) {
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+        ])
+        .arg("-subj")
+        .arg(format!("/CN={name}"))
+        .arg("-keyout")
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(dir.join(format!("{name}.pem")))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn server_bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_skerry-server"))
+}
+
+/// Runs an operator command of the binary on the data directory; its stdout.
+fn operator(data: &Path, args: &[&str]) -> String {
+    let out = server_bin()
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skerry-server {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A process in its own process group (swupdate forks its installer and suricatta),
+/// stopped by that group's id; its output collected.
+struct Running {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Running {
+    fn spawn(mut cmd: Command) -> Self {
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = cmd.spawn().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn stop(&mut self) {
+        if self.child.try_wait().unwrap().is_some() {
+            return;
+        }
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            if self.child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Whatever of the group is left (swupdate's children) goes too.
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Waits until `ready` holds; fails naming `what` with the logs otherwise.
+fn wait_for(what: &str, logs: &[&Running], mut ready: impl FnMut() -> bool) {
+    let until = Instant::now() + STEP_DEADLINE;
+    while !ready() {
+        if Instant::now() > until {
+            let all: Vec<String> = logs.iter().map(|r| r.log()).collect();
+            panic!(
+                "timed out waiting for {what}; logs:\n{}",
+                all.join("\n----\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn start_server(data: &Path) -> (Running, SocketAddr) {
+    let mut cmd = server_bin();
+    cmd.arg("--data")
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0", "--poll-interval", "1s"]);
+    let server = Running::spawn(cmd);
+    let mut addr = None;
+    wait_for("the server's address", &[&server], || {
+        addr = server
+            .log()
+            .split("on http://")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|a| a.parse().ok());
+        addr.is_some()
+    });
+    (server, addr.unwrap())
+}
+
+/// swupdate in suricatta mode for target `dev1`, its temporary files in `tmp`.
+fn swupdate(dir: &Path, addr: SocketAddr, token: &str, confirm: Option<&str>) -> Running {
+    let tmp = dir.join("swupdate-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut suricatta = format!("-t DEFAULT -u http://{addr} -i dev1 -k {token} -p 1 -r 1 -w 1");
+    if let Some(c) = confirm {
+        suricatta.push_str(&format!(" -c {c}"));
+    }
+    let mut cmd = Command::new("swupdate");
+    cmd.current_dir(dir)
+        .env("TMPDIR", &tmp)
+        .args(["-v", "-H", "pi:1.0", "-k"])
+        .arg(dir.join("release.pem"))
+        .arg("-p")
+        .arg(format!("touch {}", dir.join("rebooted").display()))
+        .arg("-u")
+        .arg(suricatta);
+    Running::spawn(cmd)
+}
+
+fn kinds(store: &SqliteStore) -> Vec<String> {
+    store
+        .timeline("dev1")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+fn rollout(store: &SqliteStore, id: &str) -> skerry_fleet_store::RolloutWithStats {
+    store
+        .rollouts()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.rollout.id == id)
+        .unwrap()
+}
+
+#[test]
+fn swupdate_takes_a_deployment_reports_success_then_refuses_a_stranger_swu() {
+    need("swupdate");
+    need("openssl");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("srv");
+    let keys = d.join("offline-keys");
+    support::publish(
+        &data,
+        &keys,
+        &[("2.0.0", "stable"), ("3.0.0", "stable")],
+        &Expiries::default(),
+    );
+    cert(d, "release");
+    cert(d, "stranger");
+    let slot = d.join("slot-b.img");
+    let slot_s = slot.to_str().unwrap().to_string();
+    // The slot is a fixed-size "partition" (swupdate's raw handler does not create it).
+    std::fs::write(&slot, vec![0u8; SLOT_BYTES]).unwrap();
+    let swu_dir = data.join("swu/pi");
+    let image = |i: usize| keys.join(format!("image-{i}"));
+    let spec = |version: &str, image: std::path::PathBuf, signer: &str| {
+        let key = d.join(format!("{signer}.key"));
+        let cert = d.join(format!("{signer}.pem"));
+        write_swu(
+            &SwuSpec {
+                version,
+                board: "pi",
+                image: &image,
+                device: &slot_s,
+                key_pem: &key,
+                cert_pem: &cert,
+            },
+            &swu_dir,
+        )
+        .unwrap()
+    };
+    spec("2.0.0", image(0), "release");
+    spec("3.0.0", image(1), "stranger");
+
+    let (mut server, addr) = start_server(&data);
+    let token = operator(
+        &data,
+        &["ddi", "add", "dev1", "--board", "pi", "--version", "1.0.0"],
+    );
+    let token = token.trim();
+    let rollout_args = |id: &'static str, version: &'static str| {
+        [
+            "rollout",
+            "create",
+            "--id",
+            id,
+            "--board",
+            "pi",
+            "--version",
+            version,
+            "--waves",
+            "0:100%",
+            "--max-bad",
+            "50%",
+            "--min-sample",
+            "1",
+        ]
+    };
+    operator(&data, &rollout_args("r2", "2.0.0"));
+    let store = SqliteStore::open(&data.join("fleet.db")).unwrap();
+
+    // First boot: poll, deployment, download, verify, install into the slot, then the
+    // post-update command (where a device reboots).
+    let mut device = swupdate(d, addr, token, None);
+    let rebooted = d.join("rebooted");
+    wait_for(
+        "swupdate's post-update command",
+        &[&device, &server],
+        || rebooted.exists(),
+    );
+    device.stop();
+    assert!(
+        slot_holds(&slot, &image(0)),
+        "the slot does not hold the 2.0.0 image"
+    );
+    let first = device.log();
+    let k = kinds(&store);
+    assert!(
+        k.contains(&"offered".to_string()) && k.contains(&"downloading".to_string()),
+        "{k:?}\n{first}"
+    );
+    assert!(!k.contains(&"committed".to_string()), "{k:?}");
+
+    // After the "reboot": swupdate confirms the update (-c 2) and the server counts it.
+    let mut device = swupdate(d, addr, token, Some("2"));
+    wait_for(
+        "the success on the device's timeline",
+        &[&device, &server],
+        || kinds(&store).contains(&"committed".to_string()),
+    );
+    device.stop();
+    assert_eq!(
+        store.device("dev1").unwrap().unwrap().version,
+        Version::new(2, 0, 0)
+    );
+    let r2 = rollout(&store, "r2");
+    assert_eq!(
+        (
+            r2.stats[0].started,
+            r2.stats[0].committed,
+            r2.stats[0].failed
+        ),
+        (1, 1, 0)
+    );
+
+    // 3.0.0's .swu is signed by a stranger: swupdate refuses it and reports the failure.
+    std::fs::remove_file(&rebooted).unwrap();
+    operator(&data, &rollout_args("r3", "3.0.0"));
+    let mut device = swupdate(d, addr, token, None);
+    wait_for(
+        "the failure on the device's timeline",
+        &[&device, &server],
+        || {
+            store
+                .timeline("dev1")
+                .unwrap()
+                .iter()
+                .any(|e| e.kind == "failed" && e.version == "3.0.0")
+        },
+    );
+    device.stop();
+    let steps: Vec<_> = store
+        .timeline("dev1")
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.version == "3.0.0")
+        .collect();
+    let failed = steps.iter().find(|e| e.kind == "failed").unwrap();
+    // swupdate's closing feedback names what failed; its install log (a `proceeding`
+    // feedback just before) says why, and both are on the timeline.
+    assert!(
+        failed.detail.contains("closed, failure")
+            && failed.detail.contains("No suitable .swu image found"),
+        "{failed:?}"
+    );
+    assert!(
+        steps.iter().any(|e| e.kind == "downloading"
+            && e.detail.contains("Authentication of all signatures failed")),
+        "the refusal's reason is not on the timeline: {steps:#?}\n{}",
+        device.log()
+    );
+    assert!(!rebooted.exists(), "swupdate ran its post-update command");
+    assert!(
+        slot_holds(&slot, &image(0)),
+        "the refused image was written into the slot"
+    );
+    let r3 = rollout(&store, "r3");
+    assert_eq!((r3.stats[0].started, r3.stats[0].failed), (1, 1));
+    // 1 of 1 bad is over the 50 % threshold: the rollout stopped itself.
+    assert!(
+        matches!(
+            r3.rollout.state,
+            RolloutState::Paused {
+                reason: PauseReason::Health { bad: 1, .. },
+                ..
+            }
+        ),
+        "{:?}",
+        r3.rollout.state
+    );
+    assert_eq!(
+        store.device("dev1").unwrap().unwrap().version,
+        Version::new(2, 0, 0)
+    );
+    server.stop();
+}
