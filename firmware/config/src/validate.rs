@@ -664,9 +664,7 @@ fn update(config: &Config, r: &mut Report<'_>) {
 }
 
 fn fleet(config: &Config, r: &mut Report<'_>) {
-    use crate::kinds::fleet::{
-        MAX_JOIN_TOKEN, MAX_LABELS, MAX_LABEL_TEXT, MAX_POLL_SECS, MIN_POLL_SECS,
-    };
+    use crate::kinds::fleet::{MAX_LABELS, MAX_LABEL_TEXT, MAX_POLL_SECS, MIN_POLL_SECS};
     let Some(f) = &config.fleet else { return };
     let k = Kind::Fleet;
     let host = ["https://", "http://"]
@@ -733,21 +731,74 @@ fn fleet(config: &Config, r: &mut Report<'_>) {
             );
         }
     }
-    if let Some(token) = &f.join_token {
-        if token.is_empty()
-            || token.len() > MAX_JOIN_TOKEN
-            || !token
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
+    if let Some(join) = &f.join {
+        if let Err(why) = join_url_problem(join) {
             r.add(
                 k,
                 None,
-                "joinToken",
-                format!(
-                    "the join token must be 1 to {MAX_JOIN_TOKEN} characters of [A-Za-z0-9._-]"
-                ),
+                "join",
+                format!("{why} (expected https://HOST:PORT/?token=ID.SECRET&ca=sha256:HEX, as `skerry-server token create --url` prints it)"),
             );
         }
+    }
+}
+
+/// What is wrong with a join URL, checked as strictly as skerryd parses it.
+fn join_url_problem(join: &str) -> Result<(), String> {
+    use crate::kinds::fleet::MAX_JOIN_URL;
+    if join.len() > MAX_JOIN_URL {
+        return Err(format!("the join URL is longer than {MAX_JOIN_URL} bytes"));
+    }
+    let rest = join
+        .strip_prefix("https://")
+        .ok_or("the join URL is not https://")?;
+    let (authority, query) = rest.split_once("/?").ok_or("the join URL has no /?query")?;
+    let (host, port) = authority
+        .rsplit_once(':')
+        .ok_or("the join URL has no :PORT after its host")?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
+    {
+        return Err("the join URL's host is not a name or an address".into());
+    }
+    if port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!("the join URL's port `{port}` is not 1..65535"));
+    }
+    let (mut token, mut ca) = (None, None);
+    for kv in query.split('&') {
+        if let Some(t) = kv.strip_prefix("token=") {
+            token = Some(t);
+        } else if let Some(c) = kv.strip_prefix("ca=") {
+            ca = Some(c);
+        } else {
+            return Err(format!(
+                "the join URL has `{}`, neither token= nor ca=",
+                kv.chars().take(32).collect::<String>()
+            ));
+        }
+    }
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let token = token.ok_or("the join URL has no token=")?;
+    match token.split_once('.') {
+        Some((id, secret)) if hex(id, 16) && hex(secret, 64) => {}
+        _ => {
+            return Err(
+                "the join URL's token= is not ID.SECRET (16 and 64 lowercase hex digits)".into(),
+            )
+        }
+    }
+    match ca
+        .ok_or("the join URL has no ca=sha256:HEX")?
+        .strip_prefix("sha256:")
+    {
+        Some(h) if hex(h, 64) => Ok(()),
+        _ => Err("the join URL's ca= is not sha256: and 64 lowercase hex digits".into()),
     }
 }

@@ -224,7 +224,7 @@ fn config() -> impl Strategy<Value = Config> {
                 channel,
                 labels,
                 poll_interval,
-                join_token: None,
+                join: None,
                 accept_offers,
             },
         );

@@ -29,9 +29,12 @@ pub struct FleetConfig {
     /// Either way the device adds ±20 % jitter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll_interval: Option<HumanDuration>,
-    /// The one-time token that enrolls this device (docs/fleet-enrollment.md).
+    /// The join URL that enrolls this device (docs/fleet-enrollment.md §1):
+    /// `https://HOST:PORT/?token=ID.SECRET&ca=sha256:HEX`, as `skerry-server token
+    /// create --url` prints it. With it, check-ins go over mutual TLS to its server, not
+    /// to `server`; the kernel argument `skerry.join=` wins over it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub join_token: Option<String>,
+    pub join: Option<String>,
     /// Whether the server's offers are taken (false: report only, the local pin).
     #[serde(default = "FleetConfig::default_accept_offers")]
     pub accept_offers: bool,
@@ -47,8 +50,8 @@ impl FleetConfig {
 pub const MAX_LABELS: usize = 32;
 /// The longest label key or value.
 pub const MAX_LABEL_TEXT: usize = 128;
-/// The longest join token.
-pub const MAX_JOIN_TOKEN: usize = 512;
+/// The longest join URL (as skerryd's own parser).
+pub const MAX_JOIN_URL: usize = 512;
 /// The shortest configured poll interval.
 pub const MIN_POLL_SECS: u64 = 5;
 /// The longest configured poll interval.

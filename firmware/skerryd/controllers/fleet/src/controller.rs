@@ -22,6 +22,7 @@ use skerryd_upgrade::resources::UpgradeHistoryEntry;
 use tokio::time::Instant;
 use tokio_stream::StreamExt as _;
 
+use crate::join::{self, Joining, Route};
 use crate::queue::ReportQueue;
 use crate::request::{self, Identity};
 use crate::schedule::Schedule;
@@ -52,6 +53,10 @@ pub struct FleetStatus {
     pub acknowledged: u64,
     /// What the server said last (an offer or a hold, in words).
     pub decision: String,
+    /// How the device talks to the server: "plaintext", "mutual TLS" (enrolled by a
+    /// join URL), or "stopped" (the server refused its identity).
+    #[serde(default)]
+    pub transport: String,
 }
 
 impl ResourceSpec for FleetStatus {
@@ -72,6 +77,7 @@ pub(crate) struct Fleet {
     /// Whether this start's probation (the booted slot on trial) was queued.
     probation_queued: bool,
     installer: std::path::PathBuf,
+    joining: Joining,
     status: FleetStatus,
 }
 
@@ -96,6 +102,10 @@ impl Fleet {
             on_trial: context.boot.booted_on_trial(),
             probation_queued: false,
             installer: context.layout.installer(),
+            joining: Joining::new(
+                &context.layout.var().join("fleet"),
+                &context.layout.cmdline(),
+            ),
             status: FleetStatus {
                 server: String::new(),
                 failures: 0,
@@ -105,6 +115,7 @@ impl Fleet {
                 dropped: 0,
                 acknowledged: 0,
                 decision: String::new(),
+                transport: String::new(),
             },
         }
     }
@@ -311,10 +322,29 @@ impl Controller for Fleet {
 
     async fn reconcile(&mut self, ctx: &mut ReconcileContext) -> Result<Requeue, ControllerError> {
         self.take_history(ctx)?;
-        let Some(fleet) = ctx.get::<ActiveFleet>(SINGLETON)?.map(|r| r.spec) else {
-            self.status.server.clear();
-            self.refresh_status(ctx)?;
-            return Ok(Requeue::OnChange);
+        let configured = ctx.get::<ActiveFleet>(SINGLETON)?.map(|r| r.spec);
+        let join = self
+            .joining
+            .join_text(configured.as_ref().and_then(|f| f.0.join.as_deref()));
+        let fleet = match (configured, &join) {
+            (Some(fleet), _) => fleet,
+            // A join URL on the kernel command line is enough: its server, defaults.
+            (None, Some((text, _))) => ActiveFleet(skerry_config::kinds::FleetConfig {
+                server: crate::enrollment::JoinUrl::parse(text)
+                    .map(|j| j.server)
+                    .unwrap_or_default(),
+                channel: None,
+                labels: Default::default(),
+                poll_interval: None,
+                join: None,
+                accept_offers: true,
+            }),
+            (None, None) => {
+                self.status.server.clear();
+                self.status.transport.clear();
+                self.refresh_status(ctx)?;
+                return Ok(Requeue::OnChange);
+            }
         };
         let update = ctx.get::<ActiveUpdate>(SINGLETON)?.map(|r| r.spec);
         let channel = fleet
@@ -329,7 +359,6 @@ impl Controller for Fleet {
             let _ = getrandom::getrandom(&mut entropy);
             self.schedule = Some(Schedule::new(&who.device_id, u64::from_le_bytes(entropy)));
         }
-        self.status.server = fleet.0.server.clone();
         let now = Instant::now();
         if now < self.due {
             self.refresh_status(ctx)?;
@@ -346,10 +375,70 @@ impl Controller for Fleet {
             .map(|slot| vec![request::booted_slot(slot, &who.version, self.on_trial)])
             .unwrap_or_default();
         let req = request::build(&who, slots, request::health(&checks), self.queue.state());
-        let delay = match crate::client::check_in(&fleet.0.server, req).await {
+        let schedule = &mut self.schedule;
+        let route = self
+            .joining
+            .route(
+                &fleet.0.server,
+                join.clone(),
+                &who.device_id,
+                &who.board,
+                || {
+                    schedule
+                        .as_mut()
+                        .map_or(crate::schedule::FIRST_BACKOFF, Schedule::failed)
+                },
+            )
+            .await;
+        let (server, tls) = match route {
+            Route::Plain(server) => {
+                self.status.transport = "plaintext".into();
+                (server, None)
+            }
+            Route::Mutual { server, tls } => {
+                self.status.transport = "mutual TLS".into();
+                (server, Some(*tls))
+            }
+            Route::Wait {
+                server,
+                reason,
+                retry,
+                stopped,
+            } => {
+                self.status.server = server;
+                self.status.last_error = reason;
+                self.status.transport = if stopped { "stopped" } else { "enrolling" }.into();
+                self.status.failures = self.schedule.as_ref().map_or(0, Schedule::failures);
+                self.refresh_status(ctx)?;
+                return Ok(match retry {
+                    Some(delay) => {
+                        self.due = Instant::now() + delay;
+                        Requeue::After(delay)
+                    }
+                    None => Requeue::OnChange,
+                });
+            }
+        };
+        self.status.server = server.clone();
+        let mutual = tls.is_some();
+        let delay = match crate::client::check_in_with(&server, tls, req).await {
             Ok(answer) => self.answered(&answer, &fleet, update.as_ref(), &who)?,
+            Err(crate::client::CheckInError::Refused { status, .. })
+                if mutual && join::refuses_identity(status.code()) =>
+            {
+                let message = format!(
+                    "stopped: the server refused this device's identity: {}; enrolling again needs a join URL with a new token",
+                    status.message().chars().take(256).collect::<String>()
+                );
+                tracing::error!(error = %message, "fleet check-ins stop");
+                self.joining.identity_refused(join.as_ref());
+                self.status.last_error = message;
+                self.status.transport = "stopped".into();
+                self.refresh_status(ctx)?;
+                return Ok(Requeue::OnChange);
+            }
             Err(e) => {
-                let message = error_chain(&e);
+                let message = crate::error_chain(&e);
                 tracing::warn!(error = %message, "fleet check-in failed; reports stay queued");
                 self.status.last_error = message;
                 match self.schedule.as_mut() {
@@ -374,15 +463,4 @@ impl Fleet {
         ctx.apply(STATUS_ID, self.status.clone())?;
         Ok(())
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

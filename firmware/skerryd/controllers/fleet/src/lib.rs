@@ -18,7 +18,9 @@
 //! - [`queue`]: the persisted report queue.
 //! - [`client`]: one check-in over gRPC, the answer checked.
 //! - [`enrollment`]: the join URL, the device key and CSR, the pinned server CA, the
-//!   certificate for mutual TLS (not yet started by the controller).
+//!   certificate for mutual TLS.
+//! - `join`: the controller's route to the server (plaintext, or enroll once and then
+//!   mutual TLS), and its stop when the server refuses the identity.
 //! - [`join_url`]: parsing the join URL and the `skerry.join=` kernel argument.
 //! - [`request`]: the CheckIn built from the device's resources.
 //! - `controller`: the runtime controller.
@@ -26,6 +28,7 @@
 pub mod client;
 mod controller;
 pub mod enrollment;
+mod join;
 pub mod join_url;
 pub mod queue;
 pub mod request;
@@ -48,4 +51,15 @@ pub fn register(
     let queue = queue::ReportQueue::open(&dir)?;
     runtime.register(controller::Fleet::new(context, queue, upgrade))?;
     Ok(())
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

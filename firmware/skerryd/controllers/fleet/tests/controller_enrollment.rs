@@ -1,0 +1,264 @@
+//! The fleet controller enrolling by itself: the real `skerryd --root` (a `DaemonBoard`
+//! of skerry-hil) whose `FleetConfig` carries the join URL `token create --url`
+//! printed, against the real `skerry-server --tls-listen` on 127.0.0.1. It enrolls once
+//! (the token's single use), checks in over mutual TLS (the server's device record
+//! shows it; a plaintext check-in as that device is refused), a restart reuses the
+//! identity (same key, the token still used 1/1), and a revoked device stops, saying so.
+//!
+//! Both binaries are built by this test (`cargo build -p skerry-server -p skerryd`).
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use skerry_api::pb;
+use skerry_hil::daemon_scenario::decode_spec;
+use skerry_hil::{DaemonBoard, DaemonBoardOptions};
+use skerry_proto::fleet::v1::CheckInRequest;
+
+fn binaries() -> (PathBuf, PathBuf) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-q", "-p", "skerry-server", "-p", "skerryd"])
+        .status()
+        .expect("running cargo build -p skerry-server -p skerryd");
+    assert!(
+        status.success(),
+        "cargo build -p skerry-server -p skerryd failed"
+    );
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../target"));
+    (
+        target.join("debug/skerry-server"),
+        target.join("debug/skerryd"),
+    )
+}
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The server process, stopped by its PID when dropped.
+struct Server {
+    child: Child,
+    plain: SocketAddr,
+    data: PathBuf,
+    bin: PathBuf,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(bin: &Path, dir: &Path) -> (Server, SocketAddr) {
+        let (plain, tls) = (free_addr(), free_addr());
+        let data = dir.join("server");
+        let log = dir.join("server.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin)
+            .arg("--data")
+            .arg(&data)
+            .args(["--listen", &plain.to_string()])
+            .args(["--tls-listen", &tls.to_string()])
+            .args(["--poll-interval", "5s"])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("starting skerry-server");
+        let server = Server {
+            child,
+            plain,
+            data,
+            bin: bin.into(),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(tls).is_err()
+            || !server.data.join("keys/operator.token").exists()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "skerry-server did not start:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (server, tls)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .arg("--data")
+            .arg(&self.data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `GET /api/v1/devices/ID`, `None` while the server knows no such device.
+    fn device(&self, id: &str) -> Option<Value> {
+        let token = std::fs::read_to_string(self.data.join("keys/operator.token")).unwrap();
+        let answer = ureq::get(&format!("http://{}/api/v1/devices/{id}", self.plain))
+            .set("Authorization", &format!("Bearer {}", token.trim()))
+            .call();
+        match answer {
+            Ok(a) => Some(serde_json::from_str(&a.into_string().unwrap()).unwrap()),
+            Err(ureq::Error::Status(404, _)) => None,
+            Err(e) => panic!("GET devices/{id}: {e}"),
+        }
+    }
+}
+
+async fn fleet_status(board: &DaemonBoard) -> anyhow::Result<Value> {
+    let mut client = board.client(Some("os:reader")).await?;
+    let answer = client
+        .resource_get(pb::ResourceGetRequest {
+            r#ref: Some(pb::ResourceRef {
+                namespace: "fleet".into(),
+                r#type: "FleetStatuses.fleet.skerry.dev".into(),
+                id: "status".into(),
+            }),
+        })
+        .await?
+        .into_inner();
+    decode_spec(&answer.resource.unwrap_or_default().spec_yaml)
+}
+
+/// Waits (at most 90 s) until the fleet status satisfies `done`; returns it.
+async fn wait_status(board: &DaemonBoard, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let status = fleet_status(board).await;
+        if let Ok(s) = &status {
+            if done(s) {
+                return s.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the fleet status stayed {status:?}\n{}",
+            board.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn config(plain: SocketAddr, join: &str) -> String {
+    format!(
+        "apiVersion: skerry.dev/v1alpha1
+kind: MachineConfig
+hostname: dev-1
+---
+apiVersion: skerry.dev/v1alpha1
+kind: FleetConfig
+server: http://{plain}
+pollInterval: 5s
+join: '{join}'
+"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_with_a_join_url_enrolls_once_checks_in_over_mutual_tls_and_stops_when_revoked() {
+    let (server_bin, skerryd) = binaries();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, tls) = Server::start(&server_bin, tmp.path());
+    let printed = server.cli(&[
+        "token",
+        "create",
+        "--uses",
+        "1",
+        "--url",
+        &format!("https://localhost:{}", tls.port()),
+    ]);
+    let join = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("skerry.join="))
+        .unwrap_or_else(|| panic!("no join URL in {printed}"))
+        .to_owned();
+    let options = DaemonBoardOptions {
+        config: Some(config(server.plain, &join)),
+        ..DaemonBoardOptions::default()
+    };
+    let mut board = DaemonBoard::build(&tmp.path().join("board"), &skerryd, options).unwrap();
+    board.power_on().unwrap();
+
+    let status = wait_status(&board, "the first mutual-TLS check-in", |s| {
+        s["transport"] == "mutual TLS" && s["last_answer"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    assert_eq!(
+        status["server"],
+        format!("https://localhost:{}", tls.port()),
+        "{status}"
+    );
+    let seen = server
+        .device("dev-1")
+        .unwrap_or_else(|| panic!("the server has no record of dev-1:\n{}", server.log()));
+    assert_eq!(seen["board"], skerry_hil::updates::BOARD, "{seen}");
+    assert!(server.cli(&["token", "list"]).contains("used 1/1"));
+    let identity = board.root().join("var/skerry/fleet/identity");
+    let key = std::fs::read(identity.join("device.key")).unwrap();
+    // Enrolled, the device is refused in plaintext: the check-ins that arrived were mutual TLS.
+    let plain = skerryd_fleet::client::check_in(
+        &format!("http://{}", server.plain),
+        CheckInRequest {
+            device_id: "dev-1".into(),
+            board: skerry_hil::updates::BOARD.into(),
+            version: "1.0.0".into(),
+            channel: "stable".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(plain.to_string().contains("mutual TLS"), "{plain}");
+
+    // A restart reuses the identity: the token (one use, spent) is not asked again.
+    board.stop().unwrap();
+    let before = seen["last_seen"].as_u64().unwrap();
+    board.power_on().unwrap();
+    wait_status(&board, "the check-in after the restart", |s| {
+        s["transport"] == "mutual TLS" && s["last_answer"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    assert_eq!(std::fs::read(identity.join("device.key")).unwrap(), key);
+    assert!(server.cli(&["token", "list"]).contains("used 1/1"));
+    let again = server.device("dev-1").unwrap();
+    assert!(again["last_seen"].as_u64().unwrap() >= before, "{again}");
+
+    // Revoked: the next check-in is refused and the client stops, saying why.
+    server.cli(&["device", "revoke", "dev-1"]);
+    let stopped = wait_status(&board, "the stop after the revocation", |s| {
+        s["transport"] == "stopped"
+    })
+    .await;
+    let reason = stopped["last_error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("refused this device's identity") && reason.contains("revoked"),
+        "{stopped}"
+    );
+    board.stop().unwrap();
+}
