@@ -26,6 +26,8 @@ use skerry_rollout::{PauseReason, RolloutState};
 
 /// How long any one step may take before the test fails (swupdate polls every second).
 const STEP_DEADLINE: Duration = Duration::from_secs(90);
+/// The server's gateway token (`DIR/keys/ddi-gateway.token`).
+const GATEWAY: &str = "gw-5b1f0c9e7d2a4b3c";
 /// The file slot's size: larger than an image (200 000 bytes), as a partition is.
 const SLOT_BYTES: usize = 256 * 1024;
 
@@ -182,11 +184,21 @@ fn start_server(data: &Path) -> (Running, SocketAddr) {
     (server, addr.unwrap())
 }
 
+/// How swupdate proves who it is: `-k` (target token) or `-g` (gateway token).
+enum Auth<'a> {
+    Target(&'a str),
+    Gateway(&'a str),
+}
+
 /// swupdate in suricatta mode for target `dev1`, its temporary files in `tmp`.
-fn swupdate(dir: &Path, addr: SocketAddr, token: &str, confirm: Option<&str>) -> Running {
+fn swupdate(dir: &Path, addr: SocketAddr, auth: Auth<'_>, confirm: Option<&str>) -> Running {
     let tmp = dir.join("swupdate-tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let mut suricatta = format!("-t DEFAULT -u http://{addr} -i dev1 -k {token} -p 1 -r 1 -w 1");
+    let auth = match auth {
+        Auth::Target(t) => format!("-k {t}"),
+        Auth::Gateway(t) => format!("-g {t}"),
+    };
+    let mut suricatta = format!("-t DEFAULT -u http://{addr} -i dev1 {auth} -p 1 -r 1 -w 1");
     if let Some(c) = confirm {
         suricatta.push_str(&format!(" -c {c}"));
     }
@@ -261,6 +273,8 @@ fn swupdate_takes_a_deployment_reports_success_then_refuses_a_stranger_swu() {
     spec("2.0.0", image(0), "release");
     spec("3.0.0", image(1), "stranger");
 
+    std::fs::create_dir_all(data.join("keys")).unwrap();
+    std::fs::write(data.join("keys/ddi-gateway.token"), GATEWAY).unwrap();
     let (mut server, addr) = start_server(&data);
     let token = operator(
         &data,
@@ -290,12 +304,20 @@ fn swupdate_takes_a_deployment_reports_success_then_refuses_a_stranger_swu() {
 
     // First boot: poll, deployment, download, verify, install into the slot, then the
     // post-update command (where a device reboots).
-    let mut device = swupdate(d, addr, token, None);
+    let mut device = swupdate(d, addr, Auth::Target(token), None);
     let rebooted = d.join("rebooted");
     wait_for(
         "swupdate's post-update command",
         &[&device, &server],
-        || rebooted.exists(),
+        || {
+            let k = kinds(&store);
+            assert!(
+                !k.contains(&"failed".to_string()),
+                "{k:?}\n{}",
+                device.log()
+            );
+            rebooted.exists()
+        },
     );
     device.stop();
     assert!(
@@ -310,8 +332,9 @@ fn swupdate_takes_a_deployment_reports_success_then_refuses_a_stranger_swu() {
     );
     assert!(!k.contains(&"committed".to_string()), "{k:?}");
 
-    // After the "reboot": swupdate confirms the update (-c 2) and the server counts it.
-    let mut device = swupdate(d, addr, token, Some("2"));
+    // After the "reboot": swupdate confirms the update (-c 2), this time as the gateway
+    // acting for dev1, and the server counts it.
+    let mut device = swupdate(d, addr, Auth::Gateway(GATEWAY), Some("2"));
     wait_for(
         "the success on the device's timeline",
         &[&device, &server],
@@ -335,7 +358,7 @@ fn swupdate_takes_a_deployment_reports_success_then_refuses_a_stranger_swu() {
     // 3.0.0's .swu is signed by a stranger: swupdate refuses it and reports the failure.
     std::fs::remove_file(&rebooted).unwrap();
     operator(&data, &rollout_args("r3", "3.0.0"));
-    let mut device = swupdate(d, addr, token, None);
+    let mut device = swupdate(d, addr, Auth::Target(token), None);
     wait_for(
         "the failure on the device's timeline",
         &[&device, &server],
