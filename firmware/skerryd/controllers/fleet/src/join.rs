@@ -90,9 +90,57 @@ impl Joining {
         configured.map(|c| (c.to_owned(), Origin::Config))
     }
 
+    /// The directory a new enrollment is made in before it replaces the kept one.
+    fn next_dir(&self) -> PathBuf {
+        self.identity.dir.with_extension("new")
+    }
+
+    /// Enrolls into [`Self::next_dir`] and only then replaces the kept identity, so a
+    /// refused or interrupted enrollment (a new token) leaves the old one working.
+    async fn enroll(
+        &self,
+        join: &JoinUrl,
+        device_id: &str,
+        board: &str,
+    ) -> Result<(), EnrollError> {
+        let next = DeviceIdentity::new(&self.next_dir());
+        let io = |path: &Path, doing| {
+            let path = path.to_path_buf();
+            move |source| EnrollError::Io {
+                path,
+                doing,
+                source,
+            }
+        };
+        if next.dir.exists() {
+            std::fs::remove_dir_all(&next.dir)
+                .map_err(io(&next.dir, "removing an unfinished enrollment"))?;
+        }
+        enroll(join, device_id, board, &next).await?;
+        std::fs::write(next.dir.join("token-id"), token_id(join))
+            .map_err(io(&next.dir, "recording the enrollment's token id"))?;
+        if self.identity.dir.exists() {
+            std::fs::remove_dir_all(&self.identity.dir)
+                .map_err(io(&self.identity.dir, "removing the replaced identity"))?;
+        }
+        std::fs::rename(&next.dir, &self.identity.dir)
+            .map_err(io(&self.identity.dir, "putting the new identity in place"))
+    }
+
+    /// A finished enrollment whose move into place a crash interrupted is moved now.
+    fn finish_interrupted(&self) {
+        let next = DeviceIdentity::new(&self.next_dir());
+        if !self.identity.dir.exists() && next.enrolled() && next.dir.join("token-id").exists() {
+            if let Err(e) = std::fs::rename(&next.dir, &self.identity.dir) {
+                tracing::warn!(error = %e, "putting the enrolled identity in place");
+            }
+        }
+    }
+
     /// Whether the kept identity was enrolled with `join`'s token (an identity kept
     /// without a record is taken as this token's: it is never re-enrolled blindly).
     fn identity_is_for(&self, join: &JoinUrl) -> bool {
+        self.finish_interrupted();
         self.identity.enrolled()
             && std::fs::read_to_string(self.token_record())
                 .map_or(true, |id| id.trim() == token_id(join))
@@ -135,7 +183,7 @@ impl Joining {
             };
         }
         if !self.identity_is_for(&join) {
-            if let Err(e) = enroll(&join, device_id, board, &self.identity).await {
+            if let Err(e) = self.enroll(&join, device_id, board).await {
                 let token_refused = matches!(&e, EnrollError::Refused { status, .. }
                     if matches!(status.code(), tonic::Code::Unauthenticated | tonic::Code::PermissionDenied | tonic::Code::InvalidArgument));
                 let message = format!("enrolling with {origin}: {}", crate::error_chain(&e));
@@ -151,9 +199,6 @@ impl Joining {
                     }),
                     stopped: false,
                 };
-            }
-            if let Err(e) = std::fs::write(self.token_record(), token_id(&join)) {
-                tracing::warn!(error = %e, "recording the enrollment's token id");
             }
             self.refused = None;
             tracing::info!(%server, "enrolled with the fleet server");

@@ -185,19 +185,7 @@ async fn a_device_with_a_join_url_enrolls_once_checks_in_over_mutual_tls_and_sto
     let (server_bin, skerryd) = binaries();
     let tmp = tempfile::tempdir().unwrap();
     let (server, tls) = Server::start(&server_bin, tmp.path());
-    let printed = server.cli(&[
-        "token",
-        "create",
-        "--uses",
-        "1",
-        "--url",
-        &format!("https://localhost:{}", tls.port()),
-    ]);
-    let join = printed
-        .lines()
-        .find_map(|l| l.strip_prefix("skerry.join="))
-        .unwrap_or_else(|| panic!("no join URL in {printed}"))
-        .to_owned();
+    let join = join_url(&server, tls);
     let options = DaemonBoardOptions {
         config: Some(config(server.plain, &join)),
         ..DaemonBoardOptions::default()
@@ -260,5 +248,103 @@ async fn a_device_with_a_join_url_enrolls_once_checks_in_over_mutual_tls_and_sto
         reason.contains("refused this device's identity") && reason.contains("revoked"),
         "{stopped}"
     );
+    board.stop().unwrap();
+}
+
+/// Replaces the kernel command line the daemon reads (`run/cmdline`), as a bootloader
+/// passing `skerry.join=` would have.
+fn kernel_args(board: &DaemonBoard, join: &str) {
+    let path = board.root().join("run/cmdline");
+    std::fs::write(&path, format!("skerry.slot=A quiet skerry.join={join}\n")).unwrap();
+}
+
+fn join_url(server: &Server, tls: SocketAddr) -> String {
+    let printed = server.cli(&[
+        "token",
+        "create",
+        "--uses",
+        "1",
+        "--url",
+        &format!("https://localhost:{}", tls.port()),
+    ]);
+    printed
+        .lines()
+        .find_map(|l| l.strip_prefix("skerry.join="))
+        .unwrap_or_else(|| panic!("no join URL in {printed}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kernel_argument_enrolls_and_failures_are_reported_without_losing_the_identity() {
+    let (server_bin, skerryd) = binaries();
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, tls) = Server::start(&server_bin, tmp.path());
+    // No join URL: today's plaintext check-in, which this server refuses.
+    let options = DaemonBoardOptions {
+        config: Some(format!(
+            "apiVersion: skerry.dev/v1alpha1\nkind: MachineConfig\nhostname: dev-2\n---\napiVersion: skerry.dev/v1alpha1\nkind: FleetConfig\nserver: http://{}\n",
+            server.plain
+        )),
+        ..DaemonBoardOptions::default()
+    };
+    let mut board = DaemonBoard::build(&tmp.path().join("board"), &skerryd, options).unwrap();
+    board.power_on().unwrap();
+    let plain = wait_status(&board, "the plaintext check-in", |s| {
+        s["transport"] == "plaintext" && !s["last_error"].as_str().unwrap_or("").is_empty()
+    })
+    .await;
+    assert_eq!(
+        plain["server"],
+        format!("http://{}", server.plain),
+        "{plain}"
+    );
+
+    // A join URL pinning another CA: reported, nothing sent (the token stays unused).
+    let join = join_url(&server, tls);
+    let (head, _) = join.split_once("&ca=sha256:").unwrap();
+    kernel_args(&board, &format!("{head}&ca=sha256:{}", "0".repeat(64)));
+    let pin = wait_status(&board, "the CA pin refusal", |s| {
+        s["last_error"].as_str().unwrap_or("").contains("pinned CA")
+    })
+    .await;
+    assert_eq!(pin["transport"], "enrolling", "{pin}");
+    assert!(
+        pin["last_error"].as_str().unwrap().contains("skerry.join="),
+        "{pin}"
+    );
+    assert!(server.cli(&["token", "list"]).contains("used 0/1"));
+
+    // The right one: enrolled, then mutual TLS.
+    kernel_args(&board, &join);
+    wait_status(
+        &board,
+        "the mutual-TLS check-in by the kernel argument",
+        |s| s["transport"] == "mutual TLS" && s["last_answer"].as_u64().unwrap_or(0) > 0,
+    )
+    .await;
+    assert!(server.device("dev-2").is_some(), "{}", server.log());
+    let identity = board.root().join("var/skerry/fleet/identity");
+    let key = std::fs::read(identity.join("device.key")).unwrap();
+
+    // Another token whose secret is wrong: refused by the server, reported; the
+    // identity that works is kept.
+    let other = join_url(&server, tls);
+    let (id, rest) = other.split_once("token=").unwrap();
+    let (token, ca) = rest.split_once('&').unwrap();
+    let (token_id, _) = token.split_once('.').unwrap();
+    kernel_args(
+        &board,
+        &format!("{id}token={token_id}.{}&{ca}", "f".repeat(64)),
+    );
+    let refused = wait_status(&board, "the token refusal", |s| {
+        s["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("refused the enrollment")
+    })
+    .await;
+    assert_eq!(refused["transport"], "enrolling", "{refused}");
+    assert_eq!(std::fs::read(identity.join("device.key")).unwrap(), key);
+    assert!(identity.join("device.crt").exists());
     board.stop().unwrap();
 }
