@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use semver::Version;
-use skerry_fleet_store::{FleetStore, SqliteStore};
+use skerry_fleet_store::{DdiStore, FleetStore, SqliteStore};
 use skerry_release::swu::{write_swu, SwuSpec};
 use skerry_release::Expiries;
 use skerry_rollout::{PauseReason, RolloutState};
@@ -94,7 +94,7 @@ fn operator(data: &Path, args: &[&str]) -> String {
 /// A process in its own process group (swupdate forks its installer and suricatta),
 /// stopped by that group's id; its output collected.
 struct Running {
-    child: Child,
+    child: Mutex<Child>,
     log: Arc<Mutex<String>>,
 }
 
@@ -118,7 +118,14 @@ impl Running {
                 }
             });
         }
-        Self { child, log }
+        Self {
+            child: Mutex::new(child),
+            log,
+        }
+    }
+
+    fn exited(&self) -> bool {
+        self.child.lock().unwrap().try_wait().unwrap().is_some()
     }
 
     fn log(&self) -> String {
@@ -126,21 +133,22 @@ impl Running {
     }
 
     fn stop(&mut self) {
-        if self.child.try_wait().unwrap().is_some() {
+        let child = self.child.get_mut().unwrap();
+        if child.try_wait().unwrap().is_some() {
             return;
         }
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
         let until = Instant::now() + Duration::from_secs(10);
         while Instant::now() < until {
-            if self.child.try_wait().unwrap().is_some() {
+            if child.try_wait().unwrap().is_some() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         // Whatever of the group is left (swupdate's children) goes too.
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-        let _ = self.child.wait();
+        let _ = child.wait();
     }
 }
 
@@ -154,7 +162,7 @@ impl Drop for Running {
 fn wait_for(what: &str, logs: &[&Running], mut ready: impl FnMut() -> bool) {
     let until = Instant::now() + STEP_DEADLINE;
     while !ready() {
-        if Instant::now() > until {
+        if Instant::now() > until || logs.iter().any(|r| r.exited()) {
             let all: Vec<String> = logs.iter().map(|r| r.log()).collect();
             panic!(
                 "timed out waiting for {what}; logs:\n{}",
@@ -202,9 +210,18 @@ fn swupdate(dir: &Path, addr: SocketAddr, auth: Auth<'_>, confirm: Option<&str>)
     if let Some(c) = confirm {
         suricatta.push_str(&format!(" -c {c}"));
     }
+    // Its `identify` section is what suricatta sends as configData.
+    let cfg = dir.join("swupdate.cfg");
+    std::fs::write(
+        &cfg,
+        "globals : {\n\tloglevel = 6;\n};\nidentify : (\n\t{ name = \"hw\"; value = \"rev2\"; }\n);\n",
+    )
+    .unwrap();
     let mut cmd = Command::new("swupdate");
     cmd.current_dir(dir)
         .env("TMPDIR", &tmp)
+        .arg("-f")
+        .arg(&cfg)
         .args(["-v", "-H", "pi:1.0", "-k"])
         .arg(dir.join("release.pem"))
         .arg("-p")
@@ -320,6 +337,7 @@ fn swupdate_takes_a_deployment_reports_success_then_refuses_a_stranger_swu() {
         },
     );
     device.stop();
+    println!("--- swupdate ---\n{}", device.log());
     assert!(
         slot_holds(&slot, &image(0)),
         "the slot does not hold the 2.0.0 image"
@@ -331,6 +349,13 @@ fn swupdate_takes_a_deployment_reports_success_then_refuses_a_stranger_swu() {
         "{k:?}\n{first}"
     );
     assert!(!k.contains(&"committed".to_string()), "{k:?}");
+    // The configData it sent from its identify section.
+    let attrs = store.ddi_attributes("dev1").unwrap();
+    assert_eq!(
+        attrs.as_ref().and_then(|a| a.get("hw")).map(String::as_str),
+        Some("rev2"),
+        "{attrs:?}"
+    );
 
     // After the "reboot": swupdate confirms the update (-c 2), this time as the gateway
     // acting for dev1, and the server counts it.
@@ -341,6 +366,7 @@ fn swupdate_takes_a_deployment_reports_success_then_refuses_a_stranger_swu() {
         || kinds(&store).contains(&"committed".to_string()),
     );
     device.stop();
+    println!("--- swupdate ---\n{}", device.log());
     assert_eq!(
         store.device("dev1").unwrap().unwrap().version,
         Version::new(2, 0, 0)
@@ -371,6 +397,7 @@ fn swupdate_takes_a_deployment_reports_success_then_refuses_a_stranger_swu() {
         },
     );
     device.stop();
+    println!("--- swupdate ---\n{}", device.log());
     let steps: Vec<_> = store
         .timeline("dev1")
         .unwrap()
