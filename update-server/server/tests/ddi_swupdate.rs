@@ -6,7 +6,8 @@
 //! it reports success and the server moves the device to 2.0.0 and counts it. A second
 //! release whose `.swu` a stranger's key signed is refused by swupdate, which reports the
 //! failure; the server records it with swupdate's reason and the rollout counts it (and
-//! pauses itself). Needs Debian's `swupdate` and `openssl` (scripts/deps/ddi.apt).
+//! pauses itself). A third release's deployment, canceled by aborting its rollout, is
+//! confirmed canceled by swupdate and not taken for a success. Needs Debian's `swupdate` and `openssl` (scripts/deps/ddi.apt).
 
 mod support;
 
@@ -19,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use semver::Version;
-use skerry_fleet_store::{DdiStore, FleetStore, SqliteStore};
+use skerry_fleet_store::{ActionState, DdiStore, FleetStore, SqliteStore};
 use skerry_release::swu::{write_swu, SwuSpec};
 use skerry_release::Expiries;
 use skerry_rollout::{PauseReason, RolloutState};
@@ -260,7 +261,11 @@ fn swupdate_takes_a_deployment_reports_success_then_refuses_a_stranger_swu() {
     support::publish(
         &data,
         &keys,
-        &[("2.0.0", "stable"), ("3.0.0", "stable")],
+        &[
+            ("2.0.0", "stable"),
+            ("3.0.0", "stable"),
+            ("4.0.0", "stable"),
+        ],
         &Expiries::default(),
     );
     cert(d, "release");
@@ -289,6 +294,7 @@ fn swupdate_takes_a_deployment_reports_success_then_refuses_a_stranger_swu() {
     };
     spec("2.0.0", image(0), "release");
     spec("3.0.0", image(1), "stranger");
+    spec("4.0.0", image(2), "release");
 
     std::fs::create_dir_all(data.join("keys")).unwrap();
     std::fs::write(data.join("keys/ddi-gateway.token"), GATEWAY).unwrap();
@@ -405,16 +411,18 @@ fn swupdate_takes_a_deployment_reports_success_then_refuses_a_stranger_swu() {
         .filter(|e| e.version == "3.0.0")
         .collect();
     let failed = steps.iter().find(|e| e.kind == "failed").unwrap();
-    // swupdate's closing feedback names what failed; its install log (a `proceeding`
-    // feedback just before) says why, and both are on the timeline.
+    // swupdate's closing feedback names what failed; why (the signature) it sends either
+    // there or in its install log (a `proceeding` feedback just before), depending on
+    // which of its readers took the error line first: on the timeline either way.
     assert!(
         failed.detail.contains("closed, failure")
             && failed.detail.contains("No suitable .swu image found"),
         "{failed:?}"
     );
     assert!(
-        steps.iter().any(|e| e.kind == "downloading"
-            && e.detail.contains("Authentication of all signatures failed")),
+        steps
+            .iter()
+            .any(|e| e.detail.contains("Authentication of all signatures failed")),
         "the refusal's reason is not on the timeline: {steps:#?}\n{}",
         device.log()
     );
@@ -440,6 +448,42 @@ fn swupdate_takes_a_deployment_reports_success_then_refuses_a_stranger_swu() {
     assert_eq!(
         store.device("dev1").unwrap().unwrap().version,
         Version::new(2, 0, 0)
+    );
+
+    // 4.0.0 is offered (its action opened by one poll), then its rollout is aborted:
+    // swupdate's next poll sees cancelAction and confirms the cancel (`closed`+`success`
+    // on cancelAction/{id}/feedback), which is no success of the deployment.
+    operator(&data, &rollout_args("r4", "4.0.0"));
+    let poll = support::get(
+        addr,
+        "/DEFAULT/controller/v1/dev1",
+        &[("Authorization", &format!("TargetToken {token}"))],
+    );
+    let body = String::from_utf8_lossy(&poll.body).to_string();
+    assert!(body.contains("deploymentBase"), "{body}");
+    let action = store.ddi_pending_action("dev1").unwrap().unwrap();
+    assert_eq!(action.version, Version::new(4, 0, 0));
+    operator(&data, &["rollout", "abort", "r4"]);
+    let mut device = swupdate(d, addr, Auth::Target(token), None);
+    wait_for("the cancel confirmed", &[&device, &server], || {
+        store.ddi_action("dev1", action.id).unwrap().unwrap().state != ActionState::Open
+            && store.ddi_action("dev1", action.id).unwrap().unwrap().state != ActionState::Canceling
+    });
+    device.stop();
+    println!("--- swupdate ---\n{}", device.log());
+    assert_eq!(
+        store.ddi_action("dev1", action.id).unwrap().unwrap().state,
+        ActionState::Canceled
+    );
+    assert_eq!(
+        store.device("dev1").unwrap().unwrap().version,
+        Version::new(2, 0, 0),
+        "a confirmed cancel moved the device to the canceled release"
+    );
+    assert_eq!(rollout(&store, "r4").stats[0].committed, 0);
+    assert!(
+        slot_holds(&slot, &image(0)),
+        "the canceled image was written"
     );
     server.stop();
 }

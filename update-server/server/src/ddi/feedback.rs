@@ -46,6 +46,22 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// What a feedback on `cancelAction/{id}/feedback` means: `closed`+`success` (what
+    /// SWUpdate sends) or `canceled` confirm the cancel; `closed`+`failure` or `rejected`
+    /// refuse it, so the deployment goes on. Neither is the deployment's own outcome.
+    pub fn for_cancel(self) -> Progress {
+        match self {
+            Progress::Succeeded | Progress::Canceled => Progress::Canceled,
+            Progress::Failed { reason } => Progress::Working {
+                execution: "cancel refused".into(),
+                details: reason,
+            },
+            working => working,
+        }
+    }
+}
+
 fn truncate(mut s: String) -> String {
     if s.len() > MAX_REASON_BYTES {
         let mut cut = MAX_REASON_BYTES;
@@ -131,6 +147,17 @@ mod tests {
             bare.steps(),
             [(StepKind::Downloading, "downloaded".to_string())]
         );
+    }
+
+    #[test]
+    fn a_cancel_feedback_is_never_the_deployments_outcome() {
+        let confirm = br#"{"status":{"execution":"closed","result":{"finished":"success"}}}"#;
+        assert_eq!(parse(confirm).unwrap().for_cancel(), Progress::Canceled);
+        let refuse = br#"{"status":{"execution":"rejected","details":["busy"]}}"#;
+        assert!(matches!(
+            parse(refuse).unwrap().for_cancel(),
+            Progress::Working { .. }
+        ));
     }
 
     #[test]

@@ -463,6 +463,7 @@ impl DdiApi {
             ));
         };
         let progress = match feedback::parse(body) {
+            Ok(p) if cancel => p.for_cancel(),
             Ok(p) => p,
             Err(e) => return Ok(text(StatusCode::BAD_REQUEST, format!("feedback: {e}"))),
         };
@@ -490,13 +491,13 @@ impl DdiApi {
             })
             .collect();
         let mut next = target.clone();
-        let state = match (&progress, cancel) {
-            (feedback::Progress::Succeeded, _) => {
+        let state = match &progress {
+            feedback::Progress::Succeeded => {
                 next.version = a.version.clone();
                 Some(ActionState::Succeeded)
             }
-            (feedback::Progress::Failed { .. }, _) => Some(ActionState::Failed),
-            (feedback::Progress::Canceled, _) | (_, true) if a.state == ActionState::Canceling => {
+            feedback::Progress::Failed { .. } => Some(ActionState::Failed),
+            feedback::Progress::Canceled if a.state == ActionState::Canceling => {
                 Some(ActionState::Canceled)
             }
             _ => None,
