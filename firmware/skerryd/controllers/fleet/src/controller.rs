@@ -78,6 +78,9 @@ pub(crate) struct Fleet {
     probation_queued: bool,
     installer: std::path::PathBuf,
     joining: Joining,
+    /// The join URL of the last reconcile: a new one is tried at once, not after a
+    /// refused token's long wait.
+    last_join: Option<String>,
     status: FleetStatus,
 }
 
@@ -102,6 +105,7 @@ impl Fleet {
             on_trial: context.boot.booted_on_trial(),
             probation_queued: false,
             installer: context.layout.installer(),
+            last_join: None,
             joining: Joining::new(
                 &context.layout.var().join("fleet"),
                 &context.layout.cmdline(),
@@ -326,6 +330,11 @@ impl Controller for Fleet {
         let join = self
             .joining
             .join_text(configured.as_ref().and_then(|f| f.0.join.as_deref()));
+        let join_now = join.as_ref().map(|(text, _)| text.clone());
+        if join_now != self.last_join {
+            self.last_join = join_now;
+            self.due = Instant::now();
+        }
         let fleet = match (configured, &join) {
             (Some(fleet), _) => fleet,
             // A join URL on the kernel command line is enough: its server, defaults.
