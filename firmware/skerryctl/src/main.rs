@@ -7,8 +7,8 @@ mod boot_report;
 mod client;
 mod completions;
 mod device_args;
-mod fleet;
 mod flash;
+mod fleet;
 mod gen;
 mod gen_config;
 mod gen_schema;
@@ -81,7 +81,9 @@ enum Command {
     Release(release::ReleaseCommand),
     /// The update server's fleet: releases, rollouts, devices, join tokens (over its
     /// operator API; list/show read, the others write).
-    #[command(after_help = "Example:\n  skerryctl fleet --server http://127.0.0.1:8470 --token-file operator.token rollouts list")]
+    #[command(
+        after_help = "Example:\n  skerryctl fleet --server http://127.0.0.1:8470 --token-file operator.token rollouts list"
+    )]
     Fleet(fleet::FleetArgs),
     /// Verify a signed release and write it into a slot (delta against a seed); writes
     /// the slot, the device state and, with --store, the boot store.
