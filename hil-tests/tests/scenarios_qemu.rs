@@ -54,6 +54,7 @@ fn a_power_cut_kills_qemu_and_a_hang_after_arming_is_reset_by_the_watchdog() {
         releases: None,
         runs_skerryd: false,
         fault_trigger: false,
+        services: Vec::new(),
     })
     .unwrap();
 

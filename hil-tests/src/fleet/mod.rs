@@ -11,8 +11,11 @@
 //! - [`story`]: the rollout story (two waves, one rollback, the automatic pause).
 //! - [`device`]: [`FleetDevice`], a board kept powered (rebooted when its daemon asks)
 //!   with the machine config that points it at the server, and what it says about itself.
+//! - [`qemu`]: the QEMU board as a fleet device, enrolled by the join URL on its kernel
+//!   command line (`tests/fleet_rollout_qemu.rs`).
 
 pub mod device;
+pub mod qemu;
 pub mod releases;
 pub mod server;
 pub mod story;

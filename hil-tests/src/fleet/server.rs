@@ -29,6 +29,17 @@ impl FleetServer {
     /// Starts `bin --data DATA --listen 127.0.0.1:PORT --poll-interval POLL` (its log in
     /// `log`) and waits until it answers `/healthz`.
     pub fn start(bin: &Path, data: &Path, poll: Duration, log: &Path) -> anyhow::Result<Self> {
+        FleetServer::start_with(bin, data, poll, log, &[])
+    }
+
+    /// As [`FleetServer::start`], with more arguments (`--tls-listen ADDR`, `--tls-name`).
+    pub fn start_with(
+        bin: &Path,
+        data: &Path,
+        poll: Duration,
+        log: &Path,
+        more: &[String],
+    ) -> anyhow::Result<Self> {
         let addr = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .context("finding a free port on 127.0.0.1")?;
@@ -39,6 +50,7 @@ impl FleetServer {
             .arg(data)
             .args(["--listen", &addr.to_string()])
             .args(["--poll-interval", &format!("{}ms", poll.as_millis())])
+            .args(more)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -92,6 +104,11 @@ impl FleetServer {
     /// `http://127.0.0.1:PORT`: the gRPC endpoint devices check in with.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The plaintext port's address on 127.0.0.1.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Where the server hosts its signed repository.

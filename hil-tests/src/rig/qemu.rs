@@ -92,6 +92,27 @@ pub struct QemuBoardSpec {
     /// Whether the booted skerryd is a fault-hooks build, whose on-demand trigger
     /// [`Board::hang_daemon`] uses.
     pub fault_trigger: bool,
+    /// More addresses the guest reaches on the host (a fleet server's ports), each
+    /// relayed by `busybox nc` to a port on 127.0.0.1.
+    pub services: Vec<GuestService>,
+}
+
+/// A TCP address in the guest's network answered by a port on the host's 127.0.0.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestService {
+    pub guest_address: Ipv4Addr,
+    pub guest_port: u16,
+    pub host_port: u16,
+}
+
+impl GuestService {
+    fn forward(&self) -> GuestForward {
+        GuestForward {
+            guest_address: self.guest_address,
+            guest_port: self.guest_port,
+            command: format!("busybox nc 127.0.0.1 {}", self.host_port),
+        }
+    }
 }
 
 /// A running or powered-off QEMU board.
@@ -125,8 +146,8 @@ impl QemuBoard {
             "qemu-system-x86 (from bookworm-backports)",
         )?;
         need_file(OVMF_CODE_4M, "ovmf")?;
-        if spec.repository.is_some() {
-            // The guest's repository connections are relayed by `busybox nc`.
+        if spec.repository.is_some() || !spec.services.is_empty() {
+            // The guest's repository and service connections are relayed by `busybox nc`.
             need_tool("busybox", "busybox-static")?;
         }
         let dir = tempfile::Builder::new()
@@ -169,6 +190,7 @@ impl QemuBoard {
             runs_skerryd: true,
             // The site's first slot carries the fault-hooks skerryd.
             fault_trigger: true,
+            services: Vec::new(),
         })
     }
 
@@ -213,12 +235,18 @@ impl QemuBoard {
             guest_forwards: Vec::new(),
         };
         if let Some(repo) = &self.spec.repository {
-            network.guest_forwards.push(GuestForward {
-                guest_address: GUEST_REPOSITORY.0,
-                guest_port: GUEST_REPOSITORY.1,
-                command: format!("busybox nc 127.0.0.1 {}", repo.addr().port()),
-            });
+            network.guest_forwards.push(
+                GuestService {
+                    guest_address: GUEST_REPOSITORY.0,
+                    guest_port: GUEST_REPOSITORY.1,
+                    host_port: repo.addr().port(),
+                }
+                .forward(),
+            );
         }
+        network
+            .guest_forwards
+            .extend(self.spec.services.iter().map(GuestService::forward));
         // Two vCPUs (multi-threaded TCG, one host thread each): with one, an install's
         // hashing and writeback starve the daemon's health checks into timeouts.
         MachineConfig::new("qemu-system-x86_64", "q35")

@@ -68,6 +68,8 @@ pub struct Site {
     first_version: semver::Version,
     first_disk: BuiltImage,
     built: Mutex<BTreeMap<String, BuiltImage>>,
+    /// The update repository's URL as the device sees it (its factory `UpdateConfig`).
+    repository_url: String,
 }
 
 impl Site {
@@ -78,6 +80,18 @@ impl Site {
         dir: &Path,
         programs: &StaticPrograms,
         version: &semver::Version,
+    ) -> anyhow::Result<Site> {
+        Site::provision_for(dir, programs, version, GUEST_REPOSITORY_URL)
+    }
+
+    /// As [`Site::provision`], with the devices' update repository at `repository_url`
+    /// (as the guest sees it) instead of the harness's own at [`GUEST_REPOSITORY_URL`]:
+    /// a fleet server's `/repository`.
+    pub fn provision_for(
+        dir: &Path,
+        programs: &StaticPrograms,
+        version: &semver::Version,
+        repository_url: &str,
     ) -> anyhow::Result<Site> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let keys_dir = dir.join("keys");
@@ -127,6 +141,7 @@ impl Site {
                 slot: PathBuf::new(),
             },
             built: Mutex::new(BTreeMap::new()),
+            repository_url: repository_url.to_owned(),
         };
         site.first_disk = site.build(version, &ReleaseProperty::Good, true)?;
         sign_into(&keys, &repo, version, &site.first_disk.slot)?;
@@ -177,7 +192,7 @@ impl Site {
             return Ok(built.clone());
         }
         let config = self.dir.join(format!("{name}.config.yaml"));
-        std::fs::write(&config, factory_config(&built_as))
+        std::fs::write(&config, factory_config(&built_as, &self.repository_url))
             .with_context(|| format!("writing {}", config.display()))?;
         let mut build = ImageBuild::new(version.clone(), &self.dir.join(format!("{name}.img")));
         build.config = Some(config);
@@ -360,7 +375,7 @@ impl ReleaseFactory for QemuReleases {
 /// the device's own API port, and [`APP_HEALTH_PROGRAM`] (which a
 /// [`ReleaseProperty::FailingHealthCheck`] slot lacks). The same for every property: the
 /// device keeps the config of its first boot (see the module docs).
-pub fn factory_config(_property: &ReleaseProperty) -> String {
+pub fn factory_config(_property: &ReleaseProperty, repository_url: &str) -> String {
     format!(
         "apiVersion: skerry.dev/v1alpha1
 kind: MachineConfig
@@ -377,7 +392,7 @@ routes:
 ---
 apiVersion: skerry.dev/v1alpha1
 kind: UpdateConfig
-repository: {GUEST_REPOSITORY_URL}
+repository: {repository_url}
 trustedRoot: {TRUSTED_ROOT_IN_SLOT}
 board: {BOARD_DEFINITION}
 channel: stable
@@ -448,7 +463,7 @@ fn list_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     for file in list_files(from)? {
         let rel = file.strip_prefix(from).unwrap_or(&file);
         let target = to.join(rel);
@@ -477,8 +492,11 @@ mod tests {
 
     #[test]
     fn every_release_checks_the_app_health_program_and_the_config_decodes() {
-        let good = factory_config(&ReleaseProperty::Good);
-        assert_eq!(good, factory_config(&ReleaseProperty::FailingHealthCheck));
+        let good = factory_config(&ReleaseProperty::Good, GUEST_REPOSITORY_URL);
+        assert_eq!(
+            good,
+            factory_config(&ReleaseProperty::FailingHealthCheck, GUEST_REPOSITORY_URL)
+        );
         assert!(good.contains("command: [/usr/lib/skerry-app/healthy, --version]"));
         assert!(
             good.contains("repository: http://10.0.2.100:8080"),
