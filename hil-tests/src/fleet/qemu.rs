@@ -8,7 +8,7 @@
 //! - `10.0.2.101:8443` in the guest: the server's TLS port (enrollment, check-ins); the
 //!   server certificate names `10.0.2.101` (`--tls-name`).
 
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -45,10 +45,7 @@ impl QemuFleetServer {
         log: &Path,
     ) -> anyhow::Result<Self> {
         crate::rig::qemu::releases::copy_tree(releases.repository(), &data.join("repository"))?;
-        let tls_port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .context("finding a free port on 127.0.0.1")?
-            .port();
+        let tls_port = crate::rig::qemu::free_port()?;
         let more = [
             "--tls-listen".to_owned(),
             format!("127.0.0.1:{tls_port}"),

@@ -503,9 +503,9 @@ impl Drop for QemuBoard {
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .context("finding a free port on 127.0.0.1 for the device API")?;
+pub(crate) fn free_port() -> anyhow::Result<u16> {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port on 127.0.0.1")?;
     Ok(listener.local_addr()?.port())
 }
 
