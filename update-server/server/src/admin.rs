@@ -1,18 +1,15 @@
-//! Operator commands on the data directory, until the fleet API and `skerryctl fleet`
-//! exist: create, pause, resume, abort and list rollouts, pin devices, add maintenance
-//! windows. They open
-//! the same database as a running server (SQLite allows it; every change is one
-//! transaction), so they work with the server up.
+//! Operator commands on the fleet database: create, pause, resume, abort and list
+//! rollouts, pin devices, add maintenance windows. The `skerry-server` commands and the
+//! operator API both call these, on the embedded database or on PostgreSQL; every change
+//! is one transaction, so the commands work with servers up.
 
-use std::path::Path;
-
-use skerry_fleet_store::{FleetStore, RolloutAction, SqliteStore, StoreError};
+use skerry_fleet_store::{RolloutAction, StoreError};
 use skerry_rollout::{
     HealthGate, LabelSelector, MaintenanceWindow, Pin, Release, Rollout, RolloutState, UnixTime,
     Wave, WaveSchedule, Weekdays, BASIS_POINTS,
 };
 
-use crate::data::DataDir;
+use crate::fleet_db::FleetDb;
 use crate::releases::ReleaseCatalog;
 
 /// Why an operator command was refused.
@@ -99,15 +96,12 @@ pub struct NewRollout {
     pub force: bool,
 }
 
-fn open(data: &Path) -> Result<(DataDir, SqliteStore), AdminError> {
-    let dir = DataDir::prepare(data)?;
-    let store = SqliteStore::open(&dir.database())?;
-    Ok((dir, store))
-}
-
 /// Creates a rollout of a release the repository holds, starting `now`.
-pub fn create_rollout(data: &Path, new: &NewRollout, now: UnixTime) -> Result<Rollout, AdminError> {
-    let (dir, store) = open(data)?;
+pub fn create_rollout(
+    db: &FleetDb,
+    new: &NewRollout,
+    now: UnixTime,
+) -> Result<Rollout, AdminError> {
     let version = semver::Version::parse(&new.version).map_err(|_| AdminError::Version {
         given: new.version.clone(),
     })?;
@@ -116,7 +110,7 @@ pub fn create_rollout(data: &Path, new: &NewRollout, now: UnixTime) -> Result<Ro
         version,
         channel: new.channel.clone(),
     };
-    if !ReleaseCatalog::new(&dir.repository())
+    if !ReleaseCatalog::new(&db.dir.repository())
         .releases()
         .contains(&release)
     {
@@ -142,17 +136,20 @@ pub fn create_rollout(data: &Path, new: &NewRollout, now: UnixTime) -> Result<Ro
         state: RolloutState::Active,
         force: new.force,
     };
-    store.create_rollout(&rollout)?;
+    db.store.create_rollout(&rollout)?;
     Ok(rollout)
 }
 
-pub fn act(data: &Path, id: &str, action: &RolloutAction, now: UnixTime) -> Result<(), AdminError> {
-    let (_, store) = open(data)?;
-    Ok(store.act_on_rollout(id, action, now)?)
+pub fn act(
+    db: &FleetDb,
+    id: &str,
+    action: &RolloutAction,
+    now: UnixTime,
+) -> Result<(), AdminError> {
+    Ok(db.store.act_on_rollout(id, action, now)?)
 }
 
-pub fn pin(data: &Path, device: &str, pin: Option<(&str, bool)>) -> Result<(), AdminError> {
-    let (_, store) = open(data)?;
+pub fn pin(db: &FleetDb, device: &str, pin: Option<(&str, bool)>) -> Result<(), AdminError> {
     let pin = pin
         .map(|(v, force)| {
             semver::Version::parse(v)
@@ -160,13 +157,13 @@ pub fn pin(data: &Path, device: &str, pin: Option<(&str, bool)>) -> Result<(), A
                 .map_err(|_| AdminError::Version { given: v.into() })
         })
         .transpose()?;
-    Ok(store.set_pin(device, pin.as_ref())?)
+    Ok(db.store.set_pin(device, pin.as_ref())?)
 }
 
 /// One line per rollout: id, release, state (with the pause reason), devices per wave.
-pub fn list(data: &Path) -> Result<Vec<String>, AdminError> {
-    let (_, store) = open(data)?;
-    Ok(store
+pub fn list(db: &FleetDb) -> Result<Vec<String>, AdminError> {
+    Ok(db
+        .store
         .rollouts()?
         .into_iter()
         .map(|r| {
@@ -239,7 +236,7 @@ pub struct NewWindow {
 }
 
 /// Adds a maintenance window for a label group.
-pub fn add_window(data: &Path, new: &NewWindow) -> Result<MaintenanceWindow, AdminError> {
+pub fn add_window(db: &FleetDb, new: &NewWindow) -> Result<MaintenanceWindow, AdminError> {
     let bad = |what: &'static str, given: &str| AdminError::Window {
         what,
         given: given.into(),
@@ -261,7 +258,6 @@ pub fn add_window(data: &Path, new: &NewWindow) -> Result<MaintenanceWindow, Adm
         .ok_or_else(|| bad("--length (e.g. 2h)", &new.length))?;
     let window = MaintenanceWindow::new(group, days, start, length)
         .map_err(|e| bad("window", &e.to_string()))?;
-    let (_, store) = open(data)?;
-    store.add_window(&window)?;
+    db.store.add_window(&window)?;
     Ok(window)
 }

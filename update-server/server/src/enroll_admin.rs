@@ -2,15 +2,12 @@
 //! revoke), device revocation, reading a device's console log and events.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
-use skerry_fleet_store::{
-    EnrollmentStore, JoinTokenInfo, LogKind, NewJoinToken, SqliteStore, StoreError,
-};
+use skerry_fleet_store::{JoinTokenInfo, LogKind, NewJoinToken, StoreError};
 use skerry_rollout::UnixTime;
 
-use crate::data::DataDir;
+use crate::fleet_db::FleetDb;
 use crate::join_token::JoinToken;
 
 /// The most uses one token may have.
@@ -37,14 +34,9 @@ pub enum EnrollAdminError {
     Random(getrandom::Error),
 }
 
-fn open(data: &Path) -> Result<SqliteStore, EnrollAdminError> {
-    let dir = DataDir::prepare(data)?;
-    Ok(SqliteStore::open(&dir.database())?)
-}
-
 /// Makes a token; the returned value is the only time its secret is seen.
 pub fn create_token(
-    data: &Path,
+    db: &FleetDb,
     uses: u32,
     ttl: Duration,
     labels: &[String],
@@ -69,7 +61,7 @@ pub fn create_token(
         }
     }
     let token = JoinToken::generate().map_err(EnrollAdminError::Random)?;
-    open(data)?.create_token(&NewJoinToken {
+    db.store.create_token(&NewJoinToken {
         id: token.id.clone(),
         secret_sha256: token.secret_sha256(),
         uses,
@@ -115,10 +107,11 @@ impl TokenState {
 /// Every token (never its secret, which is not stored) with its state at `now`; the
 /// `token list` command and the operator API both show these.
 pub fn tokens(
-    data: &Path,
+    db: &FleetDb,
     now: UnixTime,
 ) -> Result<Vec<(JoinTokenInfo, TokenState)>, EnrollAdminError> {
-    Ok(open(data)?
+    Ok(db
+        .store
         .tokens()?
         .into_iter()
         .map(|t| {
@@ -129,8 +122,8 @@ pub fn tokens(
 }
 
 /// One line per token: id, uses, expiry, state, labels.
-pub fn list_tokens(data: &Path, now: UnixTime) -> Result<Vec<String>, EnrollAdminError> {
-    Ok(tokens(data, now)?
+pub fn list_tokens(db: &FleetDb, now: UnixTime) -> Result<Vec<String>, EnrollAdminError> {
+    Ok(tokens(db, now)?
         .into_iter()
         .map(|(t, state)| {
             let labels: Vec<String> = t.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -147,17 +140,17 @@ pub fn list_tokens(data: &Path, now: UnixTime) -> Result<Vec<String>, EnrollAdmi
         .collect())
 }
 
-pub fn revoke_token(data: &Path, id: &str, now: UnixTime) -> Result<(), EnrollAdminError> {
-    Ok(open(data)?.revoke_token(id, now)?)
+pub fn revoke_token(db: &FleetDb, id: &str, now: UnixTime) -> Result<(), EnrollAdminError> {
+    Ok(db.store.revoke_token(id, now)?)
 }
 
-pub fn revoke_device(data: &Path, device: &str, now: UnixTime) -> Result<(), EnrollAdminError> {
-    Ok(open(data)?.revoke_device(device, now)?)
+pub fn revoke_device(db: &FleetDb, device: &str, now: UnixTime) -> Result<(), EnrollAdminError> {
+    Ok(db.store.revoke_device(device, now)?)
 }
 
 /// A device's console log or events, one `received_at text` line each, oldest first.
 pub fn device_log(
-    data: &Path,
+    db: &FleetDb,
     device: &str,
     events: bool,
 ) -> Result<Vec<String>, EnrollAdminError> {
@@ -166,7 +159,8 @@ pub fn device_log(
     } else {
         LogKind::Console
     };
-    Ok(open(data)?
+    Ok(db
+        .store
         .device_log(device, kind)?
         .into_iter()
         .map(|e| format!("{} {}", e.received_at.0, e.text))

@@ -13,6 +13,7 @@
 //! - [`join_url`]: the join URL / `skerry.join=` kernel argument `token create` prints.
 //! - [`enroll`]: the gRPC enrollment service (token + CSR → device certificate).
 //! - [`enroll_admin`]: the `token` and `device` operator commands.
+//! - [`fleet_db`]: the data directory with the database in use (embedded or PostgreSQL).
 //! - [`pki`]: the server CA, device CA and server certificate under `DIR/pki/`; issuing
 //!   device certificates from CSRs.
 //! - [`repo_path`]: turning a request path into a file inside the repository, or a refusal.
@@ -37,6 +38,7 @@ pub mod device_gate;
 pub mod device_http;
 pub mod enroll;
 pub mod enroll_admin;
+pub mod fleet_db;
 pub mod join_token;
 pub mod join_url;
 pub mod metrics;

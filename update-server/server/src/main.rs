@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use skerry_fleet_store::RolloutAction;
 use skerry_rollout::UnixTime;
 use skerry_server::admin::{self, NewRollout};
+use skerry_server::fleet_db::FleetDb;
 use skerry_server::timestamp::chain;
 use skerry_server::ServerConfig;
 
@@ -113,7 +114,7 @@ enum DeviceCommand {
     },
 }
 
-fn run_enrollment(data: &std::path::Path, command: &Command) -> Option<Result<(), String>> {
+fn run_enrollment(db: &FleetDb, command: &Command) -> Option<Result<(), String>> {
     use skerry_server::enroll_admin as ea;
     let print = |lines: Vec<String>| lines.iter().for_each(|l| println!("{l}"));
     Some(match command {
@@ -128,11 +129,11 @@ fn run_enrollment(data: &std::path::Path, command: &Command) -> Option<Result<()
                 Some(Ok(b)) => Some(b.to_string()),
                 None => None,
             };
-            let made = ea::create_token(data, *uses, *ttl, label, now());
+            let made = ea::create_token(db, *uses, *ttl, label, now());
             made.map_err(|e| e.to_string()).and_then(|t| {
                 println!("{}", t.reveal());
                 let ca = skerry_server::pki::load_server_ca(
-                    &data.join("pki"),
+                    &db.dir.pki(),
                     SystemTime::now(),
                 )
                 .map_err(|e| chain(&e).to_string())?;
@@ -150,17 +151,17 @@ fn run_enrollment(data: &std::path::Path, command: &Command) -> Option<Result<()
                 Ok(())
             })
         }
-        Command::Token(TokenCommand::List) => ea::list_tokens(data, now())
+        Command::Token(TokenCommand::List) => ea::list_tokens(db, now())
             .map(print)
             .map_err(|e| e.to_string()),
         Command::Token(TokenCommand::Revoke { id }) => {
-            ea::revoke_token(data, id, now()).map_err(|e| e.to_string())
+            ea::revoke_token(db, id, now()).map_err(|e| e.to_string())
         }
         Command::Device(DeviceCommand::Revoke { device }) => {
-            ea::revoke_device(data, device, now()).map_err(|e| e.to_string())
+            ea::revoke_device(db, device, now()).map_err(|e| e.to_string())
         }
         Command::Device(DeviceCommand::Logs { device, events }) => {
-            ea::device_log(data, device, *events)
+            ea::device_log(db, device, *events)
                 .map(print)
                 .map_err(|e| e.to_string())
         }
@@ -245,7 +246,7 @@ fn now() -> UnixTime {
     UnixTime::from_system(SystemTime::now())
 }
 
-fn run_admin(data: PathBuf, command: Command) -> Result<(), admin::AdminError> {
+fn run_admin(db: &FleetDb, command: Command) -> Result<(), admin::AdminError> {
     match command {
         Command::Ddi(_) | Command::Token(_) | Command::Device(_) => {} // answered in main
         Command::Pin {
@@ -259,7 +260,7 @@ fn run_admin(data: PathBuf, command: Command) -> Result<(), admin::AdminError> {
             } else {
                 version.as_deref().map(|v| (v, force))
             };
-            admin::pin(&data, &device, pin)?;
+            admin::pin(db, &device, pin)?;
         }
         Command::Rollout(RolloutCommand::Create {
             id,
@@ -281,20 +282,20 @@ fn run_admin(data: PathBuf, command: Command) -> Result<(), admin::AdminError> {
                 min_sample,
                 force,
             };
-            let r = admin::create_rollout(&data, &new, now())?;
+            let r = admin::create_rollout(db, &new, now())?;
             println!(
                 "rollout {} of {} {} ({}) started",
                 r.id, r.release.board, r.release.version, r.release.channel
             );
         }
         Command::Rollout(RolloutCommand::Pause { id, note }) => {
-            admin::act(&data, &id, &RolloutAction::Pause { note }, now())?
+            admin::act(db, &id, &RolloutAction::Pause { note }, now())?
         }
         Command::Rollout(RolloutCommand::Resume { id }) => {
-            admin::act(&data, &id, &RolloutAction::Resume, now())?
+            admin::act(db, &id, &RolloutAction::Resume, now())?
         }
         Command::Rollout(RolloutCommand::Abort { id }) => {
-            admin::act(&data, &id, &RolloutAction::Abort, now())?
+            admin::act(db, &id, &RolloutAction::Abort, now())?
         }
         Command::Window(WindowCommand::Add {
             group,
@@ -303,7 +304,7 @@ fn run_admin(data: PathBuf, command: Command) -> Result<(), admin::AdminError> {
             length,
         }) => {
             let w = admin::add_window(
-                &data,
+                db,
                 &admin::NewWindow {
                     group,
                     days,
@@ -317,12 +318,46 @@ fn run_admin(data: PathBuf, command: Command) -> Result<(), admin::AdminError> {
             );
         }
         Command::Rollout(RolloutCommand::List) => {
-            for line in admin::list(&data)? {
+            for line in admin::list(db)? {
                 println!("{line}");
             }
         }
     }
     Ok(())
+}
+
+/// An operator command on the fleet database (`--database`, or the embedded one in
+/// `--data`); runs on a blocking thread (PostgreSQL's client blocks).
+fn run_command(
+    data: &std::path::Path,
+    database: Option<&str>,
+    command: Command,
+) -> Result<(), String> {
+    let db = FleetDb::open(data, database).map_err(|e| chain(&e))?;
+    if let Command::Ddi(DdiCommand::Add {
+        device,
+        board,
+        channel,
+        version,
+    }) = &command
+    {
+        use skerry_server::ddi::admin as ddi_admin;
+        let version = ddi_admin::running_version(version)?;
+        let target = skerry_fleet_store::DdiTarget {
+            device: device.clone(),
+            board: board.clone(),
+            channel: channel.clone(),
+            version,
+        };
+        let token =
+            ddi_admin::add_target(&db, &target, now()).map_err(|e| format!("ddi add: {e}"))?;
+        println!("{token}");
+        return Ok(());
+    }
+    if let Some(done) = run_enrollment(&db, &command) {
+        return done;
+    }
+    run_admin(&db, command).map_err(|e| chain(&e))
 }
 
 #[tokio::main]
@@ -337,51 +372,15 @@ async fn main() -> ExitCode {
             .ok()
             .filter(|d| !d.is_empty())
     });
-    if let Some(Command::Ddi(DdiCommand::Add {
-        device,
-        board,
-        channel,
-        version,
-    })) = &args.command
-    {
-        let made = skerry_server::ddi::admin::running_version(version).and_then(|version| {
-            let target = skerry_fleet_store::DdiTarget {
-                device: device.clone(),
-                board: board.clone(),
-                channel: channel.clone(),
-                version,
-            };
-            skerry_server::ddi::admin::add_target(&data, &target, now())
-        });
-        return match made {
-            Ok(token) => {
-                println!("{token}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("skerry-server: ddi add: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    if let Some(done) = args.command.as_ref().and_then(|c| run_enrollment(&data, c)) {
-        return match done {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("skerry-server: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
     if let Some(command) = args.command {
-        if database.is_some() {
-            eprintln!("skerry-server: the operator commands work on the embedded database only (yet); run them without --database / SKERRY_DATABASE");
-            return ExitCode::from(2);
-        }
-        return match tokio::task::spawn_blocking(move || run_admin(data, command)).await {
+        let database = database.clone();
+        let done =
+            tokio::task::spawn_blocking(move || run_command(&data, database.as_deref(), command))
+                .await;
+        return match done {
             Ok(Ok(())) => ExitCode::SUCCESS,
             Ok(Err(e)) => {
-                eprintln!("skerry-server: {}", chain(&e));
+                eprintln!("skerry-server: {e}");
                 ExitCode::FAILURE
             }
             Err(e) => {

@@ -13,9 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
-use skerry_fleet_store::{
-    EnrollmentStore, FleetStore, LeaseStore, PgStore, SqliteStore, StoreError,
-};
+use skerry_fleet_store::{EnrollmentStore, FleetStore, PgStore, SqliteStore, StoreError};
 use skerry_proto::fleet::v1::enrollment_service_server::EnrollmentServiceServer;
 use skerry_proto::fleet::v1::fleet_service_server::FleetServiceServer;
 use tokio::net::TcpListener;
@@ -27,6 +25,7 @@ use crate::data::{DataDir, DataError};
 use crate::device_gate::{Arrival, GatedFleet, PlaintextPolicy};
 use crate::device_http::DeviceHttp;
 use crate::enroll::{EnrollApi, MAX_ENROLL_BYTES};
+use crate::fleet_db::{FleetDb, ServerStore};
 use crate::releases::ReleaseCatalog;
 use crate::repo_http::{RepoHost, PREFIX};
 use crate::timestamp::{self, ResignDuty, ResignError, ResignPolicy, TimestampSigner};
@@ -128,11 +127,10 @@ struct Edge<S: FleetStore + EnrollmentStore> {
     device: Arc<DeviceHttp<S>>,
     arrival: Arrival,
     repo: Arc<RepoHost>,
-    /// None with `--database`: the operator API, dashboard and metrics read the
-    /// embedded database only, so on PostgreSQL they answer 503 instead of showing it.
-    operator: Option<Arc<crate::api::OperatorApi>>,
-    /// hawkBit DDI (SQLite store only, until PostgreSQL implements `DdiStore`).
-    ddi: Option<Arc<crate::ddi::DdiApi>>,
+    /// The operator API, dashboard and metrics.
+    operator: Arc<crate::api::OperatorApi>,
+    /// hawkBit DDI.
+    ddi: Arc<crate::ddi::DdiApi>,
 }
 
 impl<S: FleetStore + EnrollmentStore> Clone for Edge<S> {
@@ -185,23 +183,12 @@ impl<S: FleetStore + EnrollmentStore> tower_service::Service<Request<Body>> for 
             let mut grpc = self.grpc.clone();
             return Box::pin(async move { tower_service::Service::call(&mut grpc, req).await });
         }
-        if let Some(ddi) = self
-            .ddi
-            .as_ref()
-            .filter(|_| crate::ddi::DdiApi::routes(req.uri().path()))
-        {
-            let ddi = Arc::clone(ddi);
+        if crate::ddi::DdiApi::routes(req.uri().path()) {
+            let ddi = Arc::clone(&self.ddi);
             return Box::pin(async move { Ok(ddi.handle(req).await) });
         }
-        let path = req.uri().path();
-        if crate::api::OperatorApi::routes(path) || crate::ddi::DdiApi::routes(path) {
-            let Some(operator) = self
-                .operator
-                .clone()
-                .filter(|_| !crate::ddi::DdiApi::routes(path))
-            else {
-                return Box::pin(async { Ok(not_on_postgres()) });
-            };
+        if crate::api::OperatorApi::routes(req.uri().path()) {
+            let operator = Arc::clone(&self.operator);
             return Box::pin(async move { Ok(operator.handle(req).await) });
         }
         let repo = Arc::clone(&self.repo);
@@ -222,16 +209,6 @@ impl<S: FleetStore + EnrollmentStore> tower_service::Service<Request<Body>> for 
             Ok(r)
         })
     }
-}
-
-/// What the operator API, dashboard, metrics and DDI answer on PostgreSQL: they read
-/// the embedded database only, and showing an empty one would mislead.
-fn not_on_postgres() -> Response<Body> {
-    let mut r = Response::new(Body::new(http_body_util::Full::new(bytes::Bytes::from_static(
-        b"not served with --database yet: the operator API, dashboard, metrics and hawkBit DDI run on the embedded database only\n",
-    ))));
-    *r.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
-    r
 }
 
 /// Prepares the data directory (creating it and the database on first start), then
@@ -279,7 +256,7 @@ struct Listeners {
 /// The names the server certificate always carries, before `--tls-name`.
 pub const DEFAULT_TLS_NAMES: &[&str] = &["localhost", "127.0.0.1", "::1"];
 
-async fn serve_store<S: FleetStore + LeaseStore + EnrollmentStore>(
+async fn serve_store<S: ServerStore>(
     store: Arc<S>,
     dir: DataDir,
     listeners: Listeners,
@@ -310,6 +287,10 @@ async fn serve_store<S: FleetStore + LeaseStore + EnrollmentStore>(
         };
         tokio::spawn(timestamp::run(duty, stop_rx))
     });
+    let db = FleetDb {
+        dir: dir.clone(),
+        store: Arc::clone(&store) as Arc<dyn ServerStore>,
+    };
     let catalog = Arc::new(ReleaseCatalog::new(&dir.repository()));
     let api = FleetApi::new(
         Arc::clone(&store),
@@ -339,20 +320,14 @@ async fn serve_store<S: FleetStore + LeaseStore + EnrollmentStore>(
         )),
         arrival: Arrival::Plaintext,
         repo: Arc::new(RepoHost::new(&dir.repository())),
-        operator: match config.database {
-            Some(_) => None,
-            None => Some(Arc::new(
-                crate::api::OperatorApi::open(&dir, config.data.clone(), config.clock.clone())
-                    .map_err(ServeError::Opening)?,
-            )),
-        },
-        ddi: match config.database {
-            Some(_) => None,
-            None => Some(Arc::new(
-                crate::ddi::DdiApi::open(&dir, config.clock.clone(), config.poll_interval)
-                    .map_err(ServeError::Opening)?,
-            )),
-        },
+        operator: Arc::new(
+            crate::api::OperatorApi::open(&db, config.clock.clone())
+                .map_err(ServeError::Opening)?,
+        ),
+        ddi: Arc::new(
+            crate::ddi::DdiApi::open(&db, config.clock.clone(), config.poll_interval)
+                .map_err(ServeError::Opening)?,
+        ),
     };
     let tls_edge = Edge {
         enroll: Some(

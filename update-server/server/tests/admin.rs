@@ -1,13 +1,17 @@
 //! Operator commands: waves and thresholds parsed with clear errors, rollouts only of
 //! releases the repository holds, and the binary's `rollout`/`pin` commands.
 
+#[path = "../../store/tests/support/pg_cluster.rs"]
+mod pg_cluster;
 mod support;
 
+use std::path::Path;
 use std::process::Command;
 
 use skerry_release::Expiries;
 use skerry_rollout::{UnixTime, Wave, BASIS_POINTS};
 use skerry_server::admin::{self, parse_percent, parse_waves, AdminError, NewRollout};
+use skerry_server::fleet_db::FleetDb;
 
 #[test]
 fn percentages_and_waves() {
@@ -73,17 +77,18 @@ fn a_rollout_needs_a_release_the_repository_holds() {
         &[("1.0.0", "stable")],
         &Expiries::default(),
     );
-    let err = admin::create_rollout(&srv, &new("9.9.9"), UnixTime(1)).unwrap_err();
+    let db = FleetDb::open(&srv, None).unwrap();
+    let err = admin::create_rollout(&db, &new("9.9.9"), UnixTime(1)).unwrap_err();
     assert!(matches!(err, AdminError::NoSuchRelease { .. }), "{err}");
     let mut beta = new("1.0.0");
     beta.channel = "beta".into();
     assert!(matches!(
-        admin::create_rollout(&srv, &beta, UnixTime(1)),
+        admin::create_rollout(&db, &beta, UnixTime(1)),
         Err(AdminError::NoSuchRelease { .. })
     ));
-    let r = admin::create_rollout(&srv, &new("1.0.0"), UnixTime(1)).unwrap();
+    let r = admin::create_rollout(&db, &new("1.0.0"), UnixTime(1)).unwrap();
     assert_eq!((r.gate.max_bad_permille, r.gate.min_sample), (250, 4));
-    let list = admin::list(&srv).unwrap();
+    let list = admin::list(&db).unwrap();
     assert_eq!(list.len(), 1);
     assert!(
         list[0].starts_with("r1\tpi 1.0.0 (stable)\tactive"),
@@ -92,8 +97,38 @@ fn a_rollout_needs_a_release_the_repository_holds() {
     );
 }
 
+/// `skerry-server --data SRV [--database URL] ARGS…`: whether it succeeded, and what it
+/// printed.
+fn run_server(srv: &Path, database: Option<&str>, args: &[&str]) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skerry-server"));
+    command.arg("--data").arg(srv);
+    if let Some(url) = database {
+        command.args(["--database", url]);
+    }
+    let out = command.args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 #[test]
 fn the_binary_creates_pauses_lists_and_pins() {
+    binary_creates_pauses_lists_and_pins(None);
+}
+
+#[test]
+fn the_binary_creates_pauses_lists_and_pins_on_postgres() {
+    let cluster = pg_cluster::PgCluster::start();
+    let url = cluster.database();
+    binary_creates_pauses_lists_and_pins(Some(&url));
+    // The commands wrote to PostgreSQL, not to an embedded database beside it.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out) = run_server(&dir.path().join("srv"), Some(&url), &["rollout", "list"]);
+    assert!(out.starts_with("v1\tpi 1.0.0 (stable)\tactive"), "{out}");
+}
+
+fn binary_creates_pauses_lists_and_pins(database: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let srv = dir.path().join("srv");
     support::publish(
@@ -102,19 +137,7 @@ fn the_binary_creates_pauses_lists_and_pins() {
         &[("1.0.0", "stable")],
         &Expiries::default(),
     );
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_skerry-server"))
-            .arg("--data")
-            .arg(&srv)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let run = |args: &[&str]| run_server(&srv, database, args);
     let (ok, out) = run(&[
         "rollout",
         "create",
@@ -190,11 +213,8 @@ fn maintenance_windows_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    use skerry_fleet_store::FleetStore;
-    let windows = skerry_fleet_store::SqliteStore::open(&srv.join("fleet.db"))
-        .unwrap()
-        .windows()
-        .unwrap();
+    let db = FleetDb::open(&srv, None).unwrap();
+    let windows = db.store.windows().unwrap();
     assert_eq!(windows.len(), 1);
     assert_eq!(
         (
@@ -209,7 +229,7 @@ fn maintenance_windows_from_the_command_line() {
         Some("mine-7")
     );
     let bad = admin::add_window(
-        &srv,
+        &db,
         &admin::NewWindow {
             group: vec!["nolabel".into()],
             days: "daily".into(),

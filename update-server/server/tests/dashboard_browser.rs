@@ -84,7 +84,7 @@ async fn the_dashboard_shows_the_fleet_the_paused_rollout_and_a_timeline_in_chro
         .trim()
         .to_string();
     skerry_server::admin::create_rollout(
-        &s.srv(),
+        &s.db(),
         &skerry_server::admin::NewRollout {
             id: "v2".into(),
             board: "pi".into(),

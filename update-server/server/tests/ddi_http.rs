@@ -4,6 +4,8 @@
 //! feedback success and failure counted by the rollout like gRPC reports, configData
 //! stored and bounded.
 
+#[path = "../../store/tests/support/pg_cluster.rs"]
+mod pg_cluster;
 mod support;
 
 use std::io::{Read, Write};
@@ -12,10 +14,11 @@ use std::net::{SocketAddr, TcpStream};
 use semver::Version;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use skerry_fleet_store::{DdiTarget, FleetStore, SqliteStore};
+use skerry_fleet_store::{DdiTarget, RolloutWithStats, TimelineEntry};
 use skerry_release::Expiries;
 use skerry_rollout::UnixTime;
 use skerry_server::admin::{self, NewRollout};
+use skerry_server::fleet_db::FleetDb;
 use support::{TestServer, T0};
 
 fn send(
@@ -60,8 +63,47 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
+/// On a blocking thread (PostgreSQL's client blocks): the rollout `id` and `device`'s
+/// timeline and version.
+async fn records(
+    db: &FleetDb,
+    id: &'static str,
+    device: &'static str,
+) -> (RolloutWithStats, Vec<TimelineEntry>, Version) {
+    let db = db.clone();
+    blocking(move || {
+        let rollout = db
+            .store
+            .rollouts()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.rollout.id == id)
+            .unwrap();
+        let timeline = db.store.timeline(device).unwrap();
+        let version = db.store.device(device).unwrap().unwrap().version;
+        (rollout, timeline, version)
+    })
+    .await
+}
+
+async fn create_rollout(db: &FleetDb, id: &str, version: &str) {
+    let (db, new) = (db.clone(), rollout(id, version));
+    blocking(move || admin::create_rollout(&db, &new, UnixTime(T0)).unwrap()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ddi_target_takes_a_deployment_and_its_feedback_is_counted() {
+    ddi_target_takes_a_deployment(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ddi_target_takes_a_deployment_and_its_feedback_is_counted_on_postgres() {
+    let cluster = pg_cluster::PgCluster::start();
+    ddi_target_takes_a_deployment(Some(cluster.database())).await;
+}
+
+async fn ddi_target_takes_a_deployment(database: Option<String>) {
+    let url = database.clone();
     let server = TestServer::start(
         |srv, keys| {
             support::publish(
@@ -74,18 +116,22 @@ async fn a_ddi_target_takes_a_deployment_and_its_feedback_is_counted() {
             std::fs::write(srv.join("swu/pi/2.0.0.swu"), b"pretend swu 2").unwrap();
             std::fs::write(srv.join("swu/pi/3.0.0.swu"), b"pretend swu 3").unwrap();
         },
-        |_| {},
+        move |config| config.database = database,
     )
     .await;
     let srv = server.srv();
+    let db = blocking(move || FleetDb::open(&srv, url.as_deref()).unwrap()).await;
     let target = DdiTarget {
         device: "dev1".into(),
         board: "pi".into(),
         channel: "stable".into(),
         version: Version::new(1, 0, 0),
     };
-    let token = skerry_server::ddi::admin::add_target(&srv, &target, UnixTime(T0)).unwrap();
-    admin::create_rollout(&srv, &rollout("r2", "2.0.0"), UnixTime(T0)).unwrap();
+    let d = db.clone();
+    let token =
+        blocking(move || skerry_server::ddi::admin::add_target(&d, &target, UnixTime(T0)).unwrap())
+            .await;
+    create_rollout(&db, "r2", "2.0.0").await;
     let addr = server.addr;
     let auth = format!("TargetToken {token}");
     let poll = "/DEFAULT/controller/v1/dev1";
@@ -172,13 +218,8 @@ async fn a_ddi_target_takes_a_deployment_and_its_feedback_is_counted() {
     })
     .await;
     assert_eq!(st, 200);
-    let store = SqliteStore::open(&srv.join("fleet.db")).unwrap();
-    let kinds: Vec<String> = store
-        .timeline("dev1")
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let (r2, timeline, version) = records(&db, "r2", "dev1").await;
+    let kinds: Vec<String> = timeline.into_iter().map(|e| e.kind).collect();
     assert_eq!(
         kinds,
         [
@@ -190,24 +231,15 @@ async fn a_ddi_target_takes_a_deployment_and_its_feedback_is_counted() {
             "committed"
         ]
     );
-    let r2 = store
-        .rollouts()
-        .unwrap()
-        .into_iter()
-        .find(|r| r.rollout.id == "r2")
-        .unwrap();
     assert_eq!((r2.stats[0].started, r2.stats[0].committed), (1, 1));
-    assert_eq!(
-        store.device("dev1").unwrap().unwrap().version,
-        Version::new(2, 0, 0)
-    );
+    assert_eq!(version, Version::new(2, 0, 0));
 
     // Nothing more to do at 2.0.0; a 3.0.0 rollout's deployment fails and is counted as failed.
     let a = auth.clone();
     let (_, body) = blocking(move || send(addr, "GET", poll, Some(&a), "")).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert!(v["_links"].get("deploymentBase").is_none(), "{v}");
-    admin::create_rollout(&srv, &rollout("r3", "3.0.0"), UnixTime(T0)).unwrap();
+    create_rollout(&db, "r3", "3.0.0").await;
     let a = auth.clone();
     let (_, body) = blocking(move || send(addr, "GET", poll, Some(&a), "")).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
@@ -216,14 +248,9 @@ async fn a_ddi_target_takes_a_deployment_and_its_feedback_is_counted() {
     let a = auth.clone();
     let (st, _) = blocking(move || send(addr, "POST", &fb, Some(&a), r#"{"status":{"execution":"closed","result":{"finished":"failure"},"details":["hash mismatch"]}}"#)).await;
     assert_eq!(st, 200);
-    let r3 = store
-        .rollouts()
-        .unwrap()
-        .into_iter()
-        .find(|r| r.rollout.id == "r3")
-        .unwrap();
+    let (r3, mut timeline, _) = records(&db, "r3", "dev1").await;
     assert_eq!((r3.stats[0].started, r3.stats[0].failed), (1, 1));
-    let last = store.timeline("dev1").unwrap().pop().unwrap();
+    let last = timeline.pop().unwrap();
     assert!(
         last.kind == "failed" && last.detail.contains("hash mismatch"),
         "{last:?}"
@@ -258,16 +285,8 @@ async fn a_ddi_target_takes_a_deployment_and_its_feedback_is_counted() {
     })
     .await;
     assert_eq!(st, 400);
-    use skerry_fleet_store::DdiStore;
-    assert_eq!(
-        store
-            .ddi_attributes("dev1")
-            .unwrap()
-            .unwrap()
-            .get("hw")
-            .map(String::as_str),
-        Some("rev2")
-    );
+    let attributes = blocking(move || db.store.ddi_attributes("dev1").unwrap().unwrap()).await;
+    assert_eq!(attributes.get("hw").map(String::as_str), Some("rev2"));
     server.stop().await;
 }
 

@@ -218,7 +218,7 @@ async fn a_device_with_only_a_join_url_pins_the_ca_and_sends_logs_with_its_certi
     }
 
     // Revoked: refused from the next request on.
-    skerry_server::enroll_admin::revoke_device(&s.srv(), "dev-1", unix_now()).unwrap();
+    skerry_server::enroll_admin::revoke_device(&s.db(), "dev-1", unix_now()).unwrap();
     let r = run(vec!["after".into()], "/device/v1/logs");
     assert_eq!(r.status, 403, "{r:?}");
     assert!(r.body.contains("revoked"), "{r:?}");

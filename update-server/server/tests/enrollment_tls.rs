@@ -77,7 +77,7 @@ async fn a_revoked_device_is_refused_at_its_next_check_in() {
     let token = s.token(1, DAY, unix_now());
     let dev = s.enroll(&token.reveal(), "dev-r").await.unwrap();
     assert_answered(&s.check_in_tls(Some(&dev), "dev-r").await);
-    skerry_server::enroll_admin::revoke_device(&s.srv(), "dev-r", unix_now()).unwrap();
+    skerry_server::enroll_admin::revoke_device(&s.db(), "dev-r", unix_now()).unwrap();
     assert_refused(
         &s.check_in_tls(Some(&dev), "dev-r").await,
         Code::PermissionDenied,
@@ -138,7 +138,7 @@ async fn expired_revoked_and_unknown_tokens_enroll_nothing() {
     assert_eq!(e.code(), Code::Unauthenticated);
     assert!(e.message().contains("expired"), "{}", e.message());
     let revoked = s.token(5, DAY, unix_now());
-    skerry_server::enroll_admin::revoke_token(&s.srv(), &revoked.id, unix_now()).unwrap();
+    skerry_server::enroll_admin::revoke_token(&s.db(), &revoked.id, unix_now()).unwrap();
     let e = s.enroll(&revoked.reveal(), "dev-e").await.unwrap_err();
     assert!(e.message().contains("revoked"), "{}", e.message());
     let e = s
@@ -148,7 +148,7 @@ async fn expired_revoked_and_unknown_tokens_enroll_nothing() {
     assert_eq!(e.code(), Code::Unauthenticated);
     assert!(e.message().contains("unknown"), "{}", e.message());
     assert!(
-        skerry_server::enroll_admin::list_tokens(&s.srv(), unix_now())
+        skerry_server::enroll_admin::list_tokens(&s.db(), unix_now())
             .unwrap()
             .iter()
             .all(|l| l.contains("used 0/5"))

@@ -3,6 +3,8 @@
 //! timeline, a rollout paused by failures with its reason and per-wave counts, operator
 //! pause/resume/abort and pins, and bounds (ids, limits, body size).
 
+#[path = "../../store/tests/support/pg_cluster.rs"]
+mod pg_cluster;
 mod support;
 
 use std::collections::HashMap;
@@ -76,6 +78,16 @@ fn failed(seq: u64) -> pb::UpgradeReport {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_read_and_steer_the_fleet_with_the_token() {
+    operators_read_and_steer_the_fleet(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_read_and_steer_the_fleet_with_the_token_on_postgres() {
+    let cluster = pg_cluster::PgCluster::start();
+    operators_read_and_steer_the_fleet(Some(cluster.database())).await;
+}
+
+async fn operators_read_and_steer_the_fleet(database: Option<String>) {
     let s = TestServer::start(
         |srv, keys| {
             publish(
@@ -85,7 +97,7 @@ async fn operators_read_and_steer_the_fleet_with_the_token() {
                 &Expiries::default(),
             )
         },
-        |_| {},
+        move |config| config.database = database,
     )
     .await;
     let token_path = s.srv().join("keys/operator.token");
@@ -281,6 +293,17 @@ fn sample(text: &str, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_check_ins_reports_and_rollout_states_and_the_dashboard_is_served() {
+    metrics_and_dashboard(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_check_ins_reports_and_rollout_states_and_the_dashboard_is_served_on_postgres(
+) {
+    let cluster = pg_cluster::PgCluster::start();
+    metrics_and_dashboard(Some(cluster.database())).await;
+}
+
+async fn metrics_and_dashboard(database: Option<String>) {
     let s = TestServer::start(
         |srv, keys| {
             publish(
@@ -290,7 +313,7 @@ async fn metrics_count_check_ins_reports_and_rollout_states_and_the_dashboard_is
                 &Expiries::default(),
             )
         },
-        |_| {},
+        move |config| config.database = database,
     )
     .await;
     let token = std::fs::read_to_string(s.srv().join("keys/operator.token"))

@@ -27,8 +27,8 @@ impl From<EnrollAdminError> for ApiError {
 }
 
 /// `GET tokens`: every token with its state, never a secret.
-pub fn list(data: &std::path::Path, now: UnixTime) -> Result<Value, ApiError> {
-    let tokens: Vec<Value> = enroll_admin::tokens(data, now)?
+pub fn list(db: &crate::fleet_db::FleetDb, now: UnixTime) -> Result<Value, ApiError> {
+    let tokens: Vec<Value> = enroll_admin::tokens(db, now)?
         .iter()
         .map(|(t, state)| {
             json!({
@@ -43,7 +43,11 @@ pub fn list(data: &std::path::Path, now: UnixTime) -> Result<Value, ApiError> {
 
 /// `POST tokens` with `{"uses": N, "ttl": "24h", "labels": ["k=v", …]}` (all optional):
 /// the answer carries the token's secret, the only time it is shown.
-pub fn create(data: &std::path::Path, body: &Value, now: UnixTime) -> Result<Value, ApiError> {
+pub fn create(
+    db: &crate::fleet_db::FleetDb,
+    body: &Value,
+    now: UnixTime,
+) -> Result<Value, ApiError> {
     let uses = match body.get("uses") {
         None | Some(Value::Null) => 1,
         Some(v) => v
@@ -76,7 +80,7 @@ pub fn create(data: &std::path::Path, body: &Value, now: UnixTime) -> Result<Val
             )))
         }
     };
-    let token = enroll_admin::create_token(data, uses, ttl, &labels, now)?;
+    let token = enroll_admin::create_token(db, uses, ttl, &labels, now)?;
     Ok(json!({
         "id": token.id, "token": token.reveal(), "uses": uses,
         "expires_at": now.0 + ttl.as_secs(),
@@ -85,22 +89,22 @@ pub fn create(data: &std::path::Path, body: &Value, now: UnixTime) -> Result<Val
 
 /// `POST tokens/ID/revoke`.
 pub fn revoke_token(
-    data: &std::path::Path,
+    db: &crate::fleet_db::FleetDb,
     id: &str,
     now: UnixTime,
 ) -> Result<(StatusCode, Value), ApiError> {
     check_id("token", id)?;
-    enroll_admin::revoke_token(data, id, now)?;
+    enroll_admin::revoke_token(db, id, now)?;
     Ok((StatusCode::OK, json!({"token": id, "done": "revoked"})))
 }
 
 /// `POST devices/ID/revoke`: the device's certificate is refused from now on.
 pub fn revoke_device(
-    data: &std::path::Path,
+    db: &crate::fleet_db::FleetDb,
     id: &str,
     now: UnixTime,
 ) -> Result<(StatusCode, Value), ApiError> {
     check_id("device", id)?;
-    enroll_admin::revoke_device(data, id, now)?;
+    enroll_admin::revoke_device(db, id, now)?;
     Ok((StatusCode::OK, json!({"device": id, "done": "revoked"})))
 }

@@ -23,11 +23,12 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{json, Value};
-use skerry_fleet_store::{FleetQueries, FleetStore, RolloutAction, SqliteStore};
+use skerry_fleet_store::RolloutAction;
 use tonic::body::Body;
 
 use crate::admin::{self, AdminError, NewRollout};
 use crate::checkin::Clock;
+use crate::fleet_db::FleetDb;
 use crate::releases::ReleaseCatalog;
 use token::OperatorToken;
 
@@ -44,9 +45,8 @@ pub const MAX_ID: usize = 128;
 
 /// The operator API's state.
 pub struct OperatorApi {
-    store: Arc<SqliteStore>,
+    db: FleetDb,
     catalog: Arc<ReleaseCatalog>,
-    data: PathBuf,
     token: OperatorToken,
     clock: Clock,
     repository: PathBuf,
@@ -58,7 +58,7 @@ pub struct OperatorApi {
 impl std::fmt::Debug for OperatorApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OperatorApi")
-            .field("data", &self.data)
+            .field("data", &self.db.dir.root)
             .finish_non_exhaustive()
     }
 }
@@ -133,13 +133,12 @@ pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
 }
 
 impl OperatorApi {
-    /// Opens the API over the data directory's SQLite database, making the operator
-    /// token on first start.
-    pub fn open(dir: &crate::DataDir, data: PathBuf, clock: Clock) -> Result<Self, String> {
-        let token_path = data.join("keys").join(token::TOKEN_FILE);
+    /// The API over the fleet database, making the operator token on first start.
+    pub fn open(db: &FleetDb, clock: Clock) -> Result<Self, String> {
+        let dir = &db.dir;
+        let token_path = dir.keys().join(token::TOKEN_FILE);
         let token = OperatorToken::load_or_create(&token_path)
             .map_err(|e| format!("the operator token {}: {e}", token_path.display()))?;
-        let store = SqliteStore::open(&dir.database()).map_err(|e| crate::timestamp::chain(&e))?;
         let timestamp_key = match dir.timestamp_key().exists() {
             true => Some(
                 skerry_tuf::SecretKey::load(&dir.timestamp_key()).map_err(|e| {
@@ -153,12 +152,11 @@ impl OperatorApi {
             false => None,
         };
         Ok(Self {
-            store: Arc::new(store),
+            db: db.clone(),
             catalog: Arc::new(ReleaseCatalog::new(&dir.repository())),
             uploads: staged::Uploads::new(dir.root.join("uploads")),
             repository: dir.repository(),
             timestamp_key,
-            data,
             token,
             clock,
         })
@@ -199,7 +197,7 @@ impl OperatorApi {
         }
         if req.uri().path() == METRICS_PATH {
             let api = Arc::clone(&self);
-            return match tokio::task::spawn_blocking(move || api.store.rollouts()).await {
+            return match tokio::task::spawn_blocking(move || api.db.store.rollouts()).await {
                 Ok(Ok(rollouts)) => {
                     let mut r = Response::new(Body::new(Full::new(Bytes::from(
                         crate::metrics::render(&rollouts),
@@ -262,13 +260,13 @@ impl OperatorApi {
             (&Method::GET, ["releases"]) => ok(
                 json!({"releases": self.catalog.releases().iter().map(json::release).collect::<Vec<_>>()}),
             ),
-            (&Method::GET, ["overview"]) => ok(json::overview(&self.store.overview()?)),
+            (&Method::GET, ["overview"]) => ok(json::overview(&self.db.store.overview()?)),
             (&Method::GET, ["rollouts"]) => ok(
-                json!({"rollouts": self.store.rollouts()?.iter().map(json::rollout).collect::<Vec<_>>()}),
+                json!({"rollouts": self.db.store.rollouts()?.iter().map(json::rollout).collect::<Vec<_>>()}),
             ),
             (&Method::POST, ["rollouts"]) => {
                 let new = new_rollout(&parse_body(body)?)?;
-                let r = admin::create_rollout(&self.data, &new, (self.clock)())?;
+                let r = admin::create_rollout(&self.db, &new, (self.clock)())?;
                 Ok((StatusCode::CREATED, json!({"id": r.id})))
             }
             (&Method::POST, ["rollouts", id, action]) => {
@@ -287,7 +285,7 @@ impl OperatorApi {
                         ))
                     }
                 };
-                admin::act(&self.data, id, &action, (self.clock)())?;
+                admin::act(&self.db, id, &action, (self.clock)())?;
                 ok(json!({"id": id, "done": action_name(&action)}))
             }
             (&Method::GET, ["devices"]) => {
@@ -296,19 +294,20 @@ impl OperatorApi {
                     check_id("after", after)?;
                 }
                 let page = self
+                    .db
                     .store
                     .device_page(query.after.as_deref(), query.limit)?;
                 ok(json::device_page(&page))
             }
             (&Method::GET, ["devices", id]) => {
                 check_id("device", id)?;
-                let Some(device) = self.store.device(id)? else {
+                let Some(device) = self.db.store.device(id)? else {
                     return Err(ApiError(
                         StatusCode::NOT_FOUND,
                         format!("no device {id:?} has checked in"),
                     ));
                 };
-                let timeline = self.store.timeline(id)?;
+                let timeline = self.db.store.timeline(id)?;
                 ok(json::device(&device, &timeline))
             }
             (&Method::PUT, ["devices", id, "pin"]) => {
@@ -317,24 +316,24 @@ impl OperatorApi {
                 let version = optional_str(&b, "version", 64)?
                     .ok_or_else(|| bad("body: \"version\" is required"))?;
                 let force = b.get("force").and_then(Value::as_bool).unwrap_or(false);
-                admin::pin(&self.data, id, Some((&version, force)))?;
+                admin::pin(&self.db, id, Some((&version, force)))?;
                 ok(json!({"device": id, "pin": version, "force": force}))
             }
             (&Method::DELETE, ["devices", id, "pin"]) => {
                 check_id("device", id)?;
-                admin::pin(&self.data, id, None)?;
+                admin::pin(&self.db, id, None)?;
                 ok(json!({"device": id, "pin": null}))
             }
             (&Method::POST, ["devices", id, "revoke"]) => {
-                enrollment::revoke_device(&self.data, id, (self.clock)())
+                enrollment::revoke_device(&self.db, id, (self.clock)())
             }
-            (&Method::GET, ["tokens"]) => ok(enrollment::list(&self.data, (self.clock)())?),
+            (&Method::GET, ["tokens"]) => ok(enrollment::list(&self.db, (self.clock)())?),
             (&Method::POST, ["tokens"]) => Ok((
                 StatusCode::CREATED,
-                enrollment::create(&self.data, &parse_body_or_empty(body)?, (self.clock)())?,
+                enrollment::create(&self.db, &parse_body_or_empty(body)?, (self.clock)())?,
             )),
             (&Method::POST, ["tokens", id, "revoke"]) => {
-                enrollment::revoke_token(&self.data, id, (self.clock)())
+                enrollment::revoke_token(&self.db, id, (self.clock)())
             }
             (&Method::GET, ["pins"]) => {
                 let pins = self.pins()?;
@@ -353,6 +352,7 @@ impl OperatorApi {
         let mut after: Option<String> = None;
         loop {
             let page = self
+                .db
                 .store
                 .device_page(after.as_deref(), skerry_fleet_store::DEVICE_PAGE_LIMIT)?;
             out.extend(page.devices.iter().filter_map(|d| {

@@ -3,17 +3,16 @@
 //! replaces the token).
 
 use std::io::Read;
-use std::path::Path;
 
 use semver::Version;
-use skerry_fleet_store::{DdiStore, DdiTarget, SqliteStore};
+use skerry_fleet_store::DdiTarget;
 use skerry_rollout::UnixTime;
 
 use super::auth::token_hash;
-use crate::DataDir;
+use crate::fleet_db::FleetDb;
 
 /// Makes (or re-keys) a target; returns its token.
-pub fn add_target(data: &Path, target: &DdiTarget, now: UnixTime) -> Result<String, String> {
+pub fn add_target(db: &FleetDb, target: &DdiTarget, now: UnixTime) -> Result<String, String> {
     for (what, v) in [
         ("device", &target.device),
         ("board", &target.board),
@@ -23,14 +22,12 @@ pub fn add_target(data: &Path, target: &DdiTarget, now: UnixTime) -> Result<Stri
             return Err(format!("{what} {v:?}: 1 to 128 bytes of [A-Za-z0-9._-]"));
         }
     }
-    let dir = DataDir::prepare(data).map_err(|e| crate::timestamp::chain(&e))?;
-    let store = SqliteStore::open(&dir.database()).map_err(|e| crate::timestamp::chain(&e))?;
     let mut secret = [0u8; 24];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut secret))
         .map_err(|e| format!("reading /dev/urandom: {e}"))?;
     let token = super::hex(&secret);
-    store
+    db.store
         .put_ddi_target(target, &token_hash(&token), now)
         .map_err(|e| crate::timestamp::chain(&e))?;
     Ok(token)

@@ -34,7 +34,7 @@ fn equal(a: &[u8], b: &[u8]) -> bool {
 
 /// The target `controller_id` names, if the header proves the caller may act for it.
 pub fn authenticate(
-    store: &impl DdiStore,
+    store: &(impl DdiStore + ?Sized),
     gateway: Option<&str>,
     header: Option<&str>,
     controller_id: &str,

@@ -23,13 +23,14 @@ use serde_json::{json, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use skerry_fleet_store::{
-    ActionState, CheckIn, DdiAction, DdiStore, DdiTarget, FleetStore, HealthReport, HealthState,
-    SqliteStore, StoreError, UpgradeReport, DDI_ATTRIBUTE_LIMIT,
+    ActionState, CheckIn, DdiAction, DdiTarget, HealthReport, HealthState, StoreError,
+    UpgradeReport, DDI_ATTRIBUTE_LIMIT,
 };
 use skerry_rollout::Decision;
 use tonic::body::Body;
 
 use crate::checkin::Clock;
+use crate::fleet_db::{FleetDb, ServerStore};
 use crate::releases::ReleaseCatalog;
 use crate::timestamp::chain;
 
@@ -38,9 +39,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest attribute key or value kept from configData.
 pub const MAX_ATTRIBUTE_BYTES: usize = 256;
 
-/// The DDI service over the SQLite store.
+/// The DDI service over the fleet database.
 pub struct DdiApi {
-    store: Arc<SqliteStore>,
+    store: Arc<dyn ServerStore>,
     catalog: Arc<ReleaseCatalog>,
     swu_dir: PathBuf,
     gateway: Option<String>,
@@ -147,13 +148,9 @@ fn artifact(dir: &Path, board: &str, version: &str) -> std::io::Result<Artifact>
 }
 
 impl DdiApi {
-    /// Opens the data directory's SQLite store for DDI; reads the gateway token if there is one.
-    pub fn open(
-        dir: &crate::DataDir,
-        clock: Clock,
-        poll_interval: Duration,
-    ) -> Result<Self, String> {
-        let store = SqliteStore::open(&dir.database()).map_err(|e| chain(&e))?;
+    /// DDI over the fleet database; reads the gateway token if there is one.
+    pub fn open(db: &FleetDb, clock: Clock, poll_interval: Duration) -> Result<Self, String> {
+        let dir = &db.dir;
         let gateway_path = dir.keys().join("ddi-gateway.token");
         let gateway = match std::fs::read_to_string(&gateway_path) {
             Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
@@ -162,7 +159,7 @@ impl DdiApi {
             Err(e) => return Err(format!("reading {}: {e}", gateway_path.display())),
         };
         Ok(Self {
-            store: Arc::new(store),
+            store: Arc::clone(&db.store),
             catalog: Arc::new(ReleaseCatalog::new(&dir.repository())),
             swu_dir: dir.repository().with_file_name("swu"),
             gateway,

@@ -94,6 +94,11 @@ impl TestServer {
         self.data.path().join("srv")
     }
 
+    /// The server's data directory and embedded database, as operator commands open them.
+    pub fn db(&self) -> skerry_server::fleet_db::FleetDb {
+        skerry_server::fleet_db::FleetDb::open(&self.srv(), None).unwrap()
+    }
+
     pub fn set_time(&self, t: u64) {
         self.clock.store(t, Ordering::SeqCst);
     }

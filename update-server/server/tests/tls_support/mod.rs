@@ -104,6 +104,11 @@ impl TlsServer {
         self.data.path().join("srv")
     }
 
+    /// The server's data directory and embedded database, as operator commands open them.
+    pub fn db(&self) -> skerry_server::fleet_db::FleetDb {
+        skerry_server::fleet_db::FleetDb::open(&self.srv(), None).unwrap()
+    }
+
     pub fn tls_port(&self) -> u16 {
         self.tls.expect("started with TLS").port()
     }
@@ -114,7 +119,7 @@ impl TlsServer {
 
     /// A token made by the operator command's code, created at `now`.
     pub fn token(&self, uses: u32, ttl: Duration, now: UnixTime) -> JoinToken {
-        skerry_server::enroll_admin::create_token(&self.srv(), uses, ttl, &[], now).unwrap()
+        skerry_server::enroll_admin::create_token(&self.db(), uses, ttl, &[], now).unwrap()
     }
 
     /// A gRPC channel to the TLS port trusting only the server CA, presenting
