@@ -40,6 +40,10 @@ pub enum StoreError {
     NoSuchToken { id: String },
     #[error("a rollout named {id:?} or of release {release} already exists")]
     RolloutExists { id: String, release: String },
+    #[error("the --database connection string")]
+    PgConninfo(#[from] crate::pg::conninfo::ConninfoError),
+    #[error("TLS to PostgreSQL")]
+    PgTls(#[from] crate::pg::tls::TlsSetupError),
     #[error("cannot connect to the PostgreSQL database {target}")]
     PgConnect {
         target: String,

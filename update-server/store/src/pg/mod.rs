@@ -5,13 +5,16 @@
 //! stay exact. Reads take one REPEATABLE READ snapshot. The client is synchronous:
 //! call it from blocking threads (`spawn_blocking`), never on an async worker.
 //!
-//! TLS to the database is not supported yet: connect over loopback or a private link.
+//! TLS follows the connection string's libpq-style `sslmode` and `sslrootcert`
+//! ([`conninfo`]); use `sslmode=verify-full` with a CA file for anything but loopback.
 
+pub mod conninfo;
 mod ddi;
 mod enrollment;
 mod migrations;
 mod pool;
 mod queries;
+pub mod tls;
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -79,15 +82,18 @@ fn conflict(e: &StoreError) -> bool {
 
 impl PgStore {
     /// Connects to `url` (`postgres://user[:password]@host[:port]/dbname` or
-    /// `host=… dbname=…`) and migrates the database to the latest schema.
+    /// `host=… dbname=…`, with libpq's `sslmode` and `sslrootcert`) and migrates the database to the latest schema.
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        let config = postgres::Config::from_str(url).map_err(|source| StoreError::PgConnect {
-            target: "(the --database connection string)".into(),
-            source,
-        })?;
+        let info = conninfo::Conninfo::parse(url)?;
+        let config =
+            postgres::Config::from_str(&info.rest).map_err(|source| StoreError::PgConnect {
+                target: "(the --database connection string)".into(),
+                source,
+            })?;
         let target = describe(&config);
+        let tls = tls::DatabaseTls::new(&info.verify)?;
         let store = Self {
-            pool: pool::Pool::new(config, target, POOL_SIZE),
+            pool: pool::Pool::new(config, tls, target, POOL_SIZE),
         };
         let mut conn = store.pool.get("opening the database")?;
         migrations::migrate(&mut conn, &store.pool.target)?;

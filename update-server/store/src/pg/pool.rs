@@ -5,7 +5,9 @@
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
+
+use super::tls::DatabaseTls;
 
 use crate::StoreError;
 
@@ -19,6 +21,7 @@ struct State {
 
 pub(crate) struct Pool {
     config: Config,
+    tls: DatabaseTls,
     /// The database as printed in errors (never the password).
     pub(crate) target: String,
     size: usize,
@@ -89,9 +92,10 @@ impl Drop for Pool {
 }
 
 impl Pool {
-    pub(crate) fn new(config: Config, target: String, size: usize) -> Self {
+    pub(crate) fn new(config: Config, tls: DatabaseTls, target: String, size: usize) -> Self {
         Self {
             config,
+            tls,
             target,
             size: size.max(1),
             state: Mutex::new(State {
@@ -125,7 +129,7 @@ impl Pool {
             if state.open < self.size {
                 state.open += 1;
                 drop(state);
-                return match self.config.connect(NoTls) {
+                return match self.config.connect(self.tls.clone()) {
                     Ok(client) => Ok(Conn {
                         pool: self,
                         client: Some(client),

@@ -67,6 +67,16 @@ fn free_port() -> u16 {
 impl PgCluster {
     /// Creates and starts a cluster; ready when it accepts connections.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A cluster that takes TCP connections over TLS only (`hostssl` in `pg_hba.conf`,
+    /// everything else rejected), presenting this certificate and key.
+    pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> Self {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Self {
         let initdb = bin("initdb");
         let pg_ctl = bin("pg_ctl");
         let dir = tempfile::tempdir().unwrap();
@@ -108,9 +118,29 @@ impl PgCluster {
         );
         let port = free_port();
         let log = dir.path().join("server.log");
-        let opts = format!(
+        let mut opts = format!(
             "-k {sock} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60"
         );
+        if let Some((cert, key)) = tls {
+            let owner = std::fs::metadata(&data).unwrap();
+            for (name, pem) in [("server.crt", cert), ("server.key", key)] {
+                let path = data.join(name);
+                std::fs::write(&path, pem).unwrap();
+                std::fs::set_permissions(
+                    &path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .unwrap();
+                std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).unwrap();
+            }
+            // Local socket connections stay trusted; TCP only over TLS.
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhost all all 0.0.0.0/0 reject\n",
+            )
+            .unwrap();
+            opts.push_str(" -c ssl=on");
+        }
         run(
             run_as,
             &pg_ctl,

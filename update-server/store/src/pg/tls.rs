@@ -1,0 +1,305 @@
+//! TLS to PostgreSQL with rustls: the client hands us the socket after the server agreed
+//! to TLS, and the server's certificate is checked as the connection string's
+//! [`Verify`] says. Channel binding is not offered (SCRAM without `-PLUS`).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::client::WebPkiServerVerifier;
+use tokio_rustls::rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, Error as RustlsError, RootCertStore,
+    SignatureScheme,
+};
+
+use super::conninfo::{RootCert, Verify};
+
+/// The largest `sslrootcert` file read.
+pub const ROOT_CERT_LIMIT: u64 = 1024 * 1024;
+
+/// Why the TLS settings could not be put together.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("reading sslrootcert {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("sslrootcert {path} is larger than 1 MiB")]
+    TooLarge { path: String },
+    #[error("sslrootcert {path} holds no PEM certificate")]
+    NoCertificate { path: String },
+    #[error("sslrootcert {path}: {reason}")]
+    BadCertificate { path: String, reason: String },
+}
+
+/// Makes the TLS side of each new connection.
+#[derive(Debug, Clone)]
+pub struct DatabaseTls {
+    config: Arc<ClientConfig>,
+}
+
+impl DatabaseTls {
+    /// The client configuration `verify` asks for, its roots read now.
+    pub fn new(verify: &Verify) -> Result<Self, TlsSetupError> {
+        let provider = Arc::new(ring::default_provider());
+        let verifier: Arc<dyn ServerCertVerifier> = match verify {
+            Verify::Nothing => Arc::new(Unverified(Arc::clone(&provider))),
+            Verify::Chain(root) => Arc::new(ChainOnly(webpki(root, &provider)?)),
+            Verify::ChainAndName(root) => webpki(root, &provider)?,
+        };
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring offers the default protocol versions")
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        Ok(Self {
+            config: Arc::new(config),
+        })
+    }
+}
+
+fn roots(root: &RootCert) -> Result<RootCertStore, TlsSetupError> {
+    let mut store = RootCertStore::empty();
+    let path = match root {
+        RootCert::System => {
+            store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            return Ok(store);
+        }
+        RootCert::File(path) => path,
+    };
+    let shown = path.display().to_string();
+    let read = |source| TlsSetupError::Read {
+        path: shown.clone(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read)?;
+    let mut pem = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(&file, ROOT_CERT_LIMIT + 1), &mut pem)
+        .map_err(read)?;
+    if pem.len() as u64 > ROOT_CERT_LIMIT {
+        return Err(TlsSetupError::TooLarge { path: shown });
+    }
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| TlsSetupError::BadCertificate {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        store.add(cert).map_err(|e| TlsSetupError::BadCertificate {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    if store.is_empty() {
+        return Err(TlsSetupError::NoCertificate { path: shown });
+    }
+    Ok(store)
+}
+
+fn webpki(
+    root: &RootCert,
+    provider: &Arc<tokio_rustls::rustls::crypto::CryptoProvider>,
+) -> Result<Arc<WebPkiServerVerifier>, TlsSetupError> {
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots(root)?), Arc::clone(provider))
+        .build()
+        .map_err(|e| TlsSetupError::BadCertificate {
+            path: format!("{root:?}"),
+            reason: e.to_string(),
+        })
+}
+
+/// Takes any certificate, but still checks the handshake was signed by its key.
+#[derive(Debug)]
+struct Unverified(Arc<tokio_rustls::rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, RustlsError> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RustlsError> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RustlsError> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The chain up to a root, whatever name the certificate is for (libpq's verify-ca).
+/// webpki checks the chain before the name, so a name mismatch means the chain held.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, RustlsError> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(RustlsError::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RustlsError> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RustlsError> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+impl<S> MakeTlsConnect<S> for DatabaseTls
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = Stream<S>;
+    type TlsConnect = Connect;
+    type Error = RustlsError;
+
+    fn make_tls_connect(&mut self, host: &str) -> Result<Connect, RustlsError> {
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|_| RustlsError::General(format!("{host:?} is not a host name for TLS")))?;
+        Ok(Connect {
+            config: Arc::clone(&self.config),
+            name,
+        })
+    }
+}
+
+/// The TLS side of one connection to `name`.
+#[derive(Debug)]
+pub struct Connect {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+}
+
+type Handshake<S> = Pin<Box<dyn Future<Output = io::Result<Stream<S>>> + Send>>;
+
+impl<S> TlsConnect<S> for Connect
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = Stream<S>;
+    type Error = io::Error;
+    type Future = Handshake<S>;
+
+    fn connect(self, socket: S) -> Handshake<S> {
+        let connector = tokio_rustls::TlsConnector::from(self.config);
+        Box::pin(async move {
+            let tls = connector.connect(self.name, socket).await?;
+            Ok(Stream(Box::new(tls)))
+        })
+    }
+}
+
+/// A TLS connection to the database.
+pub struct Stream<S>(Box<tokio_rustls::client::TlsStream<S>>);
+
+impl<S> std::fmt::Debug for Stream<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stream(TLS to PostgreSQL)")
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for Stream<S> {
+    fn channel_binding(&self) -> ChannelBinding {
+        ChannelBinding::none()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
