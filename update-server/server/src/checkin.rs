@@ -50,7 +50,7 @@ impl<S: FleetStore> FleetApi<S> {
 }
 
 fn internal(e: &StoreError) -> Status {
-    eprintln!("skerry-server: check-in failed: {}", chain(e));
+    tracing::error!(error = %chain(e), "check-in not stored");
     Status::internal("the server could not store the check-in; retry later")
 }
 
@@ -112,7 +112,7 @@ pub(crate) fn decide_after<S: FleetStore + ?Sized>(
     );
     if let Some((id, reason)) = &verdict.pause {
         store.pause_if_active(id, reason, now)?;
-        eprintln!("skerry-server: rollout {id} {reason}");
+        tracing::warn!(rollout = %id, %reason, "rollout paused automatically");
     }
     if let Decision::Offer(offer) = &verdict.decision {
         if let Some(id) = &offer.rollout_id {

@@ -63,7 +63,7 @@ impl From<CertRefusal> for Status {
 }
 
 fn store_failed(e: &skerry_fleet_store::StoreError) -> Status {
-    eprintln!("skerry-server: reading a device identity: {}", chain(e));
+    tracing::error!(error = %chain(e), "reading a device identity failed");
     Status::unavailable("the server could not read the device's identity; retry later")
 }
 

@@ -300,7 +300,7 @@ impl<S: EnrollmentStore> DeviceHttp<S> {
         .await
         .map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "the log task failed".to_string()))?
         .map_err(|e| {
-            eprintln!("skerry-server: storing a device log: {}", chain(&e));
+            tracing::error!(error = %chain(&e), "storing a device log failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the server could not store the lines; retry later".to_string(),

@@ -41,6 +41,7 @@ pub mod enroll_admin;
 pub mod fleet_db;
 pub mod join_token;
 pub mod join_url;
+pub mod logging;
 pub mod metrics;
 pub mod pki;
 pub mod releases;

@@ -10,6 +10,7 @@ use skerry_fleet_store::RolloutAction;
 use skerry_rollout::UnixTime;
 use skerry_server::admin::{self, NewRollout};
 use skerry_server::fleet_db::FleetDb;
+use skerry_server::logging::{self, LogFormat};
 use skerry_server::timestamp::chain;
 use skerry_server::ServerConfig;
 
@@ -46,6 +47,10 @@ struct Args {
     /// How often devices are told to check in.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     poll_interval: std::time::Duration,
+    /// How the server logs on stderr: text lines, or one JSON object per line.
+    /// SKERRY_LOG filters (default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -389,10 +394,11 @@ async fn main() -> ExitCode {
             }
         };
     }
+    logging::init(args.log_format);
     let listener = match tokio::net::TcpListener::bind(&args.listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("skerry-server: cannot listen on {}: {e}", args.listen);
+            tracing::error!(listen = %args.listen, error = %e, "cannot listen (--listen)");
             return ExitCode::FAILURE;
         }
     };
@@ -403,19 +409,24 @@ async fn main() -> ExitCode {
         Some(at) => match tokio::net::TcpListener::bind(at).await {
             Ok(l) => {
                 let a = l.local_addr().map_or(at.clone(), |a| a.to_string());
-                eprintln!("skerry-server: devices enroll and check in on https://{a} (mutual TLS)");
+                tracing::info!(
+                    url = %format!("https://{a}"),
+                    "devices enroll and check in here (mutual TLS)"
+                );
                 Some(l)
             }
             Err(e) => {
-                eprintln!("skerry-server: cannot listen on {at} (--tls-listen): {e}");
+                tracing::error!(listen = %at, error = %e, "cannot listen (--tls-listen)");
                 return ExitCode::FAILURE;
             }
         },
         None => None,
     };
-    eprintln!(
-        "skerry-server: serving {} on http://{addr} (repository at /repository/, gRPC skerry.fleet.v1)",
-        data.display()
+    tracing::info!(
+        data = %data.display(),
+        url = %format!("http://{addr}"),
+        database = if database.is_some() { "postgresql" } else { "embedded" },
+        "serving (repository at /repository/, gRPC skerry.fleet.v1, operator API at /api/v1/)"
     );
     let mut config = ServerConfig::new(data);
     config.poll_interval = args.poll_interval;
@@ -428,7 +439,7 @@ async fn main() -> ExitCode {
     match skerry_server::serve_with_tls(listener, tls, config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("skerry-server: {}", chain(&e));
+            tracing::error!(error = %chain(&e), "the server stopped");
             ExitCode::FAILURE
         }
     }

@@ -35,9 +35,9 @@ impl ReleaseCatalog {
             cache.1 = match read(&self.repo) {
                 Ok(list) => list,
                 Err(e) => {
-                    eprintln!(
-                        "skerry-server: reading the repository's releases: {}",
-                        crate::timestamp::chain(&e)
+                    tracing::error!(
+                        error = %crate::timestamp::chain(&e),
+                        "reading the repository's releases failed"
                     );
                     Vec::new()
                 }

@@ -271,9 +271,9 @@ async fn serve_store<S: ServerStore>(
             config.resign,
         )?)
     } else {
-        eprintln!(
-            "skerry-server: no {}; timestamp.json is not re-signed (put the online timestamp key there)",
-            dir.timestamp_key().display()
+        tracing::warn!(
+            key = %dir.timestamp_key().display(),
+            "no online timestamp key; timestamp.json is not re-signed (put the key there)"
         );
         None
     };

@@ -222,17 +222,14 @@ pub async fn run<L: LeaseStore>(duty: ResignDuty<L>, shutdown: tokio::sync::watc
         let d = Arc::clone(&duty);
         match tokio::task::spawn_blocking(move || d.round(SystemTime::now())).await {
             Ok(Ok(Some(version))) => {
-                eprintln!(
-                    "skerry-server: re-signed timestamp.json (version {version}) as {}",
-                    duty.holder
-                );
+                tracing::info!(version, holder = %duty.holder, "re-signed timestamp.json");
                 if let Some(tx) = &duty.resigned {
                     let _ = tx.send(version);
                 }
             }
             Ok(Ok(None)) => {}
-            Ok(Err(e)) => eprintln!("skerry-server: timestamp not re-signed: {}", chain(&e)),
-            Err(e) => eprintln!("skerry-server: timestamp task failed: {e}"),
+            Ok(Err(e)) => tracing::error!(error = %chain(&e), "timestamp not re-signed"),
+            Err(e) => tracing::error!(error = %e, "the timestamp task failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(duty.every) => {}
@@ -244,10 +241,7 @@ pub async fn run<L: LeaseStore>(duty: ResignDuty<L>, shutdown: tokio::sync::watc
         tokio::task::spawn_blocking(move || d.leases.release_lease(TIMESTAMP_LEASE, &d.holder))
             .await
     {
-        eprintln!(
-            "skerry-server: could not give the timestamp lease up: {}",
-            chain(&e)
-        );
+        tracing::warn!(error = %chain(&e), "could not give the timestamp lease up");
     }
 }
 

@@ -81,7 +81,7 @@ pub fn incoming(
                 Ok(t) => t,
                 Err(e) => {
                     // Out of file descriptors and the like: say so, wait, carry on.
-                    eprintln!("skerry-server: TLS listener: accepting: {e}");
+                    tracing::warn!(error = %e, "TLS listener: accepting failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }

@@ -1,5 +1,5 @@
 //! `skerry-server --data DIR --listen ADDR` starts with nothing set up: it creates DIR,
-//! its database and repository, and answers on the address it prints.
+//! its database and repository, and answers on the address it logs (`url=`).
 
 mod support;
 
@@ -19,7 +19,7 @@ fn the_binary_starts_on_an_empty_directory() {
     let mut addr = None;
     for line in lines.by_ref().take(5) {
         let line = line.unwrap();
-        if let Some(rest) = line.split("on http://").nth(1) {
+        if let Some(rest) = line.split("url=http://").nth(1) {
             addr = rest.split_whitespace().next().map(str::to_owned);
             break;
         }

@@ -193,7 +193,7 @@ impl DdiApi {
         match tokio::task::spawn_blocking(move || api.answer(&head, &body)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
-                eprintln!("skerry-server: DDI request failed: {}", chain(&e));
+                tracing::error!(error = %chain(&e), "DDI request failed");
                 text(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "the server could not store this; retry later",
@@ -322,8 +322,13 @@ impl DdiApi {
                             json!({"href": format!("{base}/deploymentBase/{}", a.id)}),
                         );
                     } else {
-                        eprintln!("skerry-server: no {version}.swu for board {} under {}; DDI target {} is not offered it",
-                            target.board, self.swu_dir.display(), target.device);
+                        tracing::warn!(
+                            device = %target.device,
+                            board = %target.board,
+                            %version,
+                            swu_dir = %self.swu_dir.display(),
+                            "no .swu of the release for the board; the DDI target is not offered it"
+                        );
                     }
                 }
             }
