@@ -121,20 +121,9 @@ fn postgres_migrates_once_and_refuses_a_newer_schema() {
         cluster.port
     ))
     .unwrap_err();
-    let text = skerry_fleet_store_chain(&err);
+    let text = pg_cluster::error_chain(&err);
     assert!(
         text.contains("nothere") && !text.contains("secret"),
         "{text}"
     );
-}
-
-fn skerry_fleet_store_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

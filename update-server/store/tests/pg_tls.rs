@@ -32,18 +32,6 @@ fn server_cert(ca: &Ca, name: &str) -> (String, String) {
     (cert.pem(), key.serialize_pem())
 }
 
-/// The whole error chain, for matching on the reason.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
 #[test]
 fn each_sslmode_connects_or_is_refused_as_libpq_s_would_be() {
     let ours = ca("skerry test database CA");
@@ -67,7 +55,7 @@ fn each_sslmode_connects_or_is_refused_as_libpq_s_would_be() {
         "{named} sslmode=verify-full sslrootcert='{}'",
         ca_file.display()
     );
-    let store = PgStore::open(&full).unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let store = PgStore::open(&full).unwrap_or_else(|e| panic!("{}", pg_cluster::error_chain(&e)));
     assert!(store.device("nobody").unwrap().is_none());
     drop(store);
     for ok in [
@@ -75,12 +63,12 @@ fn each_sslmode_connects_or_is_refused_as_libpq_s_would_be() {
         format!("{url}?sslmode=require"),
         url.clone(),
     ] {
-        PgStore::open(&ok).unwrap_or_else(|e| panic!("{ok}: {}", chain(&e)));
+        PgStore::open(&ok).unwrap_or_else(|e| panic!("{ok}: {}", pg_cluster::error_chain(&e)));
     }
 
     let refused = |s: String| match PgStore::open(&s) {
         Ok(_) => panic!("{s} connected"),
-        Err(e) => chain(&e),
+        Err(e) => pg_cluster::error_chain(&e),
     };
     // The certificate names db.example, not 127.0.0.1.
     let e = refused(format!(
@@ -119,7 +107,7 @@ fn a_server_without_tls_is_refused_when_tls_is_required() {
     PgStore::open(&url).unwrap();
     let e = match PgStore::open(&format!("{url}?sslmode=require")) {
         Ok(_) => panic!("connected without TLS"),
-        Err(e) => chain(&e),
+        Err(e) => pg_cluster::error_chain(&e),
     };
     assert!(e.contains("does not support TLS"), "{e}");
 }

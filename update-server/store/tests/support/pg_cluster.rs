@@ -185,6 +185,18 @@ impl PgCluster {
     }
 }
 
+/// An error and its sources on one line, for matching on the reason.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 impl Drop for PgCluster {
     fn drop(&mut self) {
         // The postmaster we started, by PID: SIGQUIT is PostgreSQL's immediate shutdown.
