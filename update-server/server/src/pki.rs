@@ -217,8 +217,29 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 
 /// The server CA's DER from `dir` (made first if absent, as the server's first start
 /// would), without touching the server certificate: what `token create` pins.
-pub fn load_server_ca(dir: &Path, now: SystemTime) -> Result<Vec<u8>, PkiError> {
+/// The lock file in the PKI directory, held while its files are read or made.
+pub const LOCK_FILE: &str = ".pki.lock";
+
+/// Creates `dir` and takes its exclusive lock (an `flock`: several instances sharing one
+/// data directory may start at once, and only one may make the CAs; the others then
+/// load them). Held until the returned file is dropped.
+fn lock_pki(dir: &Path) -> Result<std::fs::File, PkiError> {
     std::fs::create_dir_all(dir).map_err(io(dir, "creating the PKI directory"))?;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path, "opening the lock"))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(std::io::Error::from)
+        .map_err(io(&path, "locking"))?;
+    Ok(file)
+}
+
+pub fn load_server_ca(dir: &Path, now: SystemTime) -> Result<Vec<u8>, PkiError> {
+    let _lock = lock_pki(dir)?;
     Ok(load_or_make_ca(dir, "server-ca", "skerry server CA", now)?.0)
 }
 
@@ -227,7 +248,7 @@ impl Pki {
     /// certificate is issued anew at every start for `names` (DNS names or IP
     /// addresses), so a changed `--tls-name` takes effect; the CAs are kept.
     pub fn load_or_create(dir: &Path, names: &[String], now: SystemTime) -> Result<Self, PkiError> {
-        std::fs::create_dir_all(dir).map_err(io(dir, "creating the PKI directory"))?;
+        let _lock = lock_pki(dir)?;
         let (server_ca_der, server_ca) =
             load_or_make_ca(dir, "server-ca", "skerry server CA", now)?;
         let (device_ca_der, device_ca) =

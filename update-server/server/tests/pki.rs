@@ -53,6 +53,38 @@ fn made_once_with_private_keys_and_kept() {
     assert_eq!(fingerprint(first.server_ca_der()).len(), 7 + 64);
 }
 
+/// Instances sharing one data directory may start at the same moment: one makes the
+/// CAs, the others load them, and none reads a half-written key or loses a rename.
+#[test]
+fn instances_starting_at_once_on_one_directory_agree_on_the_cas() {
+    for _round in 0..8 {
+        let dir = tempfile::tempdir().unwrap();
+        let barrier = std::sync::Barrier::new(6);
+        let cas: Vec<(Vec<u8>, Vec<u8>)> = std::thread::scope(|s| {
+            let starts: Vec<_> = (0..6)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        let p = Pki::load_or_create(
+                            dir.path(),
+                            &["localhost".to_string()],
+                            SystemTime::now(),
+                        )
+                        .unwrap_or_else(|e| panic!("a start failed: {e}"));
+                        (p.server_ca_der().to_vec(), p.device_ca_der().to_vec())
+                    })
+                })
+                .collect();
+            starts.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert!(
+            cas.windows(2).all(|w| w[0] == w[1]),
+            "the starts made different CAs"
+        );
+        assert_eq!(pki(dir.path()).device_ca_der(), cas[0].1.as_slice());
+    }
+}
+
 #[test]
 fn a_device_certificate_names_the_device_and_chains_to_the_device_ca() {
     let dir = tempfile::tempdir().unwrap();

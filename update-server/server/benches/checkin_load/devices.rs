@@ -15,6 +15,9 @@ use crate::server::Server;
 pub enum Target {
     /// skerry-server's gRPC check-in.
     Grpc(SocketAddr),
+    /// Two instances of it: even-numbered devices check in with the first, odd with the
+    /// second.
+    GrpcPair(SocketAddr, SocketAddr),
     /// A static file of the same size (`GET /checkin`).
     Static(SocketAddr),
 }
@@ -78,6 +81,9 @@ pub async fn run(
         tasks.push(tokio::spawn(async move {
             match target {
                 Target::Grpc(addr) => grpc_device(id, addr, deadline).await,
+                Target::GrpcPair(a, b) => {
+                    grpc_device(id, if n % 2 == 0 { a } else { b }, deadline).await
+                }
                 Target::Static(addr) => static_device(id, addr, deadline).await,
             }
         }));

@@ -5,11 +5,16 @@
 //! transport (the ceiling). A last run kills the server in the middle of the load,
 //! restarts it on the same data, and checks that no acknowledged report was lost.
 //!
+//! The same load runs against PostgreSQL, one instance and then two sharing one
+//! database, the devices alternating between them.
+//!
 //! `cargo bench -p skerry-server --bench checkin_load` (scripts/bench runs it); needs
-//! Debian's `nginx` (scripts/deps/bench/load.apt). Prints one table.
+//! Debian's `nginx` and `postgresql` (scripts/deps/bench/load.apt). Prints one table.
 
 mod devices;
 mod nginx;
+#[path = "../../../store/tests/support/pg_cluster.rs"]
+mod pg_cluster;
 mod server;
 
 use std::time::Duration;
@@ -50,6 +55,33 @@ fn run() -> Result<(), String> {
     let ceiling = rt.block_on(devices::run(Target::Static(ng.addr), DEVICES, RUN, None))?;
     ng.stop();
     rows.push(("nginx, static body of the same size".into(), ceiling));
+
+    // PostgreSQL (a throwaway cluster on this machine): one instance, then two on one
+    // database and one data directory with the devices alternating between them.
+    let cluster = pg_cluster::PgCluster::start();
+    let url = cluster.database();
+    let mut srv = server::Server::start_on(&work.path().join("pg-one"), Some(&url))?;
+    let one = rt.block_on(devices::run(Target::Grpc(srv.addr), DEVICES, RUN, None))?;
+    srv.stop();
+    rows.push(("skerry-server, PostgreSQL, one instance".into(), one));
+    let url = cluster.database();
+    let shared = work.path().join("pg-two");
+    let mut first = server::Server::start_on(&shared, Some(&url))?;
+    let mut second = server::Server::start_on(&shared, Some(&url))?;
+    let two = rt.block_on(devices::run(
+        Target::GrpcPair(first.addr, second.addr),
+        DEVICES,
+        RUN,
+        None,
+    ))?;
+    first.stop();
+    second.stop();
+    if two.errors > 0 {
+        server::show_log_tail(&first.log);
+        server::show_log_tail(&second.log);
+    }
+    rows.push(("skerry-server, PostgreSQL, two instances".into(), two));
+    drop(cluster);
 
     // Kill and restart in the middle of the load.
     let data = work.path().join("restart");

@@ -12,11 +12,20 @@ use skerry_fleet_store::{FleetStore, SqliteStore};
 pub struct Server {
     pub addr: SocketAddr,
     data: PathBuf,
+    database: Option<String>,
+    /// The instance's stderr (its log), beside the data directory: two instances may
+    /// share one data directory, so each log is named by its port.
+    pub log: PathBuf,
     child: Option<Child>,
 }
 
 impl Server {
     pub fn start(data: &Path) -> Result<Self, String> {
+        Self::start_on(data, None)
+    }
+
+    /// With `database`, the server runs on that PostgreSQL instead of `data/fleet.db`.
+    pub fn start_on(data: &Path, database: Option<&str>) -> Result<Self, String> {
         let port = crate::nginx::free_port()?;
         let addr: SocketAddr = format!("127.0.0.1:{port}")
             .parse()
@@ -24,6 +33,8 @@ impl Server {
         let mut s = Server {
             addr,
             data: data.to_path_buf(),
+            database: database.map(str::to_owned),
+            log: data.with_extension(format!("{port}.log")),
             child: None,
         };
         s.spawn()?;
@@ -31,13 +42,22 @@ impl Server {
     }
 
     fn spawn(&mut self) -> Result<(), String> {
-        let child = Command::new(env!("CARGO_BIN_EXE_skerry-server"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skerry-server"));
+        if let Some(url) = &self.database {
+            cmd.arg("--database").arg(url);
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| format!("{}: {e}", self.log.display()))?;
+        let child = cmd
             .arg("--data")
             .arg(&self.data)
             .arg("--listen")
             .arg(self.addr.to_string())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .map_err(|e| format!("starting skerry-server: {e}"))?;
         self.child = Some(child);
@@ -46,8 +66,9 @@ impl Server {
             if Instant::now() > until {
                 self.stop();
                 return Err(format!(
-                    "skerry-server did not listen on {} within 20 s",
-                    self.addr
+                    "skerry-server did not listen on {} within 20 s (its log: {})",
+                    self.addr,
+                    self.log.display()
                 ));
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -131,6 +152,16 @@ fn count_lost(data: &Path, acknowledged: &HashMap<String, u64>, tell: bool) -> R
         }
     }
     Ok(lost)
+}
+
+/// Prints the last lines of an instance's log, for a run that saw errors.
+pub fn show_log_tail(log: &Path) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    eprintln!("-- the last lines of {}:", log.display());
+    for line in &lines[lines.len().saturating_sub(20)..] {
+        eprintln!("{line}");
+    }
 }
 
 /// Sends `sig` to the child we started (by its PID).
