@@ -157,7 +157,7 @@ pub fn start_server(data: &Path) -> (Running, SocketAddr) {
     wait_for("the server's address", &[&server], || {
         addr = server
             .log()
-            .split("on http://")
+            .split("url=http://")
             .nth(1)
             .and_then(|r| r.split_whitespace().next())
             .and_then(|a| a.parse().ok());
