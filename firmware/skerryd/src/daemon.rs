@@ -18,6 +18,7 @@ use skerryd_core::{
     BoardDefinition, BootView, Context, EventLog, Layout, NewEvent, Ops, Power, PowerOps,
     PowerRequest, RootPower, VarArea,
 };
+use skerryd_fleet::ship::{Outbox, Shipper, Sinks, Whoami};
 use tokio::sync::watch;
 
 use crate::api;
@@ -341,16 +342,63 @@ pub fn ready_line(slot: &str, version: &str, api: SocketAddr) -> String {
 }
 
 /// Runs the daemon until a power request or a signal stops it.
-pub async fn run(options: Options) -> anyhow::Result<Stopped> {
+pub async fn run(options: Options, console: Outbox) -> anyhow::Result<Stopped> {
     let layout = layout_for(&options)?;
+    let _lock = lock_root(&layout)?;
+    let shipper = start_shipping(&layout, console);
+    let result = run_locked(&options, &layout, &shipper).await;
+    // What the daemon said last reaches the log server before it goes (bounded: a
+    // server that is down does not hold up a reboot for long).
+    let limit = match &result {
+        Ok(_) => Duration::from_secs(5),
+        Err(e) => {
+            let message = error_chain(e);
+            tracing::error!("skerryd: {message}");
+            shipper.note("daemon.failed", &format!("skerryd stopped: {message}"));
+            Duration::from_secs(10)
+        }
+    };
+    if !shipper.flush(limit).await {
+        let why = shipper.status().last_error;
+        eprintln!("skerryd: the log server did not take everything within {limit:?}: {why}");
+    }
+    result
+}
+
+/// The whole error, causes included, on one line.
+pub fn error_chain(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// Ships the console log and the events to the sinks the kernel command line names
+/// (`skerry.logs=`, `skerry.events=`), from before the machine is even opened, so a
+/// daemon that never serves still tells the server why.
+fn start_shipping(layout: &Layout, console: Outbox) -> Shipper {
+    let nodename = rustix::system::uname();
+    let who = Whoami {
+        fleet_dir: layout.var().join("fleet"),
+        fallback_id: nodename.nodename().to_string_lossy().into_owned(),
+    };
+    Shipper::start(Sinks::from_file(&layout.cmdline()), console, who)
+}
+
+async fn run_locked(
+    options: &Options,
+    layout: &Layout,
+    shipper: &Shipper,
+) -> anyhow::Result<Stopped> {
+    let layout = layout.clone();
     let listen: SocketAddr = match options.listen {
         Some(listen) => listen,
         None if options.device => DEVICE_LISTEN.parse().context("the device API address")?,
         None => DEFAULT_LISTEN.parse().context("the API address")?,
     };
-    let _lock = lock_root(&layout)?;
     let (stop, stopping) = watch::channel(false);
     let context = open(&layout, stop.clone(), stopping.clone())?;
+    shipper.follow(&context.events);
     let tls = api::load_server_tls(&layout.pki())?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

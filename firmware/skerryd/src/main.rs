@@ -10,7 +10,9 @@ fn main() -> ExitCode {
         skerryd::init::run();
     }
     let options = skerryd::daemon::Options::parse();
-    skerryd::logging::init(options.log_format, options.device);
+    // What the daemon logs is also kept for the log server (`skerry.logs=`).
+    let console = skerryd_fleet::ship::console_outbox();
+    skerryd::logging::init(options.log_format, options.device, Some(console.clone()));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -22,20 +24,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(skerryd::daemon::run(options)) {
+    match runtime.block_on(skerryd::daemon::run(options, console)) {
         Ok(stopped) => {
             tracing::info!(reason = %stopped, "skerryd stopped");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let mut message = format!("skerryd: {e}");
-            let mut source = std::error::Error::source(&*e);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            tracing::error!("{message}");
-            eprintln!("{message}");
+            // The log line went out with the rest (daemon::run); this one is for
+            // whoever reads stderr without a log filter.
+            eprintln!("skerryd: {}", skerryd::daemon::error_chain(&e));
             ExitCode::FAILURE
         }
     }

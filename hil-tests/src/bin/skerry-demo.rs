@@ -214,6 +214,7 @@ async fn demo(skerryd: &Path, narrated: Backend) -> anyhow::Result<()> {
                 backend,
                 config: Some(FACTORY_CONFIG.to_owned()),
                 watchdog: false,
+                ..DaemonBoardOptions::default()
             },
         )?;
         let mut summary = run_backend(&mut board, backend, &sources, &narrate)

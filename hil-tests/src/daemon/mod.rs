@@ -40,6 +40,9 @@ pub struct DaemonBoardOptions {
     /// Whether the board has a watchdog: a simulated device outside the daemon that
     /// keeps counting, and fires, while the daemon is stopped or hung.
     pub watchdog: bool,
+    /// Per-device kernel arguments after `skerry.slot=` on the command line the daemon
+    /// reads (`skerry.join=…`, `skerry.logs=…`), as the boot environment adds them.
+    pub kernel_args: Vec<String>,
 }
 
 impl Default for DaemonBoardOptions {
@@ -48,6 +51,7 @@ impl Default for DaemonBoardOptions {
             backend: Backend::Uboot,
             config: None,
             watchdog: false,
+            kernel_args: Vec::new(),
         }
     }
 }
@@ -65,6 +69,7 @@ pub struct DaemonBoard {
     api: Option<SocketAddr>,
     running: Option<SlotName>,
     boots: u32,
+    kernel_args: Vec<String>,
 }
 
 impl std::fmt::Debug for DaemonBoard {
@@ -140,6 +145,7 @@ impl DaemonBoard {
             api: None,
             running: None,
             boots: 0,
+            kernel_args: options.kernel_args,
         })
     }
 
@@ -269,7 +275,12 @@ impl DaemonBoard {
         };
         let run = self.root.join("run");
         let _ = std::fs::remove_dir_all(&run);
-        write(&run.join("cmdline"), format!("skerry.slot={slot}\n"))?;
+        let mut cmdline = format!("skerry.slot={slot}");
+        for arg in &self.kernel_args {
+            cmdline.push(' ');
+            cmdline.push_str(arg);
+        }
+        write(&run.join("cmdline"), format!("{cmdline}\n"))?;
         self.boots += 1;
         let log = std::fs::File::create(self.log(self.boots))?;
         // In a session of its own (setsid(1) execs it in place, so the pid is the

@@ -107,6 +107,7 @@ impl SimulatedBoard {
                 backend: options.backend,
                 config: None,
                 watchdog: true,
+                ..DaemonBoardOptions::default()
             },
         )?;
         let releases = SimReleases::create(&dir.join("releases"), &crate::images::factory())?;

@@ -178,8 +178,8 @@ impl<S: EnrollmentStore> DeviceHttp<S> {
                 return r;
             }
             "/device/v1/ca.pem" => return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n"),
-            "/device/v1/logs" => LogKind::Console,
-            "/device/v1/events" => LogKind::Events,
+            crate::join_url::LOGS_PATH => LogKind::Console,
+            crate::join_url::EVENTS_PATH => LogKind::Events,
             _ => return text(StatusCode::NOT_FOUND, "no such device route\n"),
         };
         if req.method() != Method::POST {

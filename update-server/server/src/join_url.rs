@@ -47,6 +47,27 @@ pub fn join_url(
     ))
 }
 
+/// The console-log or event sink URL (`path` is [`LOGS_PATH`] or [`EVENTS_PATH`]) a
+/// device holding `token` is given as `skerry.logs=…` / `skerry.events=…`
+/// (`docs/fleet-enrollment.md` §4), pinning the server CA as the join URL does.
+pub fn sink_url(
+    base: &str,
+    path: &str,
+    token: &JoinToken,
+    ca_fingerprint: &str,
+) -> Result<String, JoinUrlError> {
+    let base = check_base(base)?;
+    Ok(format!(
+        "{base}{path}?token={}&ca={ca_fingerprint}",
+        token.reveal()
+    ))
+}
+
+/// Where a device posts its console lines.
+pub const LOGS_PATH: &str = "/device/v1/logs";
+/// Where a device posts its events.
+pub const EVENTS_PATH: &str = "/device/v1/events";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,7 +97,8 @@ enum TokenCommand {
         #[arg(long)]
         label: Vec<String>,
         /// https://HOST:PORT as devices reach the TLS port: also prints the join URL
-        /// as the kernel argument skerry.join=….
+        /// and the log and event sinks as the kernel arguments skerry.join=…,
+        /// skerry.logs=… and skerry.events=….
         #[arg(long)]
         url: Option<String>,
     },
@@ -148,6 +149,15 @@ fn run_enrollment(db: &FleetDb, command: &Command) -> Option<Result<(), String>>
                         let url = skerry_server::join_url::join_url(&base, &t, &fingerprint)
                             .map_err(|e| e.to_string())?;
                         println!("skerry.join={url}");
+                        for (arg, path) in [
+                            ("skerry.logs", skerry_server::join_url::LOGS_PATH),
+                            ("skerry.events", skerry_server::join_url::EVENTS_PATH),
+                        ] {
+                            let sink =
+                                skerry_server::join_url::sink_url(&base, path, &t, &fingerprint)
+                                    .map_err(|e| e.to_string())?;
+                            println!("{arg}={sink}");
+                        }
                     }
                     None => eprintln!(
                         "skerry-server: the server CA is {fingerprint}; add --url https://HOST:PORT to print the join URL"

@@ -3,6 +3,7 @@
 //! in, forgets what the server acknowledged, and acts on an offer (the rule is in the
 //! crate docs). Its one output is [`FleetStatus`].
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -81,6 +82,9 @@ pub(crate) struct Fleet {
     /// The join URL of the last reconcile: a new one is tried at once, not after a
     /// refused token's long wait.
     last_join: Option<String>,
+    /// Where the device id goes for the log shipper, and what was written there.
+    id_file: PathBuf,
+    published_id: Option<String>,
     status: FleetStatus,
 }
 
@@ -106,6 +110,12 @@ impl Fleet {
             probation_queued: false,
             installer: context.layout.installer(),
             last_join: None,
+            id_file: context
+                .layout
+                .var()
+                .join("fleet")
+                .join(crate::ship::shipper::DEVICE_ID_FILE),
+            published_id: None,
             joining: Joining::new(
                 &context.layout.var().join("fleet"),
                 &context.layout.cmdline(),
@@ -191,15 +201,7 @@ impl Fleet {
         fleet: &ActiveFleet,
     ) -> Result<Identity, ControllerError> {
         let machine = ctx.get::<ActiveMachine>(SINGLETON)?.map(|m| m.spec.0);
-        let raw = machine
-            .as_ref()
-            .and_then(|m| m.identity.machine_id.clone().or(Some(m.hostname.clone())))
-            .unwrap_or_else(|| self.board.clone());
-        let device_id: String = raw
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
-            .take(128)
-            .collect();
+        let device_id = self.device_id(machine.as_ref());
         let mut labels = machine.map(|m| m.identity.labels).unwrap_or_default();
         labels.extend(fleet.0.labels.clone());
         Ok(Identity {
@@ -209,6 +211,38 @@ impl Fleet {
             channel,
             labels,
         })
+    }
+
+    /// The id the device checks in (and ships its log) as: the config's machine id,
+    /// else its host name, else the board's name.
+    fn device_id(&self, machine: Option<&skerry_config::kinds::MachineConfig>) -> String {
+        let raw = machine
+            .and_then(|m| m.identity.machine_id.clone().or(Some(m.hostname.clone())))
+            .unwrap_or_else(|| self.board.clone());
+        crate::ship::shipper::device_id(&raw)
+    }
+
+    /// Writes the device id for the log shipper when the config in effect names one
+    /// it has not been told yet (a device id that cannot be written is only logged: the
+    /// shipper then uses its fallback).
+    fn publish_device_id(&mut self, ctx: &ReconcileContext) -> Result<(), ControllerError> {
+        let Some(machine) = ctx.get::<ActiveMachine>(SINGLETON)?.map(|m| m.spec.0) else {
+            return Ok(());
+        };
+        let id = self.device_id(Some(&machine));
+        if self.published_id.as_ref() == Some(&id) || id.is_empty() {
+            return Ok(());
+        }
+        if let Some(dir) = self.id_file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        match skerry_medium::write_atomic(&self.id_file, format!("{id}\n").as_bytes()) {
+            Ok(()) => self.published_id = Some(id),
+            Err(e) => {
+                tracing::warn!(path = %self.id_file.display(), error = %e, "writing the device id for the log shipper")
+            }
+        }
+        Ok(())
     }
 
     /// Acts on an offer under the rule in the crate docs; returns what was decided.
@@ -326,6 +360,7 @@ impl Controller for Fleet {
 
     async fn reconcile(&mut self, ctx: &mut ReconcileContext) -> Result<Requeue, ControllerError> {
         self.take_history(ctx)?;
+        self.publish_device_id(ctx)?;
         let configured = ctx.get::<ActiveFleet>(SINGLETON)?.map(|r| r.spec);
         let join = self
             .joining

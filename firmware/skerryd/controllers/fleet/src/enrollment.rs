@@ -19,7 +19,7 @@ use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
 use tokio_rustls::rustls::client::WebPkiServerVerifier;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{self, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
@@ -163,7 +163,7 @@ fn base64(data: &[u8]) -> String {
 /// Accepts the server's chain only if its last certificate is the pinned CA and the leaf
 /// verifies under it for the host; remembers that CA.
 #[derive(Debug)]
-struct PinnedCa {
+pub(crate) struct PinnedCa {
     pin: [u8; 32],
     seen: Mutex<Option<Vec<u8>>>,
     provider: Arc<rustls::crypto::CryptoProvider>,
@@ -229,6 +229,33 @@ impl ServerCertVerifier for PinnedCa {
     }
 }
 
+/// A TLS client that accepts only a server whose chain ends in the CA hashing to `pin`,
+/// presenting `client` (certificate chain and key) when given; the verifier remembers
+/// the CA it saw.
+pub(crate) fn pinned_tls(
+    pin: [u8; 32],
+    client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<(rustls::ClientConfig, Arc<PinnedCa>), String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(PinnedCa {
+        pin,
+        seen: Mutex::new(None),
+        provider: Arc::clone(&provider),
+    });
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone());
+    let config = match client {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| format!("the device certificate and key: {e}"))?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok((config, verifier))
+}
+
 /// Connects once to `join`'s server and returns its CA's DER if it is the pinned one.
 async fn pinned_server_ca(join: &JoinUrl) -> Result<Vec<u8>, EnrollError> {
     let pin_err = |why: String| EnrollError::Pin {
@@ -242,18 +269,7 @@ async fn pinned_server_ca(join: &JoinUrl) -> Result<Vec<u8>, EnrollError> {
         ),
         why,
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(PinnedCa {
-        pin: join.ca_sha256,
-        seen: Mutex::new(None),
-        provider: Arc::clone(&provider),
-    });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| pin_err(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier.clone())
-        .with_no_client_auth();
+    let (config, verifier) = pinned_tls(join.ca_sha256, None).map_err(pin_err)?;
     let name = ServerName::try_from(join.host.clone()).map_err(|e| pin_err(e.to_string()))?;
     let connect = async {
         let tcp = tokio::net::TcpStream::connect((join.host.as_str(), join.port))

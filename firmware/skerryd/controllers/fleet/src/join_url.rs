@@ -45,54 +45,11 @@ fn hex32(s: &str) -> Option<[u8; 32]> {
 
 impl JoinUrl {
     pub fn parse(text: &str) -> Result<Self, EnrollError> {
-        let bad = |why: &str| EnrollError::Url(why.to_string());
-        if text.len() > MAX_JOIN_URL {
-            return Err(bad("longer than 512 bytes"));
+        match parse_pinned(text) {
+            Ok((join, "/")) => Ok(join),
+            Ok(_) => Err(EnrollError::Url("no /?query".into())),
+            Err(why) => Err(EnrollError::Url(why)),
         }
-        let rest = text
-            .strip_prefix("https://")
-            .ok_or_else(|| bad("not https://"))?;
-        let (authority, query) = rest.split_once("/?").ok_or_else(|| bad("no /?query"))?;
-        let (host, port) = authority
-            .rsplit_once(':')
-            .ok_or_else(|| bad("no :PORT after the host"))?;
-        let port: u16 = port.parse().map_err(|_| bad("the port is not a number"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty()
-            || !host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
-        {
-            return Err(bad("the host is not a name or an address"));
-        }
-        let mut token = None;
-        let mut ca = None;
-        for kv in query.split('&') {
-            if let Some(t) = kv.strip_prefix("token=") {
-                token = Some(t.to_string());
-            } else if let Some(c) = kv.strip_prefix("ca=") {
-                let hex = c
-                    .strip_prefix("sha256:")
-                    .ok_or_else(|| bad("ca= is not sha256:HEX"))?;
-                ca = Some(
-                    hex32(hex).ok_or_else(|| bad("ca=sha256: needs 64 lowercase hex digits"))?,
-                );
-            }
-        }
-        let token = token.ok_or_else(|| bad("no token="))?;
-        if token.is_empty()
-            || token.len() > 96
-            || !token.bytes().all(|b| b.is_ascii_hexdigit() || b == b'.')
-        {
-            return Err(bad("token= is not ID.SECRET"));
-        }
-        Ok(Self {
-            server: format!("https://{authority}"),
-            host: host.to_string(),
-            port,
-            token,
-            ca_sha256: ca.ok_or_else(|| bad("no ca=sha256:HEX"))?,
-        })
     }
 
     /// The join URL of a kernel command line (`skerry.join=…`), if any.
@@ -102,6 +59,69 @@ impl JoinUrl {
             .rev()
             .find_map(|arg| arg.strip_prefix("skerry.join="))
     }
+}
+
+/// `https://HOST:PORT/PATH?token=ID.SECRET&ca=sha256:HEX` taken apart: the server,
+/// token and pin (as a [`JoinUrl`]) and the path (`/` for a join URL, the route for a
+/// log or event sink). The error says what is wrong.
+pub(crate) fn parse_pinned(text: &str) -> Result<(JoinUrl, &str), String> {
+    let bad = |why: &str| why.to_string();
+    if text.len() > MAX_JOIN_URL {
+        return Err(bad("longer than 512 bytes"));
+    }
+    let rest = text
+        .strip_prefix("https://")
+        .ok_or_else(|| bad("not https://"))?;
+    let (location, query) = rest.split_once('?').ok_or_else(|| bad("no /?query"))?;
+    let (authority, path) = location
+        .find('/')
+        .map(|at| location.split_at(at))
+        .ok_or_else(|| bad("no /?query"))?;
+    if !path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+    {
+        return Err(bad("the path is not plain /words"));
+    }
+    let (host, port) = authority
+        .rsplit_once(':')
+        .ok_or_else(|| bad("no :PORT after the host"))?;
+    let port: u16 = port.parse().map_err(|_| bad("the port is not a number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
+    {
+        return Err(bad("the host is not a name or an address"));
+    }
+    let mut token = None;
+    let mut ca = None;
+    for kv in query.split('&') {
+        if let Some(t) = kv.strip_prefix("token=") {
+            token = Some(t.to_string());
+        } else if let Some(c) = kv.strip_prefix("ca=") {
+            let hex = c
+                .strip_prefix("sha256:")
+                .ok_or_else(|| bad("ca= is not sha256:HEX"))?;
+            ca = Some(hex32(hex).ok_or_else(|| bad("ca=sha256: needs 64 lowercase hex digits"))?);
+        }
+    }
+    let token = token.ok_or_else(|| bad("no token="))?;
+    if token.is_empty()
+        || token.len() > 96
+        || !token.bytes().all(|b| b.is_ascii_hexdigit() || b == b'.')
+    {
+        return Err(bad("token= is not ID.SECRET"));
+    }
+    let join = JoinUrl {
+        server: format!("https://{authority}"),
+        host: host.to_string(),
+        port,
+        token,
+        ca_sha256: ca.ok_or_else(|| bad("no ca=sha256:HEX"))?,
+    };
+    Ok((join, path))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@
 //!   mutual TLS), and its stop when the server refuses the identity.
 //! - [`join_url`]: parsing the join URL and the `skerry.join=` kernel argument.
 //! - [`request`]: the CheckIn built from the device's resources.
+//! - [`ship`]: the console log and events to `skerry.logs=` / `skerry.events=`.
 //! - `controller`: the runtime controller.
 
 pub mod client;
@@ -33,6 +34,7 @@ pub mod join_url;
 pub mod queue;
 pub mod request;
 pub mod schedule;
+pub mod ship;
 
 use std::sync::Arc;
 

@@ -7,9 +7,9 @@
 //!
 //! Both binaries are built by this test (`cargo build -p skerry-server -p skerryd`).
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -17,119 +17,7 @@ use skerry_api::pb;
 use skerry_hil::daemon_scenario::decode_spec;
 use skerry_hil::{DaemonBoard, DaemonBoardOptions};
 use skerry_proto::fleet::v1::CheckInRequest;
-
-fn binaries() -> (PathBuf, PathBuf) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-q", "-p", "skerry-server", "-p", "skerryd"])
-        .status()
-        .expect("running cargo build -p skerry-server -p skerryd");
-    assert!(
-        status.success(),
-        "cargo build -p skerry-server -p skerryd failed"
-    );
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../target"));
-    (
-        target.join("debug/skerry-server"),
-        target.join("debug/skerryd"),
-    )
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// The server process, stopped by its PID when dropped.
-struct Server {
-    child: Child,
-    plain: SocketAddr,
-    data: PathBuf,
-    bin: PathBuf,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(bin: &Path, dir: &Path) -> (Server, SocketAddr) {
-        let (plain, tls) = (free_addr(), free_addr());
-        let data = dir.join("server");
-        let log = dir.join("server.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(bin)
-            .arg("--data")
-            .arg(&data)
-            .args(["--listen", &plain.to_string()])
-            .args(["--tls-listen", &tls.to_string()])
-            .args(["--poll-interval", "5s"])
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("starting skerry-server");
-        let server = Server {
-            child,
-            plain,
-            data,
-            bin: bin.into(),
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(tls).is_err()
-            || !server.data.join("keys/operator.token").exists()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "skerry-server did not start:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        (server, tls)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.bin)
-            .args(args)
-            .arg("--data")
-            .arg(&self.data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// `GET /api/v1/devices/ID`, `None` while the server knows no such device.
-    fn device(&self, id: &str) -> Option<Value> {
-        let token = std::fs::read_to_string(self.data.join("keys/operator.token")).unwrap();
-        let answer = ureq::get(&format!("http://{}/api/v1/devices/{id}", self.plain))
-            .set("Authorization", &format!("Bearer {}", token.trim()))
-            .call();
-        match answer {
-            Ok(a) => Some(serde_json::from_str(&a.into_string().unwrap()).unwrap()),
-            Err(ureq::Error::Status(404, _)) => None,
-            Err(e) => panic!("GET devices/{id}: {e}"),
-        }
-    }
-}
+use support::{binaries, Server};
 
 async fn fleet_status(board: &DaemonBoard) -> anyhow::Result<Value> {
     let mut client = board.client(Some("os:reader")).await?;
