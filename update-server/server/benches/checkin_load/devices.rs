@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message;
@@ -11,7 +12,7 @@ use skerry_proto::fleet::v1::fleet_service_client::FleetServiceClient;
 
 use crate::server::Server;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Target {
     /// skerry-server's gRPC check-in.
     Grpc(SocketAddr),
@@ -20,6 +21,9 @@ pub enum Target {
     GrpcPair(SocketAddr, SocketAddr),
     /// A static file of the same size (`GET /checkin`).
     Static(SocketAddr),
+    /// A hawkBit DDI poll (`GET /DEFAULT/controller/v1/{id}`) over HTTP/1.1 keep-alive,
+    /// device `n` sending `TargetToken tokens[n]` (none: anonymous, as goosebit takes).
+    DdiPoll(SocketAddr, Option<Arc<Vec<String>>>),
 }
 
 /// Kill the server this long into the run and start it again on the same data.
@@ -78,6 +82,7 @@ pub async fn run(
     let mut tasks = Vec::with_capacity(devices);
     for n in 0..devices {
         let id = format!("load-{n:05}");
+        let target = target.clone();
         tasks.push(tokio::spawn(async move {
             match target {
                 Target::Grpc(addr) => grpc_device(id, addr, deadline).await,
@@ -85,6 +90,10 @@ pub async fn run(
                     grpc_device(id, if n % 2 == 0 { a } else { b }, deadline).await
                 }
                 Target::Static(addr) => static_device(id, addr, deadline).await,
+                Target::DdiPoll(addr, tokens) => {
+                    let token = tokens.and_then(|t| t.get(n).cloned());
+                    ddi_device(id, addr, token, deadline).await
+                }
             }
         }));
     }
@@ -232,6 +241,62 @@ async fn static_device(
             Ok(resp) => return Err(format!("nginx answered {}", resp.status())),
             Err(_) => d.errors += 1,
         }
+    }
+    Ok(d)
+}
+
+/// One DDI device: polls its controller base back to back on one HTTP/1.1 connection.
+async fn ddi_device(
+    id: String,
+    addr: SocketAddr,
+    token: Option<String>,
+    deadline: Instant,
+) -> Result<DeviceResult, String> {
+    use http_body_util::{BodyExt, Empty};
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_nodelay(true).ok();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP/1.1 handshake with {addr}: {e}"))?;
+    tokio::spawn(conn);
+    let mut d = DeviceResult {
+        id: id.clone(),
+        ..Default::default()
+    };
+    while Instant::now() < deadline {
+        let mut req = http::Request::get(format!("/DEFAULT/controller/v1/{id}"))
+            .header(http::header::HOST, addr.to_string());
+        if let Some(t) = &token {
+            req = req.header(http::header::AUTHORIZATION, format!("TargetToken {t}"));
+        }
+        let req = req
+            .body(Empty::<bytes::Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let sent = Instant::now();
+        let answer = match send.send_request(req).await {
+            Ok(a) => a,
+            Err(e) => return Err(format!("{id}: the connection to {addr} failed: {e}")),
+        };
+        let status = answer.status();
+        let body = answer
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
+        if status != 200 {
+            return Err(format!(
+                "{id}: the DDI poll at {addr} answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        d.response_bytes = body.len();
+        d.completed += 1;
+        d.latencies
+            .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
     }
     Ok(d)
 }

@@ -6,17 +6,21 @@
 //! restarts it on the same data, and checks that no acknowledged report was lost.
 //!
 //! The same load runs against PostgreSQL, one instance and then two sharing one
-//! database, the devices alternating between them.
+//! database, the devices alternating between them. The hawkBit DDI poll runs against
+//! ours and against goosebit (from PyPI), over HTTP/1.1 keep-alive.
 //!
 //! `cargo bench -p skerry-server --bench checkin_load` (scripts/bench runs it); needs
-//! Debian's `nginx` and `postgresql` (scripts/deps/bench/load.apt). Prints one table.
+//! Debian's `nginx` and `postgresql` (scripts/deps/bench/load.apt) and goosebit
+//! (scripts/deps/bench/goosebit.sh). Prints one table.
 
 mod devices;
+mod goosebit;
 mod nginx;
 #[path = "../../../store/tests/support/pg_cluster.rs"]
 mod pg_cluster;
 mod server;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use devices::{LoadResult, Target};
@@ -55,6 +59,29 @@ fn run() -> Result<(), String> {
     let ceiling = rt.block_on(devices::run(Target::Static(ng.addr), DEVICES, RUN, None))?;
     ng.stop();
     rows.push(("nginx, static body of the same size".into(), ceiling));
+
+    // hawkBit DDI polls over HTTP/1.1 keep-alive: ours (target tokens, the poll
+    // stored as a check-in) beside goosebit's.
+    let ddi_data = work.path().join("ddi");
+    let tokens = Arc::new(server::Server::ddi_targets(&ddi_data, DEVICES)?);
+    let mut srv = server::Server::start(&ddi_data)?;
+    let ours = rt.block_on(devices::run(
+        Target::DdiPoll(srv.addr, Some(tokens)),
+        DEVICES,
+        RUN,
+        None,
+    ))?;
+    srv.stop();
+    rows.push(("skerry-server DDI poll, embedded SQLite".into(), ours));
+    let mut gb = goosebit::Goosebit::start(&work.path().join("goosebit"))?;
+    let theirs = rt.block_on(devices::run(
+        Target::DdiPoll(gb.addr, None),
+        DEVICES,
+        RUN,
+        None,
+    ))?;
+    gb.stop();
+    rows.push(("goosebit 0.2.12 DDI poll (uvicorn, SQLite)".into(), theirs));
 
     // PostgreSQL (a throwaway cluster on this machine): one instance, then two on one
     // database and one data directory with the devices alternating between them.
@@ -117,9 +144,18 @@ fn run() -> Result<(), String> {
     println!();
     println!(
         "transport: HTTP/2 cleartext (prior knowledge), no TLS, one connection per device, \
-         {DEVICES} devices, {}s per run, 2 cores shared by load and server",
+         {DEVICES} devices, {}s per run, 2 cores shared by load and server; the DDI rows: \
+         HTTP/1.1 cleartext keep-alive, one connection per device (goosebit serves no HTTP/2)",
         RUN.as_secs()
     );
+    let ddi = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| n.starts_with(name))
+            .map(|(_, r)| r.per_second())
+    };
+    if let (Some(a), Some(b)) = (ddi("skerry-server DDI"), ddi("goosebit")) {
+        println!("DDI poll, skerry-server vs goosebit: {:.2}", a / b);
+    }
     let ceiling_rate = rows[1].1.per_second();
     let ours = rows[0].1.per_second();
     println!(

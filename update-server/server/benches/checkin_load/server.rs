@@ -76,6 +76,35 @@ impl Server {
         Ok(())
     }
 
+    /// Makes `count` DDI targets (`load-00000`, …) in `data` before a server starts
+    /// there; their target tokens, in order.
+    pub fn ddi_targets(data: &Path, count: usize) -> Result<Vec<String>, String> {
+        (0..count)
+            .map(|n| {
+                let out = Command::new(env!("CARGO_BIN_EXE_skerry-server"))
+                    .args([
+                        "ddi",
+                        "add",
+                        &format!("load-{n:05}"),
+                        "--board",
+                        "pi",
+                        "--data",
+                    ])
+                    .arg(data)
+                    .output()
+                    .map_err(|e| format!("running skerry-server ddi add: {e}"))?;
+                let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                if !out.status.success() || token.is_empty() {
+                    return Err(format!(
+                        "skerry-server ddi add: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+                Ok(token)
+            })
+            .collect()
+    }
+
     pub fn kill_and_restart(&mut self) -> Result<(), String> {
         if let Some(mut c) = self.child.take() {
             c.kill()
