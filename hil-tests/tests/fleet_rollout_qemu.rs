@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use skerry_hil::fleet::qemu::{QemuFleetServer, GUEST_REPOSITORY_URL};
 use skerry_hil::fleet::story::timeline_steps;
 use skerry_hil::fleet::FleetBinaries;
@@ -32,22 +32,22 @@ const COMMIT: Duration = Duration::from_secs(180);
 
 /// Polls `what` on the server every second (keeping the board's console read) until
 /// `done` holds for its answer.
-fn wait_for(
+fn wait_for<T: std::fmt::Debug>(
     board: &mut dyn Board,
     limit: Duration,
     what: &str,
-    mut fetch: impl FnMut() -> anyhow::Result<Value>,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
+    mut fetch: impl FnMut() -> anyhow::Result<T>,
+    done: impl Fn(&T) -> bool,
+) -> T {
     let deadline = Instant::now() + limit;
-    let mut last = Value::Null;
+    let mut last = None;
     while Instant::now() < deadline {
         board.poll().unwrap();
         if let Ok(v) = fetch() {
             if done(&v) {
                 return v;
             }
-            last = v;
+            last = Some(v);
         }
         std::thread::sleep(Duration::from_secs(1));
     }
@@ -59,7 +59,7 @@ fn wait_for(
             .unwrap_or(t.len());
         t[start..].to_owned()
     };
-    panic!("{what} not within {limit:?}; last answer: {last}\nconsole tail:\n{tail}");
+    panic!("{what} not within {limit:?}; last answer: {last:#?}\nconsole tail:\n{tail}");
 }
 
 #[test]
@@ -98,9 +98,9 @@ fn the_qemu_board_enrolled_by_its_join_url_is_rolled_out_to_2_0_0_through_a_rebo
         &log,
     )
     .unwrap();
-    let join = fleet.join_argument(&bins.server).unwrap();
-    println!("device argument: {join}");
-    let mut board = fleet.board(&site, &programs.skerryctl, &join).unwrap();
+    let args = fleet.device_arguments(&bins.server).unwrap();
+    println!("device arguments: {args}");
+    let mut board = fleet.board(&site, &programs.skerryctl, &args).unwrap();
     let server = &fleet.server;
 
     board.power_on().unwrap();
@@ -165,4 +165,17 @@ fn the_qemu_board_enrolled_by_its_join_url_is_rolled_out_to_2_0_0_through_a_rebo
     assert_eq!(device["version"], "2.0.0", "{device}");
     let rollout = server.rollout("v2").unwrap();
     assert_eq!(rollout["waves"][0]["committed"], 1, "{rollout}");
+    // Its console log reached the server from both boots (`skerry.logs=`), over the
+    // same forwarded TLS port: by the join token at first, by its certificate after.
+    let console = wait_for(
+        &mut board,
+        Duration::from_secs(60),
+        "the console log of both boots on the server",
+        || fleet.console_log(&bins.server, &id),
+        |text| text.matches("skerryd ready").count() >= 2,
+    );
+    assert!(
+        console.contains("enrolled with the fleet server"),
+        "{console}"
+    );
 }

@@ -2,7 +2,8 @@
 //! guest through two slirp forwards, and a disk whose boot environment carries the join
 //! URL as a per-device kernel argument (`skerry.join=…`, written by the real `skerryctl
 //! boot set-device-args`), so the guest's skerryd enrolls at its first boot and checks
-//! in over mutual TLS; its updates come from the server's `/repository`.
+//! in over mutual TLS, shipping its console log to the server (`skerry.logs=…`); its
+//! updates come from the server's `/repository`.
 //!
 //! - `10.0.2.100:8080` in the guest: the server's plaintext port (the repository).
 //! - `10.0.2.101:8443` in the guest: the server's TLS port (enrollment, check-ins); the
@@ -56,9 +57,11 @@ impl QemuFleetServer {
         Ok(QemuFleetServer { server, tls_port })
     }
 
-    /// A join token for one device, as the kernel argument `skerry-server token create
-    /// --url` prints (`skerry.join=https://10.0.2.101:8443/?token=…&ca=sha256:…`).
-    pub fn join_argument(&self, bin: &Path) -> anyhow::Result<String> {
+    /// A join token for one device, as the kernel arguments `skerry-server token create
+    /// --url` prints: `skerry.join=https://10.0.2.101:8443/?token=…&ca=sha256:…` and the
+    /// console-log sink `skerry.logs=…/device/v1/logs?…` (the event sink as well would
+    /// not fit the 512 bytes the boot environment keeps for device arguments).
+    pub fn device_arguments(&self, bin: &Path) -> anyhow::Result<String> {
         let url = format!("https://{}:{}", GUEST_TLS.0, GUEST_TLS.1);
         let out = Command::new(bin)
             .arg("--data")
@@ -75,10 +78,34 @@ impl QemuFleetServer {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        text.lines()
-            .find(|l| l.starts_with("skerry.join="))
-            .map(str::to_owned)
-            .with_context(|| format!("token create printed no skerry.join= line: {text}"))
+        let find = |key: &str| {
+            text.lines()
+                .find(|l| l.starts_with(key))
+                .map(str::to_owned)
+                .with_context(|| format!("token create printed no {key} line: {text}"))
+        };
+        Ok(format!(
+            "{} {}",
+            find("skerry.join=")?,
+            find("skerry.logs=")?
+        ))
+    }
+
+    /// What the server keeps of `device`'s console log (`skerry-server device logs`).
+    pub fn console_log(&self, bin: &Path, device: &str) -> anyhow::Result<String> {
+        let out = Command::new(bin)
+            .arg("--data")
+            .arg(self.server.data())
+            .args(["device", "logs", device])
+            .output()
+            .with_context(|| format!("running {} device logs", bin.display()))?;
+        if !out.status.success() {
+            bail!(
+                "skerry-server device logs {device} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// A powered-off board of `site` whose guest reaches this server, its boot
