@@ -16,18 +16,7 @@ use support::{binaries, cli, Server};
 
 /// The kernel arguments `token create --url` printed: join, logs, events.
 fn kernel_args(bin: &Path, data: &Path, tls: SocketAddr) -> Vec<String> {
-    let printed = cli(
-        bin,
-        data,
-        &[
-            "token",
-            "create",
-            "--uses",
-            "1",
-            "--url",
-            &format!("https://localhost:{}", tls.port()),
-        ],
-    );
+    let printed = support::token_create(bin, data, tls);
     let args: Vec<String> = printed
         .lines()
         .filter(|l| l.starts_with("skerry."))

@@ -147,14 +147,7 @@ fn kernel_args(board: &DaemonBoard, join: &str) {
 }
 
 fn join_url(server: &Server, tls: SocketAddr) -> String {
-    let printed = server.cli(&[
-        "token",
-        "create",
-        "--uses",
-        "1",
-        "--url",
-        &format!("https://localhost:{}", tls.port()),
-    ]);
+    let printed = support::token_create(&server.bin, &server.data, tls);
     printed
         .lines()
         .find_map(|l| l.strip_prefix("skerry.join="))

@@ -54,6 +54,17 @@ pub fn cli(bin: &Path, data: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `token create --uses 1 --url https://localhost:PORT` for the TLS port `tls`: what it
+/// prints (the token, then `skerry.join=…`, `skerry.logs=…`, `skerry.events=…`).
+pub fn token_create(bin: &Path, data: &Path, tls: SocketAddr) -> String {
+    let url = format!("https://localhost:{}", tls.port());
+    cli(
+        bin,
+        data,
+        &["token", "create", "--uses", "1", "--url", &url],
+    )
+}
+
 /// The server process, stopped by its PID when dropped.
 pub struct Server {
     child: Child,
