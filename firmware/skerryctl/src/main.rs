@@ -18,6 +18,7 @@ mod install;
 mod output;
 mod release;
 mod release_push;
+mod release_swu;
 
 use output::Output;
 

@@ -113,6 +113,12 @@ pub enum ReleaseCommand {
         after_help = "Example:\n  skerryctl release push --repo repo --server http://127.0.0.1:8470 --token-file operator.token"
     )]
     Push(crate::release_push::PushArgs),
+    /// Write a release as an SWUpdate `.swu` (its description CMS-signed by the swu key)
+    /// for hawkBit DDI devices that cannot verify TUF (writes DIR/VERSION.swu).
+    #[command(
+        after_help = "Example:\n  skerryctl release swu --version 1.1.0 --board rpi4 --image rootfs.img \\\n      --device /dev/mmcblk0p3 --key swu.key --cert swu.crt --out /var/lib/skerry-server/swu/rpi4"
+    )]
+    Swu(crate::release_swu::SwuArgs),
     #[command(
         after_help = "Example:\n  skerryctl release timestamp --keys keys --repo repo --expires 7d"
     )]
@@ -182,6 +188,7 @@ pub fn run(cmd: ReleaseCommand, output: Output) -> anyhow::Result<()> {
     let now = SystemTime::now();
     match cmd {
         ReleaseCommand::Push(args) => crate::release_push::run(args, output)?,
+        ReleaseCommand::Swu(args) => crate::release_swu::run(args, output)?,
         ReleaseCommand::Keygen { out, root_keys } => {
             KeySet::generate(&out, root_keys)?;
             let words = format!(

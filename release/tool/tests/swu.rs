@@ -3,61 +3,10 @@
 //! flipped image byte and a stranger's certificate are refused. Needs Debian's
 //! `swupdate` and `openssl` (scripts/deps/ddi.apt); fails naming them if missing.
 
-use std::path::Path;
-use std::process::Command;
+mod swu_tools;
 
 use skerry_release::swu::{write_swu, SwuSpec};
-
-fn need(tool: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .status()
-        .unwrap()
-        .success();
-    assert!(
-        found,
-        "{tool} is missing: install it with scripts/install-deps (scripts/deps/ddi.apt)"
-    );
-}
-
-fn cert(dir: &Path, name: &str) {
-    let ok = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj",
-        ])
-        .arg(format!("/CN={name}"))
-        .arg("-keyout")
-        .arg(dir.join(format!("{name}.key")))
-        .arg("-out")
-        .arg(dir.join(format!("{name}.pem")))
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-}
-
-fn swupdate_check(swu: &Path, cert: &Path) -> (bool, String) {
-    let out = Command::new("swupdate")
-        .args(["-H", "pi:1.0"])
-        .arg("-c")
-        .arg("-i")
-        .arg(swu)
-        .arg("-k")
-        .arg(cert)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+use swu_tools::{cert, need, swupdate_check};
 
 #[test]
 fn swupdate_accepts_our_swu_and_refuses_a_tampered_one() {
