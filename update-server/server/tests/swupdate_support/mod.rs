@@ -13,37 +13,11 @@ use std::time::{Duration, Instant};
 /// How long any one step may take before the test fails (swupdate polls every second).
 pub const STEP_DEADLINE: Duration = Duration::from_secs(90);
 
-pub fn need(tool: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .status()
-        .unwrap()
-        .success();
-    assert!(
-        found,
-        "{tool} is missing: install it with scripts/install-deps (scripts/deps/ddi.apt)"
-    );
-}
-
-pub fn cert(dir: &Path, name: &str) {
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-        ])
-        .arg("-subj")
-        .arg(format!("/CN={name}"))
-        .arg("-keyout")
-        .arg(dir.join(format!("{name}.key")))
-        .arg("-out")
-        .arg(dir.join(format!("{name}.pem")))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+// The openssl and swupdate helpers the release tooling's `.swu` test uses.
+#[allow(dead_code)]
+#[path = "../../../../release/tool/tests/swu_tools/mod.rs"]
+mod swu_tools;
+pub use swu_tools::{cert, need};
 
 pub fn server_bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_skerry-server"))
