@@ -359,7 +359,7 @@ pub async fn run(options: Options, console: Outbox) -> anyhow::Result<Stopped> {
         }
     };
     if !shipper.flush(limit).await {
-        let why = shipper.status().last_error;
+        let why = shipper.last_error();
         eprintln!("skerryd: the log server did not take everything within {limit:?}: {why}");
     }
     result

@@ -134,6 +134,16 @@ pub fn write_swu(spec: &SwuSpec<'_>, out_dir: &Path) -> Result<PathBuf, SwuError
             source,
         })
     };
+    // Bounded before it is read whole.
+    let length = std::fs::metadata(spec.image)
+        .map_err(|source| SwuError::Read {
+            path: spec.image.into(),
+            source,
+        })?
+        .len();
+    if length > MAX_SWU_IMAGE_BYTES {
+        return Err(SwuError::TooLarge);
+    }
     let image = read(spec.image)?;
     if image.len() as u64 > MAX_SWU_IMAGE_BYTES {
         return Err(SwuError::TooLarge);

@@ -199,22 +199,38 @@ async fn grpc_device(
     Ok(d)
 }
 
+/// One device's TCP connection (no Nagle delay), for hyper.
+async fn connect(
+    addr: SocketAddr,
+) -> Result<hyper_util::rt::TokioIo<tokio::net::TcpStream>, String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_nodelay(true).ok();
+    Ok(hyper_util::rt::TokioIo::new(stream))
+}
+
+impl DeviceResult {
+    /// One request answered: `bytes` long, sent at `sent`.
+    fn answered(&mut self, sent: Instant, bytes: usize) {
+        self.response_bytes = bytes;
+        self.completed += 1;
+        self.latencies
+            .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+    }
+}
+
 async fn static_device(
     id: String,
     addr: SocketAddr,
     deadline: Instant,
 ) -> Result<DeviceResult, String> {
     use http_body_util::{BodyExt, Empty};
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    stream.set_nodelay(true).ok();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .map_err(|e| format!("h2 handshake with {addr}: {e}"))?;
+    let stream = connect(addr).await?;
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), stream)
+            .await
+            .map_err(|e| format!("h2 handshake with {addr}: {e}"))?;
     tokio::spawn(conn);
     let mut d = DeviceResult {
         id,
@@ -233,10 +249,7 @@ async fn static_device(
                     .await
                     .map_err(|e| format!("body: {e}"))?
                     .to_bytes();
-                d.response_bytes = body.len();
-                d.completed += 1;
-                d.latencies
-                    .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                d.answered(sent, body.len());
             }
             Ok(resp) => return Err(format!("nginx answered {}", resp.status())),
             Err(_) => d.errors += 1,
@@ -253,14 +266,10 @@ async fn ddi_device(
     deadline: Instant,
 ) -> Result<DeviceResult, String> {
     use http_body_util::{BodyExt, Empty};
-    let stream = tokio::net::TcpStream::connect(addr)
+    let stream = connect(addr).await?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(stream)
         .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    stream.set_nodelay(true).ok();
-    let (mut send, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP/1.1 handshake with {addr}: {e}"))?;
+        .map_err(|e| format!("HTTP/1.1 handshake with {addr}: {e}"))?;
     tokio::spawn(conn);
     let mut d = DeviceResult {
         id: id.clone(),
@@ -293,10 +302,7 @@ async fn ddi_device(
                 String::from_utf8_lossy(&body)
             ));
         }
-        d.response_bytes = body.len();
-        d.completed += 1;
-        d.latencies
-            .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        d.answered(sent, body.len());
     }
     Ok(d)
 }

@@ -3,11 +3,10 @@
 //! migrations (aerich), uvicorn serving it on 127.0.0.1 with one worker, devices
 //! registering on their first poll (its device auth off, as it ships).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-use std::net::SocketAddr;
 
 /// Where `scripts/deps/bench/goosebit.sh` puts it.
 pub const VENV: &str = "/opt/skerry/goosebit-venv";

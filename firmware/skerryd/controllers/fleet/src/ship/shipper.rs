@@ -52,15 +52,6 @@ fn event_outbox() -> Outbox {
     })
 }
 
-/// What the task reports, for a flush's caller and tests.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ShipStatus {
-    /// Batches the server took.
-    pub shipped: u64,
-    /// The last failure, empty after a success.
-    pub last_error: String,
-}
-
 /// The sinks named, and what was wrong with a bad one.
 #[derive(Debug, Default)]
 pub struct Sinks {
@@ -101,7 +92,8 @@ pub struct Shipper {
     console: Outbox,
     events: Outbox,
     hurry: Arc<Notify>,
-    status: Arc<Mutex<ShipStatus>>,
+    /// The last failure, empty after a success.
+    last_error: Arc<Mutex<String>>,
     active: bool,
 }
 
@@ -155,7 +147,7 @@ impl Shipper {
             console,
             events: event_outbox(),
             hurry: Arc::default(),
-            status: Arc::default(),
+            last_error: Arc::default(),
         };
         for why in &sinks.refused {
             tracing::warn!("{why}; that sink is not used");
@@ -206,9 +198,9 @@ impl Shipper {
         }
     }
 
-    /// What the task last did.
-    pub fn status(&self) -> ShipStatus {
-        self.status
+    /// Why the last post failed, empty after a success.
+    pub fn last_error(&self) -> String {
+        self.last_error
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -266,23 +258,22 @@ impl Shipper {
             match post(sink, &credential, &batch.body).await {
                 Ok(()) => {
                     outbox.shipped(&batch);
-                    let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
-                    if !status.last_error.is_empty() {
+                    let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+                    if !last.is_empty() {
                         tracing::info!(sink = %sink.path, "the log server takes lines again");
                     }
-                    status.shipped += 1;
-                    status.last_error.clear();
+                    last.clear();
                 }
                 Err(e) => {
                     let refused = e.refused_body();
                     let text = e.to_string();
-                    let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
-                    if status.last_error != text {
+                    let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+                    if *last != text {
                         // Said once per new failure: each line said is itself shipped.
                         tracing::warn!(sink = %sink.path, "shipping to the log server: {text}");
                     }
-                    status.last_error = text;
-                    drop(status);
+                    *last = text;
+                    drop(last);
                     if refused {
                         outbox.shipped(&batch);
                         continue;
