@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use skerry_fleet_store::{FleetStore, StoreError};
+use skerry_fleet_store::{Admission, DecisionInputs, FleetStore, StoreError};
 use skerry_proto::fleet::v1 as pb;
-use skerry_rollout::{decide, Candidate, Decision, Fleet, Hold, UnixTime};
+use skerry_rollout::{decide, Candidate, Decision, Fleet, Hold, UnixTime, Verdict};
 use tonic::{Request, Response, Status};
 
 use crate::releases::ReleaseCatalog;
@@ -54,15 +54,8 @@ fn internal(e: &StoreError) -> Status {
     Status::internal("the server could not store the check-in; retry later")
 }
 
-/// Stores the check-in and decides; runs on a blocking thread (the store is synchronous).
-fn answer<S: FleetStore>(
-    store: &S,
-    catalog: &ReleaseCatalog,
-    check_in: &skerry_fleet_store::CheckIn,
-    now: UnixTime,
-) -> Result<pb::CheckInResponse, StoreError> {
-    let record = crate::metrics::timed_check_in(check_in, || store.check_in(check_in, now))?;
-    let decision = decide_after(store, catalog, check_in, &record, now)?;
+/// The answer to a stored check-in.
+fn response(record: &skerry_fleet_store::CheckInRecord, decision: Decision) -> pb::CheckInResponse {
     let mut response = pb::CheckInResponse {
         acknowledged_sequence: record.acknowledged,
         ..Default::default()
@@ -79,11 +72,11 @@ fn answer<S: FleetStore>(
         }
         Decision::Hold(hold) => response.hold = Some(hold_message(hold)),
     }
-    Ok(response)
+    response
 }
 
 /// The rollout decision for a check-in just stored, shared by gRPC and hawkBit DDI
-/// devices: records the automatic pause it asks for and the offer it makes.
+/// devices: records the automatic pause it asks for and the offer it makes. Blocking.
 pub(crate) fn decide_after<S: FleetStore + ?Sized>(
     store: &S,
     catalog: &ReleaseCatalog,
@@ -91,25 +84,68 @@ pub(crate) fn decide_after<S: FleetStore + ?Sized>(
     record: &skerry_fleet_store::CheckInRecord,
     now: UnixTime,
 ) -> Result<Decision, StoreError> {
-    let rollouts = store.rollouts_for(&check_in.board, &check_in.channel)?;
-    let windows = store.windows()?;
+    let read;
+    let inputs = match &record.inputs {
+        Some(inputs) => inputs,
+        None => {
+            read = read_inputs(store, check_in)?;
+            &read
+        }
+    };
+    let verdict = verdict(catalog, record, inputs, now);
+    record_verdict(store, check_in, &verdict, now)?;
+    Ok(verdict.decision)
+}
+
+fn read_inputs<S: FleetStore + ?Sized>(
+    store: &S,
+    check_in: &skerry_fleet_store::CheckIn,
+) -> Result<DecisionInputs, StoreError> {
+    Ok(DecisionInputs {
+        rollouts: store.rollouts_for(&check_in.board, &check_in.channel)?,
+        windows: store.windows()?,
+    })
+}
+
+/// The pure decision over what the store read.
+fn verdict(
+    catalog: &ReleaseCatalog,
+    record: &skerry_fleet_store::CheckInRecord,
+    inputs: &DecisionInputs,
+    now: UnixTime,
+) -> Verdict {
     let releases = catalog.releases();
-    let candidates: Vec<Candidate<'_>> = rollouts
+    let candidates: Vec<Candidate<'_>> = inputs
+        .rollouts
         .iter()
         .map(|r| Candidate {
             rollout: &r.rollout,
             stats: &r.stats,
         })
         .collect();
-    let verdict = decide(
+    decide(
         Fleet {
             releases: &releases,
-            windows: &windows,
+            windows: &inputs.windows,
         },
         &record.facts,
         &candidates,
         now,
-    );
+    )
+}
+
+/// Whether the verdict asks the store for a write (a pause, an offer to remember).
+fn writes(verdict: &Verdict) -> bool {
+    verdict.pause.is_some()
+        || matches!(&verdict.decision, Decision::Offer(o) if o.rollout_id.is_some())
+}
+
+fn record_verdict<S: FleetStore + ?Sized>(
+    store: &S,
+    check_in: &skerry_fleet_store::CheckIn,
+    verdict: &Verdict,
+    now: UnixTime,
+) -> Result<(), StoreError> {
     if let Some((id, reason)) = &verdict.pause {
         store.pause_if_active(id, reason, now)?;
         tracing::warn!(rollout = %id, %reason, "rollout paused automatically");
@@ -119,7 +155,18 @@ pub(crate) fn decide_after<S: FleetStore + ?Sized>(
             store.record_offer(id, &check_in.device, offer.wave, now)?;
         }
     }
-    Ok(verdict.decision)
+    Ok(())
+}
+
+/// Blocking work after the check-in was stored: reading the decision's inputs when
+/// the store did not, and the writes the verdict asks for.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| Status::internal("the check-in task failed"))?
+        .map_err(|e| internal(&e))
 }
 
 fn hold_message(hold: Hold) -> pb::Hold {
@@ -155,26 +202,65 @@ fn hold_message(hold: Hold) -> pb::Hold {
     }
 }
 
-#[tonic::async_trait]
-impl<S: FleetStore> pb::fleet_service_server::FleetService for FleetApi<S> {
-    async fn check_in(
+impl<S: FleetStore> FleetApi<S> {
+    /// A check-in taken if its device is what `admission` asks (the store checks it in
+    /// the check-in's transaction).
+    pub(crate) async fn check_in_as(
         &self,
         request: Request<pb::CheckInRequest>,
+        admission: Admission,
     ) -> Result<Response<pb::CheckInResponse>, Status> {
         let now = (self.clock)();
-        let check_in = validate::check_in(request.get_ref(), now)
+        let mut check_in = validate::check_in(request.get_ref(), now)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let store = Arc::clone(&self.store);
-        let catalog = Arc::clone(&self.catalog);
-        let mut response =
-            tokio::task::spawn_blocking(move || answer(&*store, &catalog, &check_in, now))
-                .await
-                .map_err(|_| Status::internal("the check-in task failed"))?
-                .map_err(|e| internal(&e))?;
+        check_in.admission = admission;
+        let started = std::time::Instant::now();
+        let stored = Arc::clone(&self.store)
+            .check_in_async(check_in.clone(), now)
+            .await;
+        crate::metrics::count_check_in(&check_in, started.elapsed(), stored.is_ok());
+        let record = match stored {
+            Ok(record) => record,
+            Err(StoreError::NotAdmitted { device, refusal }) => {
+                return Err(crate::device_gate::refused(
+                    &check_in.admission,
+                    &device,
+                    refusal,
+                ))
+            }
+            Err(e) => return Err(internal(&e)),
+        };
+        let inputs = match &record.inputs {
+            Some(inputs) => Arc::clone(inputs),
+            None => {
+                let (store, c) = (Arc::clone(&self.store), check_in.clone());
+                Arc::new(blocking(move || read_inputs(&*store, &c)).await?)
+            }
+        };
+        let verdict = verdict(&self.catalog, &record, &inputs, now);
+        if writes(&verdict) {
+            let store = Arc::clone(&self.store);
+            let verdict = verdict.clone();
+            blocking(move || record_verdict(&*store, &check_in, &verdict, now)).await?;
+        }
+        let mut response = response(&record, verdict.decision);
         response.poll_interval = Some(prost_types::Duration {
             seconds: self.poll_interval.as_secs() as i64,
             nanos: 0,
         });
         Ok(Response::new(response))
+    }
+}
+
+#[tonic::async_trait]
+impl<S: FleetStore> pb::fleet_service_server::FleetService for FleetApi<S> {
+    /// Ungated: the device is who it says (tests; the server mounts [`GatedFleet`]).
+    ///
+    /// [`GatedFleet`]: crate::device_gate::GatedFleet
+    async fn check_in(
+        &self,
+        request: Request<pb::CheckInRequest>,
+    ) -> Result<Response<pb::CheckInResponse>, Status> {
+        self.check_in_as(request, Admission::Open).await
     }
 }

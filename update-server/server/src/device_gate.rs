@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use skerry_fleet_store::{EnrollmentStore, FleetStore};
+use skerry_fleet_store::{Admission, AdmissionRefusal, EnrollmentStore, FleetStore};
 use skerry_proto::fleet::v1 as pb;
 use skerry_proto::fleet::v1::fleet_service_server::FleetService;
 use tonic::{Request, Response, Status};
@@ -78,20 +78,12 @@ pub fn certified_device<E: EnrollmentStore + ?Sized>(
             "the client certificate names no device (no urn:skerry:device: name)".into(),
         )));
     };
-    let Some(record) = store.identity(&device_id)? else {
-        return Ok(Err(CertRefusal::Unauthenticated(format!(
-            "the client certificate for {device_id} was not issued by this server"
-        ))));
+    let record = store.identity(&device_id)?;
+    let admission = Admission::Certificate {
+        serial: serial.clone(),
     };
-    if record.revoked_at.is_some() {
-        return Ok(Err(CertRefusal::Forbidden(format!(
-            "device {device_id} is revoked"
-        ))));
-    }
-    if record.identity.serial != serial {
-        return Ok(Err(CertRefusal::Unauthenticated(format!(
-            "the client certificate for {device_id} (serial {serial}) was superseded by a newer enrollment"
-        ))));
+    if let Err(refusal) = admission.admits(record.as_ref()) {
+        return Ok(Err(refusal_words(&admission, &device_id, refusal)));
     }
     Ok(Ok(CertifiedDevice { device_id, serial }))
 }
@@ -120,54 +112,82 @@ impl<S: FleetStore + EnrollmentStore> GatedFleet<S> {
         }
     }
 
-    async fn admit(&self, request: &Request<pb::CheckInRequest>) -> Result<(), Status> {
+    /// Who the device must be, by the listener the request came on; checked by the
+    /// store in the check-in's own transaction. Refuses at once what needs no lookup.
+    async fn admission(&self, request: &Request<pb::CheckInRequest>) -> Result<Admission, Status> {
         let arrival = request
             .extensions()
             .get::<Arrival>()
             .copied()
             .unwrap_or(Arrival::Plaintext);
-        let claimed = request.get_ref().device_id.clone();
-        let store = Arc::clone(&self.store);
+        let claimed = &request.get_ref().device_id;
         match arrival {
             Arrival::Tls => {
                 let certs = request.peer_certs();
-                let Some(leaf) = certs.as_ref().and_then(|c| c.first()).cloned() else {
+                let Some(leaf) = certs.as_ref().and_then(|c| c.first()) else {
                     return Err(Status::unauthenticated(
                         "no client certificate: enroll first (EnrollmentService/Enroll), then check in with the issued certificate",
                     ));
                 };
-                let device = tokio::task::spawn_blocking(move || certified_device(&*store, &leaf))
-                    .await
-                    .map_err(|_| Status::internal("the identity check failed"))?
-                    .map_err(|e| store_failed(&e))??;
-                if device.device_id != claimed {
+                let Some((device_id, serial)) = crate::pki::device_of(leaf) else {
+                    return Err(Status::unauthenticated(
+                        "the client certificate names no device (no urn:skerry:device: name)",
+                    ));
+                };
+                if device_id != *claimed {
                     return Err(Status::permission_denied(format!(
-                        "the client certificate is device {}'s, the check-in says device_id {claimed:?}",
-                        device.device_id
+                        "the client certificate is device {device_id}'s, the check-in says device_id {claimed:?}"
                     )));
                 }
-                Ok(())
+                Ok(Admission::Certificate { serial })
             }
-            Arrival::Plaintext if self.plaintext.allow_devices => Ok(()),
+            Arrival::Plaintext if self.plaintext.allow_devices => Ok(Admission::Open),
+            Arrival::Plaintext if !self.plaintext.tls_listener => Ok(Admission::NotEnrolled),
             Arrival::Plaintext => {
-                let tls = self.plaintext.tls_listener;
+                let store = Arc::clone(&self.store);
+                let claimed = claimed.clone();
                 let known = tokio::task::spawn_blocking(move || store.identity(&claimed))
                     .await
                     .map_err(|_| Status::internal("the identity check failed"))?
                     .map_err(|e| store_failed(&e))?;
                 if let Some(record) = known {
-                    return Err(Status::unauthenticated(format!(
-                        "device {} is enrolled: it checks in over mutual TLS only",
-                        record.identity.device_id
-                    )));
-                }
-                if tls {
-                    return Err(Status::unauthenticated(
-                        "this server takes device check-ins over TLS (its --tls-listen port); plaintext ones only with --allow-plaintext-devices",
+                    return Err(refused(
+                        &Admission::NotEnrolled,
+                        &record.identity.device_id,
+                        AdmissionRefusal::Enrolled,
                     ));
                 }
-                Ok(())
+                Err(Status::unauthenticated(
+                    "this server takes device check-ins over TLS (its --tls-listen port); plaintext ones only with --allow-plaintext-devices",
+                ))
             }
+        }
+    }
+}
+
+/// The answer to a check-in the store did not admit.
+pub fn refused(admission: &Admission, device_id: &str, refusal: AdmissionRefusal) -> Status {
+    refusal_words(admission, device_id, refusal).into()
+}
+
+fn refusal_words(admission: &Admission, device_id: &str, refusal: AdmissionRefusal) -> CertRefusal {
+    use CertRefusal::{Forbidden, Unauthenticated};
+    match refusal {
+        AdmissionRefusal::Enrolled => Unauthenticated(format!(
+            "device {device_id} is enrolled: it checks in over mutual TLS only"
+        )),
+        AdmissionRefusal::NotIssued => Unauthenticated(format!(
+            "the client certificate for {device_id} was not issued by this server"
+        )),
+        AdmissionRefusal::Revoked => Forbidden(format!("device {device_id} is revoked")),
+        AdmissionRefusal::Superseded => {
+            let serial = match admission {
+                Admission::Certificate { serial } => serial.as_str(),
+                _ => "?",
+            };
+            Unauthenticated(format!(
+                "the client certificate for {device_id} (serial {serial}) was superseded by a newer enrollment"
+            ))
         }
     }
 }
@@ -178,7 +198,7 @@ impl<S: FleetStore + EnrollmentStore> FleetService for GatedFleet<S> {
         &self,
         request: Request<pb::CheckInRequest>,
     ) -> Result<Response<pb::CheckInResponse>, Status> {
-        self.admit(&request).await?;
-        self.inner.check_in(request).await
+        let admission = self.admission(&request).await?;
+        self.inner.check_in_as(request, admission).await
     }
 }

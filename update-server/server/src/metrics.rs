@@ -40,7 +40,13 @@ pub fn timed_check_in<T, E>(
 ) -> Result<T, E> {
     let started = Instant::now();
     let out = store();
-    let secs = started.elapsed().as_secs_f64();
+    count_check_in(check_in, started.elapsed(), out.is_ok());
+    out
+}
+
+/// Counts one check-in the store took `elapsed` to answer (`stored`: it was recorded).
+pub fn count_check_in(check_in: &CheckIn, elapsed: std::time::Duration, stored: bool) {
+    let secs = elapsed.as_secs_f64();
     for (bound, count) in LATENCY_BUCKETS.iter().zip(&LATENCY_COUNTS) {
         if secs <= *bound {
             count.fetch_add(1, Relaxed);
@@ -48,7 +54,7 @@ pub fn timed_check_in<T, E>(
     }
     LATENCY_COUNT.fetch_add(1, Relaxed);
     LATENCY_MICROS.fetch_add((secs * 1e6) as u64, Relaxed);
-    if out.is_ok() {
+    if stored {
         CHECK_INS.fetch_add(1, Relaxed);
         for r in &check_in.reports {
             if let Some(i) = STEPS.iter().position(|s| *s == r.step) {
@@ -58,7 +64,6 @@ pub fn timed_check_in<T, E>(
     } else {
         CHECK_IN_ERRORS.fetch_add(1, Relaxed);
     }
-    out
 }
 
 /// The exposition text, with one `skerry_rollout_state` series per rollout and state

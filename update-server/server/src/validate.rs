@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use semver::Version;
 use skerry_fleet_store::{
-    CheckIn, HealthReport, HealthState, SlotReport, SlotStatus, StepKind, UpgradeReport,
+    Admission, CheckIn, HealthReport, HealthState, SlotReport, SlotStatus, StepKind, UpgradeReport,
 };
 use skerry_proto::fleet::v1 as pb;
 use skerry_rollout::UnixTime;
@@ -232,5 +232,7 @@ pub fn check_in(req: &pb::CheckInRequest, now: UnixTime) -> Result<CheckIn, Fiel
         slots,
         health: HealthReport { state, failing },
         reports,
+        // The gate that took the request sets who the device must be.
+        admission: Admission::Open,
     })
 }

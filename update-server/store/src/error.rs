@@ -32,6 +32,11 @@ pub enum StoreError {
     },
     #[error("stored {what} is damaged: {reason}")]
     Damaged { what: String, reason: String },
+    #[error("the check-in of {device} was not admitted: {refusal:?}")]
+    NotAdmitted {
+        device: String,
+        refusal: crate::model::AdmissionRefusal,
+    },
     #[error("no rollout named {id:?}")]
     NoSuchRollout { id: String },
     #[error("no device named {id:?}")]

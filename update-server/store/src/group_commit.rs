@@ -1,125 +1,211 @@
-//! Group commit for the SQLite store: check-ins that arrive while another is being
-//! written wait for the connection, and whoever takes it next writes every waiting
-//! check-in in one transaction, so one fsync makes a whole group durable. A caller is
-//! answered only after the transaction holding its check-in committed.
+//! Group commit for the SQLite store: one writer thread takes check-ins from a
+//! channel, writes every check-in waiting there in one transaction, so one fsync makes
+//! a whole group durable, and answers each caller only after that transaction
+//! committed. After the commit it reads, on the same connection, what the rollout
+//! decision needs (the rollouts of each board and channel in the group, the maintenance
+//! windows), so a caller needs no second turn at the connection.
+//!
+//! One thread owns the work, so a check-in costs a channel send and one wake-up of its
+//! caller, not a race of blocking threads for the connection's lock: under load those
+//! hand-offs, not SQL, were most of the server's time.
 //!
 //! If a group's transaction fails, each of its check-ins is retried in a transaction of
 //! its own, so one bad check-in cannot fail the others.
 
+use std::collections::HashMap;
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
-use rusqlite::TransactionBehavior;
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::model::CheckIn;
-use crate::sqlite::{check_in_tx, SqliteStore};
-use crate::{CheckInRecord, StoreError};
+use crate::sqlite::{check_in_tx, decision_reads};
+use crate::{CheckInRecord, DecisionInputs, StoreError};
 use skerry_rollout::UnixTime;
 
 /// At most this many check-ins go into one transaction.
 pub const GROUP_LIMIT: usize = 512;
 
-type Outcome = Arc<Mutex<Option<Result<CheckInRecord, StoreError>>>>;
-
-struct Waiting {
-    check_in: CheckIn,
-    now: UnixTime,
-    outcome: Outcome,
+/// Where a check-in's outcome goes.
+enum Reply {
+    /// An async caller, woken by the answer.
+    Async(tokio::sync::oneshot::Sender<Result<CheckInRecord, StoreError>>),
+    /// A blocking caller, waiting on the channel.
+    Blocking(mpsc::SyncSender<Result<CheckInRecord, StoreError>>),
 }
 
-/// The check-ins waiting for the connection.
-#[derive(Default)]
-pub struct Queue(Mutex<Vec<Waiting>>);
-
-impl std::fmt::Debug for Queue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Queue").finish_non_exhaustive()
+impl Reply {
+    fn send(self, outcome: Result<CheckInRecord, StoreError>) {
+        // A caller that went away (its request was cancelled) needs no answer; the
+        // check-in stays stored and the device's next check-in learns its sequence.
+        match self {
+            Reply::Async(tx) => drop(tx.send(outcome)),
+            Reply::Blocking(tx) => drop(tx.send(outcome)),
+        }
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+struct Job {
+    check_in: CheckIn,
+    now: UnixTime,
+    reply: Reply,
+}
+
+/// The writer thread and the way to it; dropping it stops the thread once the
+/// check-ins already sent are written.
+pub struct Writer {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+fn gone() -> StoreError {
+    StoreError::Damaged {
+        what: "the check-in writer".into(),
+        reason: "it stopped (the store is closing); retry".into(),
+    }
+}
+
+impl Writer {
+    /// Starts the writer on `conn`, which other writers share through its lock.
+    pub(crate) fn start(conn: Arc<Mutex<Connection>>) -> Result<Self, std::io::Error> {
+        let (jobs, queue) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("check-in writer".into())
+            .spawn(move || write_until_closed(&conn, &queue))?;
+        Ok(Self {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        let jobs = self.jobs.as_ref().ok_or_else(gone)?;
+        jobs.send(job).map_err(|_| gone())
+    }
+
+    /// Records a check-in, blocking until its group committed.
+    pub(crate) fn check_in(&self, c: &CheckIn, now: UnixTime) -> Result<CheckInRecord, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Job {
+            check_in: c.clone(),
+            now,
+            reply: Reply::Blocking(tx),
+        })?;
+        rx.recv().map_err(|_| gone())?
+    }
+
+    /// Records a check-in; the future ends when its group committed.
+    pub(crate) fn submit(
+        &self,
+        check_in: CheckIn,
+        now: UnixTime,
+    ) -> impl std::future::Future<Output = Result<CheckInRecord, StoreError>> + Send + 'static {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self.send(Job {
+            check_in,
+            now,
+            reply: Reply::Async(tx),
+        });
+        async move {
+            sent?;
+            rx.await.map_err(|_| gone())?
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(t) = self.thread.take() {
+            // The thread ends once the channel is empty and closed; it does not panic
+            // (a failed write is an answer), so there is nothing to report here.
+            let _ = t.join();
+        }
+    }
+}
+
+fn lock(m: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+    // A panic while holding the lock left no transaction open (rusqlite rolls back on
+    // drop), so the connection is still sound.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub(crate) fn check_in(
-    store: &SqliteStore,
-    queue: &Queue,
-    c: &CheckIn,
-    now: UnixTime,
-) -> Result<CheckInRecord, StoreError> {
-    let outcome: Outcome = Arc::default();
-    lock(&queue.0).push(Waiting {
-        check_in: c.clone(),
-        now,
-        outcome: Arc::clone(&outcome),
-    });
-    loop {
-        let mut conn = store.lock();
-        // A group written while we waited for the connection may have held ours.
-        if let Some(done) = lock(&outcome).take() {
-            return done;
-        }
-        let group: Vec<Waiting> = {
-            let mut waiting = lock(&queue.0);
-            let n = waiting.len().min(GROUP_LIMIT);
-            waiting.drain(..n).collect()
-        };
-        let answered = AnswerAll(&group);
-        write_group(&mut conn, answered.0);
-        drop(answered);
-        drop(conn);
-        // Ours was in the group unless more than GROUP_LIMIT were ahead of it; then
-        // take the connection again (groups start with the oldest waiting, so it ends).
-        if let Some(done) = lock(&outcome).take() {
-            return done;
-        }
-    }
-}
-
-/// Answers every check-in of a group the writer left unanswered (it panicked), so none
-/// of their callers waits for an outcome that never comes.
-struct AnswerAll<'a>(&'a [Waiting]);
-
-impl Drop for AnswerAll<'_> {
-    fn drop(&mut self) {
-        for w in self.0 {
-            let mut outcome = lock(&w.outcome);
-            if outcome.is_none() {
-                *outcome = Some(Err(StoreError::Damaged {
-                    what: format!("the check-in of {}", w.check_in.device),
-                    reason: "the group it was written with failed; retry".into(),
-                }));
+fn write_until_closed(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Job>) {
+    // Blocks only when nothing waits; then takes whatever arrived meanwhile.
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_LIMIT {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
             }
         }
+        let outcomes = {
+            let mut conn = lock(conn);
+            let mut outcomes = write_group(&mut conn, &group);
+            attach_decision_inputs(&conn, &group, &mut outcomes);
+            outcomes
+        };
+        for (job, outcome) in group.into_iter().zip(outcomes) {
+            job.reply.send(outcome);
+        }
     }
 }
 
-fn write_group(conn: &mut rusqlite::Connection, group: &[Waiting]) {
+fn write_group(conn: &mut Connection, group: &[Job]) -> Vec<Result<CheckInRecord, StoreError>> {
     let doing = "recording a check-in";
-    let mut one_transaction = |items: &[Waiting]| {
+    // Each check-in's outcome; a refused admission writes nothing, so it is an outcome
+    // of its own and the others stay in the transaction.
+    let mut one_transaction = |items: &[Job]| {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::sql(doing))?;
-        let mut records = Vec::with_capacity(items.len());
-        for w in items {
-            records.push(check_in_tx(&tx, &w.check_in, w.now)?);
+        let mut outcomes = Vec::with_capacity(items.len());
+        for job in items {
+            match check_in_tx(&tx, &job.check_in, job.now) {
+                Err(refused @ StoreError::NotAdmitted { .. }) => outcomes.push(Err(refused)),
+                other => outcomes.push(Ok(other?)),
+            }
         }
         tx.commit().map_err(StoreError::sql(doing))?;
-        Ok::<_, StoreError>(records)
+        Ok::<_, StoreError>(outcomes)
     };
     match one_transaction(group) {
-        Ok(records) => {
-            for (w, r) in group.iter().zip(records) {
-                *lock(&w.outcome) = Some(Ok(r));
-            }
-        }
+        Ok(outcomes) => outcomes,
         // One of them failed and took the group's transaction with it: write each
         // alone, so only the failing one is refused.
-        Err(_) => {
-            for w in group {
-                let alone = one_transaction(std::slice::from_ref(w))
-                    .map(|mut r| r.pop().expect("one record per check-in"));
-                *lock(&w.outcome) = Some(alone);
-            }
-        }
+        Err(_) => group
+            .iter()
+            .map(|job| match one_transaction(std::slice::from_ref(job)) {
+                Ok(mut one) => one.pop().expect("one outcome per check-in"),
+                Err(e) => Err(e),
+            })
+            .collect(),
+    }
+}
+
+/// Reads the decision's inputs once per board and channel of the group, after its
+/// commit (so the stats count the group's own reports). A read that fails leaves the
+/// record without them; the caller then reads them itself.
+fn attach_decision_inputs(
+    conn: &Connection,
+    group: &[Job],
+    outcomes: &mut [Result<CheckInRecord, StoreError>],
+) {
+    let mut read: HashMap<(&str, &str), Option<Arc<DecisionInputs>>> = HashMap::new();
+    for (job, outcome) in group.iter().zip(outcomes.iter_mut()) {
+        let Ok(record) = outcome else { continue };
+        let key = (job.check_in.board.as_str(), job.check_in.channel.as_str());
+        let inputs = read
+            .entry(key)
+            .or_insert_with(|| decision_reads(conn, key.0, key.1).ok().map(Arc::new));
+        record.inputs = inputs.clone();
     }
 }

@@ -27,6 +27,7 @@ pub mod model;
 pub mod pg;
 pub mod queries;
 pub mod sqlite;
+mod sqlite_cached;
 mod sqlite_ddi;
 mod sqlite_enrollment;
 mod sqlite_queries;
@@ -40,12 +41,14 @@ pub use enrollment::{
 pub use error::StoreError;
 pub use lease::{Lease, LeaseStore, TIMESTAMP_LEASE};
 pub use model::{
-    CheckIn, DeviceRecord, HealthReport, HealthState, RolloutAction, SlotReport, SlotStatus,
-    StepKind, TimelineEntry, UpgradeReport, TIMELINE_LIMIT,
+    Admission, AdmissionRefusal, CheckIn, DeviceRecord, HealthReport, HealthState, RolloutAction,
+    SlotReport, SlotStatus, StepKind, TimelineEntry, UpgradeReport, TIMELINE_LIMIT,
 };
 pub use pg::PgStore;
 pub use queries::{DevicePage, DeviceSummary, FleetOverview, FleetQueries, DEVICE_PAGE_LIMIT};
 pub use sqlite::SqliteStore;
+
+use std::sync::Arc;
 
 use skerry_rollout::{
     DeviceFacts, MaintenanceWindow, PauseReason, Pin, Rollout, UnixTime, WaveStats,
@@ -57,7 +60,22 @@ use skerry_rollout::{
 pub struct CheckInRecord {
     pub facts: DeviceFacts,
     pub acknowledged: u64,
+    /// What the rollout decision reads, when the store read it with the check-in
+    /// (the embedded store does, after the group's commit); else the caller reads it.
+    pub inputs: Option<Arc<DecisionInputs>>,
 }
+
+/// The rollouts of a check-in's board and channel, with their stats, and the
+/// maintenance windows: the stored half of the rollout decision's input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionInputs {
+    pub rollouts: Vec<RolloutWithStats>,
+    pub windows: Vec<MaintenanceWindow>,
+}
+
+/// A check-in being recorded, for async callers.
+pub type CheckInFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<CheckInRecord, StoreError>> + Send>>;
 
 /// A rollout and its devices' outcomes per wave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +90,21 @@ pub trait FleetStore: Send + Sync + 'static {
     /// sequence is above the last acknowledged one (each exactly once), appends them to
     /// the timeline (trimmed to [`TIMELINE_LIMIT`]), remembers rollbacks for good.
     fn check_in(&self, check_in: &CheckIn, now: UnixTime) -> Result<CheckInRecord, StoreError>;
+    /// [`FleetStore::check_in`] from async code. By default it runs on a blocking
+    /// thread; the embedded store hands it to its writer thread instead.
+    fn check_in_async(self: Arc<Self>, check_in: CheckIn, now: UnixTime) -> CheckInFuture
+    where
+        Self: Sized,
+    {
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || self.check_in(&check_in, now))
+                .await
+                .map_err(|e| StoreError::Damaged {
+                    what: "a check-in's blocking task".into(),
+                    reason: e.to_string(),
+                })?
+        })
+    }
     /// The rollouts of one board and channel, with their stats.
     fn rollouts_for(&self, board: &str, channel: &str)
         -> Result<Vec<RolloutWithStats>, StoreError>;

@@ -95,6 +95,53 @@ pub struct CheckIn {
     pub slots: Vec<SlotReport>,
     pub health: HealthReport,
     pub reports: Vec<UpgradeReport>,
+    /// Who the device must be for the check-in to be taken; checked in the check-in's
+    /// own transaction, so a revocation committed before it is never missed.
+    pub admission: Admission,
+}
+
+/// What a check-in's device must be, by the way it arrived.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Admission {
+    /// Anyone: the caller already knows the device (a DDI token, an allowed plaintext
+    /// device, a test).
+    #[default]
+    Open,
+    /// A device without an identity: an enrolled one must use its certificate.
+    NotEnrolled,
+    /// The device whose current, unrevoked certificate has this serial.
+    Certificate { serial: String },
+}
+
+/// Why a check-in's device was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmissionRefusal {
+    /// It has an identity, and came without its certificate.
+    Enrolled,
+    /// Its certificate was not issued here (no identity is stored).
+    NotIssued,
+    /// It is revoked.
+    Revoked,
+    /// Its certificate is not the current one (a newer enrollment replaced it).
+    Superseded,
+}
+
+impl Admission {
+    /// Whether a device with the stored `identity` is admitted.
+    pub fn admits(&self, identity: Option<&crate::IdentityRecord>) -> Result<(), AdmissionRefusal> {
+        match (self, identity) {
+            (Admission::Open, _) | (Admission::NotEnrolled, None) => Ok(()),
+            (Admission::NotEnrolled, Some(_)) => Err(AdmissionRefusal::Enrolled),
+            (Admission::Certificate { .. }, None) => Err(AdmissionRefusal::NotIssued),
+            (Admission::Certificate { .. }, Some(i)) if i.revoked_at.is_some() => {
+                Err(AdmissionRefusal::Revoked)
+            }
+            (Admission::Certificate { serial }, Some(i)) if i.identity.serial != *serial => {
+                Err(AdmissionRefusal::Superseded)
+            }
+            (Admission::Certificate { .. }, Some(_)) => Ok(()),
+        }
+    }
 }
 
 /// A device as stored.

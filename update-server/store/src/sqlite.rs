@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use semver::Version;
@@ -16,15 +16,16 @@ use skerry_rollout::{
 use crate::lease::{may_take, Lease, LeaseStore};
 use crate::migrations::{latest, MIGRATIONS};
 use crate::model::*;
-use crate::{CheckInRecord, FleetStore, RolloutWithStats, StoreError};
+use crate::sqlite_cached::Cached;
+use crate::{CheckInRecord, DecisionInputs, FleetStore, RolloutWithStats, StoreError};
 
 /// The SQLite store.
 #[derive(Debug)]
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     path: PathBuf,
-    /// Check-ins waiting to be written together.
-    waiting: crate::group_commit::Queue,
+    /// The thread that writes check-ins in groups.
+    writer: crate::group_commit::Writer,
 }
 
 impl SqliteStore {
@@ -44,11 +45,19 @@ impl SqliteStore {
             .map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(open_err)?;
+        conn.set_prepared_statement_cache_capacity(crate::sqlite_cached::STATEMENT_CACHE);
         migrate(&mut conn, path)?;
+        let conn = Arc::new(Mutex::new(conn));
+        let writer = crate::group_commit::Writer::start(Arc::clone(&conn)).map_err(|e| {
+            StoreError::Damaged {
+                what: format!("the check-in writer for {}", path.display()),
+                reason: format!("its thread did not start: {e}"),
+            }
+        })?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn,
             path: path.into(),
-            waiting: Default::default(),
+            writer,
         })
     }
 
@@ -135,18 +144,18 @@ fn append_timeline(
 ) -> Result<(), StoreError> {
     let doing = "appending to a timeline";
     let next: i64 = tx
-        .query_row(
+        .query_row_cached(
             "SELECT COALESCE(MAX(seq), 0) + 1 FROM timeline WHERE device_id = ?1",
             [device],
             |r| r.get(0),
         )
         .map_err(StoreError::sql(doing))?;
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO timeline (device_id, seq, at, kind, version, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![device, next, at.0 as i64, kind, version, detail],
     )
     .map_err(StoreError::sql(doing))?;
-    tx.execute(
+    tx.execute_cached(
         "DELETE FROM timeline WHERE device_id = ?1 AND seq <= ?2",
         params![device, next - TIMELINE_LIMIT as i64],
     )
@@ -333,7 +342,7 @@ fn load_rollouts(
 ) -> Result<Vec<RolloutWithStats>, StoreError> {
     let doing = "reading rollouts";
     let mut stmt = conn
-        .prepare(&format!(
+        .prepare_cached(&format!(
             "SELECT {ROLLOUT_COLUMNS} FROM rollouts {filter} ORDER BY id"
         ))
         .map_err(StoreError::sql(doing))?;
@@ -355,7 +364,7 @@ fn wave_stats(conn: &Connection, rollout: &Rollout) -> Result<Vec<WaveStats>, St
     let doing = "counting a rollout's outcomes";
     let mut stats = vec![WaveStats::default(); rollout.waves.waves().len()];
     let mut stmt = conn
-        .prepare(
+        .prepare_cached(
             "SELECT wave, outcome, COUNT(*) FROM rollout_devices
              WHERE rollout_id = ?1 AND wave IS NOT NULL GROUP BY wave, outcome",
         )
@@ -398,7 +407,7 @@ fn facts(tx: &Transaction<'_>, id: &str) -> Result<DeviceFacts, StoreError> {
         device_record(tx, id)?.ok_or_else(|| StoreError::NoSuchDevice { id: id.into() })?;
     let doing = "reading a device's rollbacks";
     let mut stmt = tx
-        .prepare("SELECT version FROM device_rollbacks WHERE device_id = ?1")
+        .prepare_cached("SELECT version FROM device_rollbacks WHERE device_id = ?1")
         .map_err(StoreError::sql(doing))?;
     let mut rolled_back_from = BTreeSet::new();
     for v in stmt
@@ -425,7 +434,7 @@ fn facts(tx: &Transaction<'_>, id: &str) -> Result<DeviceFacts, StoreError> {
 fn device_record(conn: &Connection, id: &str) -> Result<Option<DeviceRecord>, StoreError> {
     let doing = "reading a device";
     let row = conn
-        .query_row(
+        .query_row_cached(
             "SELECT id, board, version, channel, labels, health, first_seen, last_seen,
                     pin_version, pin_force, acknowledged FROM devices WHERE id = ?1",
             [id],
@@ -485,7 +494,7 @@ fn apply_report(
         &report.reason,
     )?;
     if report.step == StepKind::RolledBack {
-        tx.execute(
+        tx.execute_cached(
             "INSERT OR IGNORE INTO device_rollbacks (device_id, version, at) VALUES (?1, ?2, ?3)",
             params![c.device, target, now.0 as i64],
         )
@@ -503,7 +512,7 @@ fn apply_report(
         .waves
         .wave_of(WaveSeed::of(&c.device))
         .map(|w| w as i64);
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO rollout_devices (rollout_id, device_id, wave, outcome, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (rollout_id, device_id) DO UPDATE SET outcome = ?4, updated_at = ?5",
@@ -521,7 +530,11 @@ fn apply_report(
 
 impl FleetStore for SqliteStore {
     fn check_in(&self, c: &CheckIn, now: UnixTime) -> Result<CheckInRecord, StoreError> {
-        crate::group_commit::check_in(self, &self.waiting, c, now)
+        self.writer.check_in(c, now)
+    }
+
+    fn check_in_async(self: Arc<Self>, c: CheckIn, now: UnixTime) -> crate::CheckInFuture {
+        Box::pin(self.writer.submit(c, now))
     }
 
     fn rollouts_for(
@@ -549,7 +562,7 @@ impl FleetStore for SqliteStore {
     ) -> Result<(), StoreError> {
         self.write("recording an offer", |tx| {
             let inserted = tx
-                .execute(
+                .execute_cached(
                     "INSERT OR IGNORE INTO rollout_devices (rollout_id, device_id, wave, outcome, updated_at)
                      VALUES (?1, ?2, ?3, 'offered', ?4)",
                     params![rollout_id, device, wave.map(|w| w as i64), now.0 as i64],
@@ -557,7 +570,7 @@ impl FleetStore for SqliteStore {
                 .map_err(StoreError::sql("recording an offer"))?;
             if inserted > 0 {
                 let version: String = tx
-                    .query_row("SELECT version FROM rollouts WHERE id = ?1", [rollout_id], |r| r.get(0))
+                    .query_row_cached("SELECT version FROM rollouts WHERE id = ?1", [rollout_id], |r| r.get(0))
                     .map_err(StoreError::sql("recording an offer"))?;
                 append_timeline(tx, device, now, "offered", &version, &format!("rollout {rollout_id}"))?;
             }
@@ -572,7 +585,7 @@ impl FleetStore for SqliteStore {
         now: UnixTime,
     ) -> Result<(), StoreError> {
         self.write("pausing a rollout", |tx| {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE rollouts SET state = 'paused', paused_since = ?2, pause_reason = ?3
                  WHERE id = ?1 AND state = 'active'",
                 params![rollout_id, now.0 as i64, reason_to(reason)],
@@ -589,7 +602,7 @@ impl FleetStore for SqliteStore {
                 RolloutState::Aborted => ("aborted", None, None),
                 RolloutState::Paused { since, reason } => ("paused", Some(since.0 as i64), Some(reason_to(reason))),
             };
-            let result = tx.execute(
+            let result = tx.execute_cached(
                 &format!("INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
                 params![
                     r.id,
@@ -646,7 +659,7 @@ impl FleetStore for SqliteStore {
                         return Err(refuse("pause it"));
                     }
                     let reason = PauseReason::Operator { note: note.clone() };
-                    tx.execute(
+                    tx.execute_cached(
                         "UPDATE rollouts SET state = 'paused', paused_since = ?2, pause_reason = ?3 WHERE id = ?1",
                         params![id, now.0 as i64, reason_to(&reason)],
                     )
@@ -656,7 +669,7 @@ impl FleetStore for SqliteStore {
                     let Some((_, started)) = rollout.resumed(now) else {
                         return Err(refuse("resume it"));
                     };
-                    tx.execute(
+                    tx.execute_cached(
                         "UPDATE rollouts SET state = 'active', started_at = ?2, paused_since = NULL,
                              pause_reason = NULL WHERE id = ?1",
                         params![id, started.0 as i64],
@@ -667,7 +680,7 @@ impl FleetStore for SqliteStore {
                     if rollout.state == RolloutState::Aborted {
                         return Err(refuse("abort it"));
                     }
-                    tx.execute("UPDATE rollouts SET state = 'aborted' WHERE id = ?1", [id])
+                    tx.execute_cached("UPDATE rollouts SET state = 'aborted' WHERE id = ?1", [id])
                         .map_err(StoreError::sql(doing))?;
                 }
             }
@@ -678,7 +691,7 @@ impl FleetStore for SqliteStore {
     fn set_pin(&self, device: &str, pin: Option<&Pin>) -> Result<(), StoreError> {
         self.write("pinning a device", |tx| {
             let changed = tx
-                .execute(
+                .execute_cached(
                     "UPDATE devices SET pin_version = ?2, pin_force = ?3 WHERE id = ?1",
                     params![
                         device,
@@ -696,7 +709,7 @@ impl FleetStore for SqliteStore {
 
     fn add_window(&self, w: &MaintenanceWindow) -> Result<(), StoreError> {
         self.write("adding a maintenance window", |tx| {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO maintenance_windows (selector, days, start_minute, length_minutes) VALUES (?1, ?2, ?3, ?4)",
                 params![labels_to(&w.group), w.days.bits(), w.start_minute, w.length_minutes],
             )
@@ -706,32 +719,7 @@ impl FleetStore for SqliteStore {
     }
 
     fn windows(&self) -> Result<Vec<MaintenanceWindow>, StoreError> {
-        let conn = self.lock();
-        let doing = "reading maintenance windows";
-        let mut stmt = conn
-            .prepare("SELECT selector, days, start_minute, length_minutes FROM maintenance_windows ORDER BY id")
-            .map_err(StoreError::sql(doing))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, u8>(1)?,
-                    r.get::<_, u16>(2)?,
-                    r.get::<_, u16>(3)?,
-                ))
-            })
-            .map_err(StoreError::sql(doing))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (selector, days, start, length) = row.map_err(StoreError::sql(doing))?;
-            let what = "a maintenance window";
-            let days = Weekdays::from_bits(days).map_err(|e| damaged(what, e))?;
-            out.push(
-                MaintenanceWindow::new(labels_from(what, &selector)?, days, start, length)
-                    .map_err(|e| damaged(what, e))?,
-            );
-        }
-        Ok(out)
+        read_windows(&self.lock())
     }
 
     fn device(&self, id: &str) -> Result<Option<DeviceRecord>, StoreError> {
@@ -742,7 +730,7 @@ impl FleetStore for SqliteStore {
         let conn = self.lock();
         let doing = "reading a timeline";
         let mut stmt = conn
-            .prepare("SELECT seq, at, kind, version, detail FROM timeline WHERE device_id = ?1 ORDER BY seq")
+            .prepare_cached("SELECT seq, at, kind, version, detail FROM timeline WHERE device_id = ?1 ORDER BY seq")
             .map_err(StoreError::sql(doing))?;
         let rows = stmt
             .query_map([id], |r| {
@@ -771,7 +759,7 @@ impl LeaseStore for SqliteStore {
         let doing = "taking a lease";
         self.write(doing, |tx| {
             let row: Option<(String, i64, i64)> = tx
-                .query_row(
+                .query_row_cached(
                     "SELECT holder, expires_at, generation FROM leases WHERE name = ?1",
                     [name],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -790,7 +778,7 @@ impl LeaseStore for SqliteStore {
                 Some(_) => return Ok(None),
             };
             let expires = now.0 + length.as_secs();
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO leases (name, holder, expires_at, generation) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (name) DO UPDATE SET holder = ?2, expires_at = ?3, generation = ?4",
                 params![name, holder, expires as i64, generation],
@@ -806,7 +794,7 @@ impl LeaseStore for SqliteStore {
     fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
         let doing = "releasing a lease";
         self.write(doing, |tx| {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE leases SET expires_at = 0 WHERE name = ?1 AND holder = ?2",
                 params![name, holder],
             )
@@ -825,8 +813,18 @@ pub(crate) fn check_in_tx(
     now: UnixTime,
 ) -> Result<CheckInRecord, StoreError> {
     let doing = "recording a check-in";
+    // Before any write: a refused check-in leaves the transaction as it was.
+    if c.admission != Admission::Open {
+        let identity = crate::sqlite_enrollment::identity_row(tx, &c.device)?;
+        if let Err(refusal) = c.admission.admits(identity.as_ref()) {
+            return Err(StoreError::NotAdmitted {
+                device: c.device.clone(),
+                refusal,
+            });
+        }
+    }
     let before = device_record(tx, &c.device)?;
-    tx.execute(
+    tx.execute_cached(
             "INSERT INTO devices (id, board, version, channel, labels, health, slots, first_seen, last_seen)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
              ON CONFLICT (id) DO UPDATE SET board = ?2, version = ?3, channel = ?4, labels = ?5,
@@ -881,7 +879,7 @@ pub(crate) fn check_in_tx(
         apply_report(tx, c, report, now)?;
         acked = report.sequence;
     }
-    tx.execute(
+    tx.execute_cached(
         "UPDATE devices SET acknowledged = ?2 WHERE id = ?1",
         params![c.device, acked as i64],
     )
@@ -889,5 +887,50 @@ pub(crate) fn check_in_tx(
     Ok(CheckInRecord {
         facts: facts(tx, &c.device)?,
         acknowledged: acked,
+        inputs: None,
+    })
+}
+
+fn read_windows(conn: &Connection) -> Result<Vec<MaintenanceWindow>, StoreError> {
+    let doing = "reading maintenance windows";
+    let mut stmt = conn
+        .prepare_cached("SELECT selector, days, start_minute, length_minutes FROM maintenance_windows ORDER BY id")
+        .map_err(StoreError::sql(doing))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u8>(1)?,
+                r.get::<_, u16>(2)?,
+                r.get::<_, u16>(3)?,
+            ))
+        })
+        .map_err(StoreError::sql(doing))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (selector, days, start, length) = row.map_err(StoreError::sql(doing))?;
+        let what = "a maintenance window";
+        let days = Weekdays::from_bits(days).map_err(|e| damaged(what, e))?;
+        out.push(
+            MaintenanceWindow::new(labels_from(what, &selector)?, days, start, length)
+                .map_err(|e| damaged(what, e))?,
+        );
+    }
+    Ok(out)
+}
+
+/// What the rollout decision reads for a check-in of `board` and `channel`.
+pub(crate) fn decision_reads(
+    conn: &Connection,
+    board: &str,
+    channel: &str,
+) -> Result<DecisionInputs, StoreError> {
+    Ok(DecisionInputs {
+        rollouts: load_rollouts(
+            conn,
+            "WHERE board = ?1 AND channel = ?2",
+            &[&board, &channel],
+        )?,
+        windows: read_windows(conn)?,
     })
 }

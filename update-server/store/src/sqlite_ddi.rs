@@ -8,6 +8,7 @@ use skerry_rollout::UnixTime;
 
 use crate::ddi::{ActionState, DdiAction, DdiStore, DdiTarget};
 use crate::sqlite::{damaged, labels_from, labels_to, parse_version, SqliteStore};
+use crate::sqlite_cached::Cached;
 use crate::StoreError;
 
 fn target_where(
@@ -17,7 +18,7 @@ fn target_where(
 ) -> Result<Option<DdiTarget>, StoreError> {
     let doing = "reading a DDI target";
     let row = conn
-        .query_row(
+        .query_row_cached(
             &format!("SELECT device_id, board, channel, version FROM ddi_targets WHERE {filter}"),
             [arg],
             |r| {
@@ -49,7 +50,7 @@ fn action_where(
 ) -> Result<Option<DdiAction>, StoreError> {
     let doing = "reading a DDI action";
     let row = conn
-        .query_row(
+        .query_row_cached(
             &format!(
                 "SELECT id, device_id, rollout_id, version, state, created_at FROM ddi_actions
                  WHERE {filter} ORDER BY id DESC LIMIT 1"
@@ -91,7 +92,7 @@ impl DdiStore for SqliteStore {
         now: UnixTime,
     ) -> Result<(), StoreError> {
         self.write("adding a DDI target", |tx| {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO ddi_targets (device_id, token_sha256, board, channel, version, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (device_id) DO UPDATE SET token_sha256 = ?2, board = ?3, channel = ?4",
@@ -116,7 +117,7 @@ impl DdiStore for SqliteStore {
     fn update_ddi_target(&self, t: &DdiTarget) -> Result<(), StoreError> {
         self.write("updating a DDI target", |tx| {
             let changed = tx
-                .execute(
+                .execute_cached(
                     "UPDATE ddi_targets SET board = ?2, channel = ?3, version = ?4 WHERE device_id = ?1",
                     params![t.device, t.board, t.channel, t.version.to_string()],
                 )
@@ -141,7 +142,7 @@ impl DdiStore for SqliteStore {
             if let Some(a) = action_where(tx, filter, &[&device, &rollout_id, &v])? {
                 return Ok(a);
             }
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO ddi_actions (device_id, rollout_id, version, state, created_at)
                  VALUES (?1, ?2, ?3, 'open', ?4)",
                 params![device, rollout_id, v, now.0 as i64],
@@ -174,7 +175,7 @@ impl DdiStore for SqliteStore {
     ) -> Result<(), StoreError> {
         self.write("changing a DDI action", |tx| {
             let id = id.min(i64::MAX as u64) as i64;
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE ddi_actions SET state = ?3 WHERE device_id = ?1 AND id = ?2",
                 params![device, id, state.name()],
             )
@@ -190,7 +191,7 @@ impl DdiStore for SqliteStore {
     ) -> Result<(), StoreError> {
         self.write("storing DDI attributes", |tx| {
             let changed = tx
-                .execute(
+                .execute_cached(
                     "UPDATE ddi_targets SET attributes = ?2 WHERE device_id = ?1",
                     params![device, labels_to(attributes)],
                 )
@@ -205,7 +206,7 @@ impl DdiStore for SqliteStore {
     fn ddi_attributes(&self, device: &str) -> Result<Option<BTreeMap<String, String>>, StoreError> {
         let text: Option<Option<String>> = self
             .lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT attributes FROM ddi_targets WHERE device_id = ?1",
                 [device],
                 |r| r.get(0),

@@ -10,6 +10,7 @@ use crate::enrollment::{
     DEVICE_LOG_LIMIT,
 };
 use crate::sqlite::{labels_from, labels_to, SqliteStore};
+use crate::sqlite_cached::Cached;
 use crate::StoreError;
 
 fn kind_name(kind: LogKind) -> &'static str {
@@ -34,7 +35,7 @@ struct TokenRow {
 fn token_row(tx: &Transaction<'_>, id: &str) -> Result<Option<TokenRow>, StoreError> {
     let doing = "reading a join token";
     let row = tx
-        .query_row(
+        .query_row_cached(
             "SELECT id, secret_sha256, uses, used, created_at, expires_at, revoked_at, labels
              FROM join_tokens WHERE id = ?1",
             params![id],
@@ -98,11 +99,11 @@ fn check_token(
     Ok(Ok(row.info))
 }
 
-fn identity_row(
+pub(crate) fn identity_row(
     tx: &rusqlite::Connection,
     device_id: &str,
 ) -> Result<Option<IdentityRecord>, StoreError> {
-    tx.query_row(
+    tx.query_row_cached(
         "SELECT device_id, board, serial, not_after, token_id, enrolled_at, revoked_at
          FROM device_identities WHERE device_id = ?1",
         params![device_id],
@@ -152,7 +153,7 @@ fn authorize_log(
             };
             let doing = "counting a token's log devices";
             let known: bool = tx
-                .query_row(
+                .query_row_cached(
                     "SELECT EXISTS (SELECT 1 FROM device_log_tokens WHERE token_id = ?1 AND device_id = ?2)",
                     params![id, device_id],
                     |r| r.get(0),
@@ -160,7 +161,7 @@ fn authorize_log(
                 .map_err(StoreError::sql(doing))?;
             if !known {
                 let count: i64 = tx
-                    .query_row(
+                    .query_row_cached(
                         "SELECT COUNT(*) FROM device_log_tokens WHERE token_id = ?1",
                         params![id],
                         |r| r.get(0),
@@ -169,7 +170,7 @@ fn authorize_log(
                 if count as u64 >= u64::from(token.uses.max(1)) {
                     return Ok(Err(LogRefusal::TokenDeviceLimit));
                 }
-                tx.execute(
+                tx.execute_cached(
                     "INSERT INTO device_log_tokens (token_id, device_id) VALUES (?1, ?2)",
                     params![id, device_id],
                 )
@@ -183,7 +184,7 @@ fn authorize_log(
 impl EnrollmentStore for SqliteStore {
     fn create_token(&self, token: &NewJoinToken) -> Result<(), StoreError> {
         self.write("creating a join token", |tx| {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO join_tokens (id, secret_sha256, uses, created_at, expires_at, labels)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -204,7 +205,7 @@ impl EnrollmentStore for SqliteStore {
         self.write("listing join tokens", |tx| {
             let ids: Vec<String> = {
                 let mut stmt = tx
-                    .prepare("SELECT id FROM join_tokens ORDER BY created_at DESC, id")
+                    .prepare_cached("SELECT id FROM join_tokens ORDER BY created_at DESC, id")
                     .map_err(StoreError::sql("listing join tokens"))?;
                 let rows = stmt
                     .query_map([], |r| r.get(0))
@@ -225,7 +226,7 @@ impl EnrollmentStore for SqliteStore {
     fn revoke_token(&self, id: &str, now: UnixTime) -> Result<(), StoreError> {
         self.write("revoking a join token", |tx| {
             let n = tx
-                .execute(
+                .execute_cached(
                     "UPDATE join_tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
                     params![id, now.0 as i64],
                 )
@@ -252,12 +253,12 @@ impl EnrollmentStore for SqliteStore {
             if identity_row(tx, &identity.device_id)?.is_some_and(|i| i.revoked_at.is_some()) {
                 return Ok(Err(EnrollRefusal::DeviceRevoked));
             }
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE join_tokens SET used = used + 1 WHERE id = ?1",
                 params![token_id],
             )
             .map_err(StoreError::sql(doing))?;
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO device_identities (device_id, board, serial, not_after, token_id, enrolled_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (device_id) DO UPDATE SET board = excluded.board,
@@ -285,7 +286,7 @@ impl EnrollmentStore for SqliteStore {
         let doing = "listing device identities";
         let conn = self.lock();
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT device_id, board, serial, not_after, token_id, enrolled_at, revoked_at
                  FROM device_identities ORDER BY device_id",
             )
@@ -300,7 +301,7 @@ impl EnrollmentStore for SqliteStore {
     fn revoke_device(&self, device_id: &str, now: UnixTime) -> Result<(), StoreError> {
         self.write("revoking a device", |tx| {
             let n = tx
-                .execute(
+                .execute_cached(
                     "UPDATE device_identities SET revoked_at = COALESCE(revoked_at, ?2)
                      WHERE device_id = ?1",
                     params![device_id, now.0 as i64],
@@ -330,7 +331,7 @@ impl EnrollmentStore for SqliteStore {
             }
             let kind_text = kind_name(kind);
             let last: i64 = tx
-                .query_row(
+                .query_row_cached(
                     "SELECT COALESCE(MAX(seq), 0) FROM device_logs WHERE device_id = ?1 AND kind = ?2",
                     params![device_id, kind_text],
                     |r| r.get(0),
@@ -339,14 +340,14 @@ impl EnrollmentStore for SqliteStore {
             let mut seq = last;
             for line in lines {
                 seq += 1;
-                tx.execute(
+                tx.execute_cached(
                     "INSERT INTO device_logs (device_id, kind, seq, received_at, text)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![device_id, kind_text, seq, now.0 as i64, line],
                 )
                 .map_err(StoreError::sql(doing))?;
             }
-            tx.execute(
+            tx.execute_cached(
                 "DELETE FROM device_logs WHERE device_id = ?1 AND kind = ?2 AND seq <= ?3",
                 params![device_id, kind_text, seq - kind_limit(kind) as i64],
             )
@@ -359,7 +360,7 @@ impl EnrollmentStore for SqliteStore {
         let doing = "reading a device log";
         let conn = self.lock();
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT seq, received_at, text FROM device_logs
                  WHERE device_id = ?1 AND kind = ?2 ORDER BY seq",
             )

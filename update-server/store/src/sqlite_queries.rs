@@ -13,7 +13,7 @@ impl FleetQueries for SqliteStore {
         let limit = limit.clamp(1, DEVICE_PAGE_LIMIT);
         let conn = self.lock();
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT id, board, version, channel, health, last_seen, pin_version
                  FROM devices WHERE id > ?1 ORDER BY id LIMIT ?2",
             )
@@ -54,7 +54,7 @@ impl FleetQueries for SqliteStore {
         let doing = "counting the fleet";
         let conn = self.lock();
         let count = |sql: &str| -> Result<Vec<(String, u64)>, StoreError> {
-            let mut stmt = conn.prepare(sql).map_err(StoreError::sql(doing))?;
+            let mut stmt = conn.prepare_cached(sql).map_err(StoreError::sql(doing))?;
             let rows = stmt
                 .query_map([], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))

@@ -32,6 +32,7 @@ fn check_in(device: &str, version: &str, reports: Vec<UpgradeReport>) -> CheckIn
             failing: vec![],
         },
         reports,
+        admission: Admission::Open,
     }
 }
 

@@ -36,6 +36,7 @@ fn check_in(device: &str, sequence: u64) -> CheckIn {
             reason: format!("report {sequence} of {device}"),
             at: UnixTime(1000 + sequence),
         }],
+        admission: Admission::Open,
     }
 }
 
@@ -80,4 +81,39 @@ fn concurrent_check_ins_are_each_acknowledged_and_stored_once() {
             .collect();
         assert_eq!(reports, wanted, "{device}");
     }
+}
+
+/// The decision's inputs come with the record, read after the group's commit: the
+/// rollout's stats already count the report this check-in carried.
+#[test]
+fn decision_inputs_count_the_check_ins_own_report() {
+    use skerry_rollout::*;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("fleet.db")).unwrap();
+    store
+        .create_rollout(&Rollout {
+            id: "r2".into(),
+            release: Release {
+                board: "pi".into(),
+                version: Version::new(2, 0, 0),
+                channel: "stable".into(),
+            },
+            started_at: UnixTime(0),
+            waves: WaveSchedule::all_at_once(),
+            gate: HealthGate::default(),
+            state: RolloutState::Active,
+            force: false,
+        })
+        .unwrap();
+    let mut failing = check_in("dev-f", 1);
+    failing.reports[0].step = StepKind::Failed;
+    let record = store.check_in(&failing, UnixTime(2000)).unwrap();
+    let inputs = record.inputs.expect("the embedded store reads the inputs");
+    let [r2] = inputs.rollouts.as_slice() else {
+        panic!("one rollout of pi/stable: {:?}", inputs.rollouts)
+    };
+    assert_eq!(r2.rollout.id, "r2");
+    let failed: u32 = r2.stats.iter().map(|w| w.failed).sum();
+    assert_eq!(failed, 1, "the stats count this check-in's failure");
+    assert_eq!(inputs.windows, vec![]);
 }

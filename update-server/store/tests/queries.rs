@@ -20,6 +20,7 @@ fn check_in(device: &str, version: &str, health: HealthState, failing: &[&str]) 
             failing: failing.iter().map(|s| s.to_string()).collect(),
         },
         reports: vec![],
+        admission: Admission::Open,
     }
 }
 

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use skerry_proto::fleet::v1 as pb;
-use skerry_proto::fleet::v1::fleet_service_client::FleetServiceClient;
 
 use crate::server::Server;
 
@@ -147,16 +146,18 @@ fn report(sequence: u64) -> pb::UpgradeReport {
     }
 }
 
+/// The gRPC method a device calls.
+const CHECK_IN_PATH: &str = "/skerry.fleet.v1.FleetService/CheckIn";
+
+/// One gRPC device over the same hyper HTTP/2 client the static device uses, so the
+/// two rows differ only in what answers: the check-in as a length-prefixed protobuf
+/// message, the answer's status read from its trailers.
 async fn grpc_device(
     id: String,
     addr: SocketAddr,
     deadline: Instant,
 ) -> Result<DeviceResult, String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| e.to_string())?
-        .timeout(Duration::from_secs(5))
-        .connect_timeout(Duration::from_secs(2));
-    let mut client = FleetServiceClient::new(endpoint.connect_lazy());
+    let mut send = h2_connect(addr).await?;
     let mut d = DeviceResult {
         id: id.clone(),
         ..Default::default()
@@ -171,32 +172,101 @@ async fn grpc_device(
         }
         let newest = pending.last().map(|r| r.sequence).unwrap_or(0);
         let sent = Instant::now();
-        match client.check_in(request(&id, pending.clone())).await {
-            Ok(answer) => {
-                let answer = answer.into_inner();
-                d.response_bytes = answer.encoded_len() + 5;
-                let acked = answer.acknowledged_sequence;
-                if acked < d.acknowledged {
-                    return Err(format!(
-                        "{id}: acknowledged sequence went back from {} to {acked}",
-                        d.acknowledged
-                    ));
-                }
-                d.acknowledged = acked;
-                pending.retain(|r| r.sequence > acked);
-                if acked >= newest {
-                    d.completed += 1;
-                    d.latencies
-                        .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                }
-            }
-            Err(_) => {
+        let answer = match grpc_call(&mut send, addr, &request(&id, pending.clone())).await {
+            Ok(a) => a,
+            Err(Call::Refused) => {
                 d.errors += 1;
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
+            Err(Call::Connection) => {
+                // The server went away (the restart run): connect again.
+                d.errors += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if let Ok(s) = h2_connect(addr).await {
+                    send = s;
+                }
+                continue;
+            }
+        };
+        d.response_bytes = answer.encoded_len() + 5;
+        let acked = answer.acknowledged_sequence;
+        if acked < d.acknowledged {
+            return Err(format!(
+                "{id}: acknowledged sequence went back from {} to {acked}",
+                d.acknowledged
+            ));
+        }
+        d.acknowledged = acked;
+        pending.retain(|r| r.sequence > acked);
+        if acked >= newest {
+            d.completed += 1;
+            d.latencies
+                .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
         }
     }
     Ok(d)
+}
+
+/// Why a gRPC call gave no answer.
+enum Call {
+    /// The server answered, but not with a check-in answer (a gRPC error status).
+    Refused,
+    /// The connection failed.
+    Connection,
+}
+
+async fn h2_connect(
+    addr: SocketAddr,
+) -> Result<hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>, String> {
+    let stream = connect(addr).await?;
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), stream)
+            .await
+            .map_err(|e| format!("h2 handshake with {addr}: {e}"))?;
+    tokio::spawn(conn);
+    Ok(send)
+}
+
+async fn grpc_call(
+    send: &mut hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    addr: SocketAddr,
+    message: &pb::CheckInRequest,
+) -> Result<pb::CheckInResponse, Call> {
+    use http_body_util::BodyExt;
+    let encoded = message.encode_to_vec();
+    let mut frame = Vec::with_capacity(5 + encoded.len());
+    frame.push(0); // not compressed
+    frame.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&encoded);
+    let req = http::Request::post(format!("http://{addr}{CHECK_IN_PATH}"))
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .header(http::header::TE, "trailers")
+        .body(http_body_util::Full::new(bytes::Bytes::from(frame)))
+        .map_err(|_| Call::Refused)?;
+    let resp = send.send_request(req).await.map_err(|_| Call::Connection)?;
+    if resp.status() != 200 {
+        return Err(Call::Refused);
+    }
+    let whole = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|_| Call::Connection)?;
+    let status = whole
+        .trailers()
+        .and_then(|t| t.get("grpc-status"))
+        .map(|v| v.as_bytes().to_vec());
+    if status.as_deref() != Some(b"0") {
+        return Err(Call::Refused);
+    }
+    let body = whole.to_bytes();
+    if body.len() < 5 || body[0] != 0 {
+        return Err(Call::Refused);
+    }
+    let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+    let message = body.get(5..5 + len).ok_or(Call::Refused)?;
+    pb::CheckInResponse::decode(message).map_err(|_| Call::Refused)
 }
 
 /// One device's TCP connection (no Nagle delay), for hyper.

@@ -11,7 +11,9 @@
 //!
 //! `cargo bench -p skerry-server --bench checkin_load` (scripts/bench runs it); needs
 //! Debian's `nginx` and `postgresql` (scripts/deps/bench/load.apt) and goosebit
-//! (scripts/deps/bench/goosebit.sh). Prints one table.
+//! (scripts/deps/bench/goosebit.sh). Prints one table. Named rows only:
+//! `… --bench checkin_load -- embedded nginx` (of embedded, nginx, ddi, goosebit,
+//! postgres, restart).
 
 mod devices;
 mod goosebit;
@@ -45,62 +47,129 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("tokio runtime: {e}"))?;
     let work = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
 
+    let named: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    const ROWS: [&str; 6] = [
+        "embedded", "nginx", "ddi", "goosebit", "postgres", "restart",
+    ];
+    if let Some(unknown) = named.iter().find(|n| !ROWS.contains(&n.as_str())) {
+        return Err(format!(
+            "no row named {unknown:?}; the rows: {}",
+            ROWS.join(", ")
+        ));
+    }
+    let wanted = |row: &str| named.is_empty() || named.iter().any(|n| n == row);
     let mut rows: Vec<(String, LoadResult)> = Vec::new();
 
-    // Embedded default: SQLite in the data directory.
+    // Embedded default: SQLite in the data directory. Its answer size is what nginx
+    // serves (a short run finds it when this row is not wanted).
     let mut srv = server::Server::start(&work.path().join("embedded"))?;
-    let embedded = rt.block_on(devices::run(Target::Grpc(srv.addr), DEVICES, RUN, None))?;
-    let response_size = embedded.response_bytes;
+    let length = if wanted("embedded") { RUN } else { RUN / 8 };
+    let embedded = rt.block_on(devices::run(Target::Grpc(srv.addr), DEVICES, length, None))?;
     srv.stop();
-    rows.push(("skerry-server, embedded SQLite".into(), embedded));
+    let response_size = embedded.response_bytes;
+    if wanted("embedded") {
+        rows.push((EMBEDDED.into(), embedded));
+    }
 
     // The ceiling: nginx answering a static body of the same size.
-    let mut ng = nginx::Nginx::start(&work.path().join("nginx"), response_size)?;
-    let ceiling = rt.block_on(devices::run(Target::Static(ng.addr), DEVICES, RUN, None))?;
-    ng.stop();
-    rows.push(("nginx, static body of the same size".into(), ceiling));
+    if wanted("nginx") {
+        let mut ng = nginx::Nginx::start(&work.path().join("nginx"), response_size)?;
+        let ceiling = rt.block_on(devices::run(Target::Static(ng.addr), DEVICES, RUN, None))?;
+        ng.stop();
+        rows.push((NGINX.into(), ceiling));
+    }
 
     // hawkBit DDI polls over HTTP/1.1 keep-alive: ours (target tokens, the poll
     // stored as a check-in) beside goosebit's.
-    let ddi_data = work.path().join("ddi");
-    let tokens = Arc::new(server::Server::ddi_targets(&ddi_data, DEVICES)?);
-    let mut srv = server::Server::start(&ddi_data)?;
-    let ours = rt.block_on(devices::run(
-        Target::DdiPoll(srv.addr, Some(tokens)),
-        DEVICES,
-        RUN,
-        None,
-    ))?;
-    srv.stop();
-    rows.push(("skerry-server DDI poll, embedded SQLite".into(), ours));
-    let mut gb = goosebit::Goosebit::start(&work.path().join("goosebit"))?;
-    let theirs = rt.block_on(devices::run(
-        Target::DdiPoll(gb.addr, None),
-        DEVICES,
-        RUN,
-        None,
-    ))?;
-    gb.stop();
-    rows.push(("goosebit 0.2.12 DDI poll (uvicorn, SQLite)".into(), theirs));
+    if wanted("ddi") {
+        let ddi_data = work.path().join("ddi");
+        let tokens = Arc::new(server::Server::ddi_targets(&ddi_data, DEVICES)?);
+        let mut srv = server::Server::start(&ddi_data)?;
+        let target = Target::DdiPoll(srv.addr, Some(tokens));
+        let ours = rt.block_on(devices::run(target, DEVICES, RUN, None))?;
+        srv.stop();
+        rows.push((DDI_OURS.into(), ours));
+    }
+    if wanted("goosebit") {
+        let mut gb = goosebit::Goosebit::start(&work.path().join("goosebit"))?;
+        let target = Target::DdiPoll(gb.addr, None);
+        let theirs = rt.block_on(devices::run(target, DEVICES, RUN, None))?;
+        gb.stop();
+        rows.push((DDI_GOOSEBIT.into(), theirs));
+    }
 
-    // PostgreSQL (a throwaway cluster on this machine): one instance, then two on one
-    // database and one data directory with the devices alternating between them.
+    if wanted("postgres") {
+        postgres_rows(&rt, work.path(), &mut rows)?;
+    }
+
+    let mut lost = None;
+    if wanted("restart") {
+        let (row, n) = restart_row(&rt, work.path())?;
+        rows.push(("skerry-server, SIGKILL + restart mid-run".into(), row));
+        lost = Some(n);
+    }
+
+    print_table(&rows, response_size);
+    println!();
+    println!(
+        "transport: HTTP/2 cleartext (prior knowledge), no TLS, one connection per device, \
+         {DEVICES} devices, {}s per run, 2 cores shared by load and server; the gRPC and \
+         nginx devices: one hyper HTTP/2 client; the DDI rows: HTTP/1.1 cleartext \
+         keep-alive, one connection per device (goosebit serves no HTTP/2)",
+        RUN.as_secs()
+    );
+    let rate = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, r)| r.per_second())
+    };
+    if let (Some(a), Some(b)) = (rate(DDI_OURS), rate(DDI_GOOSEBIT)) {
+        println!("DDI poll, skerry-server vs goosebit: {:.2}", a / b);
+    }
+    if let (Some(ours), Some(ceiling)) = (rate(EMBEDDED), rate(NGINX)) {
+        println!(
+            "embedded vs nginx: {:.2} (target ≥ 0.50); embedded check-ins/s: {ours:.0} (target ≥ 10000)",
+            ours / ceiling
+        );
+    }
+    if let Some(lost) = lost {
+        println!("acknowledged reports lost across the restart: {lost} (must be 0)");
+        if lost > 0 {
+            return Err(format!(
+                "{lost} acknowledged reports were lost across the restart"
+            ));
+        }
+    }
+    Ok(())
+}
+
+const EMBEDDED: &str = "skerry-server, embedded SQLite";
+const NGINX: &str = "nginx, static body of the same size";
+const DDI_OURS: &str = "skerry-server DDI poll, embedded SQLite";
+const DDI_GOOSEBIT: &str = "goosebit 0.2.12 DDI poll (uvicorn, SQLite)";
+
+/// PostgreSQL (a throwaway cluster on this machine): one instance, then two on one
+/// database and one data directory with the devices alternating between them.
+fn postgres_rows(
+    rt: &tokio::runtime::Runtime,
+    work: &std::path::Path,
+    rows: &mut Vec<(String, LoadResult)>,
+) -> Result<(), String> {
     let cluster = pg_cluster::PgCluster::start();
     let url = cluster.database();
-    let mut srv = server::Server::start_on(&work.path().join("pg-one"), Some(&url))?;
+    let mut srv = server::Server::start_on(&work.join("pg-one"), Some(&url))?;
     let one = rt.block_on(devices::run(Target::Grpc(srv.addr), DEVICES, RUN, None))?;
     srv.stop();
     rows.push(("skerry-server, PostgreSQL, one instance".into(), one));
     let url = cluster.database();
-    let shared = work.path().join("pg-two");
+    let shared = work.join("pg-two");
     let mut first = server::Server::start_on(&shared, Some(&url))?;
     let mut second = server::Server::start_on(&shared, Some(&url))?;
-    let two = rt.block_on(devices::run(
-        Target::GrpcPair(first.addr, second.addr),
-        DEVICES,
-        RUN,
-        None,
-    ))?;
+    let pair = Target::GrpcPair(first.addr, second.addr);
+    let two = rt.block_on(devices::run(pair, DEVICES, RUN, None))?;
     first.stop();
     second.stop();
     if two.errors > 0 {
@@ -108,10 +177,16 @@ fn run() -> Result<(), String> {
         server::show_log_tail(&second.log);
     }
     rows.push(("skerry-server, PostgreSQL, two instances".into(), two));
-    drop(cluster);
+    Ok(())
+}
 
-    // Kill and restart in the middle of the load.
-    let data = work.path().join("restart");
+/// Kills and restarts the server in the middle of the load; the run and how many
+/// acknowledged reports the database lost.
+fn restart_row(
+    rt: &tokio::runtime::Runtime,
+    work: &std::path::Path,
+) -> Result<(LoadResult, u64), String> {
+    let data = work.join("restart");
     let mut srv = server::Server::start(&data)?;
     let restart = rt.block_on(devices::run(
         Target::Grpc(srv.addr),
@@ -138,38 +213,7 @@ fn run() -> Result<(), String> {
             restart.acknowledged.len()
         ));
     }
-    rows.push(("skerry-server, SIGKILL + restart mid-run".into(), restart));
-
-    print_table(&rows, response_size);
-    println!();
-    println!(
-        "transport: HTTP/2 cleartext (prior knowledge), no TLS, one connection per device, \
-         {DEVICES} devices, {}s per run, 2 cores shared by load and server; the DDI rows: \
-         HTTP/1.1 cleartext keep-alive, one connection per device (goosebit serves no HTTP/2)",
-        RUN.as_secs()
-    );
-    let ddi = |name: &str| {
-        rows.iter()
-            .find(|(n, _)| n.starts_with(name))
-            .map(|(_, r)| r.per_second())
-    };
-    if let (Some(a), Some(b)) = (ddi("skerry-server DDI"), ddi("goosebit")) {
-        println!("DDI poll, skerry-server vs goosebit: {:.2}", a / b);
-    }
-    let ceiling_rate = rows[1].1.per_second();
-    let ours = rows[0].1.per_second();
-    println!(
-        "embedded vs nginx: {:.2} (target ≥ 0.50); embedded check-ins/s: {:.0} (target ≥ 10000)",
-        ours / ceiling_rate,
-        ours
-    );
-    println!("acknowledged reports lost across the restart: {lost} (must be 0)");
-    if lost > 0 {
-        return Err(format!(
-            "{lost} acknowledged reports were lost across the restart"
-        ));
-    }
-    Ok(())
+    Ok((restart, lost))
 }
 
 fn print_table(rows: &[(String, LoadResult)], response_size: usize) {

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use skerry_fleet_store::{
-    ActionState, CheckIn, DdiAction, DdiTarget, HealthReport, HealthState, StoreError,
+    ActionState, Admission, CheckIn, DdiAction, DdiTarget, HealthReport, HealthState, StoreError,
     UpgradeReport, DDI_ATTRIBUTE_LIMIT,
 };
 use skerry_rollout::Decision;
@@ -281,6 +281,8 @@ impl DdiApi {
                 failing: vec![],
             },
             reports,
+            // Its target or gateway token was checked already.
+            admission: Admission::Open,
         };
         let record = self.store.check_in(&check_in, now)?;
         let decision =

@@ -101,7 +101,7 @@ fn identity_from(r: &postgres::Row) -> Result<IdentityRecord, StoreError> {
     })
 }
 
-fn identity_row(
+pub(crate) fn identity_row(
     tx: &mut impl GenericClient,
     device_id: &str,
 ) -> Result<Option<IdentityRecord>, StoreError> {

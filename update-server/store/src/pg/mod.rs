@@ -394,6 +394,15 @@ impl FleetStore for PgStore {
     fn check_in(&self, c: &CheckIn, now: UnixTime) -> Result<CheckInRecord, StoreError> {
         let doing = "recording a check-in";
         self.write(doing, |tx| {
+            if c.admission != crate::Admission::Open {
+                let identity = crate::pg::enrollment::identity_row(tx, &c.device)?;
+                if let Err(refusal) = c.admission.admits(identity.as_ref()) {
+                    return Err(StoreError::NotAdmitted {
+                        device: c.device.clone(),
+                        refusal,
+                    });
+                }
+            }
             let before = device_record(tx, &c.device)?;
             let health = health_text(&c.health);
             let version = c.version.to_string();
@@ -442,6 +451,7 @@ impl FleetStore for PgStore {
             Ok(CheckInRecord {
                 facts: facts(tx, &c.device)?,
                 acknowledged: acked,
+                inputs: None,
             })
         })
     }
