@@ -2,7 +2,7 @@
 //! index target's `custom.skerry`), re-read when `timestamp.json` changes.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use skerry_release::Repository;
@@ -13,26 +13,28 @@ use skerry_tuf::ImageCustom;
 #[derive(Debug)]
 pub struct ReleaseCatalog {
     repo: PathBuf,
-    cache: Mutex<(Option<SystemTime>, Vec<Release>)>,
+    /// `timestamp.json`'s modification time, and the releases read then (shared, so a
+    /// check-in takes them without copying).
+    cache: Mutex<(Option<SystemTime>, Arc<Vec<Release>>)>,
 }
 
 impl ReleaseCatalog {
     pub fn new(repo: &Path) -> Self {
         Self {
             repo: repo.into(),
-            cache: Mutex::new((None, Vec::new())),
+            cache: Mutex::new((None, Arc::default())),
         }
     }
 
     /// The releases now; an empty or unreadable repository has none (and says why once
     /// per change).
-    pub fn releases(&self) -> Vec<Release> {
+    pub fn releases(&self) -> Arc<Vec<Release>> {
         let stamp = std::fs::metadata(self.repo.join("metadata/timestamp.json"))
             .and_then(|m| m.modified())
             .ok();
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if stamp.is_some() && cache.0 != stamp {
-            cache.1 = match read(&self.repo) {
+            cache.1 = Arc::new(match read(&self.repo) {
                 Ok(list) => list,
                 Err(e) => {
                     tracing::error!(
@@ -41,10 +43,10 @@ impl ReleaseCatalog {
                     );
                     Vec::new()
                 }
-            };
+            });
             cache.0 = stamp;
         }
-        cache.1.clone()
+        Arc::clone(&cache.1)
     }
 }
 

@@ -1,8 +1,13 @@
 //! The PostgreSQL store: several server instances on one database. Every write is one
 //! SERIALIZABLE transaction, retried (bounded) when PostgreSQL reports a serialization
-//! failure or deadlock, so concurrent check-ins of one device on two instances store
-//! each report once and rollout counts (computed from one row per rollout and device)
-//! stay exact. Reads take one REPEATABLE READ snapshot. The client is synchronous:
+//! failure or deadlock, so rollout counts (computed from one row per rollout and
+//! device) stay exact. A check-in is the exception: it writes only its own device's
+//! rows, always including the device's own row, so REPEATABLE READ suffices: two
+//! check-ins of one device on two instances meet on that row, and the later one fails
+//! with a serialization error and is retried, so each report is stored once. (At
+//! SERIALIZABLE, check-ins of different devices conflicted through predicate locks on
+//! shared index pages, often enough under load to exhaust the retries.) Reads take one
+//! REPEATABLE READ snapshot. The client is synchronous:
 //! call it from blocking threads (`spawn_blocking`), never on an async worker.
 //!
 //! TLS follows the connection string's libpq-style `sslmode` and `sslrootcert`
@@ -117,13 +122,23 @@ impl PgStore {
     fn write<T>(
         &self,
         doing: &'static str,
+        f: impl FnMut(&mut Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.write_at(IsolationLevel::Serializable, doing, f)
+    }
+
+    /// [`Self::write`] at `level`.
+    fn write_at<T>(
+        &self,
+        level: IsolationLevel,
+        doing: &'static str,
         mut f: impl FnMut(&mut Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         for attempt in 1..=MAX_ATTEMPTS {
             let mut conn = self.pool.get(doing)?;
             let mut tx = conn
                 .build_transaction()
-                .isolation_level(IsolationLevel::Serializable)
+                .isolation_level(level)
                 .start()
                 .map_err(StoreError::pg(doing))?;
             let result = f(&mut tx).and_then(|out| {
@@ -393,7 +408,8 @@ fn apply_report(
 impl FleetStore for PgStore {
     fn check_in(&self, c: &CheckIn, now: UnixTime) -> Result<CheckInRecord, StoreError> {
         let doing = "recording a check-in";
-        self.write(doing, |tx| {
+        // REPEATABLE READ, the device's row first: see the module's note.
+        self.write_at(IsolationLevel::RepeatableRead, doing, |tx| {
             if c.admission != crate::Admission::Open {
                 let identity = crate::pg::enrollment::identity_row(tx, &c.device)?;
                 if let Err(refusal) = c.admission.admits(identity.as_ref()) {
