@@ -20,6 +20,10 @@ pub enum Target {
     GrpcPair(SocketAddr, SocketAddr),
     /// A static file of the same size (`GET /checkin`).
     Static(SocketAddr),
+    /// [`Target::Grpc`] over mutual TLS, device `n` presenting certificate `n`.
+    GrpcTls(SocketAddr, crate::tls::DeviceTls),
+    /// [`Target::Static`] over mutual TLS.
+    StaticTls(SocketAddr, crate::tls::DeviceTls),
     /// A hawkBit DDI poll (`GET /DEFAULT/controller/v1/{id}`) over HTTP/1.1 keep-alive,
     /// device `n` sending `TargetToken tokens[n]` (none: anonymous, as goosebit takes).
     DdiPoll(SocketAddr, Option<Arc<Vec<String>>>),
@@ -84,11 +88,17 @@ pub async fn run(
         let target = target.clone();
         tasks.push(tokio::spawn(async move {
             match target {
-                Target::Grpc(addr) => grpc_device(id, addr, deadline).await,
+                Target::Grpc(addr) => grpc_device(id, addr, None, deadline).await,
                 Target::GrpcPair(a, b) => {
-                    grpc_device(id, if n % 2 == 0 { a } else { b }, deadline).await
+                    grpc_device(id, if n % 2 == 0 { a } else { b }, None, deadline).await
                 }
-                Target::Static(addr) => static_device(id, addr, deadline).await,
+                Target::Static(addr) => static_device(id, addr, None, deadline).await,
+                Target::GrpcTls(addr, tls) => {
+                    grpc_device(id, addr, tls.get(n).cloned(), deadline).await
+                }
+                Target::StaticTls(addr, tls) => {
+                    static_device(id, addr, tls.get(n).cloned(), deadline).await
+                }
                 Target::DdiPoll(addr, tokens) => {
                     let token = tokens.and_then(|t| t.get(n).cloned());
                     ddi_device(id, addr, token, deadline).await
@@ -155,9 +165,11 @@ const CHECK_IN_PATH: &str = "/skerry.fleet.v1.FleetService/CheckIn";
 async fn grpc_device(
     id: String,
     addr: SocketAddr,
+    tls: Option<Tls>,
     deadline: Instant,
 ) -> Result<DeviceResult, String> {
-    let mut send = h2_connect(addr).await?;
+    let mut send = h2_connect(addr, tls.as_ref()).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut d = DeviceResult {
         id: id.clone(),
         ..Default::default()
@@ -172,7 +184,8 @@ async fn grpc_device(
         }
         let newest = pending.last().map(|r| r.sequence).unwrap_or(0);
         let sent = Instant::now();
-        let answer = match grpc_call(&mut send, addr, &request(&id, pending.clone())).await {
+        let answer = match grpc_call(&mut send, addr, scheme, &request(&id, pending.clone())).await
+        {
             Ok(a) => a,
             Err(Call::Refused) => {
                 d.errors += 1;
@@ -183,7 +196,7 @@ async fn grpc_device(
                 // The server went away (the restart run): connect again.
                 d.errors += 1;
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                if let Ok(s) = h2_connect(addr).await {
+                if let Ok(s) = h2_connect(addr, tls.as_ref()).await {
                     send = s;
                 }
                 continue;
@@ -216,21 +229,39 @@ enum Call {
     Connection,
 }
 
-async fn h2_connect(
-    addr: SocketAddr,
-) -> Result<hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>, String> {
-    let stream = connect(addr).await?;
-    let (send, conn) =
-        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), stream)
-            .await
-            .map_err(|e| format!("h2 handshake with {addr}: {e}"))?;
-    tokio::spawn(conn);
+/// A device's TLS client configuration (its own certificate).
+type Tls = Arc<tokio_rustls::rustls::ClientConfig>;
+
+type H2 = hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>;
+
+/// An HTTP/2 connection to `addr`: cleartext with prior knowledge, or TLS with `h2`.
+async fn h2_connect(addr: SocketAddr, tls: Option<&Tls>) -> Result<H2, String> {
+    let exec = hyper_util::rt::TokioExecutor::new();
+    let failed = |e: hyper::Error| format!("h2 handshake with {addr}: {e}");
+    let send = match tls {
+        None => {
+            let (send, conn) = hyper::client::conn::http2::handshake(exec, connect(addr).await?)
+                .await
+                .map_err(failed)?;
+            tokio::spawn(conn);
+            send
+        }
+        Some(config) => {
+            let stream = crate::tls::connect(addr, config).await?;
+            let (send, conn) = hyper::client::conn::http2::handshake(exec, stream)
+                .await
+                .map_err(failed)?;
+            tokio::spawn(conn);
+            send
+        }
+    };
     Ok(send)
 }
 
 async fn grpc_call(
-    send: &mut hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    send: &mut H2,
     addr: SocketAddr,
+    scheme: &str,
     message: &pb::CheckInRequest,
 ) -> Result<pb::CheckInResponse, Call> {
     use http_body_util::BodyExt;
@@ -239,7 +270,7 @@ async fn grpc_call(
     frame.push(0); // not compressed
     frame.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
     frame.extend_from_slice(&encoded);
-    let req = http::Request::post(format!("http://{addr}{CHECK_IN_PATH}"))
+    let req = http::Request::post(format!("{scheme}://{addr}{CHECK_IN_PATH}"))
         .header(http::header::CONTENT_TYPE, "application/grpc")
         .header(http::header::TE, "trailers")
         .body(http_body_util::Full::new(bytes::Bytes::from(frame)))
@@ -293,22 +324,19 @@ impl DeviceResult {
 async fn static_device(
     id: String,
     addr: SocketAddr,
+    tls: Option<Tls>,
     deadline: Instant,
 ) -> Result<DeviceResult, String> {
-    use http_body_util::{BodyExt, Empty};
-    let stream = connect(addr).await?;
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), stream)
-            .await
-            .map_err(|e| format!("h2 handshake with {addr}: {e}"))?;
-    tokio::spawn(conn);
+    use http_body_util::BodyExt;
+    let mut send = h2_connect(addr, tls.as_ref()).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut d = DeviceResult {
         id,
         ..Default::default()
     };
     while Instant::now() < deadline {
-        let req = http::Request::get(format!("http://{addr}/checkin"))
-            .body(Empty::<bytes::Bytes>::new())
+        let req = http::Request::get(format!("{scheme}://{addr}/checkin"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
             .map_err(|e| e.to_string())?;
         let sent = Instant::now();
         match send.send_request(req).await {

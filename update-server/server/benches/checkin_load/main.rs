@@ -2,7 +2,8 @@
 //! HTTP/2 connection, each check-in carrying one new upgrade report; a check-in counts
 //! once the server's answer acknowledges that report (it is durable then). The same
 //! devices then fetch a static response of the same size from nginx over the same
-//! transport (the ceiling). A last run kills the server in the middle of the load,
+//! transport (the ceiling); then both again over mutual TLS, the devices enrolled and
+//! presenting their certificates ([`tls`]). A last run kills the server in the middle of the load,
 //! restarts it on the same data, and checks that no acknowledged report was lost.
 //!
 //! The same load runs against PostgreSQL, one instance and then two sharing one
@@ -12,7 +13,7 @@
 //! `cargo bench -p skerry-server --bench checkin_load` (scripts/bench runs it); needs
 //! Debian's `nginx` and `postgresql` (scripts/deps/bench/load.apt) and goosebit
 //! (scripts/deps/bench/goosebit.sh). Prints one table. Named rows only:
-//! `… --bench checkin_load -- embedded nginx` (of embedded, nginx, ddi, goosebit,
+//! `… --bench checkin_load -- embedded nginx` (of embedded, nginx, tls, ddi, goosebit,
 //! postgres, restart).
 
 mod devices;
@@ -21,6 +22,7 @@ mod nginx;
 #[path = "../../../store/tests/support/pg_cluster.rs"]
 mod pg_cluster;
 mod server;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,8 +53,8 @@ fn run() -> Result<(), String> {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    const ROWS: [&str; 6] = [
-        "embedded", "nginx", "ddi", "goosebit", "postgres", "restart",
+    const ROWS: [&str; 7] = [
+        "embedded", "nginx", "tls", "ddi", "goosebit", "postgres", "restart",
     ];
     if let Some(unknown) = named.iter().find(|n| !ROWS.contains(&n.as_str())) {
         return Err(format!(
@@ -80,6 +82,12 @@ fn run() -> Result<(), String> {
         let ceiling = rt.block_on(devices::run(Target::Static(ng.addr), DEVICES, RUN, None))?;
         ng.stop();
         rows.push((NGINX.into(), ceiling));
+    }
+
+    // The same pair over mutual TLS: devices enrolled, nginx with the server's
+    // certificates.
+    if wanted("tls") {
+        tls_rows(&rt, work.path(), response_size, &mut rows)?;
     }
 
     // hawkBit DDI polls over HTTP/1.1 keep-alive: ours (target tokens, the poll
@@ -115,10 +123,11 @@ fn run() -> Result<(), String> {
     print_table(&rows, response_size);
     println!();
     println!(
-        "transport: HTTP/2 cleartext (prior knowledge), no TLS, one connection per device, \
-         {DEVICES} devices, {}s per run, 2 cores shared by load and server; the gRPC and \
-         nginx devices: one hyper HTTP/2 client; the DDI rows: HTTP/1.1 cleartext \
-         keep-alive, one connection per device (goosebit serves no HTTP/2)",
+        "transport: one connection per device, {DEVICES} devices, {}s per run, 2 cores \
+         shared by load and server. gRPC and nginx rows: one hyper HTTP/2 client, cleartext \
+         with prior knowledge unless marked mTLS (TLS 1.3 by rustls, ECDSA P-256 \
+         certificates from the server's CAs, ALPN h2, each device its own client \
+         certificate). DDI rows: HTTP/1.1 cleartext keep-alive (goosebit serves no HTTP/2)",
         RUN.as_secs()
     );
     let rate = |name: &str| {
@@ -135,6 +144,9 @@ fn run() -> Result<(), String> {
             ours / ceiling
         );
     }
+    if let (Some(ours), Some(ceiling)) = (rate(EMBEDDED_TLS), rate(NGINX_TLS)) {
+        println!("embedded vs nginx over mutual TLS: {:.2}", ours / ceiling);
+    }
     if let Some(lost) = lost {
         println!("acknowledged reports lost across the restart: {lost} (must be 0)");
         if lost > 0 {
@@ -148,8 +160,37 @@ fn run() -> Result<(), String> {
 
 const EMBEDDED: &str = "skerry-server, embedded SQLite";
 const NGINX: &str = "nginx, static body of the same size";
+const EMBEDDED_TLS: &str = "skerry-server, embedded SQLite, mTLS";
+const NGINX_TLS: &str = "nginx, static body, mTLS";
 const DDI_OURS: &str = "skerry-server DDI poll, embedded SQLite";
 const DDI_GOOSEBIT: &str = "goosebit 0.2.12 DDI poll (uvicorn, SQLite)";
+
+/// The embedded server's TLS port with enrolled devices, then nginx over TLS with the
+/// same certificates, the same devices presenting theirs.
+fn tls_rows(
+    rt: &tokio::runtime::Runtime,
+    work: &std::path::Path,
+    response_size: usize,
+    rows: &mut Vec<(String, LoadResult)>,
+) -> Result<(), String> {
+    let data = work.join("tls");
+    let mut srv = server::Server::start_tls(&data)?;
+    let at = srv
+        .tls
+        .ok_or("the server was started without its TLS port")?;
+    let devices_tls = rt.block_on(tls::enroll_devices(&data, at, DEVICES))?;
+    let target = Target::GrpcTls(at, Arc::clone(&devices_tls));
+    let ours = rt.block_on(devices::run(target, DEVICES, RUN, None))?;
+    srv.stop();
+    rows.push((EMBEDDED_TLS.into(), ours));
+    let pki = data.join("pki");
+    let mut ng = nginx::Nginx::start_tls(&work.join("nginx-tls"), response_size, &pki)?;
+    let target = Target::StaticTls(ng.addr, devices_tls);
+    let ceiling = rt.block_on(devices::run(target, DEVICES, RUN, None))?;
+    ng.stop();
+    rows.push((NGINX_TLS.into(), ceiling));
+    Ok(())
+}
 
 /// PostgreSQL (a throwaway cluster on this machine): one instance, then two on one
 /// database and one data directory with the devices alternating between them.

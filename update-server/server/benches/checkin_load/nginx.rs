@@ -1,5 +1,6 @@
-//! nginx serving one static body over HTTP/2 cleartext: the ceiling for a check-in
-//! answer of the same size on this machine.
+//! nginx serving one static body over HTTP/2 (cleartext, or mutual TLS with the
+//! server's own certificates): the ceiling for a check-in answer of the same size on
+//! this machine.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -15,6 +16,16 @@ const NGINX: &str = "/usr/sbin/nginx";
 
 impl Nginx {
     pub fn start(dir: &Path, body_size: usize) -> Result<Self, String> {
+        Self::start_with(dir, body_size, None)
+    }
+
+    /// Over TLS with the certificate and key of skerry-server's `pki` directory,
+    /// requiring a client certificate from its device CA.
+    pub fn start_tls(dir: &Path, body_size: usize, pki: &Path) -> Result<Self, String> {
+        Self::start_with(dir, body_size, Some(pki))
+    }
+
+    fn start_with(dir: &Path, body_size: usize, pki: Option<&Path>) -> Result<Self, String> {
         if !Path::new(NGINX).exists() {
             return Err(format!(
                 "{NGINX} is missing: run `scripts/install-deps bench` (Debian package nginx)"
@@ -34,8 +45,18 @@ impl Nginx {
              http {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n\
              fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n\
              keepalive_requests 10000000;\n\
-             server {{\n    listen {addr} http2;\n    root {d}/www;\n    default_type application/grpc;\n  }}\n}}\n",
-            d = dir.display()
+             server {{\n    listen {addr} {transport};\n{tls}    root {d}/www;\n    default_type application/grpc;\n  }}\n}}\n",
+            d = dir.display(),
+            transport = if pki.is_some() { "ssl http2" } else { "http2" },
+            tls = match pki {
+                Some(p) => format!(
+                    "    ssl_certificate {p}/server.crt;\n    ssl_certificate_key {p}/server.key;\n    \
+                     ssl_client_certificate {p}/device-ca.crt;\n    ssl_verify_client on;\n    \
+                     ssl_protocols TLSv1.2 TLSv1.3;\n",
+                    p = p.display()
+                ),
+                None => String::new(),
+            }
         );
         std::fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
         std::fs::write(dir.join("nginx.conf"), conf).map_err(|e| e.to_string())?;

@@ -11,6 +11,9 @@ use skerry_fleet_store::{FleetStore, SqliteStore};
 
 pub struct Server {
     pub addr: SocketAddr,
+    /// The device-facing TLS port, when started with one (plaintext check-ins are then
+    /// refused: devices check in by certificate).
+    pub tls: Option<SocketAddr>,
     data: PathBuf,
     database: Option<String>,
     /// The instance's stderr (its log), beside the data directory: two instances may
@@ -26,12 +29,30 @@ impl Server {
 
     /// With `database`, the server runs on that PostgreSQL instead of `data/fleet.db`.
     pub fn start_on(data: &Path, database: Option<&str>) -> Result<Self, String> {
-        let port = crate::nginx::free_port()?;
-        let addr: SocketAddr = format!("127.0.0.1:{port}")
-            .parse()
-            .expect("literal address");
+        Self::start_with(data, database, false)
+    }
+
+    /// Embedded, with a TLS listener beside the plaintext one.
+    pub fn start_tls(data: &Path) -> Result<Self, String> {
+        Self::start_with(data, None, true)
+    }
+
+    fn start_with(data: &Path, database: Option<&str>, tls: bool) -> Result<Self, String> {
+        let loopback = |port: u16| -> SocketAddr {
+            format!("127.0.0.1:{port}")
+                .parse()
+                .expect("literal address")
+        };
+        let addr = loopback(crate::nginx::free_port()?);
+        let tls = if tls {
+            Some(loopback(crate::nginx::free_port()?))
+        } else {
+            None
+        };
+        let port = addr.port();
         let mut s = Server {
             addr,
+            tls,
             data: data.to_path_buf(),
             database: database.map(str::to_owned),
             log: data.with_extension(format!("{port}.log")),
@@ -45,6 +66,9 @@ impl Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_skerry-server"));
         if let Some(url) = &self.database {
             cmd.arg("--database").arg(url);
+        }
+        if let Some(tls) = self.tls {
+            cmd.arg("--tls-listen").arg(tls.to_string());
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -62,7 +86,9 @@ impl Server {
             .map_err(|e| format!("starting skerry-server: {e}"))?;
         self.child = Some(child);
         let until = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(self.addr).is_err() {
+        let listening =
+            |a: Option<SocketAddr>| a.is_none_or(|a| std::net::TcpStream::connect(a).is_ok());
+        while !(listening(Some(self.addr)) && listening(self.tls)) {
             if Instant::now() > until {
                 self.stop();
                 return Err(format!(
