@@ -20,7 +20,8 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::model::CheckIn;
-use crate::sqlite::{check_in_tx, decision_reads};
+use crate::sqlite_check_in::check_in_tx;
+use crate::sqlite_rollouts::decision_reads;
 use crate::{CheckInRecord, DecisionInputs, StoreError};
 use skerry_rollout::UnixTime;
 

@@ -28,9 +28,11 @@ pub mod pg;
 pub mod queries;
 pub mod sqlite;
 mod sqlite_cached;
+mod sqlite_check_in;
 mod sqlite_ddi;
 mod sqlite_enrollment;
 mod sqlite_queries;
+mod sqlite_rollouts;
 
 pub use ddi::{ActionState, DdiAction, DdiStore, DdiTarget, DDI_ATTRIBUTE_LIMIT};
 pub use enrollment::{
