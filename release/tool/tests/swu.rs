@@ -16,7 +16,10 @@ fn swupdate_accepts_our_swu_and_refuses_a_tampered_one() {
     cert(dir.path(), "release");
     cert(dir.path(), "stranger");
     let image = dir.path().join("image.bin");
-    std::fs::write(&image, vec![0x5au8; 300_000]).unwrap();
+    // Longer than the 1 MiB pieces it is hashed and copied in, and not a multiple of
+    // the cpio's 4-byte alignment.
+    let content: Vec<u8> = (0..1_300_003u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&image, content).unwrap();
     let target = dir.path().join("slot.img");
     let target_s = target.to_str().unwrap().to_string();
     let spec = SwuSpec {
