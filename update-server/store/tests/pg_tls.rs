@@ -111,3 +111,79 @@ fn a_server_without_tls_is_refused_when_tls_is_required() {
     };
     assert!(e.contains("does not support TLS"), "{e}");
 }
+
+/// A client certificate for the database user `user`, issued by `ca`.
+fn client_cert(ca: &Ca, user: &str) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, user);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// Writes a PEM file with `mode`.
+fn pem_file(dir: &std::path::Path, name: &str, pem: &str, mode: u32) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, pem).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_client_certificate_logs_in_where_the_server_asks_for_one() {
+    let server_ca = ca("skerry test database CA");
+    let client_ca = ca("skerry test client CA");
+    let stranger = ca("someone else");
+    let (cert, key) = server_cert(&server_ca, "db.example");
+    let cluster = pg_cluster::PgCluster::start_with_client_certs(&cert, &key, &client_ca.pem);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = pem_file(d, "ca.pem", &server_ca.pem, 0o644);
+    let (c, k) = client_cert(&client_ca, "postgres");
+    let (good_crt, good_key) = (
+        pem_file(d, "c.crt", &c, 0o644),
+        pem_file(d, "c.key", &k, 0o600),
+    );
+    let (c, k) = client_cert(&stranger, "postgres");
+    let (bad_crt, bad_key) = (
+        pem_file(d, "s.crt", &c, 0o644),
+        pem_file(d, "s.key", &k, 0o600),
+    );
+    let (c, _) = client_cert(&client_ca, "postgres");
+    let other_crt = pem_file(d, "o.crt", &c, 0o644);
+    let open_key = pem_file(d, "open.key", &k, 0o644);
+    let url = cluster.database();
+    let with = |extra: &str| format!("{url}?sslmode=verify-ca&sslrootcert={root}{extra}");
+
+    // The certificate the server's client CA issued for the user logs in and stores.
+    let good = with(&format!("&sslcert={good_crt}&sslkey={good_key}"));
+    let store = PgStore::open(&good)
+        .unwrap_or_else(|e| panic!("{}\n{}", pg_cluster::error_chain(&e), cluster.log()));
+    assert!(store.device("nobody").unwrap().is_none());
+    drop(store);
+
+    let refused = |s: String| match PgStore::open(&s) {
+        Ok(_) => panic!("{s} connected"),
+        Err(e) => pg_cluster::error_chain(&e),
+    };
+    // No certificate, or one from another CA: the server turns it away.
+    let e = refused(with(""));
+    assert!(e.contains("requires a valid client certificate"), "{e}");
+    let e = refused(with(&format!("&sslcert={bad_crt}&sslkey={bad_key}")));
+    assert!(e.contains("UnknownCA"), "{e}");
+    // Refused before connecting, naming the setting.
+    let e = refused(with(&format!("&sslcert={good_crt}")));
+    assert!(e.contains("sslkey is missing"), "{e}");
+    let e = refused(with(&format!("&sslcert={good_crt}&sslkey={open_key}")));
+    assert!(e.contains("sslkey") && e.contains("chmod 600"), "{e}");
+    let e = refused(with(&format!("&sslcert={other_crt}&sslkey={good_key}")));
+    assert!(e.contains("does not go with sslcert"), "{e}");
+    let e = refused(with(&format!("&sslcert={root}x&sslkey={good_key}")));
+    assert!(e.contains("sslcert") && e.contains("cannot read"), "{e}");
+    let e = refused(with(&format!("&sslcert={good_key}&sslkey={good_key}")));
+    assert!(
+        e.contains("sslcert") && e.contains("no PEM certificate"),
+        "{e}"
+    );
+}

@@ -1,9 +1,10 @@
 //! The TLS part of a `--database` connection string, read the way libpq reads it, so a
 //! string that works with `psql` works here: `sslmode` (`disable`, `prefer` (the
 //! default), `require`, `verify-ca`, `verify-full`) and `sslrootcert` (a PEM file of CA
-//! certificates, or `system` for the Mozilla roots built in). Both are taken out of the
-//! string before the PostgreSQL client parses the rest; the client knows only
-//! `disable`/`prefer`/`require` and no `sslrootcert`.
+//! certificates, or `system` for the Mozilla roots built in), and `sslcert` with `sslkey`
+//! (PEM files: the client certificate a server with `cert` authentication asks for).
+//! They are taken out of the string before the PostgreSQL client parses the rest; the
+//! client knows only `disable`/`prefer`/`require` and none of the files.
 //!
 //! Both spellings are read: a URL (`postgres://u@h/db?sslmode=verify-full&sslrootcert=…`)
 //! and key/value pairs (`host=h dbname=db sslmode=verify-full sslrootcert='/etc/ca.pem'`).
@@ -41,13 +42,24 @@ pub enum Verify {
     ChainAndName(RootCert),
 }
 
+/// The client certificate (`sslcert`, PEM, the chain from the leaf) and its key
+/// (`sslkey`, PEM) the server may ask for (`cert` in its `pg_hba.conf`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// The TLS settings of a connection string and the rest of it, for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conninfo {
-    /// The string without `sslrootcert`, its `sslmode` one the client knows.
+    /// The string without `sslrootcert`, `sslcert` and `sslkey`, its `sslmode` one the
+    /// client knows.
     pub rest: String,
     pub mode: SslMode,
     pub verify: Verify,
+    /// Presented when the server asks; never with `sslmode=disable`.
+    pub client: Option<ClientCert>,
 }
 
 /// Why the TLS settings of a connection string are refused.
@@ -59,6 +71,10 @@ pub enum ConninfoError {
     NoRootCert(&'static str),
     #[error("sslrootcert is empty")]
     EmptyRootCert,
+    #[error("{0} is empty")]
+    Empty(&'static str),
+    #[error("sslcert and sslkey go together: {0} is missing")]
+    HalfClientCert(&'static str),
     #[error("{0} is given twice")]
     Twice(&'static str),
     #[error("the connection string is malformed: {0}")]
@@ -104,10 +120,22 @@ impl Conninfo {
             (_, Some(root)) => Verify::Chain(root),
             (_, None) => Verify::Nothing,
         };
+        let client = match (found.cert, found.key) {
+            (None, None) => None,
+            (Some(_), None) => return Err(ConninfoError::HalfClientCert("sslkey")),
+            (None, Some(_)) => return Err(ConninfoError::HalfClientCert("sslcert")),
+            (Some(c), _) if c.is_empty() => return Err(ConninfoError::Empty("sslcert")),
+            (_, Some(k)) if k.is_empty() => return Err(ConninfoError::Empty("sslkey")),
+            (Some(cert), Some(key)) => Some(ClientCert {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+            }),
+        };
         Ok(Self {
             rest: with_client_mode(rest, mode, found.url),
             mode,
             verify,
+            client: client.filter(|_| mode != SslMode::Disable),
         })
     }
 }
@@ -116,6 +144,8 @@ impl Conninfo {
 struct Found {
     mode: Option<String>,
     root: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
     url: bool,
 }
 
@@ -125,6 +155,8 @@ impl Found {
         let (slot, name) = match key {
             "sslmode" => (&mut self.mode, "sslmode"),
             "sslrootcert" => (&mut self.root, "sslrootcert"),
+            "sslcert" => (&mut self.cert, "sslcert"),
+            "sslkey" => (&mut self.key, "sslkey"),
             _ => return Ok(false),
         };
         if slot.replace(value).is_some() {
@@ -321,5 +353,35 @@ mod tests {
         assert!(err("host=h dbname").contains("'='"));
         assert!(err("host='h").contains("not closed"));
         assert!(err(&"x".repeat(CONNINFO_LIMIT + 1)).contains("8 KiB"));
+    }
+
+    #[test]
+    fn client_certificates_are_taken_out_in_both_spellings() {
+        let want = Some(ClientCert {
+            cert: "/etc/c.crt".into(),
+            key: "/etc/c.key".into(),
+        });
+        let url =
+            parse("postgres://u@h/db?sslcert=%2Fetc%2Fc.crt&sslmode=require&sslkey=%2Fetc%2Fc.key");
+        assert_eq!(url.client, want);
+        assert_eq!(url.rest, "postgres://u@h/db?sslmode=require");
+        let pairs = parse("host=h sslcert='/etc/c.crt' sslkey=/etc/c.key dbname=db");
+        assert_eq!(pairs.client, want);
+        assert!(
+            !pairs.rest.contains("ssl") || !pairs.rest.contains("sslcert"),
+            "{}",
+            pairs.rest
+        );
+        assert!(!pairs.rest.contains("sslkey"), "{}", pairs.rest);
+        // libpq presents no certificate without TLS.
+        assert_eq!(
+            parse("host=h sslmode=disable sslcert=/c sslkey=/k").client,
+            None
+        );
+        let err = |s: &str| Conninfo::parse(s).unwrap_err().to_string();
+        assert!(err("host=h sslcert=/c").contains("sslkey is missing"));
+        assert!(err("host=h sslkey=/k").contains("sslcert is missing"));
+        assert!(err("host=h sslcert='' sslkey=/k").contains("sslcert is empty"));
+        assert!(err("host=h sslcert=/c sslcert=/d sslkey=/k").contains("sslcert is given twice"));
     }
 }

@@ -91,7 +91,7 @@ impl PgStore {
                 source,
             })?;
         let target = describe(&config);
-        let tls = tls::DatabaseTls::new(&info.verify)?;
+        let tls = tls::DatabaseTls::new(&info.verify, info.client.as_ref())?;
         let store = Self {
             pool: pool::Pool::new(config, tls, target, POOL_SIZE),
         };

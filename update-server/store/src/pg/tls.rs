@@ -16,13 +16,13 @@ use tokio_rustls::rustls::client::danger::{
 use tokio_rustls::rustls::client::WebPkiServerVerifier;
 use tokio_rustls::rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, Error as RustlsError, RootCertStore,
     SignatureScheme,
 };
 
-use super::conninfo::{RootCert, Verify};
+use super::conninfo::{ClientCert, RootCert, Verify};
 
 /// The largest `sslrootcert` file read.
 pub const ROOT_CERT_LIMIT: u64 = 1024 * 1024;
@@ -42,6 +42,14 @@ pub enum TlsSetupError {
     NoCertificate { path: String },
     #[error("sslrootcert {path}: {reason}")]
     BadCertificate { path: String, reason: String },
+    /// `sslcert` or `sslkey` unusable (unreadable, too large, no PEM of the kind, a key
+    /// others may read, or the two do not match).
+    #[error("{what} {path}: {reason}")]
+    ClientCert {
+        what: &'static str,
+        path: String,
+        reason: String,
+    },
 }
 
 /// Makes the TLS side of each new connection.
@@ -51,24 +59,93 @@ pub struct DatabaseTls {
 }
 
 impl DatabaseTls {
-    /// The client configuration `verify` asks for, its roots read now.
-    pub fn new(verify: &Verify) -> Result<Self, TlsSetupError> {
+    /// The client configuration `verify` asks for, its roots (and the client
+    /// certificate and key, if given) read now.
+    pub fn new(verify: &Verify, client: Option<&ClientCert>) -> Result<Self, TlsSetupError> {
         let provider = Arc::new(ring::default_provider());
         let verifier: Arc<dyn ServerCertVerifier> = match verify {
             Verify::Nothing => Arc::new(Unverified(Arc::clone(&provider))),
             Verify::Chain(root) => Arc::new(ChainOnly(webpki(root, &provider)?)),
             Verify::ChainAndName(root) => webpki(root, &provider)?,
         };
-        let config = ClientConfig::builder_with_provider(provider)
+        let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("ring offers the default protocol versions")
             .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(verifier);
+        let config = match client {
+            None => builder.with_no_client_auth(),
+            Some(c) => {
+                let (chain, key) = client_cert(c)?;
+                builder.with_client_auth_cert(chain, key).map_err(|e| {
+                    TlsSetupError::ClientCert {
+                        what: "sslkey",
+                        path: c.key.display().to_string(),
+                        reason: format!("does not go with sslcert {}: {e}", c.cert.display()),
+                    }
+                })?
+            }
+        };
         Ok(Self {
             config: Arc::new(config),
         })
     }
+}
+
+/// Reads at most [`ROOT_CERT_LIMIT`] bytes of `path`.
+fn read_bounded(path: &std::path::Path) -> io::Result<Option<Vec<u8>>> {
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(&file, ROOT_CERT_LIMIT + 1), &mut bytes)?;
+    Ok((bytes.len() as u64 <= ROOT_CERT_LIMIT).then_some(bytes))
+}
+
+/// The client certificate chain and key, as libpq takes them: the key file may not be
+/// readable by group or others (root-owned and group-readable is allowed).
+fn client_cert(
+    c: &ClientCert,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsSetupError> {
+    let refuse =
+        |what: &'static str, path: &std::path::Path, reason: String| TlsSetupError::ClientCert {
+            what,
+            path: path.display().to_string(),
+            reason,
+        };
+    let read = |what: &'static str, path: &std::path::Path| match read_bounded(path) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(refuse(what, path, "larger than 1 MiB".into())),
+        Err(e) => Err(refuse(what, path, format!("cannot read it: {e}"))),
+    };
+    let pem = read("sslcert", &c.cert)?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| refuse("sslcert", &c.cert, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(refuse(
+            "sslcert",
+            &c.cert,
+            "holds no PEM certificate".into(),
+        ));
+    }
+    let meta = std::fs::metadata(&c.key)
+        .map_err(|e| refuse("sslkey", &c.key, format!("cannot read it: {e}")))?;
+    if !meta.is_file() {
+        return Err(refuse("sslkey", &c.key, "is not a file".into()));
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+    let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+    let allowed = if owner == 0 { 0o640 } else { 0o600 };
+    if mode & 0o777 & !allowed != 0 {
+        return Err(refuse(
+            "sslkey",
+            &c.key,
+            format!("others may read it (mode {:o}); chmod 600 it", mode & 0o777),
+        ));
+    }
+    let pem = read("sslkey", &c.key)?;
+    let key = PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|e| refuse("sslkey", &c.key, format!("no PEM private key: {e}")))?;
+    Ok((chain, key))
 }
 
 fn roots(root: &RootCert) -> Result<RootCertStore, TlsSetupError> {

@@ -73,10 +73,17 @@ impl PgCluster {
     /// A cluster that takes TCP connections over TLS only (`hostssl` in `pg_hba.conf`,
     /// everything else rejected), presenting this certificate and key.
     pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> Self {
-        Self::start_with(Some((cert_pem, key_pem)))
+        Self::start_with(Some((cert_pem, key_pem, None)))
     }
 
-    fn start_with(tls: Option<(&str, &str)>) -> Self {
+    /// As [`start_with_tls`](Self::start_with_tls), and TCP clients authenticate by a
+    /// client certificate issued by `client_ca_pem` whose CN is the user name (`cert`
+    /// in `pg_hba.conf`).
+    pub fn start_with_client_certs(cert_pem: &str, key_pem: &str, client_ca_pem: &str) -> Self {
+        Self::start_with(Some((cert_pem, key_pem, Some(client_ca_pem))))
+    }
+
+    fn start_with(tls: Option<(&str, &str, Option<&str>)>) -> Self {
         let initdb = bin("initdb");
         let pg_ctl = bin("pg_ctl");
         let dir = tempfile::tempdir().unwrap();
@@ -121,9 +128,11 @@ impl PgCluster {
         let mut opts = format!(
             "-k {sock} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60"
         );
-        if let Some((cert, key)) = tls {
+        if let Some((cert, key, client_ca)) = tls {
             let owner = std::fs::metadata(&data).unwrap();
-            for (name, pem) in [("server.crt", cert), ("server.key", key)] {
+            let mut files = vec![("server.crt", cert), ("server.key", key)];
+            files.extend(client_ca.map(|pem| ("client-ca.crt", pem)));
+            for (name, pem) in files {
                 let path = data.join(name);
                 std::fs::write(&path, pem).unwrap();
                 std::fs::set_permissions(
@@ -133,13 +142,18 @@ impl PgCluster {
                 .unwrap();
                 std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).unwrap();
             }
-            // Local socket connections stay trusted; TCP only over TLS.
+            // Local socket connections stay trusted; TCP only over TLS, and with a client
+            // CA only by a certificate it issued.
+            let tcp = if client_ca.is_some() { "cert" } else { "trust" };
             std::fs::write(
                 data.join("pg_hba.conf"),
-                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhost all all 0.0.0.0/0 reject\n",
+                format!("local all all trust\nhostssl all all 127.0.0.1/32 {tcp}\nhost all all 0.0.0.0/0 reject\n"),
             )
             .unwrap();
             opts.push_str(" -c ssl=on");
+            if client_ca.is_some() {
+                opts.push_str(" -c ssl_ca_file=client-ca.crt");
+            }
         }
         run(
             run_as,
@@ -168,6 +182,11 @@ impl PgCluster {
         cluster
     }
 
+    /// The server's log so far (for a failure's message).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
     pub fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
@@ -176,10 +195,12 @@ impl PgCluster {
     pub fn database(&self) -> String {
         let name = format!("t{}", self.databases.fetch_add(1, Ordering::SeqCst));
         let port = self.port.to_string();
+        // Over the cluster's own socket: TCP may need a client certificate.
+        let sock = self.dir.path().to_str().unwrap();
         run(
-            None,
+            self.run_as,
             &bin("createdb"),
-            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", &name],
+            &["-h", sock, "-p", &port, "-U", "postgres", &name],
         );
         self.url(&name)
     }
