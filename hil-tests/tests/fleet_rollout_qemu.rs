@@ -166,16 +166,26 @@ fn the_qemu_board_enrolled_by_its_join_url_is_rolled_out_to_2_0_0_through_a_rebo
     let rollout = server.rollout("v2").unwrap();
     assert_eq!(rollout["waves"][0]["committed"], 1, "{rollout}");
     // Its console log reached the server from both boots (`skerry.logs=`), over the
-    // same forwarded TLS port: by the join token at first, by its certificate after.
+    // same forwarded TLS port: by the join token at first, by its certificate after;
+    // and its events (`skerry.events=`), the upgrade's phases among them. Both sinks
+    // were given in the short form, beside the join URL.
     let console = wait_for(
         &mut board,
         Duration::from_secs(60),
         "the console log of both boots on the server",
-        || fleet.console_log(&bins.server, &id),
+        || fleet.device_log(&bins.server, &id, false),
         |text| text.matches("skerryd ready").count() >= 2,
     );
     assert!(
         console.contains("enrolled with the fleet server"),
         "{console}"
     );
+    let events = wait_for(
+        &mut board,
+        Duration::from_secs(60),
+        "the device's upgrade events on the server",
+        || fleet.device_log(&bins.server, &id, true),
+        |text| text.contains("upgrade.phase"),
+    );
+    assert!(events.contains("\"kind\""), "{events}");
 }

@@ -58,9 +58,10 @@ impl QemuFleetServer {
     }
 
     /// A join token for one device, as the kernel arguments `skerry-server token create
-    /// --url` prints: `skerry.join=https://10.0.2.101:8443/?token=…&ca=sha256:…` and the
-    /// console-log sink `skerry.logs=…/device/v1/logs?…` (the event sink as well would
-    /// not fit the 512 bytes the boot environment keeps for device arguments).
+    /// --url` prints: `skerry.join=https://10.0.2.101:8443/?token=…&ca=sha256:…`, and the
+    /// log and event sinks in their short form, only the path of each printed URL
+    /// (`skerry.logs=/device/v1/logs`: on the join URL's server, with its token and pin),
+    /// so all three fit the 512 bytes the boot environment keeps for device arguments.
     pub fn device_arguments(&self, bin: &Path) -> anyhow::Result<String> {
         let url = format!("https://{}:{}", GUEST_TLS.0, GUEST_TLS.1);
         let out = Command::new(bin)
@@ -84,19 +85,33 @@ impl QemuFleetServer {
                 .map(str::to_owned)
                 .with_context(|| format!("token create printed no {key} line: {text}"))
         };
+        let short = |key: &str| -> anyhow::Result<String> {
+            let line = find(key)?;
+            let url = &line[key.len()..];
+            let path = url
+                .strip_prefix("https://")
+                .and_then(|rest| rest.find('/').map(|at| &rest[at..]))
+                .and_then(|p| p.split_once('?'))
+                .map(|(path, _)| path)
+                .with_context(|| format!("{key} is not https://HOST:PORT/PATH?…: {line}"))?;
+            Ok(format!("{key}{path}"))
+        };
         Ok(format!(
-            "{} {}",
+            "{} {} {}",
             find("skerry.join=")?,
-            find("skerry.logs=")?
+            short("skerry.logs=")?,
+            short("skerry.events=")?
         ))
     }
 
-    /// What the server keeps of `device`'s console log (`skerry-server device logs`).
-    pub fn console_log(&self, bin: &Path, device: &str) -> anyhow::Result<String> {
+    /// What the server keeps of `device`'s console log, or with `events` its events
+    /// (`skerry-server device logs [--events]`).
+    pub fn device_log(&self, bin: &Path, device: &str, events: bool) -> anyhow::Result<String> {
         let out = Command::new(bin)
             .arg("--data")
             .arg(self.server.data())
             .args(["device", "logs", device])
+            .args(events.then_some("--events"))
             .output()
             .with_context(|| format!("running {} device logs", bin.display()))?;
         if !out.status.success() {

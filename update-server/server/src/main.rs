@@ -158,6 +158,11 @@ fn run_enrollment(db: &FleetDb, command: &Command) -> Option<Result<(), String>>
                                     .map_err(|e| e.to_string())?;
                             println!("{arg}={sink}");
                         }
+                        eprintln!(
+                            "skerry-server: beside skerry.join=, the short skerry.logs={} skerry.events={} fit a bootloader's few bytes of kernel arguments",
+                            skerry_server::join_url::LOGS_PATH,
+                            skerry_server::join_url::EVENTS_PATH
+                        );
                     }
                     None => eprintln!(
                         "skerry-server: the server CA is {fingerprint}; add --url https://HOST:PORT to print the join URL"
