@@ -31,13 +31,13 @@ pub const GROUP_LIMIT: usize = 512;
 /// Where a check-in's outcome goes.
 enum Reply {
     /// An async caller, woken by the answer.
-    Async(tokio::sync::oneshot::Sender<Result<CheckInRecord, StoreError>>),
+    Async(tokio::sync::oneshot::Sender<Outcome>),
     /// A blocking caller, waiting on the channel.
-    Blocking(mpsc::SyncSender<Result<CheckInRecord, StoreError>>),
+    Blocking(mpsc::SyncSender<Outcome>),
 }
 
 impl Reply {
-    fn send(self, outcome: Result<CheckInRecord, StoreError>) {
+    fn send(self, outcome: Outcome) {
         // A caller that went away (its request was cancelled) needs no answer; the
         // check-in stays stored and the device's next check-in learns its sequence.
         match self {
@@ -148,19 +148,42 @@ fn write_until_closed(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let outcomes = {
+        answer_group(group, |group| {
             let mut conn = lock(conn);
-            let mut outcomes = write_group(&mut conn, &group);
-            attach_decision_inputs(&conn, &group, &mut outcomes);
+            let mut outcomes = write_group(&mut conn, group);
+            attach_decision_inputs(&conn, group, &mut outcomes);
             outcomes
-        };
-        for (job, outcome) in group.into_iter().zip(outcomes) {
-            job.reply.send(outcome);
-        }
+        });
     }
 }
 
-fn write_group(conn: &mut Connection, group: &[Job]) -> Vec<Result<CheckInRecord, StoreError>> {
+type Outcome = Result<CheckInRecord, StoreError>;
+
+/// Answers every check-in of `group` with what `work` made of it. A panic in `work`
+/// (a bug) is answered as a failure of each check-in of the group, so their callers
+/// retry, and the writer goes on with the next group: one bad group must not stop
+/// every device's check-ins. (A transaction the panic left open was rolled back when
+/// it dropped; the lock, if poisoned, is taken over by [`lock`].)
+fn answer_group(group: Vec<Job>, work: impl FnOnce(&[Job]) -> Vec<Outcome>) {
+    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&group)));
+    let outcomes = match done {
+        Ok(outcomes) if outcomes.len() == group.len() => outcomes,
+        _ => group
+            .iter()
+            .map(|job| {
+                Err(StoreError::Damaged {
+                    what: format!("the check-in of {}", job.check_in.device),
+                    reason: "the group it was written with failed; retry".into(),
+                })
+            })
+            .collect(),
+    };
+    for (job, outcome) in group.into_iter().zip(outcomes) {
+        job.reply.send(outcome);
+    }
+}
+
+fn write_group(conn: &mut Connection, group: &[Job]) -> Vec<Outcome> {
     let doing = "recording a check-in";
     // Each check-in's outcome; a refused admission writes nothing, so it is an outcome
     // of its own and the others stay in the transaction.
@@ -195,11 +218,7 @@ fn write_group(conn: &mut Connection, group: &[Job]) -> Vec<Result<CheckInRecord
 /// Reads the decision's inputs once per board and channel of the group, after its
 /// commit (so the stats count the group's own reports). A read that fails leaves the
 /// record without them; the caller then reads them itself.
-fn attach_decision_inputs(
-    conn: &Connection,
-    group: &[Job],
-    outcomes: &mut [Result<CheckInRecord, StoreError>],
-) {
+fn attach_decision_inputs(conn: &Connection, group: &[Job], outcomes: &mut [Outcome]) {
     let mut read: HashMap<(&str, &str), Option<Arc<DecisionInputs>>> = HashMap::new();
     for (job, outcome) in group.iter().zip(outcomes.iter_mut()) {
         let Ok(record) = outcome else { continue };
@@ -208,5 +227,52 @@ fn attach_decision_inputs(
             .entry(key)
             .or_insert_with(|| decision_reads(conn, key.0, key.1).ok().map(Arc::new));
         record.inputs = inputs.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(device: &str) -> (Job, mpsc::Receiver<Outcome>) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let check_in = crate::CheckIn {
+            device: device.into(),
+            board: "pi".into(),
+            version: semver::Version::new(1, 0, 0),
+            channel: "stable".into(),
+            labels: Default::default(),
+            slots: vec![],
+            health: crate::HealthReport {
+                state: crate::HealthState::Healthy,
+                failing: vec![],
+            },
+            reports: vec![],
+            admission: Default::default(),
+        };
+        let job = Job {
+            check_in,
+            now: UnixTime(1),
+            reply: Reply::Blocking(tx),
+        };
+        (job, rx)
+    }
+
+    #[test]
+    fn a_panicking_group_is_answered_as_failed_not_left_waiting() {
+        let (a, ra) = job("a");
+        let (b, rb) = job("b");
+        answer_group(vec![a, b], |_| panic!("a bug while writing"));
+        for (rx, device) in [(ra, "a"), (rb, "b")] {
+            match rx.try_recv() {
+                Ok(Err(StoreError::Damaged { what, reason })) => {
+                    assert!(
+                        what.contains(device) && reason.contains("retry"),
+                        "{what}: {reason}"
+                    );
+                }
+                other => panic!("{device}: {other:?}"),
+            }
+        }
     }
 }
