@@ -43,6 +43,8 @@ pub enum SwuError {
     },
     #[error("{what} {value:?} may hold only [A-Za-z0-9._/+-]")]
     Field { what: &'static str, value: String },
+    #[error("{what} {value:?} names a file: it may hold only [A-Za-z0-9._+-] and not be . or ..")]
+    Name { what: &'static str, value: String },
     #[error("the image is over {MAX_SWU_IMAGE_BYTES} bytes")]
     TooLarge,
     #[error("openssl cms -sign failed (install Debian's openssl): {0}")]
@@ -56,6 +58,19 @@ fn plain(what: &'static str, value: &str) -> Result<(), SwuError> {
             .all(|b| b.is_ascii_alphanumeric() || b"._/+-".contains(&b))
     {
         return Err(SwuError::Field {
+            what,
+            value: value.into(),
+        });
+    }
+    Ok(())
+}
+
+/// A value that becomes part of a file name (`VERSION.swu`, `BOARD-VERSION.img`): no
+/// `/`, not `.` or `..`, so it cannot lead outside the output directory.
+fn file_name_part(what: &'static str, value: &str) -> Result<(), SwuError> {
+    plain(what, value)?;
+    if value.contains('/') || value == "." || value == ".." {
+        return Err(SwuError::Name {
             what,
             value: value.into(),
         });
@@ -113,24 +128,41 @@ impl<W: Write> Cpio<W> {
         self.align()
     }
 
-    /// A member whose data is copied from `from`, which must hold exactly `size` bytes.
+    /// A member whose data is copied from `from`, which must hold exactly `size` bytes
+    /// whose sha256 is `sha256` (as hashed before): an image rewritten in between is
+    /// refused, not signed with a hash its bytes do not have.
     fn member_from(
         &mut self,
         name: &str,
         from: &mut impl Read,
         size: u32,
+        sha256: &str,
         ino: u32,
     ) -> std::io::Result<()> {
         self.header(name, size, ino)?;
-        let copied = std::io::copy(&mut from.take(u64::from(size) + 1), &mut self.out)?;
-        if copied != u64::from(size) {
-            return Err(std::io::Error::other(format!(
-                "the image changed while it was written ({copied} bytes, not {size})"
-            )));
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut left = u64::from(size);
+        let mut from = from.take(left + 1);
+        loop {
+            let n = from.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            self.out.write_all(&buf[..n])?;
+            hasher.update(&buf[..n]);
+            left = left.checked_sub(n as u64).ok_or_else(changed)?;
         }
-        self.at += copied;
+        if left != 0 || hex(&hasher.finalize()) != sha256 {
+            return Err(changed());
+        }
+        self.at += u64::from(size);
         self.align()
     }
+}
+
+fn changed() -> std::io::Error {
+    std::io::Error::other("the image changed while the .swu was written (its length or sha256)")
 }
 
 fn too_large_io() -> std::io::Error {
@@ -183,8 +215,8 @@ pub fn sign(description: &Path, key: &Path, cert: &Path, sig: &Path) -> Result<(
 /// pieces (its sha256 goes into `sw-description`, which comes first), never whole; the
 /// `.swu` appears only complete (written beside it, synced, renamed).
 pub fn write_swu(spec: &SwuSpec<'_>, out_dir: &Path) -> Result<PathBuf, SwuError> {
-    plain("version", spec.version)?;
-    plain("board", spec.board)?;
+    file_name_part("version", spec.version)?;
+    file_name_part("board", spec.board)?;
     plain("device", spec.device)?;
     let read_err = |p: &Path| {
         let path = p.to_path_buf();
@@ -201,8 +233,9 @@ pub fn write_swu(spec: &SwuSpec<'_>, out_dir: &Path) -> Result<PathBuf, SwuError
         move |source| SwuError::Write { path, source }
     };
     std::fs::create_dir_all(out_dir).map_err(write_err(out_dir))?;
-    let desc_path = out_dir.join(format!(".{}.sw-description", spec.version));
-    let sig_path = out_dir.join(format!(".{}.sw-description.sig", spec.version));
+    let pid = std::process::id();
+    let desc_path = out_dir.join(format!(".{}.{pid}.sw-description", spec.version));
+    let sig_path = out_dir.join(format!(".{}.{pid}.sw-description.sig", spec.version));
     std::fs::write(&desc_path, &desc).map_err(write_err(&desc_path))?;
     let signed = sign(&desc_path, spec.key_pem, spec.cert_pem, &sig_path);
     let sig = signed.and_then(|()| std::fs::read(&sig_path).map_err(read_err(&sig_path)));
@@ -211,7 +244,8 @@ pub fn write_swu(spec: &SwuSpec<'_>, out_dir: &Path) -> Result<PathBuf, SwuError
     let sig = sig?;
     std::io::Seek::rewind(&mut image).map_err(read_err(spec.image))?;
     let path = out_dir.join(format!("{}.swu", spec.version));
-    let tmp = out_dir.join(format!(".{}.swu.tmp", spec.version));
+    // Named by this process, so two runs for one version do not write into each other.
+    let tmp = out_dir.join(format!(".{}.swu.{}.tmp", spec.version, std::process::id()));
     let written = (|| {
         let file = std::fs::File::create(&tmp)?;
         let mut cpio = Cpio {
@@ -220,7 +254,7 @@ pub fn write_swu(spec: &SwuSpec<'_>, out_dir: &Path) -> Result<PathBuf, SwuError
         };
         cpio.member("sw-description", desc.as_bytes(), 1)?;
         cpio.member("sw-description.sig", &sig, 2)?;
-        cpio.member_from(&image_name, &mut image, length, 3)?;
+        cpio.member_from(&image_name, &mut image, length, &sha256, 3)?;
         cpio.member("TRAILER!!!", &[], 0)?;
         let file = cpio.out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()
@@ -229,10 +263,52 @@ pub fn write_swu(spec: &SwuSpec<'_>, out_dir: &Path) -> Result<PathBuf, SwuError
         let _ = std::fs::remove_file(&tmp);
         return Err(SwuError::Write { path: tmp, source });
     }
-    std::fs::rename(&tmp, &path).map_err(write_err(&path))?;
+    if let Err(source) = std::fs::rename(&tmp, &path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(SwuError::Write { path, source });
+    }
     Ok(path)
 }
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_that_changed_after_hashing_is_refused() {
+        let image = vec![7u8; 3000];
+        let sha256 = hex(&Sha256::digest(&image));
+        let copy = |bytes: &[u8], size: u32| {
+            let mut cpio = Cpio {
+                out: Vec::new(),
+                at: 0,
+            };
+            cpio.member_from("i.img", &mut &bytes[..], size, &sha256, 3)
+                .map(|()| cpio.out.len())
+        };
+        assert!(copy(&image, 3000).is_ok());
+        let mut same_length = image.clone();
+        same_length[1500] = 8;
+        for (bytes, size) in [
+            (&same_length[..], 3000),
+            (&image[..2999], 3000),
+            (&image[..], 2999),
+        ] {
+            let e = copy(bytes, size).unwrap_err();
+            assert!(e.to_string().contains("changed"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_version_or_board_cannot_lead_out_of_the_output_directory() {
+        for (what, value) in [("version", "../x"), ("version", ".."), ("board", "a/b")] {
+            let e = file_name_part(what, value).unwrap_err().to_string();
+            assert!(e.contains(what) && e.contains("names a file"), "{e}");
+        }
+        file_name_part("version", "1.2.0-rc.1+build.5").unwrap();
+    }
 }

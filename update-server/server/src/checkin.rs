@@ -50,6 +50,10 @@ impl<S: FleetStore> FleetApi<S> {
 }
 
 fn internal(e: &StoreError) -> Status {
+    if let StoreError::Busy { .. } = e {
+        tracing::warn!(error = %e, "check-in refused: the store is busy");
+        return Status::unavailable(e.to_string());
+    }
     tracing::error!(error = %chain(e), "check-in not stored");
     Status::internal("the server could not store the check-in; retry later")
 }
@@ -218,7 +222,10 @@ impl<S: FleetStore> FleetApi<S> {
         let stored = Arc::clone(&self.store)
             .check_in_async(check_in.clone(), now)
             .await;
-        crate::metrics::count_check_in(&check_in, started.elapsed(), stored.is_ok());
+        // A device refused admission is not a store failure.
+        if !matches!(stored, Err(StoreError::NotAdmitted { .. })) {
+            crate::metrics::count_check_in(&check_in, started.elapsed(), stored.is_ok());
+        }
         let record = match stored {
             Ok(record) => record,
             Err(StoreError::NotAdmitted { device, refusal }) => {

@@ -37,6 +37,8 @@ pub enum StoreError {
         device: String,
         refusal: crate::model::AdmissionRefusal,
     },
+    #[error("the store is busy ({what}); retry later")]
+    Busy { what: String },
     #[error("no rollout named {id:?}")]
     NoSuchRollout { id: String },
     #[error("no device named {id:?}")]

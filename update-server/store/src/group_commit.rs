@@ -28,6 +28,10 @@ use skerry_rollout::UnixTime;
 /// At most this many check-ins go into one transaction.
 pub const GROUP_LIMIT: usize = 512;
 
+/// At most this many check-ins wait for the writer; more are refused as busy (the
+/// device retries) rather than queued without bound while the disk is slow.
+pub const QUEUE_LIMIT: usize = 8 * GROUP_LIMIT;
+
 /// Where a check-in's outcome goes.
 enum Reply {
     /// An async caller, woken by the answer.
@@ -37,6 +41,14 @@ enum Reply {
 }
 
 impl Reply {
+    /// The caller no longer waits for the answer.
+    fn abandoned(&self) -> bool {
+        match self {
+            Reply::Async(tx) => tx.is_closed(),
+            Reply::Blocking(_) => false,
+        }
+    }
+
     fn send(self, outcome: Outcome) {
         // A caller that went away (its request was cancelled) needs no answer; the
         // check-in stays stored and the device's next check-in learns its sequence.
@@ -56,7 +68,7 @@ struct Job {
 /// The writer thread and the way to it; dropping it stops the thread once the
 /// check-ins already sent are written.
 pub struct Writer {
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: Option<mpsc::SyncSender<Job>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -76,7 +88,7 @@ fn gone() -> StoreError {
 impl Writer {
     /// Starts the writer on `conn`, which other writers share through its lock.
     pub(crate) fn start(conn: Arc<Mutex<Connection>>) -> Result<Self, std::io::Error> {
-        let (jobs, queue) = mpsc::channel();
+        let (jobs, queue) = mpsc::sync_channel(QUEUE_LIMIT);
         let thread = std::thread::Builder::new()
             .name("check-in writer".into())
             .spawn(move || write_until_closed(&conn, &queue))?;
@@ -88,7 +100,12 @@ impl Writer {
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
         let jobs = self.jobs.as_ref().ok_or_else(gone)?;
-        jobs.send(job).map_err(|_| gone())
+        jobs.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => StoreError::Busy {
+                what: format!("{QUEUE_LIMIT} check-ins are waiting to be written"),
+            },
+            mpsc::TrySendError::Disconnected(_) => gone(),
+        })
     }
 
     /// Records a check-in, blocking until its group committed.
@@ -148,39 +165,68 @@ fn write_until_closed(conn: &Mutex<Connection>, queue: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        answer_group(group, |group| {
-            let mut conn = lock(conn);
-            let mut outcomes = write_group(&mut conn, group);
-            attach_decision_inputs(&conn, group, &mut outcomes);
-            outcomes
-        });
+        // A caller that gave up (its request was cancelled or timed out) is not
+        // written for: it retries, and its reports come again.
+        group.retain(|job| !job.reply.abandoned());
+        if group.is_empty() {
+            continue;
+        }
+        answer_group(
+            group,
+            |group| {
+                let mut conn = lock(conn);
+                let mut outcomes = write_group(&mut conn, group);
+                attach_decision_inputs(&conn, group, &mut outcomes);
+                outcomes
+            },
+            |job| write_alone(&mut lock(conn), job),
+        );
     }
 }
 
 type Outcome = Result<CheckInRecord, StoreError>;
 
 /// Answers every check-in of `group` with what `work` made of it. A panic in `work`
-/// (a bug) is answered as a failure of each check-in of the group, so their callers
-/// retry, and the writer goes on with the next group: one bad group must not stop
-/// every device's check-ins. (A transaction the panic left open was rolled back when
-/// it dropped; the lock, if poisoned, is taken over by [`lock`].)
-fn answer_group(group: Vec<Job>, work: impl FnOnce(&[Job]) -> Vec<Outcome>) {
+/// (a bug) sends each check-in of the group to `alone` (its own transaction, its own
+/// panic guard), so one device's bad data fails only that device, and the writer goes
+/// on with the next group: one bad group must not stop every device's check-ins. (A
+/// transaction the panic left open was rolled back when it dropped; the lock, if
+/// poisoned, is taken over by [`lock`].)
+fn answer_group(
+    group: Vec<Job>,
+    work: impl FnOnce(&[Job]) -> Vec<Outcome>,
+    alone: impl FnMut(&Job) -> Outcome,
+) {
     let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&group)));
     let outcomes = match done {
         Ok(outcomes) if outcomes.len() == group.len() => outcomes,
-        _ => group
-            .iter()
-            .map(|job| {
-                Err(StoreError::Damaged {
-                    what: format!("the check-in of {}", job.check_in.device),
-                    reason: "the group it was written with failed; retry".into(),
+        _ => {
+            tracing::error!(
+                check_ins = group.len(),
+                "writing a check-in group panicked; each is written alone"
+            );
+            let mut alone = alone;
+            group
+                .iter()
+                .map(|job| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| alone(job)))
+                        .unwrap_or_else(|_| Err(group_failed(job)))
                 })
-            })
-            .collect(),
+                .collect()
+        }
     };
     for (job, outcome) in group.into_iter().zip(outcomes) {
         job.reply.send(outcome);
     }
+}
+
+/// Why a group's transaction did not commit.
+enum GroupFailed {
+    /// One of its check-ins failed: each is written again alone.
+    CheckIn,
+    /// The transaction itself (BEGIN or COMMIT: the database busy past its timeout, an
+    /// I/O error): alone they would fail the same way, one timeout each.
+    Transaction(StoreError),
 }
 
 fn write_group(conn: &mut Connection, group: &[Job]) -> Vec<Outcome> {
@@ -190,28 +236,53 @@ fn write_group(conn: &mut Connection, group: &[Job]) -> Vec<Outcome> {
     let mut one_transaction = |items: &[Job]| {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::sql(doing))?;
+            .map_err(|e| GroupFailed::Transaction(StoreError::sql(doing)(e)))?;
         let mut outcomes = Vec::with_capacity(items.len());
+        let mut failed = None;
         for job in items {
             match check_in_tx(&tx, &job.check_in, job.now) {
+                Ok(record) => outcomes.push(Ok(record)),
                 Err(refused @ StoreError::NotAdmitted { .. }) => outcomes.push(Err(refused)),
-                other => outcomes.push(Ok(other?)),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
         }
-        tx.commit().map_err(StoreError::sql(doing))?;
-        Ok::<_, StoreError>(outcomes)
+        if let Some(e) = failed {
+            // Only one check-in: its own error is its answer.
+            return match items.len() {
+                1 => Ok(vec![Err(e)]),
+                _ => Err(GroupFailed::CheckIn),
+            };
+        }
+        tx.commit()
+            .map_err(|e| GroupFailed::Transaction(StoreError::sql(doing)(e)))?;
+        Ok(outcomes)
     };
     match one_transaction(group) {
         Ok(outcomes) => outcomes,
+        Err(GroupFailed::Transaction(e)) => {
+            tracing::error!(error = %e, check_ins = group.len(), "a check-in group's transaction failed");
+            group.iter().map(|job| Err(group_failed(job))).collect()
+        }
         // One of them failed and took the group's transaction with it: write each
         // alone, so only the failing one is refused.
-        Err(_) => group
-            .iter()
-            .map(|job| match one_transaction(std::slice::from_ref(job)) {
-                Ok(mut one) => one.pop().expect("one outcome per check-in"),
-                Err(e) => Err(e),
-            })
-            .collect(),
+        Err(GroupFailed::CheckIn) => group.iter().map(|job| write_alone(conn, job)).collect(),
+    }
+}
+
+/// One check-in in a transaction of its own.
+fn write_alone(conn: &mut Connection, job: &Job) -> Outcome {
+    write_group(conn, std::slice::from_ref(job))
+        .pop()
+        .unwrap_or_else(|| Err(group_failed(job)))
+}
+
+fn group_failed(job: &Job) -> StoreError {
+    StoreError::Damaged {
+        what: format!("the check-in of {}", job.check_in.device),
+        reason: "the group it was written with failed; retry".into(),
     }
 }
 
@@ -225,7 +296,13 @@ fn attach_decision_inputs(conn: &Connection, group: &[Job], outcomes: &mut [Outc
         let key = (job.check_in.board.as_str(), job.check_in.channel.as_str());
         let inputs = read
             .entry(key)
-            .or_insert_with(|| decision_reads(conn, key.0, key.1).ok().map(Arc::new));
+            .or_insert_with(|| match decision_reads(conn, key.0, key.1) {
+                Ok(inputs) => Some(Arc::new(inputs)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the decision's inputs after a group failed; each caller reads them");
+                    None
+                }
+            });
         record.inputs = inputs.clone();
     }
 }
@@ -248,7 +325,7 @@ mod tests {
                 failing: vec![],
             },
             reports: vec![],
-            admission: Default::default(),
+            admission: crate::Admission::Open,
         };
         let job = Job {
             check_in,
@@ -258,21 +335,82 @@ mod tests {
         (job, rx)
     }
 
+    fn record_of(id: &str) -> CheckInRecord {
+        CheckInRecord {
+            facts: skerry_rollout::DeviceFacts {
+                seed: skerry_rollout::WaveSeed::of(id),
+                id: id.into(),
+                board: "pi".into(),
+                channel: "stable".into(),
+                labels: Default::default(),
+                version: semver::Version::new(1, 0, 0),
+                pin: None,
+                rolled_back_from: Default::default(),
+            },
+            acknowledged: 0,
+            inputs: None,
+        }
+    }
+
     #[test]
-    fn a_panicking_group_is_answered_as_failed_not_left_waiting() {
+    fn a_panicking_group_fails_only_the_check_in_that_panics_alone() {
         let (a, ra) = job("a");
         let (b, rb) = job("b");
-        answer_group(vec![a, b], |_| panic!("a bug while writing"));
-        for (rx, device) in [(ra, "a"), (rb, "b")] {
-            match rx.try_recv() {
-                Ok(Err(StoreError::Damaged { what, reason })) => {
-                    assert!(
-                        what.contains(device) && reason.contains("retry"),
-                        "{what}: {reason}"
-                    );
-                }
-                other => panic!("{device}: {other:?}"),
+        // The group panics; alone, "a" panics again and "b" is written.
+        answer_group(
+            vec![a, b],
+            |_| panic!("a bug while writing"),
+            |job| match job.check_in.device.as_str() {
+                "a" => panic!("a's data trips the bug"),
+                id => Ok(record_of(id)),
+            },
+        );
+        match ra.try_recv() {
+            Ok(Err(StoreError::Damaged { what, reason })) => {
+                assert!(
+                    what.contains('a') && reason.contains("retry"),
+                    "{what}: {reason}"
+                );
             }
+            other => panic!("a: {other:?}"),
         }
+        assert_eq!(rb.try_recv().unwrap().unwrap().facts.id, "b");
+    }
+
+    /// While the writer cannot get the connection, check-ins beyond the queue's bound
+    /// are refused as busy at once; the ones taken are all written once it can.
+    #[test]
+    fn a_full_queue_refuses_check_ins_as_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::SqliteStore::open(&dir.path().join("fleet.db")).unwrap());
+        let held = store.lock();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let sent: Vec<_> = (0..QUEUE_LIMIT + GROUP_LIMIT + 8)
+            .map(|n| {
+                let (job, _) = job(&format!("d{n}"));
+                crate::FleetStore::check_in_async(Arc::clone(&store), job.check_in, UnixTime(1))
+            })
+            .collect();
+        drop(held);
+        let outcomes: Vec<Outcome> = rt.block_on(async {
+            let mut out = Vec::new();
+            for f in sent {
+                out.push(f.await);
+            }
+            out
+        });
+        let busy = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(StoreError::Busy { .. })))
+            .count();
+        let written = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert!(busy >= 8, "{busy} refused as busy");
+        assert_eq!(
+            busy + written,
+            outcomes.len(),
+            "every other one was written"
+        );
     }
 }

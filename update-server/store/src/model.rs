@@ -100,12 +100,12 @@ pub struct CheckIn {
     pub admission: Admission,
 }
 
-/// What a check-in's device must be, by the way it arrived.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a check-in's device must be, by the way it arrived. No default: whoever builds
+/// a check-in says who may send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
     /// Anyone: the caller already knows the device (a DDI token, an allowed plaintext
     /// device, a test).
-    #[default]
     Open,
     /// A device without an identity: an enrolled one must use its certificate.
     NotEnrolled,

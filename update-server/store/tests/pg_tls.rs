@@ -79,9 +79,17 @@ fn each_sslmode_connects_or_is_refused_as_libpq_s_would_be() {
     for wrong in [stranger_file.display().to_string(), "system".into()] {
         let e = refused(format!("{named} sslmode=verify-full sslrootcert={wrong}"));
         assert!(e.contains("UnknownIssuer"), "{e}");
-        let e = refused(format!("{url}?sslmode=require&sslrootcert={wrong}"));
-        assert!(e.contains("UnknownIssuer"), "{e}");
     }
+    let e = refused(format!(
+        "{url}?sslmode=require&sslrootcert={}",
+        stranger_file.display()
+    ));
+    assert!(e.contains("UnknownIssuer"), "{e}");
+    // The public roots: verify-full by default, weaker modes refused (libpq 16).
+    let e = refused(format!("{named} sslrootcert=system"));
+    assert!(e.contains("UnknownIssuer"), "{e}");
+    let e = refused(format!("{url}?sslmode=require&sslrootcert=system"));
+    assert!(e.contains("needs sslmode=verify-full"), "{e}");
     // Without TLS the server's pg_hba.conf turns the connection away.
     let e = refused(format!("{url}?sslmode=disable"));
     assert!(e.contains("pg_hba.conf"), "{e}");

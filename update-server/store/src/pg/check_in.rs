@@ -22,7 +22,10 @@ pub(super) fn check_in_tx(
 ) -> Result<CheckInRecord, StoreError> {
     let doing = "recording a check-in";
     if c.admission != crate::Admission::Open {
-        let identity = crate::pg::enrollment::identity_row(tx, &c.device)?;
+        // FOR SHARE: a revocation committed after this transaction's snapshot fails it
+        // with a serialization error (retried, then refused), so a check-in is never
+        // taken after the revocation that should refuse it was acknowledged.
+        let identity = crate::pg::enrollment::identity_row_locked(tx, &c.device)?;
         if let Err(refusal) = c.admission.admits(identity.as_ref()) {
             return Err(StoreError::NotAdmitted {
                 device: c.device.clone(),

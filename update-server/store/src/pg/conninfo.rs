@@ -73,6 +73,8 @@ pub enum ConninfoError {
     EmptyRootCert,
     #[error("{0} is empty")]
     Empty(&'static str),
+    #[error("sslrootcert=system trusts every public CA, so it needs sslmode=verify-full (the default with it, as in libpq 16)")]
+    SystemNeedsVerifyFull,
     #[error("sslcert and sslkey go together: {0} is missing")]
     HalfClientCert(&'static str),
     #[error("{0} is given twice")]
@@ -96,7 +98,11 @@ impl Conninfo {
         } else {
             pairs_without_tls(s, &mut found)?
         };
+        let system = found.root.as_deref() == Some("system");
         let mode = match found.mode.as_deref() {
+            // As libpq 16: the public roots trust any name they signed, so with them
+            // the default is verify-full, and weaker modes are refused below.
+            None if system => SslMode::VerifyFull,
             None | Some("prefer") => SslMode::Prefer,
             Some("disable") => SslMode::Disable,
             Some("require") => SslMode::Require,
@@ -104,6 +110,9 @@ impl Conninfo {
             Some("verify-full") => SslMode::VerifyFull,
             Some(other) => return Err(ConninfoError::UnknownMode(other.to_string())),
         };
+        if system && mode != SslMode::VerifyFull {
+            return Err(ConninfoError::SystemNeedsVerifyFull);
+        }
         let root = match found.root.as_deref() {
             None => None,
             Some("") => return Err(ConninfoError::EmptyRootCert),
@@ -325,7 +334,11 @@ mod tests {
         assert_eq!(with("require", ""), Ok(Verify::Nothing));
         assert_eq!(
             with("require", "&sslrootcert=system"),
-            Ok(Verify::Chain(RootCert::System))
+            Err(ConninfoError::SystemNeedsVerifyFull)
+        );
+        assert_eq!(
+            Conninfo::parse("postgres://h/db?sslrootcert=system").map(|c| (c.mode, c.verify)),
+            Ok((SslMode::VerifyFull, Verify::ChainAndName(RootCert::System)))
         );
         assert_eq!(
             with("prefer", "&sslrootcert=/ca"),

@@ -105,8 +105,24 @@ pub(crate) fn identity_row(
     tx: &mut impl GenericClient,
     device_id: &str,
 ) -> Result<Option<IdentityRecord>, StoreError> {
+    identity_query(tx, device_id, "")
+}
+
+/// [`identity_row`], the row locked against a concurrent revocation or re-enrollment.
+pub(crate) fn identity_row_locked(
+    tx: &mut impl GenericClient,
+    device_id: &str,
+) -> Result<Option<IdentityRecord>, StoreError> {
+    identity_query(tx, device_id, " FOR SHARE")
+}
+
+fn identity_query(
+    tx: &mut impl GenericClient,
+    device_id: &str,
+    lock: &str,
+) -> Result<Option<IdentityRecord>, StoreError> {
     tx.query_opt(
-        &format!("SELECT {IDENTITY_COLUMNS} FROM device_identities WHERE device_id = $1"),
+        &format!("SELECT {IDENTITY_COLUMNS} FROM device_identities WHERE device_id = $1{lock}"),
         &[&device_id],
     )
     .map_err(StoreError::pg("reading a device identity"))?

@@ -103,6 +103,12 @@ pub(super) fn record_offer(
         )
         .map_err(StoreError::pg(doing))?;
     if inserted > 0 {
+        // Check-ins run at REPEATABLE READ and meet on the device's row (see the
+        // module note in `pg/mod.rs`): writing it here too makes an offer and a
+        // check-in of one device that overlap fail one of them with a serialization
+        // error (retried), instead of both appending the same timeline sequence.
+        tx.execute("UPDATE devices SET id = id WHERE id = $1", &[&device])
+            .map_err(StoreError::pg(doing))?;
         let version: String = tx
             .query_one("SELECT version FROM rollouts WHERE id = $1", &[&rollout_id])
             .map_err(StoreError::pg(doing))?

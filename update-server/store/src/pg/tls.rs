@@ -127,22 +127,36 @@ fn client_cert(
             "holds no PEM certificate".into(),
         ));
     }
-    let meta = std::fs::metadata(&c.key)
+    // The key's permissions are those of the file read (one open), as libpq checks
+    // them: owned by us, no group or other bits; owned by root, at most 0640.
+    let file = std::fs::File::open(&c.key)
+        .map_err(|e| refuse("sslkey", &c.key, format!("cannot read it: {e}")))?;
+    let meta = file
+        .metadata()
         .map_err(|e| refuse("sslkey", &c.key, format!("cannot read it: {e}")))?;
     if !meta.is_file() {
         return Err(refuse("sslkey", &c.key, "is not a file".into()));
     }
-    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
     let owner = std::os::unix::fs::MetadataExt::uid(&meta);
-    let allowed = if owner == 0 { 0o640 } else { 0o600 };
-    if mode & 0o777 & !allowed != 0 {
+    let forbidden = if owner == 0 && rustix::process::geteuid().as_raw() != 0 {
+        0o037
+    } else {
+        0o077
+    };
+    if mode & forbidden != 0 {
         return Err(refuse(
             "sslkey",
             &c.key,
-            format!("others may read it (mode {:o}); chmod 600 it", mode & 0o777),
+            format!("group or others may use it (mode {mode:o}); chmod 600 it"),
         ));
     }
-    let pem = read("sslkey", &c.key)?;
+    let mut pem = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(&file, ROOT_CERT_LIMIT + 1), &mut pem)
+        .map_err(|e| refuse("sslkey", &c.key, format!("cannot read it: {e}")))?;
+    if pem.len() as u64 > ROOT_CERT_LIMIT {
+        return Err(refuse("sslkey", &c.key, "larger than 1 MiB".into()));
+    }
     let key = PrivateKeyDer::from_pem_slice(&pem)
         .map_err(|e| refuse("sslkey", &c.key, format!("no PEM private key: {e}")))?;
     Ok((chain, key))
