@@ -9,8 +9,10 @@
 //! caller, not a race of blocking threads for the connection's lock: under load those
 //! hand-offs, not SQL, were most of the server's time.
 //!
-//! If a group's transaction fails, each of its check-ins is retried in a transaction of
-//! its own, so one bad check-in cannot fail the others.
+//! If one of a group's check-ins fails (or the writing panics), each is written again in
+//! a transaction of its own, so one bad check-in cannot fail the others; if the
+//! transaction itself cannot begin or commit, the whole group is answered with that.
+//! The channel is bounded ([`QUEUE_LIMIT`]): past it a check-in is refused as busy.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
