@@ -127,6 +127,20 @@ pub enum AdmissionRefusal {
 }
 
 impl Admission {
+    /// [`Admission::admits`] as the store answers a check-in of `device`: refused, it
+    /// is [`StoreError::NotAdmitted`](crate::StoreError::NotAdmitted).
+    pub(crate) fn check(
+        &self,
+        device: &str,
+        identity: Option<&crate::IdentityRecord>,
+    ) -> Result<(), crate::StoreError> {
+        self.admits(identity)
+            .map_err(|refusal| crate::StoreError::NotAdmitted {
+                device: device.to_owned(),
+                refusal,
+            })
+    }
+
     /// Whether a device with the stored `identity` is admitted.
     pub fn admits(&self, identity: Option<&crate::IdentityRecord>) -> Result<(), AdmissionRefusal> {
         match (self, identity) {

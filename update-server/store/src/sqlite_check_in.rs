@@ -24,12 +24,7 @@ pub(crate) fn check_in_tx(
     // Before any write: a refused check-in leaves the transaction as it was.
     if c.admission != Admission::Open {
         let identity = crate::sqlite_enrollment::identity_row(tx, &c.device)?;
-        if let Err(refusal) = c.admission.admits(identity.as_ref()) {
-            return Err(StoreError::NotAdmitted {
-                device: c.device.clone(),
-                refusal,
-            });
-        }
+        c.admission.check(&c.device, identity.as_ref())?;
     }
     let before = device_record(tx, &c.device)?;
     tx.execute_cached(

@@ -23,12 +23,11 @@ const SERVER_NAME: &str = "localhost";
 /// One TLS client configuration per device, each with its own certificate.
 pub type DeviceTls = Arc<Vec<Arc<ClientConfig>>>;
 
-/// The DER of the first certificate in the PEM file at `path`.
-fn pem_certificate(path: &Path) -> Result<Vec<u8>, String> {
-    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&text)
+/// The DER of the first certificate in `pem` (read from `path`).
+fn pem_certificate(path: &Path, pem: &[u8]) -> Result<Vec<u8>, String> {
+    let (_, parsed) = x509_parser::pem::parse_x509_pem(pem)
         .map_err(|e| format!("{}: not a PEM certificate: {e}", path.display()))?;
-    Ok(pem.contents)
+    Ok(parsed.contents)
 }
 
 fn provider() -> Arc<tokio_rustls::rustls::crypto::CryptoProvider> {
@@ -66,7 +65,9 @@ pub async fn enroll_devices(
         skerry_server::enroll_admin::create_token(&db, uses, Duration::from_secs(3600), &[], now)
             .map_err(|e| format!("creating a join token: {e}"))?
             .reveal();
-    let server_ca = pem_certificate(&data.join("pki/server-ca.crt"))?;
+    let ca_path = data.join("pki/server-ca.crt");
+    let ca_pem = std::fs::read(&ca_path).map_err(|e| format!("{}: {e}", ca_path.display()))?;
+    let server_ca = pem_certificate(&ca_path, &ca_pem)?;
     let mut roots = RootCertStore::empty();
     roots
         .add(CertificateDer::from(server_ca))
@@ -75,9 +76,7 @@ pub async fn enroll_devices(
         .map_err(|e| e.to_string())?
         .tls_config(
             tonic::transport::ClientTlsConfig::new()
-                .ca_certificate(tonic::transport::Certificate::from_pem(
-                    std::fs::read(data.join("pki/server-ca.crt")).map_err(|e| e.to_string())?,
-                ))
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem))
                 .domain_name(SERVER_NAME),
         )
         .map_err(|e| format!("enrollment TLS: {e}"))?

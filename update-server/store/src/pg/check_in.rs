@@ -26,12 +26,7 @@ pub(super) fn check_in_tx(
         // with a serialization error (retried, then refused), so a check-in is never
         // taken after the revocation that should refuse it was acknowledged.
         let identity = crate::pg::enrollment::identity_row_locked(tx, &c.device)?;
-        if let Err(refusal) = c.admission.admits(identity.as_ref()) {
-            return Err(StoreError::NotAdmitted {
-                device: c.device.clone(),
-                refusal,
-            });
-        }
+        c.admission.check(&c.device, identity.as_ref())?;
     }
     let before = device_record(tx, &c.device)?;
     let health = health_text(&c.health);

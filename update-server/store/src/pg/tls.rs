@@ -94,9 +94,13 @@ impl DatabaseTls {
 
 /// Reads at most [`ROOT_CERT_LIMIT`] bytes of `path`.
 fn read_bounded(path: &std::path::Path) -> io::Result<Option<Vec<u8>>> {
-    let file = std::fs::File::open(path)?;
+    read_file_bounded(&std::fs::File::open(path)?)
+}
+
+/// [`read_bounded`] of a file already open; `None` past the limit.
+fn read_file_bounded(file: &std::fs::File) -> io::Result<Option<Vec<u8>>> {
     let mut bytes = Vec::new();
-    io::Read::read_to_end(&mut io::Read::take(&file, ROOT_CERT_LIMIT + 1), &mut bytes)?;
+    io::Read::read_to_end(&mut io::Read::take(file, ROOT_CERT_LIMIT + 1), &mut bytes)?;
     Ok((bytes.len() as u64 <= ROOT_CERT_LIMIT).then_some(bytes))
 }
 
@@ -151,12 +155,9 @@ fn client_cert(
             format!("group or others may use it (mode {mode:o}); chmod 600 it"),
         ));
     }
-    let mut pem = Vec::new();
-    io::Read::read_to_end(&mut io::Read::take(&file, ROOT_CERT_LIMIT + 1), &mut pem)
-        .map_err(|e| refuse("sslkey", &c.key, format!("cannot read it: {e}")))?;
-    if pem.len() as u64 > ROOT_CERT_LIMIT {
-        return Err(refuse("sslkey", &c.key, "larger than 1 MiB".into()));
-    }
+    let pem = read_file_bounded(&file)
+        .map_err(|e| refuse("sslkey", &c.key, format!("cannot read it: {e}")))?
+        .ok_or_else(|| refuse("sslkey", &c.key, "larger than 1 MiB".into()))?;
     let key = PrivateKeyDer::from_pem_slice(&pem)
         .map_err(|e| refuse("sslkey", &c.key, format!("no PEM private key: {e}")))?;
     Ok((chain, key))
@@ -176,13 +177,9 @@ fn roots(root: &RootCert) -> Result<RootCertStore, TlsSetupError> {
         path: shown.clone(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read)?;
-    let mut pem = Vec::new();
-    io::Read::read_to_end(&mut io::Read::take(&file, ROOT_CERT_LIMIT + 1), &mut pem)
-        .map_err(read)?;
-    if pem.len() as u64 > ROOT_CERT_LIMIT {
+    let Some(pem) = read_bounded(path).map_err(read)? else {
         return Err(TlsSetupError::TooLarge { path: shown });
-    }
+    };
     for cert in CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| TlsSetupError::BadCertificate {
             path: shown.clone(),
